@@ -1,0 +1,283 @@
+import datetime
+
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class EntryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ENTRY_KIND_UNSPECIFIED: _ClassVar[EntryKind]
+    ENTRY_KIND_ARTICLE: _ClassVar[EntryKind]
+    ENTRY_KIND_QA: _ClassVar[EntryKind]
+
+class EntryStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ENTRY_STATUS_UNSPECIFIED: _ClassVar[EntryStatus]
+    ENTRY_STATUS_PUBLISHED: _ClassVar[EntryStatus]
+    ENTRY_STATUS_PROPOSED: _ClassVar[EntryStatus]
+    ENTRY_STATUS_ARCHIVED: _ClassVar[EntryStatus]
+ENTRY_KIND_UNSPECIFIED: EntryKind
+ENTRY_KIND_ARTICLE: EntryKind
+ENTRY_KIND_QA: EntryKind
+ENTRY_STATUS_UNSPECIFIED: EntryStatus
+ENTRY_STATUS_PUBLISHED: EntryStatus
+ENTRY_STATUS_PROPOSED: EntryStatus
+ENTRY_STATUS_ARCHIVED: EntryStatus
+
+class Source(_message.Message):
+    __slots__ = ("entry_id", "title", "snippet", "score", "source")
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    SNIPPET_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    entry_id: str
+    title: str
+    snippet: str
+    score: float
+    source: str
+    def __init__(self, entry_id: _Optional[str] = ..., title: _Optional[str] = ..., snippet: _Optional[str] = ..., score: _Optional[float] = ..., source: _Optional[str] = ...) -> None: ...
+
+class GenerationFacts(_message.Message):
+    __slots__ = ("model", "input_tokens", "output_tokens", "retrieval_ms", "time_to_first_token_ms", "total_ms")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    TIME_TO_FIRST_TOKEN_MS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    input_tokens: int
+    output_tokens: int
+    retrieval_ms: int
+    time_to_first_token_ms: int
+    total_ms: int
+    def __init__(self, model: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., retrieval_ms: _Optional[int] = ..., time_to_first_token_ms: _Optional[int] = ..., total_ms: _Optional[int] = ...) -> None: ...
+
+class ChatRequest(_message.Message):
+    __slots__ = ("query", "conversation_id", "request_id")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    query: str
+    conversation_id: str
+    request_id: str
+    def __init__(self, query: _Optional[str] = ..., conversation_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ChatResponse(_message.Message):
+    __slots__ = ("answer", "interaction_id", "conversation_id", "sources", "grounded", "generation")
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    INTERACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    GROUNDED_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    answer: str
+    interaction_id: str
+    conversation_id: str
+    sources: _containers.RepeatedCompositeFieldContainer[Source]
+    grounded: bool
+    generation: GenerationFacts
+    def __init__(self, answer: _Optional[str] = ..., interaction_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ..., grounded: _Optional[bool] = ..., generation: _Optional[_Union[GenerationFacts, _Mapping]] = ...) -> None: ...
+
+class ChatStreamRequest(_message.Message):
+    __slots__ = ("query", "conversation_id", "request_id")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    query: str
+    conversation_id: str
+    request_id: str
+    def __init__(self, query: _Optional[str] = ..., conversation_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ChatStreamResponse(_message.Message):
+    __slots__ = ("start", "delta", "end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    start: ChatStreamStart
+    delta: ChatStreamDelta
+    end: ChatStreamEnd
+    def __init__(self, start: _Optional[_Union[ChatStreamStart, _Mapping]] = ..., delta: _Optional[_Union[ChatStreamDelta, _Mapping]] = ..., end: _Optional[_Union[ChatStreamEnd, _Mapping]] = ...) -> None: ...
+
+class ChatStreamStart(_message.Message):
+    __slots__ = ("interaction_id", "conversation_id", "sources")
+    INTERACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    interaction_id: str
+    conversation_id: str
+    sources: _containers.RepeatedCompositeFieldContainer[Source]
+    def __init__(self, interaction_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ...) -> None: ...
+
+class ChatStreamDelta(_message.Message):
+    __slots__ = ("text",)
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    def __init__(self, text: _Optional[str] = ...) -> None: ...
+
+class ChatStreamEnd(_message.Message):
+    __slots__ = ("grounded", "generation")
+    GROUNDED_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    grounded: bool
+    generation: GenerationFacts
+    def __init__(self, grounded: _Optional[bool] = ..., generation: _Optional[_Union[GenerationFacts, _Mapping]] = ...) -> None: ...
+
+class KnowledgeEntry(_message.Message):
+    __slots__ = ("entry_id", "kind", "title", "content", "questions", "source", "provenance", "status", "metadata", "create_time", "update_time")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    QUESTIONS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    PROVENANCE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    entry_id: str
+    kind: EntryKind
+    title: str
+    content: str
+    questions: _containers.RepeatedScalarFieldContainer[str]
+    source: str
+    provenance: Provenance
+    status: EntryStatus
+    metadata: _containers.ScalarMap[str, str]
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, entry_id: _Optional[str] = ..., kind: _Optional[_Union[EntryKind, str]] = ..., title: _Optional[str] = ..., content: _Optional[str] = ..., questions: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ..., status: _Optional[_Union[EntryStatus, str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Provenance(_message.Message):
+    __slots__ = ("interaction_ids", "teacher_model", "prompt_version", "training_run_id", "fix_id", "created_by", "create_time")
+    INTERACTION_IDS_FIELD_NUMBER: _ClassVar[int]
+    TEACHER_MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    FIX_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    interaction_ids: _containers.RepeatedScalarFieldContainer[str]
+    teacher_model: str
+    prompt_version: str
+    training_run_id: str
+    fix_id: str
+    created_by: str
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, interaction_ids: _Optional[_Iterable[str]] = ..., teacher_model: _Optional[str] = ..., prompt_version: _Optional[str] = ..., training_run_id: _Optional[str] = ..., fix_id: _Optional[str] = ..., created_by: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SearchKnowledgeRequest(_message.Message):
+    __slots__ = ("query", "k", "source", "statuses")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    query: str
+    k: int
+    source: str
+    statuses: _containers.RepeatedScalarFieldContainer[EntryStatus]
+    def __init__(self, query: _Optional[str] = ..., k: _Optional[int] = ..., source: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[EntryStatus, str]]] = ...) -> None: ...
+
+class SearchKnowledgeResponse(_message.Message):
+    __slots__ = ("hits",)
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    hits: _containers.RepeatedCompositeFieldContainer[KnowledgeHit]
+    def __init__(self, hits: _Optional[_Iterable[_Union[KnowledgeHit, _Mapping]]] = ...) -> None: ...
+
+class KnowledgeHit(_message.Message):
+    __slots__ = ("entry", "score", "matched_question")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_QUESTION_FIELD_NUMBER: _ClassVar[int]
+    entry: KnowledgeEntry
+    score: float
+    matched_question: str
+    def __init__(self, entry: _Optional[_Union[KnowledgeEntry, _Mapping]] = ..., score: _Optional[float] = ..., matched_question: _Optional[str] = ...) -> None: ...
+
+class UpsertEntriesRequest(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[KnowledgeEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[KnowledgeEntry, _Mapping]]] = ...) -> None: ...
+
+class UpsertEntriesResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[KnowledgeEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[KnowledgeEntry, _Mapping]]] = ...) -> None: ...
+
+class GetEntryRequest(_message.Message):
+    __slots__ = ("entry_id",)
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    entry_id: str
+    def __init__(self, entry_id: _Optional[str] = ...) -> None: ...
+
+class GetEntryResponse(_message.Message):
+    __slots__ = ("entry",)
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    entry: KnowledgeEntry
+    def __init__(self, entry: _Optional[_Union[KnowledgeEntry, _Mapping]] = ...) -> None: ...
+
+class ListEntriesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "source", "status", "kind")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    source: str
+    status: EntryStatus
+    kind: EntryKind
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., source: _Optional[str] = ..., status: _Optional[_Union[EntryStatus, str]] = ..., kind: _Optional[_Union[EntryKind, str]] = ...) -> None: ...
+
+class ListEntriesResponse(_message.Message):
+    __slots__ = ("entries", "next_page_token")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[KnowledgeEntry]
+    next_page_token: str
+    def __init__(self, entries: _Optional[_Iterable[_Union[KnowledgeEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class UpdateEntryRequest(_message.Message):
+    __slots__ = ("entry", "update_mask")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    entry: KnowledgeEntry
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, entry: _Optional[_Union[KnowledgeEntry, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdateEntryResponse(_message.Message):
+    __slots__ = ("entry",)
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    entry: KnowledgeEntry
+    def __init__(self, entry: _Optional[_Union[KnowledgeEntry, _Mapping]] = ...) -> None: ...
+
+class DeleteEntryRequest(_message.Message):
+    __slots__ = ("entry_id", "allow_missing")
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_MISSING_FIELD_NUMBER: _ClassVar[int]
+    entry_id: str
+    allow_missing: bool
+    def __init__(self, entry_id: _Optional[str] = ..., allow_missing: _Optional[bool] = ...) -> None: ...
+
+class DeleteEntryResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -1,0 +1,85 @@
+"""`python -m interactions [serve|migrate]`: runs the interactions service, or
+applies its migrations and exits (the explicit command for managed databases)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from interactions.service import InteractionsService
+from interactions.settings import Settings
+from interactions import repository
+from mend.interactions.v1 import interactions_service_pb2 as pb
+from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc
+from mendkit import migrations
+from mendkit.embedded_postgres import database_url_or_embedded
+from mendkit.logs import setup_logging
+from mendkit.page_tokens import PageTokens
+from mendkit.server import Registration, serve_until_signalled
+from mendkit.settings import SettingsError
+from mendkit.telemetry import setup_telemetry
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["InteractionsService"].full_name
+MIGRATIONS = Path(__file__).parent / "migrations"
+_log = logging.getLogger("interactions")
+
+
+async def migrate(url: str) -> list[int]:
+    pool = await repository.create_pool(url, max_size=1)
+    try:
+        async with pool.acquire() as connection:
+            return await migrations.apply(connection, "interactions", MIGRATIONS)
+    finally:
+        await pool.close()
+
+
+async def serve(settings: Settings) -> None:
+    url, embedded = await database_url_or_embedded(settings.database_url, settings.home, settings.embedded_pg_port)
+    try:
+        if settings.migrate_on_start:
+            await migrate(url)
+        pool = await repository.create_pool(url, settings.pool_max_size)
+        servicer = InteractionsService(pool, PageTokens(settings.page_token_secret))
+        registration = Registration(servicer, pb_grpc.add_InteractionsServiceServicer_to_server, SERVICE_NAME)
+        await serve_until_signalled([registration], settings.address, on_shutdown=pool.close)
+    finally:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+
+
+async def migrate_command(settings: Settings) -> None:
+    url, embedded = await database_url_or_embedded(settings.database_url, settings.home, settings.embedded_pg_port)
+    try:
+        applied = await migrate(url)
+        print(f"applied {len(applied)} migration(s): {applied}" if applied else "database is up to date")
+    finally:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m interactions", description=__doc__)
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"interactions: {error}", file=sys.stderr)
+        return 2
+    setup_logging("interactions", settings.log_level)
+    shutdown_telemetry = setup_telemetry("interactions")
+    try:
+        asyncio.run(serve(settings) if args.command == "serve" else migrate_command(settings))
+    except OSError as error:
+        _log.error(str(error))
+        return 1
+    finally:
+        shutdown_telemetry()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

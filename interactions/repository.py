@@ -1,0 +1,196 @@
+"""All SQL on the `interactions` table. Handlers call these functions with
+validated values; nothing else in Mend touches the table."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from mendkit.errors import AlreadyExists, NotFound, Unavailable
+
+_COLUMNS = """
+    interaction_id, conversation_id, user_query, bot_response, sources, model,
+    input_tokens, output_tokens, retrieval_ms, time_to_first_token_ms, total_ms,
+    trace_id, "timestamp", feedback, feedback_reason, feedback_comment, feedback_time,
+    processed_for_training, training_outcome, knowledge_entry_id, training_run_id, processed_time
+"""
+
+
+@dataclass(frozen=True)
+class NewInteraction:
+    interaction_id: uuid.UUID
+    conversation_id: str
+    user_query: str
+    bot_response: str
+    sources: list[dict[str, object]]
+    model: str
+    input_tokens: int
+    output_tokens: int
+    retrieval_ms: int
+    time_to_first_token_ms: int
+    total_ms: int
+    trace_id: str
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    # +1, -1, 0, or None for any rating.
+    feedback: int | None
+    processed_for_training: bool | None
+    start_time: datetime | None
+    end_time: datetime | None
+    conversation_id: str
+
+
+@dataclass(frozen=True)
+class Mark:
+    interaction_id: uuid.UUID
+    outcome: str
+    knowledge_entry_id: str
+    training_run_id: str
+
+
+@contextlib.asynccontextmanager
+async def _database_errors() -> AsyncIterator[None]:
+    """A database that cannot be reached is UNAVAILABLE (callers retry), not INTERNAL."""
+    try:
+        yield
+    except (OSError, asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.CannotConnectNowError,
+            asyncpg.exceptions.TooManyConnectionsError) as error:
+        raise Unavailable(f"the interactions database is unreachable: {type(error).__name__}") from error
+
+
+async def _init_connection(connection: asyncpg.Connection) -> None:
+    await connection.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(url: str, max_size: int) -> asyncpg.Pool:
+    return await asyncpg.create_pool(url, min_size=1, max_size=max_size, init=_init_connection)
+
+
+async def create(pool: asyncpg.Pool, new: NewInteraction) -> asyncpg.Record:
+    """Inserts the interaction, or returns the stored one if this is a retry of
+    the same create. The same id with other content is ALREADY_EXISTS."""
+    async with _database_errors():
+        row = await pool.fetchrow(
+            f"""
+            INSERT INTO interactions (
+                interaction_id, conversation_id, user_query, bot_response, sources, model,
+                input_tokens, output_tokens, retrieval_ms, time_to_first_token_ms, total_ms, trace_id)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+            ON CONFLICT (interaction_id) DO NOTHING
+            RETURNING {_COLUMNS}
+            """,
+            new.interaction_id, new.conversation_id, new.user_query, new.bot_response, new.sources, new.model,
+            new.input_tokens, new.output_tokens, new.retrieval_ms, new.time_to_first_token_ms, new.total_ms,
+            new.trace_id,
+        )
+        if row is not None:
+            return row
+        existing = await get(pool, new.interaction_id)
+    same = (
+        existing["conversation_id"] == new.conversation_id
+        and existing["user_query"] == new.user_query
+        and existing["bot_response"] == new.bot_response
+    )
+    if not same:
+        raise AlreadyExists(
+            f"interaction {new.interaction_id} already exists with different content; choose a new interaction_id"
+        )
+    return existing
+
+
+async def get(pool: asyncpg.Pool, interaction_id: uuid.UUID) -> asyncpg.Record:
+    async with _database_errors():
+        row = await pool.fetchrow(f"SELECT {_COLUMNS} FROM interactions WHERE interaction_id = $1", interaction_id)
+    if row is None:
+        raise NotFound(f"interaction {interaction_id} does not exist")
+    return row
+
+
+async def list_page(
+    pool: asyncpg.Pool, where: ListFilter, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[asyncpg.Record]:
+    """Up to `limit` interactions matching `where`, oldest first, after the cursor."""
+    conditions: list[str] = []
+    params: list[object] = []
+
+    def param(value: object) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    # Rating and processed flag are inlined as constants (they come from a closed
+    # set, never from text) so that the planner can match the partial index.
+    if where.feedback is not None:
+        conditions.append(f"feedback = {int(where.feedback)}")
+    if where.processed_for_training is not None:
+        conditions.append(f"processed_for_training = {'true' if where.processed_for_training else 'false'}")
+    if where.start_time is not None:
+        conditions.append(f'"timestamp" >= {param(where.start_time)}')
+    if where.end_time is not None:
+        conditions.append(f'"timestamp" < {param(where.end_time)}')
+    if where.conversation_id:
+        conditions.append(f"conversation_id = {param(where.conversation_id)}")
+    if after is not None:
+        conditions.append(f'("timestamp", interaction_id) > ({param(after[0])}, {param(after[1])})')
+    sql = f"SELECT {_COLUMNS} FROM interactions"
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
+    sql += f' ORDER BY "timestamp", interaction_id LIMIT {param(limit)}'
+    async with _database_errors():
+        return await pool.fetch(sql, *params)
+
+
+async def set_feedback(
+    pool: asyncpg.Pool, interaction_id: uuid.UUID, feedback: int, reason: str | None, comment: str
+) -> asyncpg.Record:
+    """Records a vote, replacing any earlier one."""
+    async with _database_errors():
+        row = await pool.fetchrow(
+            f"""
+            UPDATE interactions
+               SET feedback = $2, feedback_reason = $3, feedback_comment = $4, feedback_time = now()
+             WHERE interaction_id = $1
+            RETURNING {_COLUMNS}
+            """,
+            interaction_id, feedback, reason, comment,
+        )
+    if row is None:
+        raise NotFound(f"interaction {interaction_id} does not exist")
+    return row
+
+
+async def mark_processed(pool: asyncpg.Pool, marks: Sequence[Mark]) -> list[asyncpg.Record]:
+    """Records the trainer's outcomes in one transaction: all or nothing.
+
+    A `failed` outcome leaves `processed_for_training` false, so that the next
+    run tries that interaction again instead of dropping it."""
+    ids = [m.interaction_id for m in marks]
+    async with _database_errors(), pool.acquire() as connection, connection.transaction():
+        rows = await connection.fetch(
+            f"""
+            UPDATE interactions AS i
+               SET processed_for_training = m.outcome <> 'failed',
+                   training_outcome = m.outcome,
+                   knowledge_entry_id = m.entry_id,
+                   training_run_id = m.run_id,
+                   processed_time = now()
+              FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS m(id, outcome, entry_id, run_id)
+             WHERE i.interaction_id = m.id
+            RETURNING {", ".join("i." + c.strip() for c in _COLUMNS.split(","))}
+            """,
+            ids, [m.outcome for m in marks], [m.knowledge_entry_id for m in marks], [m.training_run_id for m in marks],
+        )
+        if len(rows) != len(marks):
+            found = {row["interaction_id"] for row in rows}
+            missing = [str(i) for i in ids if i not in found]
+            # Raising inside the transaction rolls every update of the batch back.
+            raise NotFound(f"interactions do not exist: {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else ""))
+    by_id = {row["interaction_id"]: row for row in rows}
+    return [by_id[i] for i in ids]

@@ -1,0 +1,4 @@
+"""The shared kit every Mend service imports: settings, logging, telemetry,
+server bootstrap, client channels, domain errors, page tokens and the embedded
+PostgreSQL. Services depend on the kit; the kit depends only on libraries and
+the generated contracts."""

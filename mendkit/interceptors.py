@@ -1,0 +1,93 @@
+"""Server interceptors: domain errors to canonical status codes, and one log
+line per RPC. grpc.aio interceptors see only the handler, so both wrap the
+handler's behaviour function."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc.aio import ServerInterceptor
+
+from mendkit.errors import MendError
+
+_log = logging.getLogger("mendkit.rpc")
+
+
+async def _abort_for(error: BaseException, context: grpc.aio.ServicerContext) -> None:
+    if isinstance(error, MendError):
+        await context.abort(error.code, error.message)
+    _log.exception("unhandled error")
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+
+
+def _log_rpc(method: str, started: float, context: grpc.aio.ServicerContext) -> None:
+    code = context.code() or grpc.StatusCode.OK
+    if isinstance(code, int):  # context.code() may hold a raw integer after abort
+        code = next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
+    _log.info(
+        "rpc finished",
+        extra={"rpc.method": method, "rpc.code": code.name, "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
+    )
+
+
+class ErrorAndLogInterceptor(ServerInterceptor):
+    """Turns `MendError`s into their status code and anything else into INTERNAL
+    (never a crash or a hung call), then logs the method, code and duration."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        # Health checks would drown every other line; they are not logged.
+        quiet = method.startswith("/grpc.health.") or method.startswith("/grpc.reflection.")
+
+        if handler.unary_unary:
+            inner_uu = handler.unary_unary
+
+            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                started = time.perf_counter()
+                try:
+                    return await inner_uu(request, context)
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as error:  # noqa: BLE001 - every error must map to a status
+                    await _abort_for(error, context)
+                finally:
+                    if not quiet:
+                        _log_rpc(method, started, context)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary, handler.request_deserializer, handler.response_serializer
+            )
+
+        if handler.unary_stream:
+            inner_us = handler.unary_stream
+
+            async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                started = time.perf_counter()
+                try:
+                    async for response in inner_us(request, context):
+                        yield response
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as error:  # noqa: BLE001
+                    await _abort_for(error, context)
+                finally:
+                    if not quiet:
+                        _log_rpc(method, started, context)
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream, handler.request_deserializer, handler.response_serializer
+            )
+
+        # Client- and bidi-streaming RPCs: none in Mend's contracts except reflection.
+        return handler
