@@ -85,11 +85,13 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{DATABASE}"
 
     def _run_as(self) -> dict[str, object]:
-        return {"user": SYSTEM_USER} if os.geteuid() == 0 else {}
+        # The group matters too: kept as root's, it would make group bits (not
+        # "other" bits) decide access to root-owned parent folders.
+        return {"user": SYSTEM_USER, "group": SYSTEM_USER, "extra_groups": []} if os.geteuid() == 0 else {}
 
     def _prepare_root(self) -> None:
         if not system_user_exists():
-            subprocess.run(["useradd", "--system", "--no-create-home", SYSTEM_USER], check=True, capture_output=True)
+            subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", SYSTEM_USER], check=True, capture_output=True)
         entry = pwd.getpwnam(SYSTEM_USER)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
@@ -127,12 +129,14 @@ class EmbeddedPostgres:
                 self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not (self.data_dir / "PG_VERSION").exists():
                 _log.info("initialising embedded PostgreSQL", extra={"data_dir": str(self.data_dir)})
-                subprocess.run(
+                result = subprocess.run(
                     [_bin("initdb"), "-D", str(self.data_dir), "--auth=trust", "--encoding=UTF8", "-U", "postgres"],
-                    check=True,
                     capture_output=True,
+                    text=True,
                     **self._run_as(),
                 )
+                if result.returncode != 0:
+                    raise RuntimeError(f"initdb failed for {self.data_dir}:\n{result.stderr or result.stdout}")
             socket_dir = self.data_dir  # short enough under the project; keeps sockets private
             log_file = self.data_dir / "server.log"
             result = subprocess.run(

@@ -1,0 +1,111 @@
+"""Shared fixtures: one real PostgreSQL for the session (the embedded server in a
+temporary folder, or `MEND_TEST_DATABASE_URL`), the interactions service on a
+real grpc.aio server, and an in-memory span exporter installed before any gRPC
+object exists (the instrumentors patch constructors)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import grpc
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from mendkit.telemetry import setup_telemetry
+
+SPANS = InMemorySpanExporter()
+setup_telemetry("mend-tests", exporter=SPANS)
+
+from interactions import repository  # noqa: E402
+from interactions.__main__ import SERVICE_NAME, migrate  # noqa: E402
+from interactions.service import InteractionsService  # noqa: E402
+from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc  # noqa: E402
+from mendkit.embedded_postgres import EmbeddedPostgres, ensure_database  # noqa: E402
+from mendkit.page_tokens import PageTokens  # noqa: E402
+from mendkit.server import Registration, start_server  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of a PostgreSQL server's `postgres` database."""
+    external = os.environ.get("MEND_TEST_DATABASE_URL")
+    if external:
+        yield external.rsplit("/", 1)[0] + "/postgres"
+        return
+    server = EmbeddedPostgres(home=tmp_path_factory.mktemp("mend-home"), port=free_port())
+    url = server.start()
+    yield url.rsplit("/", 1)[0] + "/postgres"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def database_url(postgres_server: str) -> str:
+    """A fresh, migrated database for this test session."""
+    url = postgres_server.rsplit("/", 1)[0] + f"/mend_test_{os.getpid()}"
+    admin = await asyncpg.connect(postgres_server)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "mend_test_{os.getpid()}"')
+    finally:
+        await admin.close()
+    await ensure_database(url)
+    await migrate(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await repository.create_pool(database_url, max_size=5)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def interactions_address(pool: asyncpg.Pool) -> AsyncIterator[str]:
+    servicer = InteractionsService(pool, PageTokens(b"tests-page-token-secret"))
+    running = await start_server(
+        [Registration(servicer, pb_grpc.add_InteractionsServiceServicer_to_server, SERVICE_NAME)], "127.0.0.1:0"
+    )
+    yield f"127.0.0.1:{running.port}"
+    await running.stop(1)
+
+
+@pytest.fixture
+async def interactions(interactions_address: str, pool: asyncpg.Pool) -> AsyncIterator[pb_grpc.InteractionsServiceStub]:
+    """A stub over a real channel, with an empty table."""
+    await pool.execute("TRUNCATE interactions")
+    async with grpc.aio.insecure_channel(interactions_address) as channel:
+        yield pb_grpc.InteractionsServiceStub(channel)
+
+
+@pytest.fixture
+def spans() -> InMemorySpanExporter:
+    SPANS.clear()
+    return SPANS
+
+
+async def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.1)

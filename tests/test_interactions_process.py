@@ -1,0 +1,129 @@
+"""`python -m interactions` as a real process: the embedded default database,
+reflection through grpcurl, fail-fast settings and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+
+import pytest
+
+from tests.conftest import PYTHON, REPO, free_port, wait_for_port
+
+GRPCURL = shutil.which("grpcurl") or str(REPO / ".venv" / "bin" / "grpcurl")
+
+
+async def start(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, int]:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        PYTHON, "-m", "interactions",
+        env={**os.environ, "INTERACTIONS_PORT": str(port), **env},
+        cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        await wait_for_port(port)
+    except OSError:
+        process.kill()
+        print((await process.stdout.read()).decode())
+        raise
+    return process, port
+
+
+async def stop(process: asyncio.subprocess.Process) -> tuple[int, list[dict]]:
+    process.send_signal(signal.SIGTERM)
+    output = (await asyncio.wait_for(process.stdout.read(), 30)).decode()
+    code = await asyncio.wait_for(process.wait(), 30)
+    return code, [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def grpcurl(port: int, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([GRPCURL, "-plaintext", *args[:-1], f"127.0.0.1:{port}", args[-1]],
+                          capture_output=True, text=True, timeout=30)
+
+
+async def test_grpcurl_lists_services_and_calls_through_reflection(database_url):
+    process, port = await start({"DATABASE_URL": database_url})
+    try:
+        listed = grpcurl(port, "list")
+        assert listed.returncode == 0, listed.stderr
+        assert set(listed.stdout.split()) >= {
+            "mend.interactions.v1.InteractionsService", "grpc.health.v1.Health",
+            "grpc.reflection.v1alpha.ServerReflection",
+        }
+        body = json.dumps({"interaction": {"user_query": "Do you ship to Norway?", "bot_response": "Yes."}})
+        created = grpcurl(port, "-d", body, "mend.interactions.v1.InteractionsService/CreateInteraction")
+        assert created.returncode == 0, created.stderr
+        assert json.loads(created.stdout)["interaction"]["user_query"] == "Do you ship to Norway?"
+        health = grpcurl(port, "grpc.health.v1.Health/Check")
+        assert json.loads(health.stdout) == {"status": "SERVING"}
+        bad = grpcurl(port, "-d", '{"page_size": 5000}', "mend.interactions.v1.InteractionsService/ListInteractions")
+        assert "InvalidArgument" in bad.stderr and "page_size" in bad.stderr
+    finally:
+        code, logs = await stop(process)
+    assert code == 0
+    messages = [line["message"] for line in logs]
+    assert messages[-2:] == ["shutting down", "stopped"]
+    # The log carries the RPC and, for the create, the trace it ran under.
+    create_logs = [l for l in logs if l.get("rpc.method", "").endswith("/CreateInteraction")]
+    assert create_logs and create_logs[0]["rpc.code"] == "OK" and len(create_logs[0]["trace_id"]) == 32
+    assert "Norway" not in json.dumps(logs)  # chat text stays out of the logs
+
+
+async def test_embedded_default_starts_reuses_and_stops_postgres(tmp_path):
+    env = {"DATABASE_URL": "", "MEND_HOME": str(tmp_path), "MEND_PG_PORT": str(free_port())}
+    process, port = await start(env)
+    body = json.dumps({"interaction": {"interaction_id": "5f0c8a52-3c1b-4e0c-9a57-8f5b1d1b7c11",
+                                       "user_query": "Remember me", "bot_response": "Noted."}})
+    assert grpcurl(port, "-d", body, "mend.interactions.v1.InteractionsService/CreateInteraction").returncode == 0
+    code, _ = await stop(process)
+    assert code == 0
+    assert (tmp_path / "postgres" / "PG_VERSION").exists()
+    assert not (tmp_path / "postgres" / "postmaster.pid").exists(), "PostgreSQL was not stopped"
+
+    process, port = await start(env)
+    try:
+        got = grpcurl(port, "-d", '{"interaction_id": "5f0c8a52-3c1b-4e0c-9a57-8f5b1d1b7c11"}',
+                      "mend.interactions.v1.InteractionsService/GetInteraction")
+        assert got.returncode == 0, got.stderr
+        assert json.loads(got.stdout)["interaction"]["user_query"] == "Remember me"
+    finally:
+        code, _ = await stop(process)
+    assert code == 0
+
+
+async def test_migrate_command_is_idempotent(database_url):
+    env = {**os.environ, "DATABASE_URL": database_url}
+    run = subprocess.run([PYTHON, "-m", "interactions", "migrate"], env=env, cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "up to date" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("INTERACTIONS_PORT", "not-a-port", "INTERACTIONS_PORT must be an integer"),
+        ("MEND_PAGE_TOKEN_SECRET", "short", "MEND_PAGE_TOKEN_SECRET must be at least 16 characters"),
+        ("INTERACTIONS_MIGRATE_ON_START", "perhaps", "INTERACTIONS_MIGRATE_ON_START must be true or false"),
+    ],
+)
+def test_bad_settings_stop_the_process_naming_the_variable(variable, value, message):
+    run = subprocess.run([PYTHON, "-m", "interactions"], env={**os.environ, variable: value}, cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert message in run.stderr
+
+
+async def test_a_taken_port_is_reported_plainly(database_url):
+    process, port = await start({"DATABASE_URL": database_url})
+    try:
+        second = subprocess.run([PYTHON, "-m", "interactions"], cwd=REPO, capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "DATABASE_URL": database_url, "INTERACTIONS_PORT": str(port)})
+        assert second.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{port}" in second.stderr
+    finally:
+        await stop(process)

@@ -1,0 +1,91 @@
+"""The shared kit: settings, page tokens, JSON logs, the client retry policy."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import grpc
+import pytest
+from opentelemetry import trace
+
+from mendkit import clients
+from mendkit.errors import InvalidArgument
+from mendkit.logs import JsonFormatter
+from mendkit.page_tokens import PageTokens
+from mendkit.settings import SettingsError, env_bool, env_choice, env_int, env_str
+
+
+def test_settings_fail_fast_naming_the_variable():
+    with pytest.raises(SettingsError, match="^DATABASE_URL is required"):
+        env_str("DATABASE_URL", environ={})
+    with pytest.raises(SettingsError, match="^INTERACTIONS_PORT must be an integer, got 'abc'"):
+        env_int("INTERACTIONS_PORT", 1, environ={"INTERACTIONS_PORT": "abc"})
+    with pytest.raises(SettingsError, match="^INTERACTIONS_PORT must be at most 65535"):
+        env_int("INTERACTIONS_PORT", 1, maximum=65535, environ={"INTERACTIONS_PORT": "70000"})
+    with pytest.raises(SettingsError, match="^X must be true or false"):
+        env_bool("X", False, environ={"X": "maybe"})
+    with pytest.raises(SettingsError, match="^POLICY must be one of auto, review"):
+        env_choice("POLICY", "auto", ("auto", "review"), environ={"POLICY": "sometimes"})
+    assert env_int("P", 7, environ={}) == 7 and env_int("P", 7, environ={"P": " 9 "}) == 9
+    assert env_bool("B", False, environ={"B": "yes"}) is True
+
+
+def test_page_tokens_round_trip_and_reject_forgeries():
+    tokens = PageTokens(b"0123456789abcdef-secret")
+    token = tokens.encode([123, "abc"], {"feedback": -1})
+    assert tokens.decode(token, {"feedback": -1}) == [123, "abc"]
+    with pytest.raises(InvalidArgument, match="different filters"):
+        tokens.decode(token, {"feedback": 1})
+    forged = PageTokens(b"another-secret-of-16+").encode([123, "abc"], {"feedback": -1})
+    for bad in (forged, token[:-2], "", "%%%", "a" * 40):
+        with pytest.raises(InvalidArgument, match="^page_token: "):
+            tokens.decode(bad, {"feedback": -1})
+
+
+def test_json_logs_carry_trace_and_span_ids_and_extra_fields():
+    formatter = JsonFormatter("svc")
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("work") as span:
+        record = logging.LogRecord("l", logging.INFO, __file__, 1, "hello %s", ("you",), None)
+        record.__dict__["rpc.method"] = "/a/B"
+        line = json.loads(formatter.format(record))
+    context = span.get_span_context()
+    assert line["message"] == "hello you" and line["service"] == "svc" and line["level"] == "info"
+    assert line["trace_id"] == format(context.trace_id, "032x")
+    assert line["span_id"] == format(context.span_id, "016x")
+    assert line["rpc.method"] == "/a/B"
+
+
+@pytest.fixture
+async def flaky_server():
+    """A server whose two methods fail with UNAVAILABLE twice before answering."""
+    calls = {"Idempotent": 0, "Other": 0}
+
+    def handler(name: str):
+        async def behaviour(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            calls[name] += 1
+            if calls[name] <= 2:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "not yet")
+            return b"ok"
+
+        return grpc.unary_unary_rpc_method_handler(behaviour)
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        [grpc.method_handlers_generic_handler("test.Flaky", {n: handler(n) for n in calls})]
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield f"127.0.0.1:{port}", calls
+    await server.stop(0)
+
+
+async def test_client_channel_retries_only_idempotent_methods(flaky_server):
+    address, calls = flaky_server
+    async with clients.insecure_channel(address, [("test.Flaky", "Idempotent")]) as channel:
+        answer = await channel.unary_unary("/test.Flaky/Idempotent")(b"", timeout=clients.DEFAULT_DEADLINE_S)
+        assert answer == b"ok" and calls["Idempotent"] == 3
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await channel.unary_unary("/test.Flaky/Other")(b"", timeout=clients.DEFAULT_DEADLINE_S)
+        assert raised.value.code() == grpc.StatusCode.UNAVAILABLE and calls["Other"] == 1
