@@ -1,0 +1,253 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RunState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RUN_STATE_UNSPECIFIED: _ClassVar[RunState]
+    RUN_STATE_RUNNING: _ClassVar[RunState]
+    RUN_STATE_SUCCEEDED: _ClassVar[RunState]
+    RUN_STATE_FAILED: _ClassVar[RunState]
+    RUN_STATE_SKIPPED_BELOW_THRESHOLD: _ClassVar[RunState]
+
+class RunTrigger(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RUN_TRIGGER_UNSPECIFIED: _ClassVar[RunTrigger]
+    RUN_TRIGGER_SCHEDULE: _ClassVar[RunTrigger]
+    RUN_TRIGGER_MANUAL: _ClassVar[RunTrigger]
+
+class PublishPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PUBLISH_POLICY_UNSPECIFIED: _ClassVar[PublishPolicy]
+    PUBLISH_POLICY_AUTO: _ClassVar[PublishPolicy]
+    PUBLISH_POLICY_REVIEW: _ClassVar[PublishPolicy]
+
+class FixState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FIX_STATE_UNSPECIFIED: _ClassVar[FixState]
+    FIX_STATE_PROPOSED: _ClassVar[FixState]
+    FIX_STATE_PUBLISHED: _ClassVar[FixState]
+    FIX_STATE_REJECTED: _ClassVar[FixState]
+    FIX_STATE_ROLLED_BACK: _ClassVar[FixState]
+RUN_STATE_UNSPECIFIED: RunState
+RUN_STATE_RUNNING: RunState
+RUN_STATE_SUCCEEDED: RunState
+RUN_STATE_FAILED: RunState
+RUN_STATE_SKIPPED_BELOW_THRESHOLD: RunState
+RUN_TRIGGER_UNSPECIFIED: RunTrigger
+RUN_TRIGGER_SCHEDULE: RunTrigger
+RUN_TRIGGER_MANUAL: RunTrigger
+PUBLISH_POLICY_UNSPECIFIED: PublishPolicy
+PUBLISH_POLICY_AUTO: PublishPolicy
+PUBLISH_POLICY_REVIEW: PublishPolicy
+FIX_STATE_UNSPECIFIED: FixState
+FIX_STATE_PROPOSED: FixState
+FIX_STATE_PUBLISHED: FixState
+FIX_STATE_REJECTED: FixState
+FIX_STATE_ROLLED_BACK: FixState
+
+class Run(_message.Message):
+    __slots__ = ("run_id", "state", "trigger", "forced", "publish_policy", "feedback_threshold", "start_time", "end_time", "counts", "error_message")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    FORCED_FIELD_NUMBER: _ClassVar[int]
+    PUBLISH_POLICY_FIELD_NUMBER: _ClassVar[int]
+    FEEDBACK_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    state: RunState
+    trigger: RunTrigger
+    forced: bool
+    publish_policy: PublishPolicy
+    feedback_threshold: int
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    counts: RunCounts
+    error_message: str
+    def __init__(self, run_id: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., trigger: _Optional[_Union[RunTrigger, str]] = ..., forced: _Optional[bool] = ..., publish_policy: _Optional[_Union[PublishPolicy, str]] = ..., feedback_threshold: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., counts: _Optional[_Union[RunCounts, _Mapping]] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class RunCounts(_message.Message):
+    __slots__ = ("read", "gated", "covered", "fixed", "proposed", "failed")
+    READ_FIELD_NUMBER: _ClassVar[int]
+    GATED_FIELD_NUMBER: _ClassVar[int]
+    COVERED_FIELD_NUMBER: _ClassVar[int]
+    FIXED_FIELD_NUMBER: _ClassVar[int]
+    PROPOSED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    read: int
+    gated: int
+    covered: int
+    fixed: int
+    proposed: int
+    failed: int
+    def __init__(self, read: _Optional[int] = ..., gated: _Optional[int] = ..., covered: _Optional[int] = ..., fixed: _Optional[int] = ..., proposed: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
+
+class Fix(_message.Message):
+    __slots__ = ("fix_id", "run_id", "entry_id", "question", "questions", "answer", "interaction_ids", "state", "teacher_model", "prompt_version", "create_time", "reviewer", "review_time", "review_note")
+    FIX_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    QUESTION_FIELD_NUMBER: _ClassVar[int]
+    QUESTIONS_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    INTERACTION_IDS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    TEACHER_MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    REVIEWER_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_TIME_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_NOTE_FIELD_NUMBER: _ClassVar[int]
+    fix_id: str
+    run_id: str
+    entry_id: str
+    question: str
+    questions: _containers.RepeatedScalarFieldContainer[str]
+    answer: str
+    interaction_ids: _containers.RepeatedScalarFieldContainer[str]
+    state: FixState
+    teacher_model: str
+    prompt_version: str
+    create_time: _timestamp_pb2.Timestamp
+    reviewer: str
+    review_time: _timestamp_pb2.Timestamp
+    review_note: str
+    def __init__(self, fix_id: _Optional[str] = ..., run_id: _Optional[str] = ..., entry_id: _Optional[str] = ..., question: _Optional[str] = ..., questions: _Optional[_Iterable[str]] = ..., answer: _Optional[str] = ..., interaction_ids: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[FixState, str]] = ..., teacher_model: _Optional[str] = ..., prompt_version: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reviewer: _Optional[str] = ..., review_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., review_note: _Optional[str] = ...) -> None: ...
+
+class StartRunRequest(_message.Message):
+    __slots__ = ("request_id", "force")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    force: bool
+    def __init__(self, request_id: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
+
+class StartRunResponse(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: Run
+    def __init__(self, run: _Optional[_Union[Run, _Mapping]] = ...) -> None: ...
+
+class GetRunRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class GetRunResponse(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: Run
+    def __init__(self, run: _Optional[_Union[Run, _Mapping]] = ...) -> None: ...
+
+class ListRunsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "state")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    state: RunState
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ...) -> None: ...
+
+class ListRunsResponse(_message.Message):
+    __slots__ = ("runs", "next_page_token")
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[Run]
+    next_page_token: str
+    def __init__(self, runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetFixRequest(_message.Message):
+    __slots__ = ("fix_id",)
+    FIX_ID_FIELD_NUMBER: _ClassVar[int]
+    fix_id: str
+    def __init__(self, fix_id: _Optional[str] = ...) -> None: ...
+
+class GetFixResponse(_message.Message):
+    __slots__ = ("fix",)
+    FIX_FIELD_NUMBER: _ClassVar[int]
+    fix: Fix
+    def __init__(self, fix: _Optional[_Union[Fix, _Mapping]] = ...) -> None: ...
+
+class ListFixesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "state", "run_id")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    state: FixState
+    run_id: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., state: _Optional[_Union[FixState, str]] = ..., run_id: _Optional[str] = ...) -> None: ...
+
+class ListFixesResponse(_message.Message):
+    __slots__ = ("fixes", "next_page_token")
+    FIXES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    fixes: _containers.RepeatedCompositeFieldContainer[Fix]
+    next_page_token: str
+    def __init__(self, fixes: _Optional[_Iterable[_Union[Fix, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ApproveFixRequest(_message.Message):
+    __slots__ = ("fix_id", "answer", "reviewer", "note")
+    FIX_ID_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    REVIEWER_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    fix_id: str
+    answer: str
+    reviewer: str
+    note: str
+    def __init__(self, fix_id: _Optional[str] = ..., answer: _Optional[str] = ..., reviewer: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class ApproveFixResponse(_message.Message):
+    __slots__ = ("fix",)
+    FIX_FIELD_NUMBER: _ClassVar[int]
+    fix: Fix
+    def __init__(self, fix: _Optional[_Union[Fix, _Mapping]] = ...) -> None: ...
+
+class RejectFixRequest(_message.Message):
+    __slots__ = ("fix_id", "reviewer", "note")
+    FIX_ID_FIELD_NUMBER: _ClassVar[int]
+    REVIEWER_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    fix_id: str
+    reviewer: str
+    note: str
+    def __init__(self, fix_id: _Optional[str] = ..., reviewer: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class RejectFixResponse(_message.Message):
+    __slots__ = ("fix",)
+    FIX_FIELD_NUMBER: _ClassVar[int]
+    fix: Fix
+    def __init__(self, fix: _Optional[_Union[Fix, _Mapping]] = ...) -> None: ...
+
+class RollbackFixRequest(_message.Message):
+    __slots__ = ("fix_id", "reviewer", "note")
+    FIX_ID_FIELD_NUMBER: _ClassVar[int]
+    REVIEWER_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    fix_id: str
+    reviewer: str
+    note: str
+    def __init__(self, fix_id: _Optional[str] = ..., reviewer: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class RollbackFixResponse(_message.Message):
+    __slots__ = ("fix",)
+    FIX_FIELD_NUMBER: _ClassVar[int]
+    fix: Fix
+    def __init__(self, fix: _Optional[_Union[Fix, _Mapping]] = ...) -> None: ...
