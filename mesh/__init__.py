@@ -1,0 +1,1 @@
+"""The local mesh launcher: `python -m mesh` (README's run command)."""

@@ -1,0 +1,160 @@
+"""Brings the whole mesh up on its embedded defaults, on one machine.
+
+Starts the embedded PostgreSQL (unless DATABASE_URL is set), applies
+migrations, starts each service as its own process, waits until every one
+reports SERVING on the gRPC health service, prints where to reach them, and
+on Ctrl-C (or SIGTERM) stops every process cleanly, the database last. Service
+logs go to `.mend/logs/<service>.log`. A second run reuses the data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from mendkit.embedded_postgres import DEFAULT_HOME, DEFAULT_PORT, EmbeddedPostgres, ensure_database
+from mendkit.settings import SettingsError, env_int, env_str
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    module: str
+    port_variable: str
+    default_port: int
+
+
+# The order is the start order: a service starts after those it calls.
+SERVICES = [
+    Service("interactions", "interactions", "INTERACTIONS_PORT", 50051),
+]
+
+
+def say(message: str) -> None:
+    print(f"mesh: {message}", flush=True)
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+async def wait_until_serving(name: str, port: int, process: asyncio.subprocess.Process, timeout: float = 60) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            if process.returncode is not None:
+                raise RuntimeError(f"{name} exited with status {process.returncode} while starting")
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"{name} did not become healthy within {timeout:.0f} s")
+            await asyncio.sleep(0.2)
+
+
+async def run() -> int:
+    home = Path(env_str("MEND_HOME", str(DEFAULT_HOME)))
+    ports = {s.name: env_int(s.port_variable, s.default_port, minimum=1, maximum=65535) for s in SERVICES}
+    for service in SERVICES:
+        if not port_is_free(ports[service.name]):
+            say(f"port {ports[service.name]} for {service.name} is already in use; "
+                f"stop whatever holds it or set {service.port_variable} to a free port")
+            return 1
+
+    database_url = env_str("DATABASE_URL", "")
+    database: EmbeddedPostgres | None = None
+    if not database_url:
+        database = EmbeddedPostgres(home=home, port=env_int("MEND_PG_PORT", DEFAULT_PORT, minimum=1, maximum=65535))
+        say(f"starting the embedded PostgreSQL (data in {database.data_dir})")
+        database_url = await asyncio.to_thread(database.start)
+        await ensure_database(database_url)
+
+    processes: dict[str, asyncio.subprocess.Process] = {}
+    logs = home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "DATABASE_URL": database_url, "MEND_HOME": str(home)}
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        say("applying database migrations")
+        migrate = await asyncio.create_subprocess_exec(sys.executable, "-m", "interactions", "migrate", env=env)
+        if await migrate.wait() != 0:
+            say("migrations failed; see the output above")
+            return 1
+
+        for service in SERVICES:
+            port = ports[service.name]
+            log_path = logs / f"{service.name}.log"
+            say(f"starting {service.name} on 127.0.0.1:{port} (log: {log_path})")
+            with open(log_path, "ab") as log:
+                processes[service.name] = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", service.module,
+                    env={**env, service.port_variable: str(port)},
+                    stdout=log, stderr=log,
+                    # Own process group: Ctrl-C reaches the launcher only, which then stops each child in order.
+                    start_new_session=True,
+                )
+            await wait_until_serving(service.name, port, processes[service.name])
+
+        say("Mend is up:")
+        for service in SERVICES:
+            say(f"  {service.name:<13} grpc://127.0.0.1:{ports[service.name]}   "
+                f"(try: grpcurl -plaintext 127.0.0.1:{ports[service.name]} list)")
+        say("Press Ctrl-C to stop.")
+
+        exited = [asyncio.ensure_future(p.wait()) for p in processes.values()]
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([stopped, *exited], return_when=asyncio.FIRST_COMPLETED)
+        for name, process in processes.items():
+            if process.returncode is not None and not stop.is_set():
+                say(f"{name} exited unexpectedly with status {process.returncode}; see {logs / (name + '.log')}")
+                return 1
+        return 0
+    except RuntimeError as error:
+        say(str(error))
+        return 1
+    finally:
+        say("stopping")
+        for name, process in reversed(list(processes.items())):
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(process.wait(), 20)
+                except asyncio.TimeoutError:
+                    say(f"{name} did not stop within 20 s; killing it")
+                    process.kill()
+                    await process.wait()
+        if database is not None:
+            await asyncio.to_thread(database.stop)
+        say("stopped")
+
+
+def main() -> int:
+    try:
+        return asyncio.run(run())
+    except SettingsError as error:
+        say(str(error))
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""README's run command (`python -m mesh`, what ./scripts/up runs): brings the
+mesh up, reports where it listens, stops everything on Ctrl-C, reuses data,
+and reports a taken port plainly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+
+from tests.conftest import PYTHON, REPO, free_port
+from tests.test_interactions_process import grpcurl
+
+
+async def start_mesh(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, list[str]]:
+    process = await asyncio.create_subprocess_exec(
+        PYTHON, "-m", "mesh", cwd=REPO, env={**os.environ, "DATABASE_URL": "", **env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    lines: list[str] = []
+    while True:
+        line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+        assert line, "mesh exited early:\n" + "".join(lines)
+        lines.append(line)
+        if "Press Ctrl-C to stop" in line:
+            return process, lines
+
+
+async def interrupt(process: asyncio.subprocess.Process) -> tuple[int, str]:
+    process.send_signal(signal.SIGINT)
+    rest = (await asyncio.wait_for(process.stdout.read(), 60)).decode()
+    return await process.wait(), rest
+
+
+async def test_mesh_comes_up_stops_cleanly_and_reuses_data(tmp_path):
+    port = free_port()
+    env = {"MEND_HOME": str(tmp_path), "MEND_PG_PORT": str(free_port()), "INTERACTIONS_PORT": str(port)}
+    process, lines = await start_mesh(env)
+    try:
+        assert any(f"grpc://127.0.0.1:{port}" in line for line in lines)
+        body = json.dumps({"interaction": {"interaction_id": "0b8f5a52-3c1b-4e0c-9a57-8f5b1d1b7c11",
+                                           "user_query": "Still there?", "bot_response": "Yes."}})
+        assert grpcurl(port, "-d", body, "mend.interactions.v1.InteractionsService/CreateInteraction").returncode == 0
+    finally:
+        code, rest = await interrupt(process)
+    assert code == 0, rest
+    assert rest.strip().endswith("mesh: stopped")
+    assert not (tmp_path / "postgres" / "postmaster.pid").exists()
+    assert (tmp_path / "logs" / "interactions.log").read_text().count('"message": "stopped"') == 1
+
+    process, _ = await start_mesh(env)
+    try:
+        got = grpcurl(port, "-d", '{"interaction_id": "0b8f5a52-3c1b-4e0c-9a57-8f5b1d1b7c11"}',
+                      "mend.interactions.v1.InteractionsService/GetInteraction")
+        assert json.loads(got.stdout)["interaction"]["user_query"] == "Still there?"
+    finally:
+        code, _ = await interrupt(process)
+    assert code == 0
+
+
+def test_mesh_reports_a_taken_port(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        run = subprocess.run([PYTHON, "-m", "mesh"], cwd=REPO, capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "MEND_HOME": str(tmp_path), "INTERACTIONS_PORT": str(port)})
+    assert run.returncode == 1
+    assert f"port {port} for interactions is already in use" in run.stdout
+    assert "INTERACTIONS_PORT" in run.stdout
