@@ -1,15 +1,17 @@
 """Client channels for calling other Mend services.
 
-Every channel carries a retry policy through gRPC's service config. Only
-idempotent methods are listed as retryable: in Mend that is every read and
-every write that is idempotent by contract (client-chosen ids, replace-on-vote,
-repeatable marks). Deadlines are set per call with `DEFAULT_DEADLINE_S`.
+Every call gets a deadline (`DEFAULT_DEADLINE_S` unless the caller sets one),
+so a hung peer can never hang the caller. Every channel carries a retry policy
+through gRPC's service config; only methods the caller names as idempotent are
+retried. In Mend that is every read and every write idempotent by contract
+(client-chosen ids, replace-on-vote, repeatable marks).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import Any
 
 import grpc
 
@@ -31,8 +33,38 @@ def service_config(idempotent_methods: Iterable[tuple[str, str]]) -> str:
     return json.dumps(config)
 
 
-def insecure_channel(address: str, idempotent_methods: Iterable[tuple[str, str]] = ()) -> grpc.aio.Channel:
-    """An aio channel to `address` with retries for `idempotent_methods`."""
+def _with_deadline(details: grpc.aio.ClientCallDetails, deadline_s: float) -> grpc.aio.ClientCallDetails:
+    if details.timeout is not None:
+        return details
+    return grpc.aio.ClientCallDetails(
+        details.method, deadline_s, details.metadata, details.credentials, details.wait_for_ready
+    )
+
+
+class _UnaryDeadline(grpc.aio.UnaryUnaryClientInterceptor):
+    def __init__(self, deadline_s: float) -> None:
+        self.deadline_s = deadline_s
+
+    async def intercept_unary_unary(self, continuation: Any, details: grpc.aio.ClientCallDetails, request: Any) -> Any:
+        return await continuation(_with_deadline(details, self.deadline_s), request)
+
+
+class _StreamDeadline(grpc.aio.UnaryStreamClientInterceptor):
+    def __init__(self, deadline_s: float) -> None:
+        self.deadline_s = deadline_s
+
+    async def intercept_unary_stream(self, continuation: Any, details: grpc.aio.ClientCallDetails, request: Any) -> Any:
+        return await continuation(_with_deadline(details, self.deadline_s), request)
+
+
+def insecure_channel(
+    address: str,
+    idempotent_methods: Iterable[tuple[str, str]] = (),
+    *,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+) -> grpc.aio.Channel:
+    """An aio channel to `address`: a default deadline on every call, and
+    retries on UNAVAILABLE for `idempotent_methods`."""
     return grpc.aio.insecure_channel(
         address,
         options=[
@@ -40,4 +72,5 @@ def insecure_channel(address: str, idempotent_methods: Iterable[tuple[str, str]]
             ("grpc.service_config", service_config(idempotent_methods)),
             ("grpc.keepalive_time_ms", 30_000),
         ],
+        interceptors=[_UnaryDeadline(deadline_s), _StreamDeadline(deadline_s)],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -89,3 +90,23 @@ async def test_client_channel_retries_only_idempotent_methods(flaky_server):
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await channel.unary_unary("/test.Flaky/Other")(b"", timeout=clients.DEFAULT_DEADLINE_S)
         assert raised.value.code() == grpc.StatusCode.UNAVAILABLE and calls["Other"] == 1
+
+
+async def test_client_channel_puts_a_deadline_on_every_call():
+    """A peer that never answers cannot hang the caller."""
+    async def never(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        await asyncio.sleep(3600)
+        return b""
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+        "test.Slow", {"Hang": grpc.unary_unary_rpc_method_handler(never)})])
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with clients.insecure_channel(f"127.0.0.1:{port}", deadline_s=0.3) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await channel.unary_unary("/test.Slow/Hang")(b"")
+        assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    finally:
+        await server.stop(0)
