@@ -110,3 +110,30 @@ async def test_client_channel_puts_a_deadline_on_every_call():
         assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     finally:
         await server.stop(0)
+
+
+async def test_graceful_shutdown_finishes_in_flight_calls_and_flips_health():
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from mendkit.server import Registration, start_server
+
+    async def slow(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        await asyncio.sleep(0.5)
+        return b"done"
+
+    def add(servicer: object, server: grpc.aio.Server) -> None:
+        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+            "test.Slow", {"Work": grpc.unary_unary_rpc_method_handler(slow)})])
+
+    running = await start_server([Registration(None, add, "test.Slow")], "127.0.0.1:0")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        assert (await health.Check(health_pb2.HealthCheckRequest(service="test.Slow"))).status == \
+            health_pb2.HealthCheckResponse.SERVING
+        in_flight = asyncio.ensure_future(channel.unary_unary("/test.Slow/Work")(b"", timeout=5))
+        await asyncio.sleep(0.1)
+        await running.health.enter_graceful_shutdown()
+        assert (await health.Check(health_pb2.HealthCheckRequest(service="test.Slow"))).status == \
+            health_pb2.HealthCheckResponse.NOT_SERVING
+        await running.server.stop(5)
+        assert await in_flight == b"done"
