@@ -70,8 +70,14 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
     await connection.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Nothing to reset: these connections never change session state (no SET,
+    LISTEN, advisory locks or cursors), and asyncpg's default reset would cost
+    a round trip on every release."""
+
+
 async def create_pool(url: str, max_size: int) -> asyncpg.Pool:
-    return await asyncpg.create_pool(url, min_size=1, max_size=max_size, init=_init_connection)
+    return await asyncpg.create_pool(url, min_size=1, max_size=max_size, init=_init_connection, reset=_keep_session)
 
 
 async def create(pool: asyncpg.Pool, new: NewInteraction) -> asyncpg.Record:

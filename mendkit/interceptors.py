@@ -25,6 +25,8 @@ async def _abort_for(error: BaseException, context: grpc.aio.ServicerContext) ->
 
 
 def _log_rpc(method: str, started: float, context: grpc.aio.ServicerContext) -> None:
+    if not _log.isEnabledFor(logging.INFO):
+        return
     code = context.code() or grpc.StatusCode.OK
     if isinstance(code, int):  # context.code() may hold a raw integer after abort
         code = next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
