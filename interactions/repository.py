@@ -3,16 +3,16 @@ validated values; nothing else in Mend touches the table."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
-from mendkit.errors import AlreadyExists, NotFound, Unavailable
+from mendkit import database as mend_database
+from mendkit.database import database_errors
+from mendkit.errors import AlreadyExists, NotFound
 
 _COLUMNS = """
     interaction_id, conversation_id, user_query, bot_response, sources, model,
@@ -56,34 +56,14 @@ class Mark:
     training_run_id: str
 
 
-@contextlib.asynccontextmanager
-async def _database_errors() -> AsyncIterator[None]:
-    """A database that cannot be reached is UNAVAILABLE (callers retry), not INTERNAL."""
-    try:
-        yield
-    except (OSError, asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.CannotConnectNowError,
-            asyncpg.exceptions.TooManyConnectionsError) as error:
-        raise Unavailable(f"the interactions database is unreachable: {type(error).__name__}") from error
-
-
-async def _init_connection(connection: asyncpg.Connection) -> None:
-    await connection.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
-
-
-async def _keep_session(connection: asyncpg.Connection) -> None:
-    """Nothing to reset: these connections never change session state (no SET,
-    LISTEN, advisory locks or cursors), and asyncpg's default reset would cost
-    a round trip on every release."""
-
-
 async def create_pool(url: str, max_size: int) -> asyncpg.Pool:
-    return await asyncpg.create_pool(url, min_size=1, max_size=max_size, init=_init_connection, reset=_keep_session)
+    return await mend_database.create_pool(url, max_size)
 
 
 async def create(pool: asyncpg.Pool, new: NewInteraction) -> asyncpg.Record:
     """Inserts the interaction, or returns the stored one if this is a retry of
     the same create. The same id with other content is ALREADY_EXISTS."""
-    async with _database_errors():
+    async with database_errors("interactions"):
         row = await pool.fetchrow(
             f"""
             INSERT INTO interactions (
@@ -113,7 +93,7 @@ async def create(pool: asyncpg.Pool, new: NewInteraction) -> asyncpg.Record:
 
 
 async def get(pool: asyncpg.Pool, interaction_id: uuid.UUID) -> asyncpg.Record:
-    async with _database_errors():
+    async with database_errors("interactions"):
         row = await pool.fetchrow(f"SELECT {_COLUMNS} FROM interactions WHERE interaction_id = $1", interaction_id)
     if row is None:
         raise NotFound(f"interaction {interaction_id} does not exist")
@@ -149,7 +129,7 @@ async def list_page(
     if conditions:
         sql += " WHERE " + " AND ".join(conditions)
     sql += f' ORDER BY "timestamp", interaction_id LIMIT {param(limit)}'
-    async with _database_errors():
+    async with database_errors("interactions"):
         return await pool.fetch(sql, *params)
 
 
@@ -157,7 +137,7 @@ async def set_feedback(
     pool: asyncpg.Pool, interaction_id: uuid.UUID, feedback: int, reason: str | None, comment: str
 ) -> asyncpg.Record:
     """Records a vote, replacing any earlier one."""
-    async with _database_errors():
+    async with database_errors("interactions"):
         row = await pool.fetchrow(
             f"""
             UPDATE interactions
@@ -178,7 +158,7 @@ async def mark_processed(pool: asyncpg.Pool, marks: Sequence[Mark]) -> list[asyn
     A `failed` outcome leaves `processed_for_training` false, so that the next
     run tries that interaction again instead of dropping it."""
     ids = [m.interaction_id for m in marks]
-    async with _database_errors(), pool.acquire() as connection, connection.transaction():
+    async with database_errors("interactions"), pool.acquire() as connection, connection.transaction():
         rows = await connection.fetch(
             f"""
             UPDATE interactions AS i

@@ -1,0 +1,40 @@
+"""The asyncpg pool every service that owns tables uses."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import asyncpg
+
+from mendkit.errors import Unavailable
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Nothing to reset: Mend's pooled connections never keep session state
+    (only SET LOCAL inside transactions; no LISTEN, session advisory locks or
+    cursors), and asyncpg's default reset costs a round trip on every release."""
+
+
+async def create_pool(
+    url: str, max_size: int, init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
+) -> asyncpg.Pool:
+    """A pool whose connections decode jsonb to Python values."""
+
+    async def setup(connection: asyncpg.Connection) -> None:
+        await connection.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        if init is not None:
+            await init(connection)
+
+    return await asyncpg.create_pool(url, min_size=1, max_size=max_size, init=setup, reset=_keep_session)
+
+
+@contextlib.asynccontextmanager
+async def database_errors(what: str) -> AsyncIterator[None]:
+    """A database that cannot be reached is UNAVAILABLE (callers retry), not INTERNAL."""
+    try:
+        yield
+    except (OSError, asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.CannotConnectNowError,
+            asyncpg.exceptions.TooManyConnectionsError) as error:
+        raise Unavailable(f"the {what} database is unreachable: {type(error).__name__}") from error
