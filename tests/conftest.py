@@ -109,3 +109,55 @@ async def wait_for_port(port: int, timeout: float = 30.0) -> None:
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.1)
+
+
+# --- the bot's knowledge index ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from bot.embeddings.local_minilm import LocalMiniLM
+
+    return LocalMiniLM()
+
+
+@pytest.fixture(scope="session")
+async def knowledge_index(database_url: str, embedder):
+    """The real index: pgvector in the test database, the real local embedder."""
+    from pgvector.asyncpg import register_vector
+
+    from bot.__main__ import migrate as migrate_bot
+    from bot.knowledge import Knowledge
+    from bot.vectorstores.pgvector_store import PgVectorStore
+    from mendkit import database
+
+    await migrate_bot(database_url)
+    pool = await database.create_pool(database_url, 5, init=register_vector)
+    store = PgVectorStore(pool, embedder.model_id, embedder.dimension)
+    await store.prepare()
+    yield Knowledge(pool, store, embedder)
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def knowledge_address(knowledge_index) -> AsyncIterator[str]:
+    from bot.__main__ import KNOWLEDGE_SERVICE
+    from bot.knowledge_service import KnowledgeService
+    from mend.bot.v1 import bot_service_pb2_grpc as bot_grpc
+
+    servicer = KnowledgeService(knowledge_index, PageTokens(b"tests-page-token-secret"))
+    running = await start_server(
+        [Registration(servicer, bot_grpc.add_KnowledgeServiceServicer_to_server, KNOWLEDGE_SERVICE)], "127.0.0.1:0"
+    )
+    yield f"127.0.0.1:{running.port}"
+    await running.stop(1)
+
+
+@pytest.fixture
+async def knowledge(knowledge_address: str, knowledge_index):
+    """A KnowledgeService stub over a real channel, with an empty index."""
+    from mend.bot.v1 import bot_service_pb2_grpc as bot_grpc
+
+    await knowledge_index.pool.execute("TRUNCATE knowledge_entries CASCADE")
+    async with grpc.aio.insecure_channel(knowledge_address) as channel:
+        yield bot_grpc.KnowledgeServiceStub(channel)

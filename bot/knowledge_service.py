@@ -1,0 +1,192 @@
+"""RPC handlers of KnowledgeService (admin): validate, call `Knowledge`,
+convert entries to messages."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import replace
+from datetime import datetime, timezone
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from bot import catalog
+from bot.catalog import Entry
+from bot.knowledge import Knowledge
+from mend.bot.v1 import bot_service_pb2 as pb
+from mend.bot.v1 import bot_service_pb2_grpc as pb_grpc
+from mendkit import validation
+from mendkit.errors import InvalidArgument
+from mendkit.page_tokens import PageTokens
+
+MAX_CONTENT_CHARS = 32_000
+MAX_QUESTION_CHARS = 4_000
+MAX_QUESTIONS = 100
+MAX_BATCH = 500
+MAX_K = 50
+DEFAULT_K = 5
+_ENTRY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_KIND = {pb.ENTRY_KIND_ARTICLE: "article", pb.ENTRY_KIND_QA: "qa"}
+_KIND_FROM = {v: k for k, v in _KIND.items()}
+_STATUS = {pb.ENTRY_STATUS_PUBLISHED: "published", pb.ENTRY_STATUS_PROPOSED: "proposed",
+           pb.ENTRY_STATUS_ARCHIVED: "archived"}
+_STATUS_FROM = {v: k for k, v in _STATUS.items()}
+_UPDATABLE = {"title", "content", "questions", "source", "provenance", "status", "metadata"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _timestamp(moment: datetime | None) -> Timestamp | None:
+    if moment is None:
+        return None
+    since = moment - _EPOCH
+    return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1_000)
+
+
+def to_message(entry: Entry) -> pb.KnowledgeEntry:
+    provenance = pb.Provenance.FromString(bytes.fromhex(entry.provenance.get("pb", "")))
+    if not provenance.HasField("create_time") and entry.create_time is not None:
+        provenance.create_time.CopyFrom(_timestamp(entry.create_time))
+    return pb.KnowledgeEntry(
+        entry_id=entry.entry_id, kind=_KIND_FROM[entry.kind], title=entry.title, content=entry.content,
+        questions=entry.questions, source=entry.source, provenance=provenance,
+        status=_STATUS_FROM[entry.status], metadata=entry.metadata,
+        create_time=_timestamp(entry.create_time), update_time=_timestamp(entry.update_time),
+    )
+
+
+def _provenance_json(message: pb.Provenance) -> dict:
+    """Readable columns for SQL, plus the exact message for a lossless round trip."""
+    readable = {
+        "interaction_ids": list(message.interaction_ids), "teacher_model": message.teacher_model,
+        "prompt_version": message.prompt_version, "training_run_id": message.training_run_id,
+        "fix_id": message.fix_id, "created_by": message.created_by,
+    }
+    return {key: value for key, value in readable.items() if value} | {"pb": message.SerializeToString().hex()}
+
+
+def entry_id_field(field: str, value: str) -> str:
+    if not _ENTRY_ID.match(value):
+        raise InvalidArgument(field, "must be 1 to 128 letters, digits, '-', '_', '.' or ':'")
+    return value
+
+
+def from_message(message: pb.KnowledgeEntry, field: str) -> Entry:
+    """A validated entry; `status` is '' when unspecified (resolved by Knowledge.upsert)."""
+    entry_id = entry_id_field(f"{field}.entry_id", message.entry_id) if message.entry_id else str(uuid.uuid4())
+    validation.enum_value(f"{field}.kind", message.kind, pb.EntryKind, allow_unspecified=False)
+    validation.enum_value(f"{field}.status", message.status, pb.EntryStatus, allow_unspecified=True)
+    content = validation.text(f"{field}.content", message.content, max_chars=MAX_CONTENT_CHARS, required=True)
+    title = validation.text(f"{field}.title", message.title, max_chars=300)
+    source = validation.text(f"{field}.source", message.source, max_chars=64, required=True)
+    questions: list[str] = []
+    for index, question in enumerate(message.questions):
+        validation.text(f"{field}.questions[{index}]", question, max_chars=MAX_QUESTION_CHARS, required=True)
+        if question not in questions:
+            questions.append(question)
+    if message.kind == pb.ENTRY_KIND_QA and not 1 <= len(questions) <= MAX_QUESTIONS:
+        raise InvalidArgument(f"{field}.questions", f"a Q&A entry needs 1 to {MAX_QUESTIONS} phrasings")
+    if message.kind == pb.ENTRY_KIND_ARTICLE and questions:
+        raise InvalidArgument(f"{field}.questions", "must be empty for an article")
+    if len(message.metadata) > 32:
+        raise InvalidArgument(f"{field}.metadata", "holds more than 32 pairs")
+    for key, value in message.metadata.items():
+        validation.text(f"{field}.metadata[{key[:64]!r}]", key, max_chars=64, required=True)
+        validation.text(f"{field}.metadata[{key[:64]!r}]", value, max_chars=1024)
+    if len(message.provenance.interaction_ids) > 1000:
+        raise InvalidArgument(f"{field}.provenance.interaction_ids", "holds more than 1,000 ids")
+    return Entry(
+        entry_id=entry_id, kind=_KIND[message.kind],
+        title=title or (questions[0][:300] if questions else ""),
+        content=content, questions=tuple(questions), source=source,
+        status=_STATUS.get(message.status, ""), provenance=_provenance_json(message.provenance),
+        metadata=dict(message.metadata),
+    )
+
+
+class KnowledgeService(pb_grpc.KnowledgeServiceServicer):
+    def __init__(self, knowledge: Knowledge, page_tokens: PageTokens) -> None:
+        self._knowledge = knowledge
+        self._tokens = page_tokens
+
+    async def SearchKnowledge(self, request: pb.SearchKnowledgeRequest, context: object) -> pb.SearchKnowledgeResponse:
+        query = validation.text("query", request.query, max_chars=MAX_QUESTION_CHARS, required=True)
+        if not 0 <= request.k <= MAX_K:
+            raise InvalidArgument("k", f"must be between 0 and {MAX_K}, got {request.k}")
+        for index, status in enumerate(request.statuses):
+            validation.enum_value(f"statuses[{index}]", status, pb.EntryStatus, allow_unspecified=False)
+        statuses = [_STATUS[s] for s in request.statuses] or ["published"]
+        hits = await self._knowledge.search(query, request.k or DEFAULT_K, statuses, request.source or None)
+        return pb.SearchKnowledgeResponse(hits=[
+            pb.KnowledgeHit(entry=to_message(hit.entry), score=hit.score,
+                            matched_question=hit.matched_key if hit.entry.kind == "qa" else "")
+            for hit in hits
+        ])
+
+    async def UpsertEntries(self, request: pb.UpsertEntriesRequest, context: object) -> pb.UpsertEntriesResponse:
+        if not 1 <= len(request.entries) <= MAX_BATCH:
+            raise InvalidArgument("entries", f"must hold 1 to {MAX_BATCH} entries, got {len(request.entries)}")
+        entries = [from_message(message, f"entries[{index}]") for index, message in enumerate(request.entries)]
+        seen: set[str] = set()
+        for index, entry in enumerate(entries):
+            if entry.entry_id in seen:
+                raise InvalidArgument(f"entries[{index}].entry_id", "appears twice in the batch")
+            seen.add(entry.entry_id)
+        stored = await self._knowledge.upsert(entries)
+        return pb.UpsertEntriesResponse(entries=[to_message(e) for e in stored])
+
+    async def GetEntry(self, request: pb.GetEntryRequest, context: object) -> pb.GetEntryResponse:
+        entry = await catalog.get(self._knowledge.pool, entry_id_field("entry_id", request.entry_id))
+        return pb.GetEntryResponse(entry=to_message(entry))
+
+    async def ListEntries(self, request: pb.ListEntriesRequest, context: object) -> pb.ListEntriesResponse:
+        size = validation.page_size("page_size", request.page_size)
+        validation.enum_value("status", request.status, pb.EntryStatus, allow_unspecified=True)
+        validation.enum_value("kind", request.kind, pb.EntryKind, allow_unspecified=True)
+        where = catalog.ListFilter(source=validation.text("source", request.source, max_chars=64),
+                                   status=_STATUS.get(request.status), kind=_KIND.get(request.kind))
+        filters = [where.source, where.status, where.kind]
+        after = None
+        if request.page_token:
+            cursor = self._tokens.decode(request.page_token, filters)
+            try:
+                after = (datetime.fromisoformat(cursor[0]), str(cursor[1]))
+            except (IndexError, TypeError, ValueError):
+                raise InvalidArgument("page_token", "is not a page token issued by this service") from None
+        entries = await catalog.list_page(self._knowledge.pool, where, after, size + 1)
+        token = ""
+        if len(entries) > size:
+            entries = entries[:size]
+            token = self._tokens.encode([entries[-1].create_time.isoformat(), entries[-1].entry_id], filters)
+        return pb.ListEntriesResponse(entries=[to_message(e) for e in entries], next_page_token=token)
+
+    async def UpdateEntry(self, request: pb.UpdateEntryRequest, context: object) -> pb.UpdateEntryResponse:
+        paths = list(request.update_mask.paths)
+        if not paths:
+            raise InvalidArgument("update_mask", "must name at least one field")
+        for path in paths:
+            if path not in _UPDATABLE:
+                raise InvalidArgument("update_mask", f"{path!r} cannot be updated; allowed: {', '.join(sorted(_UPDATABLE))}")
+        current = await catalog.get(self._knowledge.pool, entry_id_field("entry.entry_id", request.entry.entry_id))
+        merged = to_message(current)
+        for path in paths:
+            if path in ("questions",):
+                del merged.questions[:]
+                merged.questions.extend(request.entry.questions)
+            elif path == "metadata":
+                merged.metadata.clear()
+                merged.metadata.update(request.entry.metadata)
+            elif path == "provenance":
+                merged.provenance.CopyFrom(request.entry.provenance)
+            else:
+                setattr(merged, path, getattr(request.entry, path))
+        if "status" in paths and request.entry.status == pb.ENTRY_STATUS_UNSPECIFIED:
+            raise InvalidArgument("entry.status", "is required when named in update_mask")
+        entry = from_message(merged, "entry")
+        if "title" not in paths:
+            entry = replace(entry, title=current.title)
+        stored = await self._knowledge.upsert([entry])
+        return pb.UpdateEntryResponse(entry=to_message(stored[0]))
+
+    async def DeleteEntry(self, request: pb.DeleteEntryRequest, context: object) -> pb.DeleteEntryResponse:
+        await self._knowledge.delete(entry_id_field("entry_id", request.entry_id), request.allow_missing)
+        return pb.DeleteEntryResponse()
