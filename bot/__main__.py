@@ -1,5 +1,6 @@
-"""`python -m bot [serve|migrate|ingest PATH...]`: runs the bot (today: the
-knowledge admin service), applies its migrations, or loads a knowledge base."""
+"""`python -m bot [serve|migrate|ingest PATH...|prepare-model]`: runs the bot
+(ChatService and the KnowledgeService admin surface), applies its migrations,
+loads a knowledge base, or prepares the embedded chat model."""
 
 from __future__ import annotations
 
@@ -12,7 +13,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import grpc
 from pgvector.asyncpg import register_vector
+
+from bot.chat import Chatbot, Retrieval
+from bot.chat_log import ChatLog
+from bot.chat_service import ChatService
+from bot.llm.local_gguf import LocalGGUF, prepare
+from bot.persona import Persona
+from mend.interactions.v1 import interactions_service_pb2 as interactions_pb
+from mend.interactions.v1 import interactions_service_pb2_grpc as interactions_grpc
+from mendkit import clients
 
 from bot.embeddings.local_minilm import LocalMiniLM
 from bot.knowledge import Knowledge
@@ -30,6 +41,8 @@ from mendkit.settings import SettingsError
 from mendkit.telemetry import setup_telemetry
 
 KNOWLEDGE_SERVICE = pb.DESCRIPTOR.services_by_name["KnowledgeService"].full_name
+CHAT_SERVICE = pb.DESCRIPTOR.services_by_name["ChatService"].full_name
+INTERACTIONS_SERVICE = interactions_pb.DESCRIPTOR.services_by_name["InteractionsService"].full_name
 MIGRATIONS = Path(__file__).parent / "migrations"
 _log = logging.getLogger("bot")
 
@@ -61,11 +74,31 @@ async def open_knowledge(settings: Settings) -> AsyncIterator[Knowledge]:
             await asyncio.to_thread(embedded.stop)
 
 
+def build_chatbot(settings: Settings, knowledge: Knowledge, interactions: grpc.aio.Channel) -> Chatbot:
+    model = LocalGGUF(prepare(settings.home / "models"), threads=settings.llm_threads)
+    persona = Persona(brand=settings.brand, bot_name=settings.bot_name, tone=settings.tone,
+                      handoff=settings.handoff, system_prompt=settings.system_prompt)
+    log = ChatLog(knowledge.pool, interactions_grpc.InteractionsServiceStub(interactions))
+    retrieval = Retrieval(k=settings.retrieval_k, threshold=settings.similarity_threshold)
+    return Chatbot(knowledge, model, log, persona, retrieval, record_text=settings.record_chat_text)
+
+
 async def serve(settings: Settings) -> None:
     async with open_knowledge(settings) as knowledge:
-        servicer = KnowledgeService(knowledge, PageTokens(settings.page_token_secret))
-        registration = Registration(servicer, pb_grpc.add_KnowledgeServiceServicer_to_server, KNOWLEDGE_SERVICE)
-        await serve_until_signalled([registration], settings.address)
+        interactions = clients.insecure_channel(
+            settings.interactions_address, [(INTERACTIONS_SERVICE, "CreateInteraction")])
+        chatbot = await asyncio.to_thread(build_chatbot, settings, knowledge, interactions)
+        delivery = asyncio.create_task(chatbot.log.run_delivery())
+        registrations = [
+            Registration(ChatService(chatbot), pb_grpc.add_ChatServiceServicer_to_server, CHAT_SERVICE),
+            Registration(KnowledgeService(knowledge, PageTokens(settings.page_token_secret)),
+                         pb_grpc.add_KnowledgeServiceServicer_to_server, KNOWLEDGE_SERVICE),
+        ]
+        try:
+            await serve_until_signalled(registrations, settings.address)
+        finally:
+            delivery.cancel()
+            await interactions.close()
 
 
 async def ingest_command(settings: Settings, paths: list[Path], source: str) -> None:
@@ -78,7 +111,7 @@ async def ingest_command(settings: Settings, paths: list[Path], source: str) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate", "ingest"])
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate", "ingest", "prepare-model"])
     parser.add_argument("paths", nargs="*", type=Path, help="for ingest: files or folders (.md, .csv, .jsonl)")
     parser.add_argument("--source", default="sample-kb", help="for ingest: the entries' source label")
     args = parser.parse_args(argv)
@@ -92,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             asyncio.run(serve(settings))
+        elif args.command == "prepare-model":
+            print(f"model ready: {prepare(settings.home / 'models')}")
         elif args.command == "ingest":
             if not args.paths:
                 parser.error("ingest needs at least one path")

@@ -108,7 +108,8 @@ def collect(paths: Iterable[Path], source: str) -> list[Entry]:
     files = []
     for path in paths:
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix in READERS)
+            # A folder's README describes the folder; it is not knowledge.
+            files += sorted(p for p in path.rglob("*") if p.suffix in READERS and p.name.lower() != "readme.md")
         elif path.suffix in READERS:
             files.append(path)
         else:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mendkit.embedded_postgres import DEFAULT_HOME, DEFAULT_PORT
-from mendkit.settings import SettingsError, env_choice, env_int, env_str
+from mendkit.settings import SettingsError, env_bool, env_choice, env_float, env_int, env_str
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,17 @@ class Settings:
     home: Path
     embedded_pg_port: int
     log_level: str
+    interactions_address: str
+    llm: str
+    llm_threads: int
+    brand: str
+    bot_name: str
+    tone: str
+    handoff: str
+    system_prompt: str
+    retrieval_k: int
+    similarity_threshold: float
+    record_chat_text: bool
 
     @property
     def address(self) -> str:
@@ -44,4 +55,16 @@ class Settings:
             home=Path(env_str("MEND_HOME", str(DEFAULT_HOME))),
             embedded_pg_port=env_int("MEND_PG_PORT", DEFAULT_PORT, minimum=1, maximum=65535),
             log_level=env_str("LOG_LEVEL", "INFO"),
+            interactions_address=env_str("INTERACTIONS_ADDR", "127.0.0.1:50051"),
+            # Bedrock and OpenAI-compatible chat models are not built yet (issue 3).
+            llm=env_choice("MEND_LLM", "local", ("local",)),
+            llm_threads=env_int("MEND_LLM_THREADS", 2, minimum=1, maximum=64),
+            brand=env_str("MEND_BRAND_NAME", "Alder & Finch"),
+            bot_name=env_str("MEND_BOT_NAME", "Mend"),
+            tone=env_str("MEND_BRAND_TONE", "warm, clear and practical"),
+            handoff=env_str("MEND_HANDOFF", "write to care@alderandfinch.example or chat with us 8:00-20:00 CET on weekdays"),
+            system_prompt=env_str("MEND_SYSTEM_PROMPT", ""),
+            retrieval_k=env_int("MEND_RETRIEVAL_K", 3, minimum=1, maximum=20),
+            similarity_threshold=env_float("MEND_SIMILARITY_THRESHOLD", 0.45, minimum=-1.0, maximum=1.0),
+            record_chat_text=env_bool("MEND_TRACE_CHAT_TEXT", False),
         )

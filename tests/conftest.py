@@ -161,3 +161,46 @@ async def knowledge(knowledge_address: str, knowledge_index):
     await knowledge_index.pool.execute("TRUNCATE knowledge_entries CASCADE")
     async with grpc.aio.insecure_channel(knowledge_address) as channel:
         yield bot_grpc.KnowledgeServiceStub(channel)
+
+
+# --- the bot's chat ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def chat_model():
+    """The real embedded chat model (Qwen2.5 0.5B on llama.cpp)."""
+    from bot.llm.local_gguf import LocalGGUF, prepare
+    from mendkit.embedded_postgres import DEFAULT_HOME
+
+    return LocalGGUF(prepare(DEFAULT_HOME / "models"), temperature=0.0)
+
+
+def make_chatbot(knowledge_index, chat_model, interactions_address: str):
+    from bot.chat import Chatbot
+    from bot.chat_log import ChatLog
+    from bot.persona import Persona
+    from mend.interactions.v1 import interactions_service_pb2_grpc as interactions_grpc
+    from mendkit import clients
+
+    channel = clients.insecure_channel(interactions_address)
+    persona = Persona(brand="Alder & Finch", bot_name="Mend", tone="warm", handoff="email care@alderandfinch.example")
+    log = ChatLog(knowledge_index.pool, interactions_grpc.InteractionsServiceStub(channel))
+    return Chatbot(knowledge_index, chat_model, log, persona), channel
+
+
+@pytest.fixture
+async def chat(knowledge_index, chat_model, interactions_address, pool):
+    """A ChatService stub over a real channel; the bot logs to the real interactions service."""
+    from bot.__main__ import CHAT_SERVICE
+    from bot.chat_service import ChatService
+    from mend.bot.v1 import bot_service_pb2_grpc as bot_grpc
+
+    await knowledge_index.pool.execute("TRUNCATE knowledge_entries CASCADE; TRUNCATE chat_log")
+    await pool.execute("TRUNCATE interactions")
+    chatbot, interactions_channel = make_chatbot(knowledge_index, chat_model, interactions_address)
+    running = await start_server(
+        [Registration(ChatService(chatbot), bot_grpc.add_ChatServiceServicer_to_server, CHAT_SERVICE)], "127.0.0.1:0")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        yield bot_grpc.ChatServiceStub(channel), chatbot
+    await running.stop(1)
+    await interactions_channel.close()

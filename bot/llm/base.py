@@ -1,0 +1,21 @@
+"""The chat-model interface: a streamed completion of a chat."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+class ChatModel(Protocol):
+    model_id: str
+
+    def stream(self, messages: Sequence[Message], max_tokens: int) -> AsyncIterator[str]:
+        """Yields the answer's text as it is generated. Closing the iterator
+        early stops the generation."""

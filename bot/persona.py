@@ -1,0 +1,46 @@
+"""The brand persona and the grounded prompt built from it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.chat_log import Turn
+from bot.knowledge import Hit
+from bot.llm.base import Message
+
+
+@dataclass(frozen=True)
+class Persona:
+    brand: str
+    bot_name: str
+    tone: str
+    # How a customer reaches a person: said whenever the bot does not know.
+    handoff: str
+    # Replaces the default instructions entirely when set.
+    system_prompt: str = ""
+
+    def instructions(self) -> str:
+        if self.system_prompt:
+            return self.system_prompt
+        # Short on purpose: a small local model follows a few plain rules best.
+        # The facts travel with the question (see `messages`), where a small
+        # model attends to them more reliably than in the system prompt.
+        return (
+            f"You are {self.bot_name}, the customer-care assistant of {self.brand}. Your tone: {self.tone}. "
+            "Answer in at most three short sentences, using only the facts given with the question, "
+            "and quote their numbers exactly. If the facts do not answer the question, say you don't know. "
+            "Never invent order numbers, prices, dates or policies."
+        )
+
+    def dont_know(self) -> str:
+        return (f"I'm sorry, I don't know the answer to that. You can {self.handoff}, "
+                "and a person from our team will help you.")
+
+
+def messages(persona: Persona, hits: Sequence[Hit], history: Sequence[Turn], query: str) -> list[Message]:
+    facts = "\n".join(f"[{n}] {hit.entry.title}: {hit.entry.content}" for n, hit in enumerate(hits, start=1))
+    chat = [Message("system", persona.instructions())]
+    for turn in history:
+        chat += [Message("user", turn.query), Message("assistant", turn.answer)]
+    return chat + [Message("user", f"Facts:\n{facts}\n\nQuestion: {query}")]

@@ -1,0 +1,121 @@
+"""ChatService end to end: the real index, the real embedded model, the real
+interactions service and PostgreSQL."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+
+import grpc
+import pytest
+
+from bot.__main__ import INTERACTIONS_SERVICE
+from interactions.service import InteractionsService
+from mend.bot.v1 import bot_service_pb2 as pb
+from mend.interactions.v1 import interactions_service_pb2 as ipb
+from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
+from mendkit.page_tokens import PageTokens
+from mendkit.server import Registration, start_server
+from tests.conftest import free_port, make_chatbot
+from tests.test_interactions_service import expect_status
+from tests.test_knowledge_service import ARTICLE, RETURNS, SHIPPING, upsert
+
+OFF_TOPIC = "What is the capital city of Peru?"
+
+
+async def stream(stub, query: str, **fields) -> list[pb.ChatStreamResponse]:
+    return [event async for event in stub.ChatStream(pb.ChatStreamRequest(query=query, **fields))]
+
+
+async def test_a_grounded_answer_streams_in_order_and_is_logged(chat, knowledge, pool):
+    stub, _ = chat
+    await upsert(knowledge, RETURNS, SHIPPING, ARTICLE)
+    events = await stream(stub, "Can I send back a tent I haven't used?")
+    kinds = [e.WhichOneof("event") for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "end" and set(kinds[1:-1]) == {"delta"} and len(kinds) > 3
+    start, end = events[0].start, events[-1].end
+    assert end.grounded
+    assert start.sources[0].entry_id == "faq-returns" and start.sources[0].source == "test-kb"
+    answer = "".join(e.delta.text for e in events[1:-1]).strip()
+    assert "60" in answer  # the fact the knowledge gave it
+    assert end.generation.model and end.generation.time_to_first_token_ms > 0
+    row = await pool.fetchrow("SELECT user_query, bot_response, sources FROM interactions WHERE interaction_id = $1",
+                              uuid.UUID(start.interaction_id))
+    assert row["user_query"] == "Can I send back a tent I haven't used?"
+    assert row["bot_response"] == answer
+    assert row["sources"][0]["entry_id"] == "faq-returns"
+
+
+async def test_nothing_relevant_means_i_do_not_know_and_how_to_reach_a_person(chat, knowledge, pool):
+    stub, chatbot = chat
+    await upsert(knowledge, RETURNS, SHIPPING)
+    response = await stub.Chat(pb.ChatRequest(query=OFF_TOPIC))
+    assert not response.grounded and list(response.sources) == []
+    assert "don't know" in response.answer and "care@alderandfinch.example" in response.answer
+    assert await pool.fetchval("SELECT bot_response FROM interactions WHERE interaction_id = $1",
+                               uuid.UUID(response.interaction_id)) == response.answer
+
+
+async def test_conversation_and_request_ids(chat, knowledge):
+    stub, _ = chat
+    first = await stub.Chat(pb.ChatRequest(query=OFF_TOPIC))
+    assert uuid.UUID(first.conversation_id)
+    second = await stub.Chat(pb.ChatRequest(query="And of Chile?", conversation_id=first.conversation_id))
+    assert second.conversation_id == first.conversation_id
+    request_id = str(uuid.uuid4())
+    answered = await stub.Chat(pb.ChatRequest(query=OFF_TOPIC, request_id=request_id))
+    assert answered.interaction_id == request_id
+    replayed = await stub.Chat(pb.ChatRequest(query=OFF_TOPIC, request_id=request_id))
+    assert replayed == answered
+    await expect_status(stub.Chat(pb.ChatRequest(query="Something else entirely", request_id=request_id)),
+                        grpc.StatusCode.ALREADY_EXISTS, request_id)
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (pb.ChatRequest(query=""), "query"),
+        (pb.ChatRequest(query="   "), "query"),
+        (pb.ChatRequest(query="x" * 4001), "query"),
+        (pb.ChatRequest(query="hi", request_id="not-a-uuid"), "request_id"),
+        (pb.ChatRequest(query="hi", conversation_id="c" * 129), "conversation_id"),
+    ],
+)
+async def test_bad_chat_requests_name_the_field(chat, request_, field):
+    stub, _ = chat
+    await expect_status(stub.Chat(request_), grpc.StatusCode.INVALID_ARGUMENT, field)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stream(stub, request_.query, request_id=request_.request_id, conversation_id=request_.conversation_id)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT and field in raised.value.details()
+
+
+async def test_answers_while_interactions_is_down_and_delivers_once_it_is_back(
+        knowledge_index, chat_model, pool, knowledge):
+    """The customer gets the answer; the exchange waits in the outbox; once
+    interactions is up it is delivered, and feedback on it then works."""
+    await knowledge_index.pool.execute("TRUNCATE chat_log")
+    port = free_port()
+    chatbot, channel = make_chatbot(knowledge_index, chat_model, f"127.0.0.1:{port}")
+    try:
+        events = [e async for e in chatbot.answer(OFF_TOPIC, "", None)]
+        interaction_id = events[0].start.interaction_id
+        assert events[-1].WhichOneof("event") == "end"
+        assert await chatbot.log.pending() == 1
+        assert await pool.fetchval("SELECT count(*) FROM interactions WHERE interaction_id = $1",
+                                   uuid.UUID(interaction_id)) == 0
+
+        servicer = InteractionsService(pool, PageTokens(b"tests-page-token-secret"))
+        running = await start_server(
+            [Registration(servicer, ipb_grpc.add_InteractionsServiceServicer_to_server, INTERACTIONS_SERVICE)],
+            f"127.0.0.1:{port}")
+        try:
+            assert await chatbot.log.deliver_pending() == 1
+            assert await chatbot.log.pending() == 0
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as direct:
+                rated = await ipb_grpc.InteractionsServiceStub(direct).SubmitFeedback(
+                    ipb.SubmitFeedbackRequest(interaction_id=interaction_id, rating=ipb.RATING_DISLIKE))
+            assert rated.interaction.feedback == -1 and rated.interaction.user_query == OFF_TOPIC
+        finally:
+            await running.stop(0)
+    finally:
+        await channel.close()
