@@ -1,7 +1,8 @@
 """Brings the whole mesh up on its embedded defaults, on one machine.
 
 Starts the embedded PostgreSQL (unless DATABASE_URL is set), applies
-migrations, starts each service as its own process, waits until every one
+migrations, prepares the embedded chat model, loads the sample knowledge base,
+starts each service as its own process, waits until every one
 reports SERVING on the gRPC health service, prints where to reach them, and
 on Ctrl-C (or SIGTERM) stops every process cleanly, the database last. Service
 logs go to `.mend/logs/<service>.log`. A second run reuses the data.
@@ -35,7 +36,9 @@ class Service:
 # The order is the start order: a service starts after those it calls.
 SERVICES = [
     Service("interactions", "interactions", "INTERACTIONS_PORT", 50051),
+    Service("bot", "bot", "BOT_PORT", 50052),
 ]
+SAMPLE_KNOWLEDGE = Path(__file__).resolve().parent.parent / "knowledge" / "sample"
 
 
 def say(message: str) -> None:
@@ -89,17 +92,26 @@ async def run() -> int:
     processes: dict[str, asyncio.subprocess.Process] = {}
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "DATABASE_URL": database_url, "MEND_HOME": str(home)}
+    env = {**os.environ, "DATABASE_URL": database_url, "MEND_HOME": str(home),
+           "INTERACTIONS_ADDR": f"127.0.0.1:{ports['interactions']}"}
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        say("applying database migrations")
-        migrate = await asyncio.create_subprocess_exec(sys.executable, "-m", "interactions", "migrate", env=env)
-        if await migrate.wait() != 0:
-            say("migrations failed; see the output above")
-            return 1
+        steps = [
+            ("applying database migrations", ["interactions", "migrate"]),
+            ("applying database migrations", ["bot", "migrate"]),
+            ("preparing the embedded chat model (once)", ["bot", "prepare-model"]),
+            ("loading the sample knowledge base (unchanged entries are skipped)",
+             ["bot", "ingest", str(SAMPLE_KNOWLEDGE), "--source", "sample-kb"]),
+        ]
+        for message, arguments in steps:
+            say(message)
+            step = await asyncio.create_subprocess_exec(sys.executable, "-m", *arguments, env=env)
+            if await step.wait() != 0:
+                say(f"`python -m {' '.join(arguments)}` failed; see the output above")
+                return 1
 
         for service in SERVICES:
             port = ports[service.name]
@@ -119,6 +131,9 @@ async def run() -> int:
         for service in SERVICES:
             say(f"  {service.name:<13} grpc://127.0.0.1:{ports[service.name]}   "
                 f"(try: grpcurl -plaintext 127.0.0.1:{ports[service.name]} list)")
+        say("  chat from a terminal (the browser page is not built yet):")
+        say(f"    grpcurl -plaintext -d '{{\"query\": \"How long do I have to return something?\"}}' "
+            f"127.0.0.1:{ports['bot']} mend.bot.v1.ChatService/ChatStream")
         say("Press Ctrl-C to stop.")
 
         exited = [asyncio.ensure_future(p.wait()) for p in processes.values()]

@@ -36,11 +36,22 @@ async def interrupt(process: asyncio.subprocess.Process) -> tuple[int, str]:
 
 
 async def test_mesh_comes_up_stops_cleanly_and_reuses_data(tmp_path):
-    port = free_port()
-    env = {"MEND_HOME": str(tmp_path), "MEND_PG_PORT": str(free_port()), "INTERACTIONS_PORT": str(port)}
+    port, bot_port = free_port(), free_port()
+    env = {"MEND_HOME": str(tmp_path), "MEND_PG_PORT": str(free_port()), "INTERACTIONS_PORT": str(port),
+           "BOT_PORT": str(bot_port)}
     process, lines = await start_mesh(env)
     try:
         assert any(f"grpc://127.0.0.1:{port}" in line for line in lines)
+        assert any(f"grpc://127.0.0.1:{bot_port}" in line for line in lines)
+        assert any("ingested" in line and "sample-kb" in line for line in lines)
+        # The bot answers and logs through interactions (a question the sample
+        # knowledge cannot answer: the fallback needs no model time).
+        chat = grpcurl(bot_port, "-d", '{"query": "What is the capital city of Peru?"}',
+                       "mend.bot.v1.ChatService/Chat")
+        assert chat.returncode == 0, chat.stderr
+        logged = grpcurl(port, "-d", json.dumps({"interaction_id": json.loads(chat.stdout)["interaction_id"]}),
+                         "mend.interactions.v1.InteractionsService/GetInteraction")
+        assert logged.returncode == 0, logged.stderr
         body = json.dumps({"interaction": {"interaction_id": "0b8f5a52-3c1b-4e0c-9a57-8f5b1d1b7c11",
                                            "user_query": "Still there?", "bot_response": "Yes."}})
         assert grpcurl(port, "-d", body, "mend.interactions.v1.InteractionsService/CreateInteraction").returncode == 0
@@ -49,7 +60,8 @@ async def test_mesh_comes_up_stops_cleanly_and_reuses_data(tmp_path):
     assert code == 0, rest
     assert rest.strip().endswith("mesh: stopped")
     assert not (tmp_path / "postgres" / "postmaster.pid").exists()
-    assert (tmp_path / "logs" / "interactions.log").read_text().count('"message": "stopped"') == 1
+    for service in ("interactions", "bot"):
+        assert (tmp_path / "logs" / f"{service}.log").read_text().count('"message": "stopped"') == 1
 
     process, _ = await start_mesh(env)
     try:
