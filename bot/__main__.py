@@ -16,20 +16,19 @@ import asyncpg
 import grpc
 from pgvector.asyncpg import register_vector
 
+from bot import adapters
 from bot.chat import Chatbot, Retrieval
 from bot.chat_log import ChatLog
 from bot.chat_service import ChatService
-from bot.llm.local_gguf import LocalGGUF, prepare
+from bot.llm.local_gguf import prepare
 from bot.persona import Persona
 from mend.interactions.v1 import interactions_service_pb2 as interactions_pb
 from mend.interactions.v1 import interactions_service_pb2_grpc as interactions_grpc
 from mendkit import clients
 
-from bot.embeddings.local_minilm import LocalMiniLM
 from bot.knowledge import Knowledge
 from bot.knowledge_service import KnowledgeService
 from bot.settings import Settings
-from bot.vectorstores.pgvector_store import PgVectorStore
 from mend.bot.v1 import bot_service_pb2 as pb
 from mend.bot.v1 import bot_service_pb2_grpc as pb_grpc
 from mendkit import database, migrations
@@ -56,26 +55,29 @@ async def migrate(url: str) -> list[int]:
 
 
 @asynccontextmanager
-async def open_knowledge(settings: Settings) -> AsyncIterator[Knowledge]:
+async def open_knowledge(settings: Settings, closers: list[adapters.Closer]) -> AsyncIterator[Knowledge]:
     """The database (embedded unless DATABASE_URL), migrated, and the index on it."""
     url, embedded = await database_url_or_embedded(settings.database_url, settings.home, settings.embedded_pg_port)
     pool = None
     try:
         await migrate(url)
         pool = await database.create_pool(url, settings.pool_max_size, init=register_vector)
-        embedder = LocalMiniLM()
-        store = PgVectorStore(pool, embedder.model_id, embedder.dimension)
+        embedder = adapters.embedder(settings, closers)
+        store = adapters.vector_store(settings, pool, embedder, closers)
         await store.prepare()
         yield Knowledge(pool, store, embedder)
     finally:
+        for close in reversed(closers):
+            await close()
         if pool is not None:
             await pool.close()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
 
 
-def build_chatbot(settings: Settings, knowledge: Knowledge, interactions: grpc.aio.Channel) -> Chatbot:
-    model = LocalGGUF(prepare(settings.home / "models"), threads=settings.llm_threads)
+def build_chatbot(settings: Settings, knowledge: Knowledge, interactions: grpc.aio.Channel,
+                  closers: list[adapters.Closer]) -> Chatbot:
+    model = adapters.chat_model(settings, closers)
     persona = Persona(brand=settings.brand, bot_name=settings.bot_name, tone=settings.tone,
                       handoff=settings.handoff, system_prompt=settings.system_prompt)
     log = ChatLog(knowledge.pool, interactions_grpc.InteractionsServiceStub(interactions))
@@ -84,10 +86,11 @@ def build_chatbot(settings: Settings, knowledge: Knowledge, interactions: grpc.a
 
 
 async def serve(settings: Settings) -> None:
-    async with open_knowledge(settings) as knowledge:
+    closers: list[adapters.Closer] = []
+    async with open_knowledge(settings, closers) as knowledge:
         interactions = clients.insecure_channel(
             settings.interactions_address, [(INTERACTIONS_SERVICE, "CreateInteraction")])
-        chatbot = await asyncio.to_thread(build_chatbot, settings, knowledge, interactions)
+        chatbot = await asyncio.to_thread(build_chatbot, settings, knowledge, interactions, closers)
         delivery = asyncio.create_task(chatbot.log.run_delivery())
         registrations = [
             Registration(ChatService(chatbot), pb_grpc.add_ChatServiceServicer_to_server, CHAT_SERVICE),
@@ -104,7 +107,7 @@ async def serve(settings: Settings) -> None:
 async def ingest_command(settings: Settings, paths: list[Path], source: str) -> None:
     from bot.ingest import ingest
 
-    async with open_knowledge(settings) as knowledge:
+    async with open_knowledge(settings, []) as knowledge:
         count = await ingest(knowledge, paths, source)
     print(f"ingested {count} entries from {', '.join(map(str, paths))} (source {source!r})")
 

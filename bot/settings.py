@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mendkit.embedded_postgres import DEFAULT_HOME, DEFAULT_PORT
@@ -33,6 +33,21 @@ class Settings:
     retrieval_k: int
     similarity_threshold: float
     record_chat_text: bool
+    # Cloud adapters (read only when selected). Secrets stay out of repr, so
+    # they can never reach a log line through the settings object.
+    aws_region: str
+    bedrock_chat_model: str
+    bedrock_embedding_model: str
+    bedrock_embedding_dimension: int
+    openai_base_url: str
+    openai_chat_model: str
+    openai_embedding_model: str
+    openai_embedding_dimension: int
+    pinecone_index_name: str
+    pinecone_host: str
+    pinecone_namespace: str
+    openai_api_key: str = field(default="", repr=False)
+    pinecone_api_key: str = field(default="", repr=False)
 
     @property
     def address(self) -> str:
@@ -43,21 +58,26 @@ class Settings:
         secret = env_str("MEND_PAGE_TOKEN_SECRET", "")
         if secret and len(secret) < 16:
             raise SettingsError("MEND_PAGE_TOKEN_SECRET must be at least 16 characters")
+        vector_store = env_choice("MEND_VECTOR_STORE", "pgvector", ("pgvector", "pinecone"))
+        embeddings = env_choice("MEND_EMBEDDINGS", "local", ("local", "bedrock", "openai"))
+        llm = env_choice("MEND_LLM", "local", ("local", "bedrock", "openai"))
+        uses_bedrock = "bedrock" in (embeddings, llm)
+        uses_openai = "openai" in (embeddings, llm)
+        if embeddings == "openai" and not env_str("OPENAI_EMBEDDING_DIMENSION", ""):
+            raise SettingsError("OPENAI_EMBEDDING_DIMENSION is required when MEND_EMBEDDINGS=openai")
         return cls(
             database_url=env_str("DATABASE_URL", ""),
             host=env_str("BOT_HOST", "127.0.0.1"),
             port=env_int("BOT_PORT", 50052, minimum=0, maximum=65535),
             pool_max_size=env_int("BOT_DB_POOL_SIZE", 10, minimum=1, maximum=200),
-            # Pinecone and the Bedrock / OpenAI-compatible embedders are not built yet (issue 3).
-            vector_store=env_choice("MEND_VECTOR_STORE", "pgvector", ("pgvector",)),
-            embeddings=env_choice("MEND_EMBEDDINGS", "local", ("local",)),
+            vector_store=vector_store,
+            embeddings=embeddings,
             page_token_secret=secret.encode() if secret else secrets.token_bytes(32),
             home=Path(env_str("MEND_HOME", str(DEFAULT_HOME))),
             embedded_pg_port=env_int("MEND_PG_PORT", DEFAULT_PORT, minimum=1, maximum=65535),
             log_level=env_str("LOG_LEVEL", "INFO"),
             interactions_address=env_str("INTERACTIONS_ADDR", "127.0.0.1:50051"),
-            # Bedrock and OpenAI-compatible chat models are not built yet (issue 3).
-            llm=env_choice("MEND_LLM", "local", ("local",)),
+            llm=llm,
             llm_threads=env_int("MEND_LLM_THREADS", 2, minimum=1, maximum=64),
             brand=env_str("MEND_BRAND_NAME", "Alder & Finch"),
             bot_name=env_str("MEND_BOT_NAME", "Mend"),
@@ -67,4 +87,19 @@ class Settings:
             retrieval_k=env_int("MEND_RETRIEVAL_K", 3, minimum=1, maximum=20),
             similarity_threshold=env_float("MEND_SIMILARITY_THRESHOLD", 0.45, minimum=-1.0, maximum=1.0),
             record_chat_text=env_bool("MEND_TRACE_CHAT_TEXT", False),
+            aws_region=env_str("AWS_REGION") if uses_bedrock else env_str("AWS_REGION", ""),
+            bedrock_chat_model=env_str("BEDROCK_CHAT_MODEL", "anthropic.claude-3-haiku-20240307-v1:0"),
+            bedrock_embedding_model=env_str("BEDROCK_EMBEDDING_MODEL", "amazon.titan-embed-text-v2:0"),
+            bedrock_embedding_dimension=env_int("BEDROCK_EMBEDDING_DIMENSION", 1024, minimum=256, maximum=1024),
+            openai_base_url=env_str("OPENAI_BASE_URL") if uses_openai else env_str("OPENAI_BASE_URL", ""),
+            openai_chat_model=env_str("OPENAI_CHAT_MODEL") if llm == "openai" else env_str("OPENAI_CHAT_MODEL", ""),
+            openai_embedding_model=(env_str("OPENAI_EMBEDDING_MODEL") if embeddings == "openai"
+                                    else env_str("OPENAI_EMBEDDING_MODEL", "")),
+            openai_embedding_dimension=(env_int("OPENAI_EMBEDDING_DIMENSION", 0, minimum=1, maximum=16384)
+                                        if embeddings == "openai" else 0),
+            pinecone_index_name=env_str("PINECONE_INDEX_NAME", "rag-index"),
+            pinecone_host=env_str("PINECONE_HOST", ""),
+            pinecone_namespace=env_str("PINECONE_NAMESPACE", ""),
+            openai_api_key=env_str("OPENAI_API_KEY", ""),
+            pinecone_api_key=env_str("PINECONE_API_KEY") if vector_store == "pinecone" else "",
         )

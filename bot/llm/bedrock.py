@@ -1,0 +1,176 @@
+"""A chat model on Amazon Bedrock through the Converse API (ConverseStream): one
+request shape for every model family Bedrock hosts (Claude, Llama, Mistral, Nova).
+
+Credentials come from boto3's usual chain (environment, profile, instance or
+task role); nothing here reads, stores or prints them. boto3 is imported only
+when an adapter is built, so a local-only install needs no AWS packages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from bot.llm.base import Message
+from mendkit.errors import FailedPrecondition, ResourceExhausted, Unavailable
+
+MAX_STREAMS = 32  # answers generated at once per chat model (each holds a thread and a connection)
+
+# Bedrock's error codes (the service model's, plus those of the AWS front door)
+# by the status they become. Errors inside an event stream use the same names
+# with a lower-case first letter ("throttlingException"); `_code` evens that out.
+_EXHAUSTED = {"ThrottlingException", "ServiceQuotaExceededException", "TooManyRequestsException"}
+_UNAVAILABLE = {"InternalServerException", "ServiceUnavailableException", "ModelTimeoutException",
+                "ModelNotReadyException", "ModelStreamErrorException", "ModelErrorException"}
+# AWS's text for these can quote the signed request, session token included: only the code is kept.
+_CREDENTIAL_CODES = {"UnrecognizedClientException", "InvalidSignatureException", "SignatureDoesNotMatch",
+                     "IncompleteSignature", "ExpiredTokenException", "InvalidClientTokenId",
+                     "MissingAuthenticationTokenException"}
+
+
+def bedrock_client(region: str | None, client: Any | None = None) -> Any:
+    """A `bedrock-runtime` client: the one given (tests, shared clients), or a new one."""
+    if client is not None:
+        return client
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import NoRegionError
+
+    # Standard retries back off on throttling and 5xx (3 attempts in all). They
+    # only cover getting a stream started: a stream that fails midway is not retried.
+    config = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=5, read_timeout=60,
+                    max_pool_connections=MAX_STREAMS)
+    try:
+        return boto3.client("bedrock-runtime", region_name=region or None, config=config)
+    except NoRegionError:
+        raise ValueError("no AWS region for Bedrock: set AWS_REGION") from None
+
+
+def _code(raw: object) -> str:
+    code = str(raw or "")
+    return code[:1].upper() + code[1:]
+
+
+def bedrock_error(error: Exception, model_id: str, region: str) -> Exception:
+    """The domain error for a boto3 failure. The message names the model and the
+    region (what an operator needs to fix access) and never the credentials."""
+    from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+
+    where = f"Bedrock model {model_id} in {region}"
+    if isinstance(error, ClientError):  # also EventStreamError: a failure inside the stream
+        details = error.response.get("Error", {})
+        code = _code(details.get("Code"))
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        text = "" if code in _CREDENTIAL_CODES else str(details.get("Message") or "")[:300]
+        message = f"{where} refused the request: {code}" + (f": {text}" if text else "")
+        if code in _EXHAUSTED or status == 429:
+            return ResourceExhausted(message)
+        if code in _UNAVAILABLE or status >= 500:
+            return Unavailable(message)
+        # Access not granted, model not enabled in this region, a wrong model id, a
+        # request the model rejects: retrying won't help, configuration will.
+        return FailedPrecondition(message)
+    if isinstance(error, (ConnectionError, HTTPClientError)):
+        return Unavailable(f"{where} unreachable: {error}"[:400])
+    if isinstance(error, BotoCoreError):
+        # Missing or unloadable credentials, mostly. Their text can quote a
+        # credential process's output, so only the class name is shown.
+        return FailedPrecondition(f"{where}: {type(error).__name__} (check the AWS credentials and configuration)")
+    return error
+
+
+def converse_messages(messages: Sequence[Message]) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+    """(system, messages) as Converse takes them. Converse wants alternating
+    roles starting with the user, so same-role neighbours are merged, and a
+    leading assistant turn (a history cut mid-exchange) is dropped."""
+    system = [{"text": m.content} for m in messages if m.role == "system" and m.content.strip()]
+    turns: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "system" or not m.content.strip():  # Converse rejects blank text blocks
+            continue
+        if m.role not in ("user", "assistant"):
+            raise ValueError(f"unknown chat role {m.role!r}")
+        if not turns and m.role == "assistant":
+            continue
+        if turns and turns[-1]["role"] == m.role:
+            turns[-1]["content"][0]["text"] += "\n\n" + m.content
+        else:
+            turns.append({"role": m.role, "content": [{"text": m.content}]})
+    return system, turns
+
+
+class BedrockChat:
+    def __init__(self, model_id: str = "anthropic.claude-3-haiku-20240307-v1:0", region: str | None = None,
+                 client: Any | None = None, temperature: float = 0.2, max_streams: int = MAX_STREAMS) -> None:
+        self.model_id = model_id
+        self._client = bedrock_client(region, client)
+        self._region: str = self._client.meta.region_name
+        self._temperature = temperature
+        # Own threads: a stream holds one for the whole answer, and the default
+        # executor (cores + 4 threads) is shared with the embedders' work.
+        self._threads = ThreadPoolExecutor(max_streams, thread_name_prefix="bedrock-chat")
+        # Token counts of the last stream that reached its metadata event. One
+        # instance serves concurrent chats, so these belong to whichever ended last.
+        self.last_input_tokens = 0
+        self.last_output_tokens = 0
+
+    def _generate(self, request: dict[str, Any], out: asyncio.Queue[str | Exception | None],
+                  loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
+        def put(item: str | Exception | None) -> None:
+            try:
+                loop.call_soon_threadsafe(out.put_nowait, item)
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                pass
+
+        stream = None
+        finished = False
+        try:
+            stream = self._client.converse_stream(**request)["stream"]
+            for event in stream:  # blocks on the network between events
+                if stop.is_set():
+                    return
+                if "contentBlockDelta" in event:
+                    # Only text is asked for; other deltas (tool use, reasoning) are not the answer.
+                    text = event["contentBlockDelta"]["delta"].get("text")
+                    if text:
+                        put(text)
+                elif "messageStop" in event:
+                    finished = True
+                elif "metadata" in event:
+                    usage = event["metadata"].get("usage", {})
+                    self.last_input_tokens = usage.get("inputTokens", 0)
+                    self.last_output_tokens = usage.get("outputTokens", 0)
+            if not finished:
+                put(Unavailable(f"Bedrock model {self.model_id} in {self._region} ended the stream "
+                                "before the answer was complete"))
+        except Exception as error:  # noqa: BLE001 - handed to the consumer
+            put(bedrock_error(error, self.model_id, self._region))
+        finally:
+            if stream is not None:
+                stream.close()  # drops the HTTP response: Bedrock stops generating
+            put(None)
+
+    async def stream(self, messages: Sequence[Message], max_tokens: int) -> AsyncIterator[str]:
+        system, turns = converse_messages(messages)
+        request: dict[str, Any] = {"modelId": self.model_id, "messages": turns,
+                                   "inferenceConfig": {"maxTokens": max_tokens, "temperature": self._temperature}}
+        if system:
+            request["system"] = system
+        loop = asyncio.get_running_loop()
+        out: asyncio.Queue[str | Exception | None] = asyncio.Queue()
+        stop = threading.Event()
+        # boto3 is blocking: the request and the event stream are read in a thread.
+        loop.run_in_executor(self._threads, self._generate, request, out, loop, stop)
+        try:
+            while (item := await out.get()) is not None:
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+        finally:
+            # The caller went away (or the answer is done). Unlike the local model
+            # there is nothing to free, so this does not wait for the thread: it may
+            # be blocked on a read until the next event; it stops and closes then.
+            stop.set()

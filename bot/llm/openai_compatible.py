@@ -1,0 +1,158 @@
+"""A chat model behind any OpenAI-compatible HTTP API (Ollama, vLLM, llama.cpp's
+server, LM Studio, OpenAI itself). Only streamed `/chat/completions` is used:
+the part they all implement alike.
+
+The API key goes into the Authorization header and nowhere else. Every message
+this module builds goes through `redact`, because some servers echo the key they
+were sent in their error text, and those messages end up in logs and statuses.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from bot.llm.base import Message
+from mendkit.errors import FailedPrecondition, MendError, ResourceExhausted, Unavailable
+
+
+def _detail(response: httpx.Response) -> str:
+    """The server's own error message, from whichever shape its error body has."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason_phrase
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("message"):  # OpenAI, llama.cpp, vLLM
+            return str(error["message"])[:300]
+        for value in (error, body.get("message"), body.get("detail")):  # Ollama, older vLLM, FastAPI
+            if value:
+                return str(value)[:300]
+    return json.dumps(body)[:300]
+
+
+class OpenAIEndpoint:
+    """One server and model: the HTTP client, the key, and how failures become
+    domain errors. The chat model and the embedder share it."""
+
+    def __init__(self, base_url: str, model: str, api_key: str, timeout_s: float) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            # httpx would fail on each request with a transport error that reads like an outage.
+            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self._key = api_key
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # httpx applies the timeout to each step (connect, each read, ...): for a
+        # stream it bounds the silence between two pieces, not the whole answer.
+        self._client = httpx.AsyncClient(headers=headers, timeout=timeout_s)
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._key, "[redacted]") if self._key else text
+
+    def error(self, status: int, detail: str) -> MendError:
+        message = self.redact(f"{self.base_url} (model {self.model}) answered HTTP {status}: {detail}")
+        if status == 429:
+            return ResourceExhausted(message)
+        if status >= 500:
+            return Unavailable(message)
+        # 4xx (and stray 3xx): a wrong model name, URL, key or request; retrying won't help.
+        return FailedPrecondition(message)
+
+    def invalid(self, problem: str) -> FailedPrecondition:
+        """The server answered, but not in the protocol's shape."""
+        return FailedPrecondition(self.redact(f"{self.base_url} (model {self.model}) {problem}"))
+
+    @asynccontextmanager
+    async def post(self, path: str, body: dict[str, Any]) -> AsyncIterator[httpx.Response]:
+        """A successful response to a POST, its body not read yet. Leaving the block
+        closes the response (and, mid-body, its connection)."""
+        try:
+            async with self._client.stream("POST", self.base_url + path, json=body) as response:
+                if not response.is_success:
+                    await response.aread()
+                    raise self.error(response.status_code, _detail(response))
+                yield response
+        except httpx.TransportError as error:
+            # Also raised while the caller reads the body inside the block.
+            # `from None`: the message says what happened; the chain adds nothing.
+            raise Unavailable(self.redact(
+                f"{self.base_url} (model {self.model}) unreachable: {type(error).__name__}: {error}")) from None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+async def _events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
+    """Server-Sent Events as (field, payload): `data` events joined as the SSE
+    standard says, plus the `error:` lines llama.cpp's server sends."""
+    data: list[str] = []
+    async for line in response.aiter_lines():
+        if not line:  # a blank line ends an event
+            if data:
+                yield "data", "\n".join(data)
+                data = []
+            continue
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "data":
+            data.append(value)
+        elif field == "error":
+            yield "error", value
+        # Comments (": keep-alive") and event/id/retry fields carry nothing used here.
+    if data:
+        yield "data", "\n".join(data)
+
+
+class OpenAICompatibleChat:
+    def __init__(self, base_url: str, model: str, api_key: str = "", temperature: float = 0.2,
+                 timeout_s: float = 60) -> None:
+        self.model_id = model
+        self._endpoint = OpenAIEndpoint(base_url, model, api_key, timeout_s)
+        self._temperature = temperature
+
+    async def stream(self, messages: Sequence[Message], max_tokens: int) -> AsyncIterator[str]:
+        body = {"model": self.model_id, "messages": [{"role": m.role, "content": m.content} for m in messages],
+                "max_tokens": max_tokens, "temperature": self._temperature, "stream": True}
+        endpoint = self._endpoint
+        finished = False
+        # Closing this generator early exits the block, which closes the response:
+        # the server sees the connection go and stops generating.
+        async with endpoint.post("/chat/completions", body) as response:
+            async for field, payload in _events(response):
+                if payload.strip() == "[DONE]":
+                    return
+                try:
+                    chunk = json.loads(payload)
+                except ValueError:
+                    raise endpoint.invalid(f"sent an unreadable stream event: {payload[:200]!r}") from None
+                if field == "error":
+                    error = chunk
+                elif isinstance(chunk, dict):
+                    error = chunk.get("error")
+                else:
+                    raise endpoint.invalid(f"sent a stream event that is not an object: {payload[:200]!r}")
+                if error:
+                    # A failure after the 200 (vLLM, Ollama, llama.cpp report them in the stream).
+                    code = error.get("code") if isinstance(error, dict) else None
+                    message = error.get("message") if isinstance(error, dict) else error
+                    raise endpoint.error(code if isinstance(code, int) else 500, str(message)[:300])
+                for choice in chunk.get("choices") or []:  # empty in a usage-only chunk
+                    if choice.get("index", 0) != 0:
+                        continue
+                    piece = (choice.get("delta") or {}).get("content")
+                    if piece:  # the first chunk carries only the role; the last only finish_reason
+                        yield piece
+                    finished = finished or choice.get("finish_reason") is not None
+        if not finished:
+            # Some servers omit [DONE] after a finish_reason; ending without either is a cut answer.
+            raise Unavailable(endpoint.redact(
+                f"{endpoint.base_url} (model {endpoint.model}) ended the stream before the answer was complete"))
+
+    async def aclose(self) -> None:
+        await self._endpoint.aclose()

@@ -1,0 +1,166 @@
+"""The Pinecone store: one vector per retrieval key in a Pinecone index, with the
+official `pinecone` SDK (its REST data plane).
+
+The index is created outside the bot, as a dense index with metric="cosine" and
+the embedder's dimension (384 for the local MiniLM): search scores are the
+index's similarity, and only cosine matches the pgvector store's scores. A
+serverless index is assumed, so nothing here deletes by metadata filter (which
+serverless refuses); an entry's vectors are found by id prefix instead, since
+ids are f"{entry_id}#{key_no}".
+
+Pinecone is eventually consistent: a write can take a moment to show in `list`
+and `query`. An entry replaced twice in quick succession can keep a stale key
+from the first write if it was not listable yet; its hits still name the right
+entry, and Knowledge re-checks the entry's status in the catalogue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from bot.vectorstores.base import KeyVector, VectorHit
+
+# One entry can own many keys; fetch more keys than k so that k distinct entries remain.
+KEYS_PER_ENTRY_HEADROOM = 4
+# The service's ceiling on top_k.
+MAX_TOP_K = 10_000
+# Vectors per upsert request: Pinecone caps a request at 1000 vectors and 2 MB;
+# 100 x 384 floats plus metadata stays well under both.
+UPSERT_BATCH = 100
+# Ids per delete request (the service's limit is 1000).
+DELETE_BATCH = 1000
+# Pinecone allows 40 KB of metadata per vector; an article key can be a whole
+# 32,000-character chunk. Only Q&A keys (short questions) are shown as matched
+# keys, so cutting long ones costs nothing.
+MAX_KEY_TEXT_BYTES = 16_000
+
+
+def _vector_id(entry_id: str, key_no: int) -> str:
+    return f"{entry_id}#{key_no}"
+
+
+def _owner(vector_id: str) -> str | None:
+    """The entry that owns an id of ours, or None. The prefix "a#" also lists
+    "a#b#0" (entry "a#b"), so the owner is what precedes the *last* '#'."""
+    entry_id, _, key_no = vector_id.rpartition("#")
+    return entry_id if entry_id and key_no.isdigit() else None
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _key_text(text: str) -> str:
+    return text.encode()[:MAX_KEY_TEXT_BYTES].decode(errors="ignore")
+
+
+class PineconeStore:
+    name = "pinecone"
+
+    def __init__(self, index: Any, namespace: str = "", client: Any = None) -> None:
+        # `index` is a pinecone Index (typed Any: the SDK is imported lazily, so
+        # the bot runs without it when another store is configured). `client`,
+        # when given, is the Pinecone client that made it, closed with the store.
+        self._index = index
+        self._namespace = namespace
+        self._client = client
+
+    @classmethod
+    def connect(cls, api_key: str, index_name: str = "rag-index", host: str | None = None,
+                namespace: str = "") -> PineconeStore:
+        """An explicit host skips the control-plane lookup of the index's host
+        (and lets tests point at a local server)."""
+        from pinecone import Pinecone
+
+        pc = Pinecone(api_key=api_key)
+        index = pc.Index(host=host) if host else pc.Index(name=index_name)
+        return cls(index, namespace, client=pc)
+
+    async def prepare(self) -> None:
+        # The index is provisioned outside the bot (its dimension and metric are
+        # fixed at creation); nothing to create per process.
+        return None
+
+    async def close(self) -> None:
+        """Releases the SDK's HTTP connection pools (not part of the protocol)."""
+        for closable in (self._index, self._client):
+            if closable is not None and hasattr(closable, "close"):
+                await asyncio.to_thread(closable.close)
+
+    # --- blocking SDK calls, run in worker threads ---
+
+    def _entry_ids(self, entry_id: str) -> list[str]:
+        # Listing by id prefix is what serverless indexes support for "all of an entry's vectors".
+        found = []
+        for page in self._index.list(prefix=f"{entry_id}#", namespace=self._namespace):
+            found.extend(item.id for item in page.vectors if item.id and _owner(item.id) == entry_id)
+        return found
+
+    def _delete_ids(self, ids: Sequence[str]) -> None:
+        for chunk in _chunks(ids, DELETE_BATCH):
+            self._index.delete(ids=list(chunk), namespace=self._namespace)
+
+    def _replace_keys(self, entry_id: str, keys: Sequence[KeyVector], status: str, source: str) -> None:
+        vectors = [
+            {
+                "id": _vector_id(entry_id, key.key_no),
+                # Plain floats: the SDK serialises with json, which rejects numpy scalars.
+                "values": [float(x) for x in key.vector],
+                "metadata": {"entry_id": entry_id, "key_no": key.key_no, "key_text": _key_text(key.text),
+                             "status": status, "source": source},
+            }
+            for key in keys
+        ]
+        # One request per batch rather than upsert(batch_size=...): the SDK's batched
+        # mode reports failed batches in the response instead of raising.
+        for chunk in _chunks(vectors, UPSERT_BATCH):
+            self._index.upsert(vectors=list(chunk), namespace=self._namespace)
+        # Upsert first, then drop the leftovers: a reader never sees the entry with no keys.
+        keep = {v["id"] for v in vectors}
+        self._delete_ids([vid for vid in self._entry_ids(entry_id) if vid not in keep])
+
+    def _set_attributes(self, entry_id: str, status: str, source: str) -> None:
+        # Update by id: update-by-filter would be one call, but is not on every index type.
+        for vector_id in self._entry_ids(entry_id):
+            self._index.update(id=vector_id, set_metadata={"status": status, "source": source},
+                               namespace=self._namespace)
+
+    def _delete(self, entry_id: str) -> None:
+        self._delete_ids(self._entry_ids(entry_id))
+
+    def _search(self, vector: Sequence[float], k: int, statuses: Sequence[str], source: str | None) -> list[VectorHit]:
+        conditions: dict[str, Any] = {"status": {"$in": list(statuses)}}
+        if source:
+            conditions["source"] = {"$eq": source}
+        response = self._index.query(
+            vector=[float(x) for x in vector], top_k=min(k * KEYS_PER_ENTRY_HEADROOM, MAX_TOP_K), filter=conditions,
+            include_metadata=True, namespace=self._namespace,
+        )
+        best: dict[str, VectorHit] = {}
+        for match in response.matches:
+            metadata = match.metadata or {}
+            entry_id = str(metadata.get("entry_id") or _owner(match.id) or match.id)
+            if entry_id not in best or match.score > best[entry_id].score:
+                best[entry_id] = VectorHit(entry_id, str(metadata.get("key_text", "")), float(match.score))
+        return sorted(best.values(), key=lambda hit: -hit.score)[:k]
+
+    # --- the VectorStore protocol ---
+
+    async def replace_keys(self, entry_id: str, keys: Sequence[KeyVector], status: str, source: str) -> None:
+        await asyncio.to_thread(self._replace_keys, entry_id, keys, status, source)
+
+    async def set_attributes(self, entry_id: str, status: str, source: str) -> None:
+        await asyncio.to_thread(self._set_attributes, entry_id, status, source)
+
+    async def delete(self, entry_id: str) -> None:
+        await asyncio.to_thread(self._delete, entry_id)
+
+    async def search(
+        self, vector: Sequence[float], k: int, statuses: Sequence[str], source: str | None
+    ) -> list[VectorHit]:
+        if not statuses or k <= 0:
+            return []  # nothing can match; and the service refuses top_k 0
+        return await asyncio.to_thread(self._search, vector, k, statuses, source)
