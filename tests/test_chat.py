@@ -119,3 +119,61 @@ async def test_answers_while_interactions_is_down_and_delivers_once_it_is_back(
             await running.stop(0)
     finally:
         await channel.close()
+
+
+class RecordingModel:
+    """Records the prompt it is given and answers with a fixed sentence: for
+    checking what the bot sends a model, not what a model writes."""
+
+    model_id = "recording"
+
+    def __init__(self) -> None:
+        self.prompts: list[list] = []
+
+    async def stream(self, messages, max_tokens):  # noqa: ANN001, ANN201
+        self.prompts.append(list(messages))
+        for piece in ["Returns ", "are ", "free."]:
+            yield piece
+
+
+async def test_a_conversation_carries_its_earlier_turns_into_the_prompt(knowledge_index, knowledge, interactions):
+    await knowledge_index.pool.execute("TRUNCATE chat_log")
+    await upsert(knowledge, RETURNS, SHIPPING)
+    model = RecordingModel()
+    from bot.chat import Chatbot
+
+    base, channel = make_chatbot(knowledge_index, model, "127.0.0.1:1")
+    chatbot = Chatbot(knowledge_index, model, base.log, base.persona)
+    try:
+        first = [e async for e in chatbot.answer("What is your return policy?", "conv-7", None)]
+        [e async for e in chatbot.answer("And how long does delivery take?", "conv-7", None)]
+        [e async for e in chatbot.answer("When will my parcel arrive?", "conv-other", None)]
+    finally:
+        await channel.close()
+    assert first[-1].end.grounded
+    second, other = model.prompts[1], model.prompts[2]
+    assert [(m.role, m.content) for m in second[1:3]] == [("user", "What is your return policy?"),
+                                                          ("assistant", "Returns are free.")]
+    assert "3-5 business days" in second[-1].content and second[-1].content.endswith(
+        "Question: And how long does delivery take?")
+    assert [m.role for m in other] == ["system", "user"]  # another conversation: no history
+
+
+async def test_a_chat_is_one_trace_from_the_bot_to_interactions(chat, knowledge, spans):
+    stub, _ = chat
+    await upsert(knowledge, RETURNS)
+    response = await stub.Chat(pb.ChatRequest(query=OFF_TOPIC))
+    finished = spans.get_finished_spans()
+    server = next(s for s in finished if s.name == "/mend.bot.v1.ChatService/Chat" and s.kind.name == "SERVER")
+    trace_id = server.context.trace_id
+    names = {s.name for s in finished if s.context.trace_id == trace_id}
+    assert {"mend.retrieval", "/mend.interactions.v1.InteractionsService/CreateInteraction"} <= names
+    create_server = [s for s in finished if s.context.trace_id == trace_id and s.kind.name == "SERVER"
+                     and s.name.endswith("/CreateInteraction")]
+    assert create_server, "the trace did not continue into the interactions service"
+    assert any(s.attributes.get("db.system") == "postgresql" and s.context.trace_id == trace_id for s in finished)
+    retrieval = next(s for s in finished if s.name == "mend.retrieval" and s.context.trace_id == trace_id)
+    assert retrieval.attributes["mend.retrieval.k"] == 3
+    for span in finished:
+        assert "Peru" not in str(dict(span.attributes)), f"chat text leaked into {span.name}"
+    assert response.interaction_id
