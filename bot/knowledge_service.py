@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime
 
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from bot import catalog
 from bot.catalog import Entry
@@ -16,6 +15,7 @@ from bot.knowledge import Knowledge
 from mend.bot.v1 import bot_service_pb2 as pb
 from mend.bot.v1 import bot_service_pb2_grpc as pb_grpc
 from mendkit import validation
+from mendkit.timestamps import to_timestamp
 from mendkit.errors import InvalidArgument
 from mendkit.page_tokens import PageTokens
 
@@ -32,25 +32,17 @@ _STATUS = {pb.ENTRY_STATUS_PUBLISHED: "published", pb.ENTRY_STATUS_PROPOSED: "pr
            pb.ENTRY_STATUS_ARCHIVED: "archived"}
 _STATUS_FROM = {v: k for k, v in _STATUS.items()}
 _UPDATABLE = {"title", "content", "questions", "source", "provenance", "status", "metadata"}
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def _timestamp(moment: datetime | None) -> Timestamp | None:
-    if moment is None:
-        return None
-    since = moment - _EPOCH
-    return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1_000)
 
 
 def to_message(entry: Entry) -> pb.KnowledgeEntry:
     provenance = pb.Provenance.FromString(bytes.fromhex(entry.provenance.get("pb", "")))
     if not provenance.HasField("create_time") and entry.create_time is not None:
-        provenance.create_time.CopyFrom(_timestamp(entry.create_time))
+        provenance.create_time.CopyFrom(to_timestamp(entry.create_time))
     return pb.KnowledgeEntry(
         entry_id=entry.entry_id, kind=_KIND_FROM[entry.kind], title=entry.title, content=entry.content,
         questions=entry.questions, source=entry.source, provenance=provenance,
         status=_STATUS_FROM[entry.status], metadata=entry.metadata,
-        create_time=_timestamp(entry.create_time), update_time=_timestamp(entry.update_time),
+        create_time=to_timestamp(entry.create_time), update_time=to_timestamp(entry.update_time),
     )
 
 

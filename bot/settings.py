@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mendkit.embedded_postgres import DEFAULT_HOME, DEFAULT_PORT
+from mendkit.page_tokens import secret_from_env
 from mendkit.settings import SettingsError, env_bool, env_choice, env_float, env_int, env_str
 
 
@@ -55,9 +55,6 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> "Settings":
-        secret = env_str("MEND_PAGE_TOKEN_SECRET", "")
-        if secret and len(secret) < 16:
-            raise SettingsError("MEND_PAGE_TOKEN_SECRET must be at least 16 characters")
         vector_store = env_choice("MEND_VECTOR_STORE", "pgvector", ("pgvector", "pinecone"))
         embeddings = env_choice("MEND_EMBEDDINGS", "local", ("local", "bedrock", "openai"))
         llm = env_choice("MEND_LLM", "local", ("local", "bedrock", "openai"))
@@ -72,7 +69,7 @@ class Settings:
             pool_max_size=env_int("BOT_DB_POOL_SIZE", 10, minimum=1, maximum=200),
             vector_store=vector_store,
             embeddings=embeddings,
-            page_token_secret=secret.encode() if secret else secrets.token_bytes(32),
+            page_token_secret=secret_from_env(),
             home=Path(env_str("MEND_HOME", str(DEFAULT_HOME))),
             embedded_pg_port=env_int("MEND_PG_PORT", DEFAULT_PORT, minimum=1, maximum=65535),
             log_level=env_str("LOG_LEVEL", "INFO"),

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from mendkit.embedded_postgres import DEFAULT_HOME, DEFAULT_PORT
-from mendkit.settings import SettingsError, env_bool, env_int, env_str
+from mendkit.page_tokens import secret_from_env
+from mendkit.settings import env_bool, env_int, env_str
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,6 @@ class Settings:
     @classmethod
     def from_env(cls) -> "Settings":
         database_url = env_str("DATABASE_URL", "")
-        secret = env_str("MEND_PAGE_TOKEN_SECRET", "")
-        if secret and len(secret) < 16:
-            raise SettingsError("MEND_PAGE_TOKEN_SECRET must be at least 16 characters")
         return cls(
             database_url=database_url,
             host=env_str("INTERACTIONS_HOST", "127.0.0.1"),
@@ -41,9 +38,7 @@ class Settings:
             # The embedded default migrates itself; a managed database is migrated
             # by the explicit `python -m interactions migrate` (a Helm hook).
             migrate_on_start=env_bool("INTERACTIONS_MIGRATE_ON_START", not database_url),
-            # Without a shared secret, tokens are valid only within this process:
-            # fine for one replica, wrong for several (Helm always sets one).
-            page_token_secret=secret.encode() if secret else secrets.token_bytes(32),
+            page_token_secret=secret_from_env(),
             home=Path(env_str("MEND_HOME", str(DEFAULT_HOME))),
             embedded_pg_port=env_int("MEND_PG_PORT", DEFAULT_PORT, minimum=1, maximum=65535),
             log_level=env_str("LOG_LEVEL", "INFO"),

@@ -56,3 +56,17 @@ class PageTokens:
         if not isinstance(cursor, list):
             raise InvalidArgument(field, "is not a page token issued by this service")
         return cursor
+
+
+def secret_from_env() -> bytes:
+    """MEND_PAGE_TOKEN_SECRET, or a random per-process secret when unset: fine
+    for one replica, wrong for several (Helm always sets one)."""
+    import os
+    import secrets
+
+    from mendkit.settings import SettingsError
+
+    value = os.environ.get("MEND_PAGE_TOKEN_SECRET", "").strip()
+    if value and len(value) < 16:
+        raise SettingsError("MEND_PAGE_TOKEN_SECRET must be at least 16 characters")
+    return value.encode() if value else secrets.token_bytes(32)

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 
-from tests.conftest import PYTHON, REPO, free_port, wait_for_port
 from tests.fake_pinecone import FakePinecone
-from tests.test_interactions_process import grpcurl, stop
+from tests.test_interactions_process import grpcurl, start, stop
 from tests.test_openai_compatible import DIMENSION, peer  # noqa: F401 - the OpenAI-compatible server fixture
 
 QUESTION = "Do you repair broken tent poles?"
@@ -52,18 +50,8 @@ async def test_bot_runs_on_pinecone_and_an_openai_compatible_endpoint(
 
 
 async def start_bot(pinecone: FakePinecone, openai_url: str, database_url: str, interactions_address: str):
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "BOT_PORT": str(port),
-           "INTERACTIONS_ADDR": interactions_address,
+    env = {"DATABASE_URL": database_url, "INTERACTIONS_ADDR": interactions_address,
            "MEND_VECTOR_STORE": "pinecone", "PINECONE_API_KEY": pinecone.api_key, "PINECONE_HOST": pinecone.host,
            "MEND_EMBEDDINGS": "openai", "OPENAI_BASE_URL": openai_url, "OPENAI_EMBEDDING_MODEL": "embedding-model",
            "OPENAI_EMBEDDING_DIMENSION": str(DIMENSION), "MEND_LLM": "openai", "OPENAI_CHAT_MODEL": "chat-model"}
-    process = await asyncio.create_subprocess_exec(PYTHON, "-m", "bot", env=env, cwd=REPO,
-                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    try:
-        await wait_for_port(port)
-    except OSError:
-        process.kill()
-        print((await process.stdout.read()).decode())
-        raise
-    return process, port
+    return await start(env, module="bot", port_variable="BOT_PORT")

@@ -17,11 +17,13 @@ from tests.conftest import PYTHON, REPO, free_port, wait_for_port
 GRPCURL = shutil.which("grpcurl") or str(REPO / ".venv" / "bin" / "grpcurl")
 
 
-async def start(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, int]:
+async def start(env: dict[str, str], module: str = "interactions",
+                port_variable: str = "INTERACTIONS_PORT") -> tuple[asyncio.subprocess.Process, int]:
+    """`python -m <module>` on a free port, once it accepts connections."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
-        PYTHON, "-m", "interactions",
-        env={**os.environ, "INTERACTIONS_PORT": str(port), **env},
+        PYTHON, "-m", module,
+        env={**os.environ, port_variable: str(port), **env},
         cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     try:

@@ -1,0 +1,18 @@
+"""datetime -> google.protobuf.Timestamp, fast enough for list pages."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def to_timestamp(moment: datetime | None) -> Timestamp | None:
+    """None stays None (an unset field). Plain arithmetic: Timestamp.FromDatetime
+    is four times slower, and a list page converts several per row."""
+    if moment is None:
+        return None
+    since = moment - _EPOCH
+    return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1_000)
