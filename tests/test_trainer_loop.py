@@ -1,0 +1,165 @@
+"""The self-healing loop (one run) against the real interactions service and
+the real knowledge index (pgvector, MiniLM), with a deterministic teacher."""
+
+from __future__ import annotations
+
+import pytest
+
+from mend.bot.v1 import bot_service_pb2 as bpb
+from mend.interactions.v1 import interactions_service_pb2 as ipb
+from tests.test_knowledge_service import RETURNS, upsert
+from trainer.loop import SOURCE, Policy, run_once
+
+AUTO = Policy(threshold=2, publish="auto", covered_similarity=0.8, duplicate_similarity=0.7)
+REVIEW = Policy(threshold=2, publish="review", covered_similarity=0.8, duplicate_similarity=0.7)
+
+
+class Teacher:
+    """Deterministic: the improved answer names the question it answers."""
+
+    model_id = "teacher-double"
+
+    def __init__(self, fail_on: str = "") -> None:
+        self.fail_on = fail_on
+        self.asked: list[str] = []
+
+    async def stream(self, messages, max_tokens):  # noqa: ANN001, ANN201
+        question = messages[-1].content.split("\n")[0].removeprefix("A customer asked: ")
+        self.asked.append(question)
+        if self.fail_on and self.fail_on in question:
+            raise RuntimeError("teacher unavailable")
+        for piece in ["Yes, ", "we rent tents ", "for 15 euros a weekend."]:
+            yield piece
+
+
+async def dislike(interactions, *questions: str) -> list[str]:
+    ids = []
+    for question in questions:
+        created = (await interactions.CreateInteraction(ipb.CreateInteractionRequest(
+            interaction=ipb.Interaction(user_query=question, bot_response="I don't know.")))).interaction
+        await interactions.SubmitFeedback(ipb.SubmitFeedbackRequest(
+            interaction_id=created.interaction_id, rating=ipb.RATING_DISLIKE, comment="not helpful"))
+        ids.append(created.interaction_id)
+    return ids
+
+
+async def processed(interactions) -> dict[str, ipb.Interaction]:
+    page = await interactions.ListInteractions(ipb.ListInteractionsRequest(page_size=1000))
+    return {i.interaction_id: i for i in page.interactions}
+
+
+async def fixes(knowledge) -> list[bpb.KnowledgeEntry]:
+    return list((await knowledge.ListEntries(bpb.ListEntriesRequest(source=SOURCE))).entries)
+
+
+async def test_below_the_threshold_nothing_happens(interactions, knowledge):
+    await dislike(interactions, "Do you rent tents?")
+    teacher = Teacher()
+    counts = await run_once(interactions, knowledge, teacher, AUTO)
+    assert (counts.read, counts.gated, counts.fixed) == (1, 1, 0)
+    assert teacher.asked == [] and await fixes(knowledge) == []
+    assert not any(i.processed_for_training for i in (await processed(interactions)).values())
+
+
+async def test_covered_questions_are_skipped_and_new_ones_fixed_and_published(interactions, knowledge):
+    await upsert(knowledge, RETURNS)
+    covered_id, fixed_id = await dislike(interactions, "What is your return policy?", "Do you rent out tents?")
+    teacher = Teacher()
+    counts = await run_once(interactions, knowledge, teacher, AUTO, run_id="run-1")
+    assert (counts.read, counts.covered, counts.fixed, counts.failed) == (2, 1, 1, 0)
+    assert teacher.asked == ["Do you rent out tents?"]
+    stored = await processed(interactions)
+    assert stored[covered_id].training_outcome == ipb.TRAINING_OUTCOME_COVERED
+    assert stored[covered_id].knowledge_entry_id == "faq-returns"
+    fix = (await fixes(knowledge))[0]
+    assert stored[fixed_id].training_outcome == ipb.TRAINING_OUTCOME_FIXED
+    assert stored[fixed_id].knowledge_entry_id == fix.entry_id and stored[fixed_id].training_run_id == "run-1"
+    assert fix.status == bpb.ENTRY_STATUS_PUBLISHED and fix.source == SOURCE
+    assert list(fix.provenance.interaction_ids) == [fixed_id]
+    assert (fix.provenance.teacher_model, fix.provenance.prompt_version) == ("teacher-double", "fix-v1")
+    # The bot now finds the fix for a paraphrase of the disliked question.
+    hits = (await knowledge.SearchKnowledge(bpb.SearchKnowledgeRequest(query="Can I hire a tent from you?", k=1))).hits
+    assert hits[0].entry.entry_id == fix.entry_id and "rent tents" in hits[0].entry.content
+
+
+async def test_near_duplicates_become_one_fix_with_every_phrasing(interactions, knowledge):
+    ids = await dislike(interactions, "Do you rent out tents?", "Can I rent a tent from you?", "Do you sell gift cards?")
+    teacher = Teacher()
+    counts = await run_once(interactions, knowledge, teacher, AUTO)
+    assert counts.fixed == 3 and len(teacher.asked) == 2
+    by_questions = {tuple(f.questions): f for f in await fixes(knowledge)}
+    tents = by_questions[("Do you rent out tents?", "Can I rent a tent from you?")]
+    assert sorted(tents.provenance.interaction_ids) == sorted(ids[:2])
+
+
+async def test_under_review_fixes_wait_and_do_not_answer_customers(interactions, knowledge):
+    ids = await dislike(interactions, "Do you rent out tents?", "Do you sell gift cards?")
+    counts = await run_once(interactions, knowledge, Teacher(), REVIEW)
+    assert (counts.proposed, counts.fixed) == (2, 0)
+    assert {f.status for f in await fixes(knowledge)} == {bpb.ENTRY_STATUS_PROPOSED}
+    stored = await processed(interactions)
+    assert {stored[i].training_outcome for i in ids} == {ipb.TRAINING_OUTCOME_PROPOSED}
+    hits = (await knowledge.SearchKnowledge(bpb.SearchKnowledgeRequest(query="Do you rent out tents?"))).hits
+    assert all(h.entry.source != SOURCE for h in hits)
+
+
+async def test_a_failing_teacher_leaves_the_question_for_the_next_run(interactions, knowledge):
+    failing, fine = await dislike(interactions, "Do you rent out tents?", "Do you sell gift cards?")
+    counts = await run_once(interactions, knowledge, Teacher(fail_on="tents"), AUTO)
+    assert (counts.failed, counts.fixed) == (1, 1)
+    stored = await processed(interactions)
+    assert not stored[failing].processed_for_training
+    assert stored[failing].training_outcome == ipb.TRAINING_OUTCOME_FAILED
+    again = await run_once(interactions, knowledge, Teacher(), Policy(1, "auto", 0.8, 0.7))
+    assert (again.read, again.fixed) == (1, 1)
+
+
+class CrashBeforeMarking:
+    """The interactions stub, except that the run dies when it marks."""
+
+    def __init__(self, stub) -> None:
+        self.stub = stub
+        self.ListInteractions = stub.ListInteractions
+
+    async def MarkProcessed(self, request):  # noqa: N802, ANN001, ANN201
+        raise RuntimeError("killed")
+
+
+async def test_a_run_killed_before_marking_then_run_again_writes_no_duplicate(interactions, knowledge):
+    ids = await dislike(interactions, "Do you rent out tents?", "Can I rent a tent from you?", "Do you sell gift cards?")
+    with pytest.raises(RuntimeError, match="killed"):
+        await run_once(CrashBeforeMarking(interactions), knowledge, Teacher(), AUTO)
+    written = sorted(f.entry_id for f in await fixes(knowledge))
+    assert len(written) == 2
+    counts = await run_once(interactions, knowledge, Teacher(), AUTO)
+    assert counts.read == 3 and counts.failed == 0
+    assert sorted(f.entry_id for f in await fixes(knowledge)) == written
+    stored = await processed(interactions)
+    assert all(stored[i].processed_for_training for i in ids)
+    assert {stored[i].knowledge_entry_id for i in ids} == set(written)
+
+
+async def test_the_job_command_reports_its_counts_and_fails_with_status_1(interactions, knowledge,
+                                                                          interactions_address, knowledge_address):
+    import asyncio
+    import os
+
+    from tests.conftest import PYTHON, REPO, free_port
+
+    await dislike(interactions, "Do you rent out tents?")
+
+    async def job(env: dict[str, str]) -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(
+            PYTHON, "-m", "trainer", "run", cwd=REPO, env={**os.environ, **env},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        output = (await asyncio.wait_for(process.communicate(), 120))[0].decode()
+        return process.returncode, output
+
+    code, output = await job({"INTERACTIONS_ADDR": interactions_address, "BOT_ADDR": knowledge_address,
+                              "FEEDBACK_THRESHOLD": "5"})
+    assert code == 0, output
+    assert "trainer: read 1, gated 1, covered 0, fixed 0" in output
+    code, output = await job({"INTERACTIONS_ADDR": f"127.0.0.1:{free_port()}", "BOT_ADDR": knowledge_address})
+    assert code == 1 and "the run failed" in output
+    code, output = await job({"MEND_PUBLISH_POLICY": "auto"})
+    assert code == 2 and "MEND_PUBLISH_POLICY=auto needs a cloud teacher" in output
