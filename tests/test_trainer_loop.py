@@ -139,7 +139,7 @@ async def test_a_run_killed_before_marking_then_run_again_writes_no_duplicate(in
     assert {stored[i].knowledge_entry_id for i in ids} == set(written)
 
 
-async def test_the_job_command_reports_its_counts_and_fails_with_status_1(interactions, knowledge,
+async def test_the_job_command_reports_its_counts_and_fails_with_status_1(interactions, knowledge, database_url,
                                                                           interactions_address, knowledge_address):
     import asyncio
     import os
@@ -155,11 +155,12 @@ async def test_the_job_command_reports_its_counts_and_fails_with_status_1(intera
         output = (await asyncio.wait_for(process.communicate(), 120))[0].decode()
         return process.returncode, output
 
-    code, output = await job({"INTERACTIONS_ADDR": interactions_address, "BOT_ADDR": knowledge_address,
-                              "FEEDBACK_THRESHOLD": "5"})
+    code, output = await job({"DATABASE_URL": database_url, "INTERACTIONS_ADDR": interactions_address,
+                              "BOT_ADDR": knowledge_address, "FEEDBACK_THRESHOLD": "5"})
     assert code == 0, output
-    assert "trainer: read 1, gated 1, covered 0, fixed 0" in output
-    code, output = await job({"INTERACTIONS_ADDR": f"127.0.0.1:{free_port()}", "BOT_ADDR": knowledge_address})
-    assert code == 1 and "the run failed" in output
+    assert "skipped_below_threshold: read 1, gated 1, covered 0, fixed 0" in output
+    code, output = await job({"DATABASE_URL": database_url, "INTERACTIONS_ADDR": f"127.0.0.1:{free_port()}",
+                              "BOT_ADDR": knowledge_address})
+    assert code == 1 and " failed: read 0" in output and "UNAVAILABLE" in output
     code, output = await job({"MEND_PUBLISH_POLICY": "auto"})
     assert code == 2 and "MEND_PUBLISH_POLICY=auto needs a cloud teacher" in output

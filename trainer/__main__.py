@@ -1,6 +1,6 @@
-"""`python -m trainer run`: one run of the self-healing loop, as the scheduled
-Job runs it. Exit status 0 when the run finished (even if it had nothing to
-do), 1 when it failed. The TrainerService admin server is not built yet."""
+"""`python -m trainer [serve|run|migrate]`: the TrainerService admin server,
+or one run of the self-healing loop as the scheduled Job runs it (exit status
+0 when the run finished, even with nothing to do; 1 when it failed)."""
 
 from __future__ import annotations
 
@@ -8,53 +8,99 @@ import argparse
 import asyncio
 import logging
 import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
 
 from bot.settings import Settings as BotSettings
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.bot.v1 import bot_service_pb2_grpc as bpb_grpc
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
-from mendkit import clients
+from mend.trainer.v1 import trainer_service_pb2 as tpb
+from mend.trainer.v1 import trainer_service_pb2_grpc as tpb_grpc
+from mendkit import clients, database, migrations
+from mendkit.embedded_postgres import database_url_or_embedded
+from mendkit.page_tokens import PageTokens
+from mendkit.server import Registration, serve_until_signalled
 from mendkit.logs import setup_logging
 from mendkit.settings import SettingsError
 from mendkit.telemetry import setup_telemetry
-from trainer.loop import Policy, run_once
+from trainer.loop import Policy
+from trainer.runs import Trainer
+from trainer.service import TrainerService
 from trainer.settings import Settings
 
 _log = logging.getLogger("trainer")
 INTERACTIONS = ipb.DESCRIPTOR.services_by_name["InteractionsService"].full_name
 KNOWLEDGE = bpb.DESCRIPTOR.services_by_name["KnowledgeService"].full_name
+TRAINER = tpb.DESCRIPTOR.services_by_name["TrainerService"].full_name
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@asynccontextmanager
+async def open_trainer(settings: Settings) -> AsyncIterator[Trainer]:
+    from bot import adapters
+
+    url, embedded = await database_url_or_embedded(settings.database_url, settings.home, settings.embedded_pg_port)
+    closers: list = []
+    pool = None
+    try:
+        connection = await asyncpg.connect(url)
+        try:
+            await migrations.apply(connection, "trainer", MIGRATIONS)
+        finally:
+            await connection.close()
+        pool = await database.create_pool(url, 5)
+        # The teacher uses the bot's chat-model adapters (same settings: MEND_LLM and its variables).
+        teacher = await asyncio.to_thread(adapters.chat_model, BotSettings.from_env(), closers)
+        policy = Policy(settings.feedback_threshold, settings.publish_policy, settings.covered_similarity,
+                        settings.duplicate_similarity)
+        async with clients.insecure_channel(settings.interactions_address,
+                                            [(INTERACTIONS, "ListInteractions"), (INTERACTIONS, "MarkProcessed")],
+                                            deadline_s=30) as interactions, \
+                clients.insecure_channel(settings.bot_address, [(KNOWLEDGE, "SearchKnowledge"),
+                                                                (KNOWLEDGE, "UpsertEntries")],
+                                         deadline_s=30) as knowledge:
+            yield Trainer(pool, ipb_grpc.InteractionsServiceStub(interactions),
+                          bpb_grpc.KnowledgeServiceStub(knowledge), teacher, policy)
+    finally:
+        for close in closers:
+            await close()
+        if pool is not None:
+            await pool.close()
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
 
 
 async def run(settings: Settings) -> int:
-    from bot import adapters
+    async with open_trainer(settings) as trainer:
+        row, task = await trainer.start(uuid.uuid4(), "schedule", force=False)
+        if task is not None:
+            await task
+        row = await trainer.get_run(row["run_id"])
+    counts = row["counts"]
+    print(f"trainer: run {row['run_id']} {row['state']}: read {counts.get('read', 0)}, gated {counts.get('gated', 0)}, "
+          f"covered {counts.get('covered', 0)}, fixed {counts.get('fixed', 0)}, proposed {counts.get('proposed', 0)}, "
+          f"failed {counts.get('failed', 0)}" + (f" ({row['error_message']})" if row["error_message"] else ""))
+    return 1 if row["state"] == "failed" else 0
 
-    closers: list = []
-    # The teacher uses the bot's chat-model adapters (same settings: MEND_LLM and its variables).
-    teacher = await asyncio.to_thread(adapters.chat_model, BotSettings.from_env(), closers)
-    policy = Policy(settings.feedback_threshold, settings.publish_policy, settings.covered_similarity,
-                    settings.duplicate_similarity)
-    async with clients.insecure_channel(settings.interactions_address,
-                                        [(INTERACTIONS, "ListInteractions"), (INTERACTIONS, "MarkProcessed")],
-                                        deadline_s=30) as interactions, \
-            clients.insecure_channel(settings.bot_address, [(KNOWLEDGE, "SearchKnowledge"),
-                                                            (KNOWLEDGE, "UpsertEntries")],
-                                     deadline_s=30) as knowledge:
-        try:
-            counts = await run_once(ipb_grpc.InteractionsServiceStub(interactions),
-                                    bpb_grpc.KnowledgeServiceStub(knowledge), teacher, policy)
-        finally:
-            for close in closers:
-                await close()
-    print(f"trainer: read {counts.read}, gated {counts.gated}, covered {counts.covered}, fixed {counts.fixed}, "
-          f"proposed {counts.proposed}, failed {counts.failed}")
+
+async def serve(settings: Settings) -> int:
+    async with open_trainer(settings) as trainer:
+        servicer = TrainerService(trainer, PageTokens(settings.page_token_secret))
+        await serve_until_signalled([Registration(servicer, tpb_grpc.add_TrainerServiceServicer_to_server,
+                                                  TRAINER)], settings.address)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__)
-    parser.add_argument("command", choices=["run"])
-    parser.parse_args(argv)
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "run"])
+    args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
     except SettingsError as error:
@@ -63,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging("trainer", settings.log_level)
     shutdown_telemetry = setup_telemetry("trainer")
     try:
-        return asyncio.run(run(settings))
+        return asyncio.run(run(settings) if args.command == "run" else serve(settings))
     except Exception:  # noqa: BLE001 - the Job's exit status must say it failed
         _log.exception("the run failed")
         return 1

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -96,7 +96,10 @@ async def teach(teacher: ChatModel, brand: str, item: ipb.Interaction, context: 
 
 
 async def run_once(interactions: ipb_grpc.InteractionsServiceStub, knowledge: bpb_grpc.KnowledgeServiceStub,
-                   teacher: ChatModel, policy: Policy, run_id: str | None = None) -> Counts:
+                   teacher: ChatModel, policy: Policy, run_id: str | None = None,
+                   on_fixes: Callable[[list[Fix]], Awaitable[None]] | None = None) -> Counts:
+    """One run. `on_fixes` records the fixes before any interaction is marked,
+    so that every marked interaction's fix is on record for review and undo."""
     run_id = run_id or str(uuid.uuid4())
     counts = Counts()
     with _tracer.start_as_current_span("mend.trainer.run") as span:
@@ -168,6 +171,8 @@ async def run_once(interactions: ipb_grpc.InteractionsServiceStub, knowledge: bp
                 counts.proposed += 1
             marks.append(ipb.ProcessedMark(interaction_id=item.interaction_id, outcome=outcome,
                                            knowledge_entry_id=fix.entry.entry_id, training_run_id=run_id))
+        if on_fixes is not None and fixes:
+            await on_fixes(list(fixes.values()))
         for start in range(0, len(marks), MARK_BATCH):
             await interactions.MarkProcessed(ipb.MarkProcessedRequest(marks=marks[start:start + MARK_BATCH]))
         for name, value in vars(counts).items():

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+from mendkit.embedded_postgres import DEFAULT_HOME, DEFAULT_PORT
+from mendkit.page_tokens import secret_from_env
 
 from mendkit.settings import SettingsError, env_choice, env_float, env_int, env_str
 
@@ -21,6 +25,16 @@ class Settings:
     duplicate_similarity: float
     teacher: str
     log_level: str
+    database_url: str
+    host: str
+    port: int
+    page_token_secret: bytes
+    home: Path
+    embedded_pg_port: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -39,4 +53,10 @@ class Settings:
             duplicate_similarity=env_float("MEND_DUPLICATE_SIMILARITY", 0.8, minimum=-1.0, maximum=1.0),
             teacher=teacher,
             log_level=env_str("LOG_LEVEL", "INFO"),
+            database_url=env_str("DATABASE_URL", ""),
+            host=env_str("TRAINER_HOST", "127.0.0.1"),
+            port=env_int("TRAINER_PORT", 50053, minimum=0, maximum=65535),
+            page_token_secret=secret_from_env(),
+            home=Path(env_str("MEND_HOME", str(DEFAULT_HOME))),
+            embedded_pg_port=env_int("MEND_PG_PORT", DEFAULT_PORT, minimum=1, maximum=65535),
         )

@@ -1,0 +1,136 @@
+"""TrainerService (admin) over real channels: runs, fixes, review and undo,
+one run at a time, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import grpc
+
+from mend.bot.v1 import bot_service_pb2 as bpb
+from mend.interactions.v1 import interactions_service_pb2 as ipb
+from mend.trainer.v1 import trainer_service_pb2 as pb
+from tests.test_interactions_service import expect_status
+from tests.test_trainer_loop import Teacher, dislike, processed
+
+
+async def finished(stub, run_id: str) -> pb.Run:
+    for _ in range(300):
+        run = (await stub.GetRun(pb.GetRunRequest(run_id=run_id))).run
+        if run.state != pb.RUN_STATE_RUNNING:
+            return run
+        await asyncio.sleep(0.05)
+    raise AssertionError("the run did not finish")
+
+
+async def run_with_fixes(stub, trainer, interactions) -> tuple[pb.Run, list[pb.Fix], list[str]]:
+    trainer.teacher = Teacher()
+    ids = await dislike(interactions, "Do you rent out tents?", "Do you sell gift cards?")
+    started = (await stub.StartRun(pb.StartRunRequest())).run
+    assert started.state == pb.RUN_STATE_RUNNING and started.trigger == pb.RUN_TRIGGER_MANUAL
+    run = await finished(stub, started.run_id)
+    fixes = list((await stub.ListFixes(pb.ListFixesRequest(run_id=run.run_id))).fixes)
+    return run, fixes, ids
+
+
+async def test_a_run_is_recorded_with_its_counts_and_fixes(trainer_setup, interactions):
+    stub, trainer = trainer_setup
+    run, fixes, ids = await run_with_fixes(stub, trainer, interactions)
+    assert run.state == pb.RUN_STATE_SUCCEEDED and run.publish_policy == pb.PUBLISH_POLICY_REVIEW
+    assert (run.counts.read, run.counts.proposed, run.counts.fixed) == (2, 2, 0)
+    assert run.HasField("end_time") and run.feedback_threshold == 2
+    assert {f.state for f in fixes} == {pb.FIX_STATE_PROPOSED} and len(fixes) == 2
+    assert sorted(i for f in fixes for i in f.interaction_ids) == sorted(ids)
+    assert [r.run_id for r in (await stub.ListRuns(pb.ListRunsRequest())).runs] == [run.run_id]
+
+
+async def test_approve_with_an_edited_answer_publishes_it(trainer_setup, interactions, knowledge):
+    stub, trainer = trainer_setup
+    _, fixes, _ = await run_with_fixes(stub, trainer, interactions)
+    fix = next(f for f in fixes if f.question == "Do you rent out tents?")
+    approved = (await stub.ApproveFix(pb.ApproveFixRequest(
+        fix_id=fix.fix_id, answer="Yes: tents rent for 15 euros a weekend.", reviewer="ana", note="checked"))).fix
+    assert approved.state == pb.FIX_STATE_PUBLISHED and approved.reviewer == "ana"
+    entry = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id=fix.entry_id))).entry
+    assert entry.status == bpb.ENTRY_STATUS_PUBLISHED and entry.content == "Yes: tents rent for 15 euros a weekend."
+    assert (await processed(interactions))[fix.interaction_ids[0]].training_outcome == ipb.TRAINING_OUTCOME_FIXED
+    hits = (await knowledge.SearchKnowledge(bpb.SearchKnowledgeRequest(query="Can I hire a tent?", k=1))).hits
+    assert hits[0].entry.entry_id == fix.entry_id
+    await expect_status(stub.ApproveFix(pb.ApproveFixRequest(fix_id=fix.fix_id)),
+                        grpc.StatusCode.FAILED_PRECONDITION, "published")
+
+
+async def test_reject_and_rollback_take_the_entry_out_of_the_index(trainer_setup, interactions, knowledge):
+    stub, trainer = trainer_setup
+    _, fixes, _ = await run_with_fixes(stub, trainer, interactions)
+    rejected, rolled = fixes
+    await stub.RejectFix(pb.RejectFixRequest(fix_id=rejected.fix_id, reviewer="ana"))
+    await stub.ApproveFix(pb.ApproveFixRequest(fix_id=rolled.fix_id))
+    undone = (await stub.RollbackFix(pb.RollbackFixRequest(fix_id=rolled.fix_id, note="wrong price"))).fix
+    assert undone.state == pb.FIX_STATE_ROLLED_BACK and undone.review_note == "wrong price"
+    for fix in (rejected, rolled):
+        await expect_status(knowledge.GetEntry(bpb.GetEntryRequest(entry_id=fix.entry_id)), grpc.StatusCode.NOT_FOUND)
+    stored = await processed(interactions)
+    assert stored[rejected.interaction_ids[0]].training_outcome == ipb.TRAINING_OUTCOME_REJECTED
+    assert stored[rolled.interaction_ids[0]].training_outcome == ipb.TRAINING_OUTCOME_ROLLED_BACK
+    await expect_status(stub.RollbackFix(pb.RollbackFixRequest(fix_id=rolled.fix_id)),
+                        grpc.StatusCode.FAILED_PRECONDITION, "rolled_back")
+    await expect_status(stub.RejectFix(pb.RejectFixRequest(fix_id=rejected.fix_id)),
+                        grpc.StatusCode.FAILED_PRECONDITION, "rejected")
+
+
+class SlowTeacher(Teacher):
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def stream(self, messages, max_tokens):  # noqa: ANN001, ANN201
+        await self.release.wait()
+        async for piece in super().stream(messages, max_tokens):
+            yield piece
+
+
+async def test_one_run_at_a_time_and_request_ids_are_idempotent(trainer_setup, interactions):
+    stub, trainer = trainer_setup
+    trainer.teacher = SlowTeacher()
+    await dislike(interactions, "Do you rent out tents?", "Do you sell gift cards?")
+    request_id = str(uuid.uuid4())
+    first = (await stub.StartRun(pb.StartRunRequest(request_id=request_id))).run
+    assert first.run_id == request_id
+    again = (await stub.StartRun(pb.StartRunRequest(request_id=request_id))).run
+    assert again.run_id == request_id and again.state == pb.RUN_STATE_RUNNING
+    await expect_status(stub.StartRun(pb.StartRunRequest()), grpc.StatusCode.FAILED_PRECONDITION, "in progress")
+    trainer.teacher.release.set()
+    assert (await finished(stub, request_id)).state == pb.RUN_STATE_SUCCEEDED
+    # Nothing left to process: a second run reads nothing and marks nothing twice.
+    second = await finished(stub, (await stub.StartRun(pb.StartRunRequest(force=True))).run.run_id)
+    assert second.counts.read == 0
+
+
+async def test_below_the_threshold_a_run_is_skipped_unless_forced(trainer_setup, interactions):
+    stub, trainer = trainer_setup
+    trainer.teacher = Teacher()
+    await dislike(interactions, "Do you rent out tents?")
+    skipped = await finished(stub, (await stub.StartRun(pb.StartRunRequest())).run.run_id)
+    assert skipped.state == pb.RUN_STATE_SKIPPED_BELOW_THRESHOLD and skipped.counts.gated == 1
+    forced = await finished(stub, (await stub.StartRun(pb.StartRunRequest(force=True))).run.run_id)
+    assert forced.state == pb.RUN_STATE_SUCCEEDED and forced.forced and forced.counts.proposed == 1
+    runs = (await stub.ListRuns(pb.ListRunsRequest(page_size=1))).runs
+    assert [r.run_id for r in runs] == [forced.run_id]
+
+
+async def test_bad_admin_input(trainer_setup):
+    stub, _ = trainer_setup
+    await expect_status(stub.GetRun(pb.GetRunRequest(run_id="nope")), grpc.StatusCode.INVALID_ARGUMENT, "run_id")
+    missing = str(uuid.uuid4())
+    await expect_status(stub.GetRun(pb.GetRunRequest(run_id=missing)), grpc.StatusCode.NOT_FOUND, missing)
+    await expect_status(stub.GetFix(pb.GetFixRequest(fix_id="fix-unknown")), grpc.StatusCode.NOT_FOUND, "fix-unknown")
+    await expect_status(stub.ApproveFix(pb.ApproveFixRequest()), grpc.StatusCode.INVALID_ARGUMENT, "fix_id")
+    await expect_status(stub.ListFixes(pb.ListFixesRequest(page_size=5000)), grpc.StatusCode.INVALID_ARGUMENT,
+                        "page_size")
+    await expect_status(stub.ListRuns(pb.ListRunsRequest(state=42)), grpc.StatusCode.INVALID_ARGUMENT, "state")
+    await expect_status(stub.ListRuns(pb.ListRunsRequest(page_token="forged")), grpc.StatusCode.INVALID_ARGUMENT,
+                        "page_token")
+    await expect_status(stub.StartRun(pb.StartRunRequest(request_id="x")), grpc.StatusCode.INVALID_ARGUMENT,
+                        "request_id")

@@ -1,0 +1,136 @@
+"""Runs and fixes on record (the trainer's own tables), the single-run lock,
+and the review actions that publish, reject or roll back a fix."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import asdict
+
+import asyncpg
+from google.protobuf.field_mask_pb2 import FieldMask
+
+from bot.llm.base import ChatModel
+from mend.bot.v1 import bot_service_pb2 as bpb
+from mend.bot.v1 import bot_service_pb2_grpc as bpb_grpc
+from mend.interactions.v1 import interactions_service_pb2 as ipb
+from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
+from mendkit.database import database_errors
+from mendkit.errors import FailedPrecondition, NotFound
+from trainer.loop import Counts, Fix, Policy, run_once
+
+_log = logging.getLogger("trainer.runs")
+# One run at a time across every trainer process (the CronJob and the admin
+# server): a session advisory lock held for the whole run.
+RUN_LOCK = 0x74726169  # "trai"
+RUN_COLUMNS = ("run_id, state, trigger, forced, publish_policy, feedback_threshold, counts, error_message, "
+               "start_time, end_time")
+FIX_COLUMNS = ("fix_id, run_id, questions, answer, interaction_ids, state, teacher_model, prompt_version, "
+               "create_time, reviewer, review_time, review_note")
+
+
+class Trainer:
+    def __init__(self, pool: asyncpg.Pool, interactions: ipb_grpc.InteractionsServiceStub,
+                 knowledge: bpb_grpc.KnowledgeServiceStub, teacher: ChatModel, policy: Policy) -> None:
+        self.pool = pool
+        self.interactions = interactions
+        self.knowledge = knowledge
+        self.teacher = teacher
+        self.policy = policy
+
+    async def get_run(self, run_id: uuid.UUID) -> asyncpg.Record:
+        async with database_errors("trainer"):
+            row = await self.pool.fetchrow(f"SELECT {RUN_COLUMNS} FROM trainer_runs WHERE run_id = $1", run_id)
+        if row is None:
+            raise NotFound(f"run {run_id} does not exist")
+        return row
+
+    async def start(self, run_id: uuid.UUID, trigger: str, force: bool) -> tuple[asyncpg.Record, asyncio.Task | None]:
+        """Records a run and starts it in the background (None: it ended at once).
+        A repeated run_id returns that run; another run in progress is FAILED_PRECONDITION."""
+        async with database_errors("trainer"):
+            existing = await self.pool.fetchrow(f"SELECT {RUN_COLUMNS} FROM trainer_runs WHERE run_id = $1", run_id)
+            if existing is not None:
+                return existing, None
+            connection = await self.pool.acquire()
+        try:
+            if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", RUN_LOCK):
+                raise FailedPrecondition("another trainer run is in progress; try again when it has finished")
+            await connection.execute(
+                """INSERT INTO trainer_runs (run_id, state, trigger, forced, publish_policy, feedback_threshold)
+                   VALUES ($1, 'running', $2, $3, $4, $5)""",
+                run_id, trigger, force, self.policy.publish, self.policy.threshold)
+        except BaseException:
+            await self._release(connection)
+            raise
+        row = await self.get_run(run_id)
+        return row, asyncio.create_task(self._run(connection, run_id, force))
+
+    async def _release(self, connection: asyncpg.Connection) -> None:
+        try:
+            await connection.execute("SELECT pg_advisory_unlock_all()")
+        finally:
+            await self.pool.release(connection)
+
+    async def _run(self, connection: asyncpg.Connection, run_id: uuid.UUID, force: bool) -> None:
+        state, error, counts = "succeeded", "", Counts()
+        try:
+            policy = Policy(1 if force else self.policy.threshold, self.policy.publish,
+                            self.policy.covered_similarity, self.policy.duplicate_similarity, self.policy.brand)
+            counts = await run_once(self.interactions, self.knowledge, self.teacher, policy, str(run_id),
+                                    on_fixes=lambda fixes: self._record_fixes(run_id, fixes))
+            if counts.gated and not force:
+                state = "skipped_below_threshold"
+        except Exception as failure:  # noqa: BLE001 - recorded on the run
+            state, error = "failed", f"{type(failure).__name__}: {failure}"[:1000]
+            _log.exception("run failed", extra={"run_id": str(run_id)})
+        finally:
+            await connection.execute(
+                "UPDATE trainer_runs SET state = $2, counts = $3, error_message = $4, end_time = now() "
+                "WHERE run_id = $1", run_id, state, asdict(counts), error)
+            await self._release(connection)
+
+    async def _record_fixes(self, run_id: uuid.UUID, fixes: list[Fix]) -> None:
+        await self.pool.executemany(
+            f"""INSERT INTO trainer_fixes ({FIX_COLUMNS.split(', reviewer')[0]})
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
+                ON CONFLICT (fix_id) DO UPDATE SET questions = EXCLUDED.questions, answer = EXCLUDED.answer,
+                    interaction_ids = EXCLUDED.interaction_ids""",
+            [(f.entry.entry_id, run_id, list(f.entry.questions), f.entry.content, f.interaction_ids,
+              "published" if f.entry.status == bpb.ENTRY_STATUS_PUBLISHED else "proposed",
+              f.entry.provenance.teacher_model, f.entry.provenance.prompt_version) for f in fixes])
+
+    async def get_fix(self, fix_id: str) -> asyncpg.Record:
+        async with database_errors("trainer"):
+            row = await self.pool.fetchrow(f"SELECT {FIX_COLUMNS} FROM trainer_fixes WHERE fix_id = $1", fix_id)
+        if row is None:
+            raise NotFound(f"fix {fix_id!r} does not exist")
+        return row
+
+    async def review(self, fix_id: str, action: str, reviewer: str, note: str, answer: str = "") -> asyncpg.Record:
+        """approve (proposed -> published), reject (proposed -> rejected) or
+        rollback (published -> rolled_back). The index and the interactions
+        change first; the fix's state last, so a retried action completes."""
+        fix = await self.get_fix(fix_id)
+        needed = "published" if action == "rollback" else "proposed"
+        if fix["state"] != needed:
+            verb = {"approve": "approved", "reject": "rejected", "rollback": "rolled back"}[action]
+            raise FailedPrecondition(f"fix {fix_id!r} is {fix['state']}; only a {needed} fix can be {verb}")
+        if action == "approve":
+            entry = bpb.KnowledgeEntry(entry_id=fix_id, status=bpb.ENTRY_STATUS_PUBLISHED, content=answer)
+            paths = ["status", "content"] if answer else ["status"]
+            await self.knowledge.UpdateEntry(bpb.UpdateEntryRequest(entry=entry, update_mask=FieldMask(paths=paths)))
+            outcome, state = ipb.TRAINING_OUTCOME_FIXED, "published"
+        else:
+            await self.knowledge.DeleteEntry(bpb.DeleteEntryRequest(entry_id=fix_id, allow_missing=True))
+            outcome, state = ((ipb.TRAINING_OUTCOME_REJECTED, "rejected") if action == "reject"
+                              else (ipb.TRAINING_OUTCOME_ROLLED_BACK, "rolled_back"))
+        await self.interactions.MarkProcessed(ipb.MarkProcessedRequest(marks=[
+            ipb.ProcessedMark(interaction_id=i, outcome=outcome, knowledge_entry_id=fix_id,
+                              training_run_id=str(fix["run_id"])) for i in fix["interaction_ids"]]))
+        async with database_errors("trainer"):
+            return await self.pool.fetchrow(
+                f"""UPDATE trainer_fixes SET state = $2, reviewer = $3, review_note = $4, review_time = now(),
+                           answer = CASE WHEN $5 = '' THEN answer ELSE $5 END
+                     WHERE fix_id = $1 RETURNING {FIX_COLUMNS}""", fix_id, state, reviewer, note, answer)
