@@ -37,6 +37,7 @@ class Service:
 SERVICES = [
     Service("interactions", "interactions", "INTERACTIONS_PORT", 50051),
     Service("bot", "bot", "BOT_PORT", 50052),
+    Service("trainer", "trainer", "TRAINER_PORT", 50053),
 ]
 SAMPLE_KNOWLEDGE = Path(__file__).resolve().parent.parent / "knowledge" / "sample"
 
@@ -93,7 +94,7 @@ async def run() -> int:
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "DATABASE_URL": database_url, "MEND_HOME": str(home),
-           "INTERACTIONS_ADDR": f"127.0.0.1:{ports['interactions']}"}
+           "INTERACTIONS_ADDR": f"127.0.0.1:{ports['interactions']}", "BOT_ADDR": f"127.0.0.1:{ports['bot']}"}
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -134,6 +135,9 @@ async def run() -> int:
         say("  chat from a terminal (the browser page is not built yet):")
         say(f"    grpcurl -plaintext -d '{{\"query\": \"How long do I have to return something?\"}}' "
             f"127.0.0.1:{ports['bot']} mend.bot.v1.ChatService/ChatStream")
+        say("  heal from dislikes now (fixes wait for review; see README):")
+        say(f"    grpcurl -plaintext -d '{{\"force\": true}}' 127.0.0.1:{ports['trainer']} "
+            "mend.trainer.v1.TrainerService/StartRun")
         say("Press Ctrl-C to stop.")
 
         exited = [asyncio.ensure_future(p.wait()) for p in processes.values()]

@@ -36,9 +36,9 @@ async def interrupt(process: asyncio.subprocess.Process) -> tuple[int, str]:
 
 
 async def test_mesh_comes_up_stops_cleanly_and_reuses_data(tmp_path):
-    port, bot_port = free_port(), free_port()
+    port, bot_port, trainer_port = free_port(), free_port(), free_port()
     env = {"MEND_HOME": str(tmp_path), "MEND_PG_PORT": str(free_port()), "INTERACTIONS_PORT": str(port),
-           "BOT_PORT": str(bot_port)}
+           "BOT_PORT": str(bot_port), "TRAINER_PORT": str(trainer_port)}
     process, lines = await start_mesh(env)
     try:
         assert any(f"grpc://127.0.0.1:{port}" in line for line in lines)
@@ -52,6 +52,11 @@ async def test_mesh_comes_up_stops_cleanly_and_reuses_data(tmp_path):
         logged = grpcurl(port, "-d", json.dumps({"interaction_id": json.loads(chat.stdout)["interaction_id"]}),
                          "mend.interactions.v1.InteractionsService/GetInteraction")
         assert logged.returncode == 0, logged.stderr
+        # The trainer's admin surface, through reflection.
+        listed = grpcurl(trainer_port, "list")
+        assert "mend.trainer.v1.TrainerService" in listed.stdout.split()
+        runs = grpcurl(trainer_port, "mend.trainer.v1.TrainerService/ListRuns")
+        assert runs.returncode == 0, runs.stderr
         body = json.dumps({"interaction": {"interaction_id": "0b8f5a52-3c1b-4e0c-9a57-8f5b1d1b7c11",
                                            "user_query": "Still there?", "bot_response": "Yes."}})
         assert grpcurl(port, "-d", body, "mend.interactions.v1.InteractionsService/CreateInteraction").returncode == 0
@@ -60,7 +65,7 @@ async def test_mesh_comes_up_stops_cleanly_and_reuses_data(tmp_path):
     assert code == 0, rest
     assert rest.strip().endswith("mesh: stopped")
     assert not (tmp_path / "postgres" / "postmaster.pid").exists()
-    for service in ("interactions", "bot"):
+    for service in ("interactions", "bot", "trainer"):
         assert (tmp_path / "logs" / f"{service}.log").read_text().count('"message": "stopped"') == 1
 
     process, _ = await start_mesh(env)
