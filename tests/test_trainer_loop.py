@@ -164,3 +164,47 @@ async def test_the_job_command_reports_its_counts_and_fails_with_status_1(intera
     assert code == 1 and " failed: read 0" in output and "UNAVAILABLE" in output
     code, output = await job({"MEND_PUBLISH_POLICY": "auto"})
     assert code == 2 and "MEND_PUBLISH_POLICY=auto needs a cloud teacher" in output
+
+
+class YesNo:
+    """A judge model double that says `reply` and records what it was shown."""
+
+    model_id = "judge-double"
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+        self.shown: list[str] = []
+
+    async def stream(self, messages, max_tokens):  # noqa: ANN001, ANN201
+        self.shown.append(messages[-1].content)
+        yield self.reply
+
+
+@pytest.mark.parametrize(("reply", "covered"), [("Yes.", 1), ("no", 0), ("I think so", 0)])
+async def test_a_model_judge_decides_what_is_covered(interactions, knowledge, reply, covered):
+    from trainer.judge import ModelJudge
+
+    await upsert(knowledge, RETURNS)
+    await dislike(interactions, "How do I send back an item?", "Can I return shoes I wore outside?")
+    judge_model = YesNo(reply)
+    counts = await run_once(interactions, knowledge, Teacher(), AUTO, judge=ModelJudge(judge_model))
+    assert counts.covered == 2 * covered and counts.fixed == 2 * (1 - covered)
+    assert "You can return unused items within 60 days" in judge_model.shown[0]  # it saw the retrieved entry
+    assert judge_model.shown[0].rstrip().endswith("Does the knowledge above already answer the question?")
+
+
+def test_cloud_teacher_and_judge_default_to_sonnet_and_haiku(monkeypatch):
+    from trainer.__main__ import HAIKU, SONNET, models
+    from trainer.judge import ModelJudge, SimilarityJudge
+    from trainer.settings import Settings
+
+    monkeypatch.setenv("MEND_LLM", "bedrock")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("MEND_PUBLISH_POLICY", "auto")
+    teacher, judge = models(Settings.from_env(), [])
+    assert teacher.model_id == SONNET and isinstance(judge, ModelJudge) and judge.model.model_id == HAIKU
+    monkeypatch.setenv("MEND_JUDGE_MODEL", "anthropic.claude-3-5-haiku-20241022-v1:0")
+    assert models(Settings.from_env(), [])[1].model.model_id == "anthropic.claude-3-5-haiku-20241022-v1:0"
+    monkeypatch.setenv("MEND_LLM", "local")
+    monkeypatch.setenv("MEND_PUBLISH_POLICY", "review")
+    assert isinstance(models(Settings.from_env(), [])[1], SimilarityJudge)

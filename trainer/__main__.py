@@ -9,13 +9,16 @@ import asyncio
 import logging
 import sys
 import uuid
+from dataclasses import replace
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 
+from bot.llm.base import ChatModel
 from bot.settings import Settings as BotSettings
+from trainer.judge import Judge, ModelJudge, SimilarityJudge
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.bot.v1 import bot_service_pb2_grpc as bpb_grpc
 from mend.interactions.v1 import interactions_service_pb2 as ipb
@@ -41,10 +44,31 @@ TRAINER = tpb.DESCRIPTOR.services_by_name["TrainerService"].full_name
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-@asynccontextmanager
-async def open_trainer(settings: Settings) -> AsyncIterator[Trainer]:
+SONNET = "anthropic.claude-3-sonnet-20240229-v1:0"
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+
+
+def models(settings: Settings, closers: list) -> tuple[ChatModel, Judge]:
+    """The teacher and the judge, through the bot's chat-model adapters (same
+    MEND_LLM and variables). The embedded model cannot judge reliably, so with
+    it the judge is a similarity threshold."""
     from bot import adapters
 
+    bot_settings = BotSettings.from_env()
+    if settings.teacher == "local":
+        return adapters.chat_model(bot_settings, closers), SimilarityJudge(settings.covered_similarity)
+    if settings.teacher == "bedrock":
+        teacher_settings = replace(bot_settings, bedrock_chat_model=settings.teacher_model or SONNET)
+        judge_settings = replace(bot_settings, bedrock_chat_model=settings.judge_model or HAIKU)
+    else:
+        teacher_settings = replace(bot_settings, openai_chat_model=settings.teacher_model or bot_settings.openai_chat_model)
+        judge_settings = replace(bot_settings, openai_chat_model=settings.judge_model or bot_settings.openai_chat_model)
+    return (adapters.chat_model(teacher_settings, closers),
+            ModelJudge(adapters.chat_model(judge_settings, closers)))
+
+
+@asynccontextmanager
+async def open_trainer(settings: Settings) -> AsyncIterator[Trainer]:
     url, embedded = await database_url_or_embedded(settings.database_url, settings.home, settings.embedded_pg_port)
     closers: list = []
     pool = None
@@ -55,8 +79,7 @@ async def open_trainer(settings: Settings) -> AsyncIterator[Trainer]:
         finally:
             await connection.close()
         pool = await database.create_pool(url, 5)
-        # The teacher uses the bot's chat-model adapters (same settings: MEND_LLM and its variables).
-        teacher = await asyncio.to_thread(adapters.chat_model, BotSettings.from_env(), closers)
+        teacher, judge = await asyncio.to_thread(models, settings, closers)
         policy = Policy(settings.feedback_threshold, settings.publish_policy, settings.covered_similarity,
                         settings.duplicate_similarity)
         async with clients.insecure_channel(settings.interactions_address,
@@ -66,7 +89,7 @@ async def open_trainer(settings: Settings) -> AsyncIterator[Trainer]:
                                                                 (KNOWLEDGE, "UpsertEntries")],
                                          deadline_s=30) as knowledge:
             yield Trainer(pool, ipb_grpc.InteractionsServiceStub(interactions),
-                          bpb_grpc.KnowledgeServiceStub(knowledge), teacher, policy)
+                          bpb_grpc.KnowledgeServiceStub(knowledge), teacher, policy, judge)
     finally:
         for close in closers:
             await close()

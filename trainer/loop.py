@@ -2,8 +2,9 @@
 
 1. Read the disliked, unprocessed interactions through InteractionsService, page by page.
 2. Below the feedback threshold: do nothing.
-3. For each question, search the bot's index (k=3). Covered by a published
-   entry from before this run: mark it processed as COVERED.
+3. For each question, search the bot's index (k=3) and ask the judge
+   (trainer/judge.py) whether a published entry already answers it: if so,
+   mark it processed as COVERED.
 4. Close to a fix written earlier in this run: add the question to that fix
    as another phrasing (near-duplicates become one fix).
 5. Otherwise a teacher model writes an improved answer, upserted through the
@@ -27,6 +28,7 @@ from datetime import datetime, timezone
 from opentelemetry import trace
 
 from bot.llm.base import ChatModel, Message
+from trainer.judge import Judge, SimilarityJudge
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.bot.v1 import bot_service_pb2_grpc as bpb_grpc
 from mend.interactions.v1 import interactions_service_pb2 as ipb
@@ -97,10 +99,12 @@ async def teach(teacher: ChatModel, brand: str, item: ipb.Interaction, context: 
 
 async def run_once(interactions: ipb_grpc.InteractionsServiceStub, knowledge: bpb_grpc.KnowledgeServiceStub,
                    teacher: ChatModel, policy: Policy, run_id: str | None = None,
-                   on_fixes: Callable[[list[Fix]], Awaitable[None]] | None = None) -> Counts:
+                   on_fixes: Callable[[list[Fix]], Awaitable[None]] | None = None,
+                   judge: Judge | None = None) -> Counts:
     """One run. `on_fixes` records the fixes before any interaction is marked,
     so that every marked interaction's fix is on record for review and undo."""
     run_id = run_id or str(uuid.uuid4())
+    judge = judge or SimilarityJudge(policy.covered_similarity)
     counts = Counts()
     with _tracer.start_as_current_span("mend.trainer.run") as span:
         items = [item async for item in disliked(interactions)]
@@ -130,12 +134,13 @@ async def run_once(interactions: ipb_grpc.InteractionsServiceStub, knowledge: bp
                                                               if i != item.interaction_id])
             own = [h for h in hits if h.entry.entry_id in fixes and
                    (h.score >= policy.duplicate_similarity or h.entry.entry_id == _entry_id(item.interaction_id))]
-            covered = [h for h in hits if h.entry.entry_id not in fixes and h.entry.status == bpb.ENTRY_STATUS_PUBLISHED
-                       and h.score >= policy.covered_similarity]
-            if covered:
+            published = [h for h in hits if h.entry.entry_id not in fixes
+                         and h.entry.status == bpb.ENTRY_STATUS_PUBLISHED]
+            covering = None if own else await judge.covering(item.user_query, published)
+            if covering is not None:
                 counts.covered += 1
                 marks.append(ipb.ProcessedMark(interaction_id=item.interaction_id, outcome=ipb.TRAINING_OUTCOME_COVERED,
-                                               knowledge_entry_id=covered[0].entry.entry_id, training_run_id=run_id))
+                                               knowledge_entry_id=covering.entry.entry_id, training_run_id=run_id))
                 continue
             try:
                 if own:

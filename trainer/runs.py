@@ -18,6 +18,7 @@ from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
 from mendkit.database import database_errors
 from mendkit.errors import FailedPrecondition, NotFound
+from trainer.judge import Judge
 from trainer.loop import Counts, Fix, Policy, run_once
 
 _log = logging.getLogger("trainer.runs")
@@ -32,12 +33,14 @@ FIX_COLUMNS = ("fix_id, run_id, questions, answer, interaction_ids, state, teach
 
 class Trainer:
     def __init__(self, pool: asyncpg.Pool, interactions: ipb_grpc.InteractionsServiceStub,
-                 knowledge: bpb_grpc.KnowledgeServiceStub, teacher: ChatModel, policy: Policy) -> None:
+                 knowledge: bpb_grpc.KnowledgeServiceStub, teacher: ChatModel, policy: Policy,
+                 judge: Judge | None = None) -> None:
         self.pool = pool
         self.interactions = interactions
         self.knowledge = knowledge
         self.teacher = teacher
         self.policy = policy
+        self.judge = judge
 
     async def get_run(self, run_id: uuid.UUID) -> asyncpg.Record:
         async with database_errors("trainer"):
@@ -79,7 +82,7 @@ class Trainer:
             policy = Policy(1 if force else self.policy.threshold, self.policy.publish,
                             self.policy.covered_similarity, self.policy.duplicate_similarity, self.policy.brand)
             counts = await run_once(self.interactions, self.knowledge, self.teacher, policy, str(run_id),
-                                    on_fixes=lambda fixes: self._record_fixes(run_id, fixes))
+                                    on_fixes=lambda fixes: self._record_fixes(run_id, fixes), judge=self.judge)
             if counts.gated and not force:
                 state = "skipped_below_threshold"
         except Exception as failure:  # noqa: BLE001 - recorded on the run

@@ -24,6 +24,10 @@ class Settings:
     # join that fix as extra phrasings instead of becoming fixes of their own.
     duplicate_similarity: float
     teacher: str
+    # Model ids for the cloud teacher and judge; empty: Bedrock's Claude 3 Sonnet
+    # and Haiku, or OPENAI_CHAT_MODEL for an OpenAI-compatible endpoint.
+    teacher_model: str
+    judge_model: str
     log_level: str
     database_url: str
     host: str
@@ -52,6 +56,8 @@ class Settings:
             covered_similarity=env_float("MEND_COVERED_SIMILARITY", 0.8, minimum=-1.0, maximum=1.0),
             duplicate_similarity=env_float("MEND_DUPLICATE_SIMILARITY", 0.8, minimum=-1.0, maximum=1.0),
             teacher=teacher,
+            teacher_model=env_str("MEND_TEACHER_MODEL", ""),
+            judge_model=env_str("MEND_JUDGE_MODEL", ""),
             log_level=env_str("LOG_LEVEL", "INFO"),
             database_url=env_str("DATABASE_URL", ""),
             host=env_str("TRAINER_HOST", "127.0.0.1"),
