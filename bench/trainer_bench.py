@@ -1,0 +1,101 @@
+"""Benchmark of one trainer run: `python -m bench.trainer_bench [--interactions N]`.
+
+N disliked, unprocessed interactions (distinct questions, loaded with SQL), the
+real interactions service and the real knowledge index (pgvector, MiniLM) in
+this process, and a fast teacher double: wall time of `run_once` and the
+number of RPCs it made, by method. Results: bench/results/trainer.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import grpc
+from pgvector.asyncpg import register_vector
+
+from bot.__main__ import KNOWLEDGE_SERVICE, migrate as migrate_bot
+from bot.embeddings.local_minilm import LocalMiniLM
+from bot.knowledge import Knowledge
+from bot.knowledge_service import KnowledgeService
+from bot.vectorstores.pgvector_store import PgVectorStore
+from interactions.__main__ import SERVICE_NAME, migrate as migrate_interactions
+from interactions.service import InteractionsService
+from mend.bot.v1 import bot_service_pb2_grpc as bpb_grpc
+from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
+from mendkit import database
+from mendkit.embedded_postgres import EmbeddedPostgres, ensure_database
+from mendkit.page_tokens import PageTokens
+from mendkit.server import Registration, start_server
+from trainer.loop import Policy, run_once
+
+RESULTS = Path(__file__).resolve().parent / "results" / "trainer.json"
+TOPICS = ["tent", "backpack", "jacket", "boots", "stove", "sleeping bag", "headlamp", "gift card", "parcel", "order"]
+ASKS = ["Can I rent a {}", "Do you repair a {}", "Is there a discount on a {}", "How heavy is the {}",
+        "What colour options for the {}", "Is the {} in stock in Norway", "Can I engrave a {}"]
+
+
+class FastTeacher:
+    model_id = "fast-double"
+
+    async def stream(self, messages, max_tokens):  # noqa: ANN001, ANN201
+        yield "A fixed improved answer for benchmarking."
+
+
+class CountCalls(grpc.aio.UnaryUnaryClientInterceptor):
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+
+    async def intercept_unary_unary(self, continuation, details, request):  # noqa: ANN001, ANN201
+        self.calls[details.method.decode() if isinstance(details.method, bytes) else details.method] += 1
+        return await continuation(details, request)
+
+
+async def main(count: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="mend-trainer-bench-") as home:
+        server = EmbeddedPostgres(home=Path(home), port=54393)
+        url = await asyncio.to_thread(server.start)
+        try:
+            await ensure_database(url)
+            await migrate_interactions(url)
+            await migrate_bot(url)
+            pool = await database.create_pool(url, 10, init=register_vector)
+            questions = [f"{ASKS[n % len(ASKS)].format(TOPICS[(n // len(ASKS)) % len(TOPICS)])} number {n}?"
+                         for n in range(count)]
+            await pool.execute(
+                """INSERT INTO interactions (interaction_id, user_query, bot_response, feedback, feedback_time)
+                   SELECT gen_random_uuid(), q, 'I don''t know.', -1, now() FROM unnest($1::text[]) AS q""", questions)
+            embedder = LocalMiniLM()
+            store = PgVectorStore(pool, embedder.model_id, embedder.dimension)
+            await store.prepare()
+            running = await start_server([
+                Registration(InteractionsService(pool, PageTokens(b"bench-page-token-secret")),
+                             ipb_grpc.add_InteractionsServiceServicer_to_server, SERVICE_NAME),
+                Registration(KnowledgeService(Knowledge(pool, store, embedder), PageTokens(b"bench-page-token-secret")),
+                             bpb_grpc.add_KnowledgeServiceServicer_to_server, KNOWLEDGE_SERVICE)], "127.0.0.1:0")
+            counter = CountCalls()
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}", interceptors=[counter]) as channel:
+                started = time.perf_counter()
+                counts = await run_once(ipb_grpc.InteractionsServiceStub(channel), bpb_grpc.KnowledgeServiceStub(channel),
+                                        FastTeacher(), Policy(5, "review", 0.8, 0.8))
+                wall = time.perf_counter() - started
+            await running.stop(0)
+            await pool.close()
+        finally:
+            server.stop()
+    return {"interactions": count, "wall_s": round(wall, 1), "per_interaction_ms": round(wall / count * 1000, 1),
+            "rpcs": dict(counter.calls), "rpcs_total": sum(counter.calls.values()), "counts": vars(counts)}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--interactions", type=int, default=10_000)
+    result = asyncio.run(main(parser.parse_args().interactions))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
