@@ -62,6 +62,10 @@ async def test_conversation_and_request_ids(chat, knowledge):
     assert uuid.UUID(first.conversation_id)
     second = await stub.Chat(pb.ChatRequest(query="And of Chile?", conversation_id=first.conversation_id))
     assert second.conversation_id == first.conversation_id
+    # An id the bot has never seen starts a conversation under that id (the
+    # contract's choice: a browser may mint its own ids), not an error.
+    unknown = await stub.Chat(pb.ChatRequest(query=OFF_TOPIC, conversation_id="never-seen-before"))
+    assert unknown.conversation_id == "never-seen-before"
     request_id = str(uuid.uuid4())
     answered = await stub.Chat(pb.ChatRequest(query=OFF_TOPIC, request_id=request_id))
     assert answered.interaction_id == request_id
