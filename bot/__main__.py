@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator
@@ -33,17 +32,14 @@ from mend.bot.v1 import bot_service_pb2 as pb
 from mend.bot.v1 import bot_service_pb2_grpc as pb_grpc
 from mendkit import database, migrations
 from mendkit.embedded_postgres import database_url_or_embedded
-from mendkit.logs import setup_logging
+from mendkit.entrypoint import run_command
 from mendkit.page_tokens import PageTokens
 from mendkit.server import Registration, serve_until_signalled
-from mendkit.settings import SettingsError
-from mendkit.telemetry import setup_telemetry
 
 KNOWLEDGE_SERVICE = pb.DESCRIPTOR.services_by_name["KnowledgeService"].full_name
 CHAT_SERVICE = pb.DESCRIPTOR.services_by_name["ChatService"].full_name
 INTERACTIONS_SERVICE = interactions_pb.DESCRIPTOR.services_by_name["InteractionsService"].full_name
 MIGRATIONS = Path(__file__).parent / "migrations"
-_log = logging.getLogger("bot")
 
 
 async def migrate(url: str) -> list[int]:
@@ -112,45 +108,36 @@ async def ingest_command(settings: Settings, paths: list[Path], source: str) -> 
     print(f"ingested {count} entries from {', '.join(map(str, paths))} (source {source!r})")
 
 
+async def migrate_command(settings: Settings) -> None:
+    url, embedded = await database_url_or_embedded(settings.database_url, settings.home, settings.embedded_pg_port)
+    try:
+        applied = await migrate(url)
+        print(f"applied {len(applied)} migration(s): {applied}" if applied else "database is up to date")
+    finally:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+
+
+async def prepare_command(settings: Settings) -> None:
+    path = await asyncio.to_thread(prepare, settings.home / "models")
+    print(f"model ready: {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate", "ingest", "prepare-model"])
     parser.add_argument("paths", nargs="*", type=Path, help="for ingest: files or folders (.md, .csv, .jsonl)")
     parser.add_argument("--source", default="sample-kb", help="for ingest: the entries' source label")
     args = parser.parse_args(argv)
-    try:
-        settings = Settings.from_env()
-    except SettingsError as error:
-        print(f"bot: {error}", file=sys.stderr)
-        return 2
-    setup_logging("bot", settings.log_level)
-    shutdown_telemetry = setup_telemetry("bot")
-    try:
-        if args.command == "serve":
-            asyncio.run(serve(settings))
-        elif args.command == "prepare-model":
-            print(f"model ready: {prepare(settings.home / 'models')}")
-        elif args.command == "ingest":
-            if not args.paths:
-                parser.error("ingest needs at least one path")
-            asyncio.run(ingest_command(settings, args.paths, args.source))
-        else:
-            async def migrate_only() -> None:
-                url, embedded = await database_url_or_embedded(
-                    settings.database_url, settings.home, settings.embedded_pg_port)
-                try:
-                    applied = await migrate(url)
-                    print(f"applied {len(applied)} migration(s): {applied}" if applied else "database is up to date")
-                finally:
-                    if embedded is not None:
-                        await asyncio.to_thread(embedded.stop)
-            asyncio.run(migrate_only())
-    except (OSError, ValueError) as error:
-        _log.error(str(error))
-        return 1
-    finally:
-        shutdown_telemetry()
-    return 0
+    if args.command == "ingest" and not args.paths:
+        parser.error("ingest needs at least one path")
+    commands = {
+        "serve": serve,
+        "migrate": migrate_command,
+        "prepare-model": prepare_command,
+        "ingest": lambda settings: ingest_command(settings, args.paths, args.source),
+    }
+    return run_command("bot", Settings.from_env, commands[args.command])
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from pathlib import Path
 
@@ -16,15 +15,12 @@ from mend.interactions.v1 import interactions_service_pb2 as pb
 from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc
 from mendkit import migrations
 from mendkit.embedded_postgres import database_url_or_embedded
-from mendkit.logs import setup_logging
+from mendkit.entrypoint import run_command
 from mendkit.page_tokens import PageTokens
 from mendkit.server import Registration, serve_until_signalled
-from mendkit.settings import SettingsError
-from mendkit.telemetry import setup_telemetry
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["InteractionsService"].full_name
 MIGRATIONS = Path(__file__).parent / "migrations"
-_log = logging.getLogger("interactions")
 
 
 async def migrate(url: str) -> list[int]:
@@ -64,21 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m interactions", description=__doc__)
     parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
     args = parser.parse_args(argv)
-    try:
-        settings = Settings.from_env()
-    except SettingsError as error:
-        print(f"interactions: {error}", file=sys.stderr)
-        return 2
-    setup_logging("interactions", settings.log_level)
-    shutdown_telemetry = setup_telemetry("interactions")
-    try:
-        asyncio.run(serve(settings) if args.command == "serve" else migrate_command(settings))
-    except OSError as error:
-        _log.error(str(error))
-        return 1
-    finally:
-        shutdown_telemetry()
-    return 0
+    return run_command("interactions", Settings.from_env, serve if args.command == "serve" else migrate_command)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 import uuid
 from dataclasses import replace
@@ -27,17 +26,14 @@ from mend.trainer.v1 import trainer_service_pb2 as tpb
 from mend.trainer.v1 import trainer_service_pb2_grpc as tpb_grpc
 from mendkit import clients, database, migrations
 from mendkit.embedded_postgres import database_url_or_embedded
+from mendkit.entrypoint import run_command
 from mendkit.page_tokens import PageTokens
 from mendkit.server import Registration, serve_until_signalled
-from mendkit.logs import setup_logging
-from mendkit.settings import SettingsError
-from mendkit.telemetry import setup_telemetry
 from trainer.loop import Policy
 from trainer.runs import Trainer
 from trainer.service import TrainerService
 from trainer.settings import Settings
 
-_log = logging.getLogger("trainer")
 INTERACTIONS = ipb.DESCRIPTOR.services_by_name["InteractionsService"].full_name
 KNOWLEDGE = bpb.DESCRIPTOR.services_by_name["KnowledgeService"].full_name
 TRAINER = tpb.DESCRIPTOR.services_by_name["TrainerService"].full_name
@@ -124,20 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__)
     parser.add_argument("command", nargs="?", default="serve", choices=["serve", "run"])
     args = parser.parse_args(argv)
-    try:
-        settings = Settings.from_env()
-    except SettingsError as error:
-        print(f"trainer: {error}", file=sys.stderr)
-        return 2
-    setup_logging("trainer", settings.log_level)
-    shutdown_telemetry = setup_telemetry("trainer")
-    try:
-        return asyncio.run(run(settings) if args.command == "run" else serve(settings))
-    except Exception:  # noqa: BLE001 - the Job's exit status must say it failed
-        _log.exception("the run failed")
-        return 1
-    finally:
-        shutdown_telemetry()
+    return run_command("trainer", Settings.from_env, run if args.command == "run" else serve)
 
 
 if __name__ == "__main__":
