@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import grpc
 from pgvector.asyncpg import register_vector
 
@@ -43,11 +42,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 async def migrate(url: str) -> list[int]:
-    connection = await asyncpg.connect(url)
-    try:
-        return await migrations.apply(connection, "bot", MIGRATIONS)
-    finally:
-        await connection.close()
+    return await migrations.apply_at(url, "bot", MIGRATIONS)
 
 
 @asynccontextmanager
@@ -109,13 +104,7 @@ async def ingest_command(settings: Settings, paths: list[Path], source: str) -> 
 
 
 async def migrate_command(settings: Settings) -> None:
-    url, embedded = await database_url_or_embedded(settings.database_url, settings.home, settings.embedded_pg_port)
-    try:
-        applied = await migrate(url)
-        print(f"applied {len(applied)} migration(s): {applied}" if applied else "database is up to date")
-    finally:
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
+    await migrations.migrate_command(settings.database_url, settings.home, settings.embedded_pg_port, "bot", MIGRATIONS)
 
 
 async def prepare_command(settings: Settings) -> None:

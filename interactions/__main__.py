@@ -24,12 +24,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 async def migrate(url: str) -> list[int]:
-    pool = await repository.create_pool(url, max_size=1)
-    try:
-        async with pool.acquire() as connection:
-            return await migrations.apply(connection, "interactions", MIGRATIONS)
-    finally:
-        await pool.close()
+    return await migrations.apply_at(url, "interactions", MIGRATIONS)
 
 
 async def serve(settings: Settings) -> None:
@@ -47,13 +42,8 @@ async def serve(settings: Settings) -> None:
 
 
 async def migrate_command(settings: Settings) -> None:
-    url, embedded = await database_url_or_embedded(settings.database_url, settings.home, settings.embedded_pg_port)
-    try:
-        applied = await migrate(url)
-        print(f"applied {len(applied)} migration(s): {applied}" if applied else "database is up to date")
-    finally:
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
+    await migrations.migrate_command(settings.database_url, settings.home, settings.embedded_pg_port,
+                                     "interactions", MIGRATIONS)
 
 
 def main(argv: list[str] | None = None) -> int:

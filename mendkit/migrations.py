@@ -90,3 +90,28 @@ async def apply(connection: asyncpg.Connection, component: str, directory: Path)
         return done
     finally:
         await connection.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+
+
+async def apply_at(url: str, component: str, directory: Path) -> list[int]:
+    """`apply` over a connection of its own to `url`."""
+    connection = await asyncpg.connect(url)
+    try:
+        return await apply(connection, component, directory)
+    finally:
+        await connection.close()
+
+
+async def migrate_command(database_url: str, home: Path, pg_port: int, component: str, directory: Path) -> None:
+    """What `python -m <service> migrate` does: migrate (the embedded database
+    when no URL is given, stopped again afterwards) and say what was applied."""
+    from mendkit.embedded_postgres import database_url_or_embedded
+
+    url, embedded = await database_url_or_embedded(database_url, home, pg_port)
+    try:
+        applied = await apply_at(url, component, directory)
+        print(f"applied {len(applied)} migration(s): {applied}" if applied else "database is up to date")
+    finally:
+        if embedded is not None:
+            import asyncio
+
+            await asyncio.to_thread(embedded.stop)

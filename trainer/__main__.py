@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import asyncpg
 
 from bot.llm.base import ChatModel
 from bot.settings import Settings as BotSettings
@@ -69,11 +68,7 @@ async def open_trainer(settings: Settings) -> AsyncIterator[Trainer]:
     closers: list = []
     pool = None
     try:
-        connection = await asyncpg.connect(url)
-        try:
-            await migrations.apply(connection, "trainer", MIGRATIONS)
-        finally:
-            await connection.close()
+        await migrations.apply_at(url, "trainer", MIGRATIONS)
         pool = await database.create_pool(url, 5)
         teacher, judge = await asyncio.to_thread(models, settings, closers)
         policy = Policy(settings.feedback_threshold, settings.publish_policy, settings.covered_similarity,
