@@ -1,0 +1,305 @@
+"""The one source of Envoy's configuration, rendered for the local mesh and for
+Kubernetes.
+
+`build(params)` returns Envoy's bootstrap as a dict. For the local mesh the
+parameters are real addresses and numbers; for Kubernetes they are Helm
+template expressions (`{{ .Values.bot.port }}`), which `render()` leaves
+unquoted so that the chart's `tpl` fills them in as plain YAML scalars.
+
+Filter order matters: grpc_web first (it turns gRPC-web into gRPC and back,
+including Envoy's own local replies), then cors (answers preflights before
+anything counts them), then the local rate limit, then the request size cap,
+then the router.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Union
+
+import yaml
+
+from gateway_envoy.routes import DENIED_MESSAGE, PUBLIC_ROUTES, PublicRoute
+
+Number = Union[int, str]  # a number, or a template expression that becomes one
+
+GRPC_WEB_HEADERS = "content-type,x-grpc-web,x-user-agent,grpc-timeout,traceparent,tracestate"
+EXPOSED_HEADERS = "grpc-status,grpc-message,grpc-status-details-bin"
+# A valid chat request is at most 4,000 characters of query (16 KB of UTF-8) plus
+# ids; anything far bigger is refused before it reaches a service.
+MAX_REQUEST_BYTES = 65536
+
+
+@dataclass(frozen=True)
+class Upstream:
+    host: str
+    port: Number
+
+
+@dataclass(frozen=True)
+class Tracing:
+    collector: Upstream  # OTLP/gRPC
+    sampling_percent: Number
+
+
+@dataclass(frozen=True)
+class Params:
+    listen_address: str
+    port: Number
+    admin_port: Number
+    bot: Upstream
+    interactions: Upstream
+    web: Upstream
+    rate_limit_max_tokens: Number
+    rate_limit_tokens_per_fill: Number
+    rate_limit_fill_interval: str
+    cors_origin_regex: str
+    tracing: Tracing | None
+    # Resolve upstream names through DNS (Kubernetes Services) instead of
+    # taking them as IP addresses (the local mesh).
+    dns: bool
+    # Kubernetes probes reach Envoy's /ready through this port; the admin
+    # interface itself stays on loopback.
+    probe_port: Number | None = None
+
+
+def _typed(type_name: str, **fields: Any) -> dict[str, Any]:
+    return {"@type": f"type.googleapis.com/{type_name}", **fields}
+
+
+def _address(host: str, port: Number) -> dict[str, Any]:
+    return {"socket_address": {"address": host, "port_value": port}}
+
+
+def _cluster(name: str, upstream: Upstream, params: Params, *, http2: bool, health_check: bool) -> dict[str, Any]:
+    cluster: dict[str, Any] = {
+        "name": name,
+        "type": "STRICT_DNS" if params.dns else "STATIC",
+        "connect_timeout": "1s",
+        "lb_policy": "ROUND_ROBIN",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _address(upstream.host, upstream.port)}}]}],
+        },
+    }
+    if params.dns:
+        cluster["dns_lookup_family"] = "V4_PREFERRED"
+    if http2:
+        cluster["typed_extension_protocol_options"] = {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": _typed(
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                explicit_http_config={"http2_protocol_options": {}},
+            )
+        }
+    if health_check:
+        # The services implement grpc.health.v1; an endpoint that stops serving
+        # (a pod shutting down) leaves the rotation before calls fail.
+        cluster["health_checks"] = [{
+            "timeout": "1s", "interval": "5s", "unhealthy_threshold": 2, "healthy_threshold": 1,
+            "grpc_health_check": {},
+        }]
+    return cluster
+
+
+def _public_route(route: PublicRoute) -> dict[str, Any]:
+    retry_on = "connect-failure,refused-stream"
+    if route.idempotent:
+        retry_on += ",unavailable,reset"
+    action: dict[str, Any] = {
+        "cluster": route.upstream,
+        # A stream has no overall deadline (0s): only silence between messages ends it.
+        "timeout": f"{route.timeout_s}s",
+        # Honour the caller's grpc-timeout, capped at the route's own bound.
+        "max_stream_duration": {"grpc_timeout_header_max": f"{route.timeout_s}s"},
+        "retry_policy": {"retry_on": retry_on, "num_retries": 2},
+    }
+    if route.streaming:
+        action["idle_timeout"] = "300s"
+    return {"name": route.path.rsplit("/", 1)[1], "match": {"path": route.path}, "route": action}
+
+
+def _denied(prefix: str) -> dict[str, Any]:
+    # A local reply to a gRPC request becomes a trailers-only gRPC response;
+    # Envoy maps 403 to PERMISSION_DENIED.
+    return {"match": {"prefix": prefix},
+            "direct_response": {"status": 403, "body": {"inline_string": DENIED_MESSAGE}}}
+
+
+def _route_config(params: Params) -> dict[str, Any]:
+    cors = _typed(
+        "envoy.extensions.filters.http.cors.v3.CorsPolicy",
+        allow_origin_string_match=[{"safe_regex": {"regex": params.cors_origin_regex}}],
+        allow_methods="POST, GET, OPTIONS",
+        allow_headers=GRPC_WEB_HEADERS,
+        expose_headers=EXPOSED_HEADERS,
+        max_age="86400",
+    )
+    page = {
+        "name": "page",
+        "match": {"prefix": "/"},
+        "route": {"cluster": "web", "timeout": "10s"},
+        # The page's files are not what the rate limit protects.
+        "typed_per_filter_config": {
+            "envoy.filters.http.local_ratelimit": _typed("envoy.config.route.v3.FilterConfig", disabled=True),
+        },
+    }
+    return {
+        "name": "public",
+        "virtual_hosts": [{
+            "name": "mend",
+            "domains": ["*"],
+            "typed_per_filter_config": {"envoy.filters.http.cors": cors},
+            "routes": [*map(_public_route, PUBLIC_ROUTES), _denied("/mend."), _denied("/grpc."), page],
+        }],
+    }
+
+
+ACCESS_LOG_FIELDS = {
+    "time": "%START_TIME%",
+    "client": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+    "method": "%REQ(:METHOD)%",
+    "path": "%REQ(:PATH)%",
+    "protocol": "%PROTOCOL%",
+    "status": "%RESPONSE_CODE%",
+    "grpc_status": "%GRPC_STATUS%",
+    "flags": "%RESPONSE_FLAGS%",
+    "duration_ms": "%DURATION%",
+    "bytes_in": "%BYTES_RECEIVED%",
+    "bytes_out": "%BYTES_SENT%",
+    "upstream": "%UPSTREAM_HOST%",
+    "request_id": "%REQ(X-REQUEST-ID)%",
+    "trace_id": "%TRACE_ID%",
+    "user_agent": "%REQ(USER-AGENT)%",
+}
+
+
+def _access_log() -> list[dict[str, Any]]:
+    # One JSON line per request, like the services' logs. No bodies and no
+    # headers beyond those listed, so chat text and credentials stay out.
+    return [{
+        "name": "envoy.access_loggers.stdout",
+        "typed_config": _typed("envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+                               log_format={"json_format": ACCESS_LOG_FIELDS}),
+    }]
+
+
+def _http_filters(params: Params) -> list[dict[str, Any]]:
+    always = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}}
+    return [
+        {"name": "envoy.filters.http.grpc_web",
+         "typed_config": _typed("envoy.extensions.filters.http.grpc_web.v3.GrpcWeb")},
+        {"name": "envoy.filters.http.cors",
+         "typed_config": _typed("envoy.extensions.filters.http.cors.v3.Cors")},
+        {"name": "envoy.filters.http.local_ratelimit",
+         "typed_config": _typed(
+             "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+             stat_prefix="public_rate_limit",
+             token_bucket={"max_tokens": params.rate_limit_max_tokens,
+                           "tokens_per_fill": params.rate_limit_tokens_per_fill,
+                           "fill_interval": params.rate_limit_fill_interval},
+             filter_enabled={"runtime_key": "public_rate_limit_enabled", **always},
+             filter_enforced={"runtime_key": "public_rate_limit_enforced", **always},
+             # gRPC callers see RESOURCE_EXHAUSTED, the canonical "slow down".
+             rate_limited_as_resource_exhausted=True,
+             response_headers_to_add=[{"append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                                       "header": {"key": "x-local-rate-limit", "value": "true"}}],
+         )},
+        {"name": "envoy.filters.http.buffer",
+         "typed_config": _typed("envoy.extensions.filters.http.buffer.v3.Buffer",
+                                max_request_bytes=MAX_REQUEST_BYTES)},
+        {"name": "envoy.filters.http.router",
+         "typed_config": _typed("envoy.extensions.filters.http.router.v3.Router")},
+    ]
+
+
+def _public_listener(params: Params) -> dict[str, Any]:
+    manager: dict[str, Any] = {
+        "stat_prefix": "public",
+        "codec_type": "AUTO",
+        "generate_request_id": True,
+        # Streams may stay open while an answer is written; only silence ends them.
+        "stream_idle_timeout": "300s",
+        "request_headers_timeout": "10s",
+        "max_request_headers_kb": 32,
+        "common_http_protocol_options": {"idle_timeout": "600s",
+                                         "headers_with_underscores_action": "REJECT_REQUEST"},
+        "http2_protocol_options": {"max_concurrent_streams": 100},
+        "access_log": _access_log(),
+        "route_config": _route_config(params),
+        "http_filters": _http_filters(params),
+    }
+    if params.tracing is not None:
+        manager["tracing"] = {
+            "random_sampling": {"value": params.tracing.sampling_percent},
+            "spawn_upstream_span": True,
+            "provider": {
+                "name": "envoy.tracers.opentelemetry",
+                "typed_config": _typed("envoy.config.trace.v3.OpenTelemetryConfig",
+                                       grpc_service={"envoy_grpc": {"cluster_name": "otel_collector"},
+                                                     "timeout": "1s"},
+                                       service_name="mend-gateway"),
+            },
+        }
+    return {
+        "name": "public",
+        "address": _address(params.listen_address, params.port),
+        "per_connection_buffer_limit_bytes": 1048576,
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": _typed(
+                "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", **manager),
+        }]}],
+    }
+
+
+def _probe_listener(port: Number) -> dict[str, Any]:
+    # Only GET /ready of the admin interface, which answers 503 while Envoy
+    # starts or drains; the rest of the admin interface stays on loopback.
+    routes = [{"match": {"path": "/ready"}, "route": {"cluster": "envoy_admin", "timeout": "2s"}}]
+    manager = {
+        "stat_prefix": "probes",
+        "route_config": {"name": "probes", "virtual_hosts": [{"name": "probes", "domains": ["*"], "routes": routes}]},
+        "http_filters": [{"name": "envoy.filters.http.router",
+                          "typed_config": _typed("envoy.extensions.filters.http.router.v3.Router")}],
+    }
+    return {
+        "name": "probes",
+        "address": _address("0.0.0.0", port),
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": _typed(
+                "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", **manager),
+        }]}],
+    }
+
+
+def build(params: Params) -> dict[str, Any]:
+    """Envoy's bootstrap configuration."""
+    clusters = [
+        _cluster("bot", params.bot, params, http2=True, health_check=True),
+        _cluster("interactions", params.interactions, params, http2=True, health_check=True),
+        _cluster("web", params.web, params, http2=False, health_check=False),
+    ]
+    if params.tracing is not None:
+        clusters.append(_cluster("otel_collector", params.tracing.collector, params, http2=True, health_check=False))
+    listeners = [_public_listener(params)]
+    admin_port = params.admin_port
+    if params.probe_port is not None:
+        listeners.append(_probe_listener(params.probe_port))
+        clusters.append(_cluster("envoy_admin", Upstream("127.0.0.1", admin_port),
+                                 Params(**{**params.__dict__, "dns": False}), http2=False, health_check=False))
+    return {
+        "admin": {"address": _address("127.0.0.1", admin_port)},
+        "static_resources": {"listeners": listeners, "clusters": clusters},
+    }
+
+
+_QUOTED_TEMPLATE = re.compile(r"'(\{\{[^'\n]*\}\})'")
+
+
+def render(params: Params, header: str = "") -> str:
+    """The configuration as YAML; quoted Helm expressions are unquoted so that
+    `tpl` turns them into plain numbers and names."""
+    text = yaml.safe_dump(build(params), sort_keys=False, width=1000)
+    return header + _QUOTED_TEMPLATE.sub(r"\1", text)

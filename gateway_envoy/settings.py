@@ -1,0 +1,78 @@
+"""Envoy's parameters for the two places it runs: the local mesh (from the
+environment, like every service's settings) and Kubernetes (Helm expressions,
+filled in by the chart)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from gateway_envoy.config import Params, Tracing, Upstream
+from mendkit.settings import SettingsError, env_float, env_int, env_str
+
+DEFAULT_PORT = 8080
+DEFAULT_ADMIN_PORT = 9901
+DEFAULT_WEB_PORT = 8081
+
+
+def _upstream(variable: str, default: str, environ: Mapping[str, str] | None) -> Upstream:
+    value = env_str(variable, default, environ=environ)
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(f"{variable} must be host:port, got {value!r}")
+    return Upstream(host, int(port))
+
+
+def local(environ: Mapping[str, str] | None = None) -> Params:
+    """The local mesh: everything on loopback, numbers from the environment."""
+    tracing = None
+    endpoint = env_str("OTEL_EXPORTER_OTLP_ENDPOINT", "", environ=environ)
+    if endpoint:
+        parts = urlsplit(endpoint if "//" in endpoint else f"http://{endpoint}")
+        if not parts.hostname or not parts.port:
+            raise SettingsError(f"OTEL_EXPORTER_OTLP_ENDPOINT must name a host and port, got {endpoint!r}")
+        tracing = Tracing(Upstream(parts.hostname, parts.port),
+                          env_float("GATEWAY_TRACE_SAMPLING_PERCENT", 100.0, minimum=0.0, maximum=100.0,
+                                    environ=environ))
+    per_second = env_int("GATEWAY_RATE_LIMIT_PER_SECOND", 20, minimum=1, environ=environ)
+    return Params(
+        listen_address=env_str("GATEWAY_HOST", "127.0.0.1", environ=environ),
+        port=env_int("GATEWAY_PORT", DEFAULT_PORT, minimum=1, maximum=65535, environ=environ),
+        admin_port=env_int("GATEWAY_ADMIN_PORT", DEFAULT_ADMIN_PORT, minimum=1, maximum=65535, environ=environ),
+        bot=_upstream("BOT_ADDR", "127.0.0.1:50052", environ),
+        interactions=_upstream("INTERACTIONS_ADDR", "127.0.0.1:50051", environ),
+        web=_upstream("WEB_ADDR", f"127.0.0.1:{DEFAULT_WEB_PORT}", environ),
+        rate_limit_max_tokens=env_int("GATEWAY_RATE_LIMIT_BURST", 2 * per_second, minimum=1, environ=environ),
+        rate_limit_tokens_per_fill=per_second,
+        rate_limit_fill_interval="1s",
+        cors_origin_regex=env_str("GATEWAY_CORS_ORIGIN_REGEX", ".*", environ=environ),
+        tracing=tracing,
+        dns=False,
+    )
+
+
+def _value(path: str) -> str:
+    return "{{ .Values.%s }}" % path
+
+
+def kubernetes() -> Params:
+    """Helm expressions; the chart (helm/mend) defines every name used here."""
+    return Params(
+        listen_address="0.0.0.0",
+        port=_value("gateway.port"),
+        # Loopback only; probes reach /ready through `probe_port`.
+        admin_port=9902,
+        probe_port=_value("gateway.adminPort"),
+        bot=Upstream('{{ include "mend.botHost" . }}', _value("bot.port")),
+        interactions=Upstream('{{ include "mend.interactionsHost" . }}', _value("interactions.port")),
+        web=Upstream('{{ include "mend.webHost" . }}', _value("web.port")),
+        rate_limit_max_tokens=_value("gateway.rateLimit.maxTokens"),
+        rate_limit_tokens_per_fill=_value("gateway.rateLimit.tokensPerFill"),
+        rate_limit_fill_interval=_value("gateway.rateLimit.fillInterval"),
+        cors_origin_regex="{{ .Values.gateway.cors.allowOriginRegex | quote }}",
+        tracing=Tracing(
+            Upstream('{{ .Values.telemetry.collectorHost | default "localhost" }}', _value("telemetry.collectorPort")),
+            "{{ if .Values.telemetry.enabled }}{{ .Values.telemetry.gatewaySamplingPercent }}{{ else }}0{{ end }}",
+        ),
+        dns=True,
+    )
