@@ -1,0 +1,185 @@
+{{/*
+Names, labels and the small pieces every template shares.
+*/}}
+
+{{/* The chart name, or nameOverride. */}}
+{{- define "mend.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The release's full name, the prefix of every resource: `<release>-mend`, or
+just the release name when it already holds the chart name, or fullnameOverride.
+Kept to 48 characters so that `<fullname>-<component>-headless` stays a valid
+DNS label (63).
+*/}}
+{{- define "mend.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 48 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 48 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 48 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* `<fullname>-<component>`. Call with (dict "root" $ "component" "bot"). */}}
+{{- define "mend.componentName" -}}
+{{- printf "%s-%s" (include "mend.fullname" .root) .component }}
+{{- end }}
+
+{{/* chart-version, as the helm.sh/chart label wants it. */}}
+{{- define "mend.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Selector labels: name and instance (plus the component, see below). */}}
+{{- define "mend.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mend.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels of every resource. */}}
+{{- define "mend.labels" -}}
+helm.sh/chart: {{ include "mend.chart" . }}
+{{ include "mend.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: mend
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Selector labels of one component. The component is part of the selector because
+the chart runs several workloads in one release, and their selectors must not
+overlap. Call with (dict "root" $ "component" "bot").
+*/}}
+{{- define "mend.componentSelectorLabels" -}}
+{{ include "mend.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* Labels of one component's resources. Call with (dict "root" $ "component" "bot"). */}}
+{{- define "mend.componentLabels" -}}
+{{ include "mend.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+The metadata of a resource: name, namespace, labels (of a component, when given)
+and annotations (commonAnnotations plus the resource's own). Call with
+(dict "root" $ "name" NAME ["component" "bot"] ["annotations" MAP]).
+*/}}
+{{- define "mend.metadata" -}}
+name: {{ .name }}
+namespace: {{ .root.Release.Namespace }}
+labels:
+{{- if .component }}
+  {{- include "mend.componentLabels" . | nindent 2 }}
+{{- else }}
+  {{- include "mend.labels" .root | nindent 2 }}
+{{- end }}
+{{- $annotations := merge (deepCopy (default (dict) .annotations)) .root.Values.commonAnnotations }}
+{{- with $annotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* The ServiceAccount the services and the CronJob run as. */}}
+{{- define "mend.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "mend.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* An image reference from {repository, tag, digest}; the tag defaults to appVersion.
+Call with (dict "root" $ "image" .Values.image). */}}
+{{- define "mend.imageRef" -}}
+{{- if .image.digest }}
+{{- printf "%s@%s" .image.repository .image.digest }}
+{{- else }}
+{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+In-cluster DNS names the gateway's Envoy configuration (files/envoy.yaml) routes
+to. They are the components' headless Services, so that Envoy's STRICT_DNS
+clusters see every ready pod and balance requests (not connections) across them.
+*/}}
+{{- define "mend.headlessHost" -}}
+{{- printf "%s-headless.%s.svc.%s" (include "mend.componentName" .) .root.Release.Namespace .root.Values.clusterDomain }}
+{{- end }}
+
+{{- define "mend.interactionsHost" -}}
+{{- include "mend.headlessHost" (dict "root" . "component" "interactions") }}
+{{- end }}
+
+{{- define "mend.botHost" -}}
+{{- include "mend.headlessHost" (dict "root" . "component" "bot") }}
+{{- end }}
+
+{{- define "mend.webHost" -}}
+{{- include "mend.headlessHost" (dict "root" . "component" "web") }}
+{{- end }}
+
+{{/* `host:port` of a Python service's ClusterIP Service, for the services' own clients. */}}
+{{- define "mend.serviceAddress" -}}
+{{- printf "%s.%s.svc.%s:%d" (include "mend.componentName" .) .root.Release.Namespace .root.Values.clusterDomain (int (index .root.Values .component).port) }}
+{{- end }}
+
+{{/* The Secret holding DATABASE_URL and the other secrets. */}}
+{{- define "mend.secretName" -}}
+{{- default (include "mend.fullname" .) .Values.secrets.existingSecret }}
+{{- end }}
+
+{{/* Whether a setting selects a cloud provider: "true" or "". */}}
+{{- define "mend.usesBedrock" -}}
+{{- if or (eq .Values.config.llm "bedrock") (eq .Values.config.embeddings "bedrock") }}true{{ end }}
+{{- end }}
+
+{{- define "mend.usesOpenAI" -}}
+{{- if or (eq .Values.config.llm "openai") (eq .Values.config.embeddings "openai") }}true{{ end }}
+{{- end }}
+
+{{/*
+Checks the chart cannot leave to the schema (they depend on one another), with
+a message that names the value to set. Rendered once, by the ConfigMap.
+*/}}
+{{- define "mend.validate" -}}
+{{- $s := .Values.secrets }}
+{{- if not $s.existingSecret }}
+{{- if not $s.databaseUrl }}
+{{- fail "secrets.databaseUrl (or secrets.existingSecret) is required: Mend runs on a managed PostgreSQL in Kubernetes, never an embedded one" }}
+{{- end }}
+{{- if and (eq .Values.config.vectorStore "pinecone") (not $s.pineconeApiKey) }}
+{{- fail "secrets.pineconeApiKey (or secrets.existingSecret) is required with config.vectorStore=pinecone" }}
+{{- end }}
+{{- end }}
+{{- if and (include "mend.usesBedrock" .) (not .Values.config.aws.region) }}
+{{- fail "config.aws.region is required with Bedrock (config.llm or config.embeddings = bedrock)" }}
+{{- end }}
+{{- if and (include "mend.usesOpenAI" .) (not .Values.config.openai.baseUrl) }}
+{{- fail "config.openai.baseUrl is required with config.llm or config.embeddings = openai" }}
+{{- end }}
+{{- if and (eq .Values.config.llm "openai") (not .Values.config.openai.chatModel) }}
+{{- fail "config.openai.chatModel is required with config.llm=openai" }}
+{{- end }}
+{{- if and (eq .Values.config.embeddings "openai") (or (not .Values.config.openai.embeddingModel) (not .Values.config.openai.embeddingDimension)) }}
+{{- fail "config.openai.embeddingModel and config.openai.embeddingDimension are required with config.embeddings=openai" }}
+{{- end }}
+{{- if eq (int .Values.gateway.port) (int .Values.gateway.adminPort) }}
+{{- fail "gateway.port and gateway.adminPort must differ" }}
+{{- end }}
+{{- if and (eq .Values.config.llm "local") (eq .Values.config.trainer.publishPolicy "auto") }}
+{{- fail "config.trainer.publishPolicy=auto needs a cloud teacher (config.llm=bedrock or openai); the embedded model's fixes always wait for review" }}
+{{- end }}
+{{- end }}

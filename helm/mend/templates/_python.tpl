@@ -1,0 +1,240 @@
+{{/*
+What every workload of the Python image shares: the container (image, command,
+settings, secrets, security, scratch volumes) and the pod around it. The three
+services, the trainer's CronJob and the hook Jobs are built from these.
+*/}}
+
+{{/* OTEL_RESOURCE_ATTRIBUTES: what every span says about where it came from. */}}
+{{- define "mend.resourceAttributes" -}}
+{{- $attributes := list "service.namespace=mend" (printf "service.version=%s" .Chart.AppVersion) "k8s.namespace.name=$(K8S_NAMESPACE_NAME)" "k8s.pod.name=$(K8S_POD_NAME)" }}
+{{- range $key, $value := .Values.telemetry.resourceAttributes }}
+{{- $attributes = append $attributes (printf "%s=%s" $key $value) }}
+{{- end }}
+{{- join "," $attributes }}
+{{- end }}
+
+{{/* One secret as an environment variable. Call with (dict "root" $ "name" "DATABASE_URL" "key" "databaseUrl" "secret" NAME "optional" BOOL). */}}
+{{- define "mend.python.secretEnv" -}}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secret }}
+      key: {{ index .root.Values.secrets.keys .key }}
+      {{- if .optional }}
+      optional: true
+      {{- end }}
+{{- end }}
+
+{{/*
+The environment of a Python container: where it runs (for telemetry), the
+collector, and the secrets it needs, each through a secretKeyRef. Call with
+(dict "root" $ "secrets" (list "database" "pageToken" "cloud") ["databaseSecret" NAME]).
+- database: DATABASE_URL
+- pageToken: MEND_PAGE_TOKEN_SECRET (list RPCs sign their page tokens with it)
+- cloud: the keys of the selected cloud parts (Pinecone; OpenAI and static AWS
+  keys, which are optional because an endpoint may need no key and AWS
+  credentials may come from IRSA)
+*/}}
+{{- define "mend.python.env" -}}
+{{- $root := .root }}
+{{- $secret := include "mend.secretName" $root -}}
+- name: K8S_POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: K8S_NAMESPACE_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ include "mend.resourceAttributes" $root | quote }}
+{{- if not .settings }}
+- name: LOG_LEVEL
+  value: {{ $root.Values.config.logLevel | quote }}
+{{- end }}
+{{- if $root.Values.telemetry.enabled }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ printf "http://%s:%d" $root.Values.telemetry.collectorHost (int $root.Values.telemetry.collectorPort) | quote }}
+{{- end }}
+{{- if has "database" .secrets }}
+{{ include "mend.python.secretEnv" (dict "root" $root "name" "DATABASE_URL" "key" "databaseUrl" "secret" (default $secret .databaseSecret)) }}
+{{- end }}
+{{- if has "pageToken" .secrets }}
+{{ include "mend.python.secretEnv" (dict "root" $root "name" "MEND_PAGE_TOKEN_SECRET" "key" "pageTokenSecret" "secret" $secret) }}
+{{- end }}
+{{- if has "cloud" .secrets }}
+{{- if eq $root.Values.config.vectorStore "pinecone" }}
+{{ include "mend.python.secretEnv" (dict "root" $root "name" "PINECONE_API_KEY" "key" "pineconeApiKey" "secret" $secret) }}
+{{- end }}
+{{- if include "mend.usesOpenAI" $root }}
+{{ include "mend.python.secretEnv" (dict "root" $root "name" "OPENAI_API_KEY" "key" "openaiApiKey" "secret" $secret "optional" true) }}
+{{- end }}
+{{- if include "mend.usesBedrock" $root }}
+{{ include "mend.python.secretEnv" (dict "root" $root "name" "AWS_ACCESS_KEY_ID" "key" "awsAccessKeyId" "secret" $secret "optional" true) }}
+{{ include "mend.python.secretEnv" (dict "root" $root "name" "AWS_SECRET_ACCESS_KEY" "key" "awsSecretAccessKey" "secret" $secret "optional" true) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+A Python container. Call with (dict "root" $ "name" NAME "args" (list "bot" "serve")
+"secrets" LIST "resources" MAP ["settings" true] ["databaseSecret" NAME]).
+`settings` mounts the shared settings ConfigMap as environment variables; the
+pre-install hook Jobs run before it exists and pass their few settings inline.
+*/}}
+{{- define "mend.python.container" -}}
+{{- $root := .root -}}
+- name: {{ .name }}
+  image: {{ include "mend.imageRef" (dict "root" $root "image" $root.Values.image) | quote }}
+  imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+  command:
+    - python
+    - -m
+    {{- range .args }}
+    - {{ . | quote }}
+    {{- end }}
+  securityContext:
+    {{- toYaml $root.Values.containerSecurityContext | nindent 4 }}
+  {{- if .settings }}
+  envFrom:
+    - configMapRef:
+        name: {{ include "mend.fullname" $root }}
+  {{- end }}
+  env:
+    {{- include "mend.python.env" . | nindent 4 }}
+  {{- with .resources }}
+  resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  volumeMounts:
+    - name: tmp
+      mountPath: /tmp
+    - name: home
+      mountPath: /var/lib/mend
+{{- end }}
+
+{{/*
+Scratch volumes of a Python pod: /tmp and MEND_HOME (/var/lib/mend), where only
+the `local` chat model writes (its joined weights). The root filesystem is read-only.
+*/}}
+{{- define "mend.python.volumes" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: 256Mi
+- name: home
+  emptyDir:
+    sizeLimit: {{ .homeSizeLimit | default "64Mi" }}
+{{- end }}
+
+{{/*
+Pod-level settings: the service account (with `serviceAccount`; otherwise the
+namespace's default account, as for the pre-install hook, which runs before the
+chart's ServiceAccount exists), never an API token unless asked for, the pod
+security context (`securityContext`, or the Python image's), pull secrets,
+placement and priority. Call with (dict "root" $ "values" COMPONENT_VALUES
+["serviceAccount" true] ["securityContext" MAP]).
+*/}}
+{{- define "mend.podSpec" -}}
+{{- $root := .root -}}
+{{- if .serviceAccount -}}
+serviceAccountName: {{ include "mend.serviceAccountName" $root }}
+automountServiceAccountToken: {{ $root.Values.serviceAccount.automountServiceAccountToken }}
+{{- else -}}
+automountServiceAccountToken: false
+{{- end }}
+securityContext:
+  {{- toYaml (default $root.Values.podSecurityContext .securityContext) | nindent 2 }}
+{{- with $root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.terminationGracePeriodSeconds }}
+terminationGracePeriodSeconds: {{ . }}
+{{- end }}
+{{- end }}
+
+{{/* Native gRPC health probes (grpc.health.v1, overall status) of a service on `port`. */}}
+{{- define "mend.python.probes" -}}
+{{- $port := int .values.port }}
+{{- range $i, $probe := list "startupProbe" "readinessProbe" "livenessProbe" }}
+{{- if $i }}{{ "\n" }}{{ end }}
+{{- $probe }}:
+  grpc:
+    port: {{ $port }}
+  {{- toYaml (index $.values $probe) | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+Annotations that roll a pod when its settings or secrets change.
+*/}}
+{{- define "mend.checksums" -}}
+checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
+{{- if not .Values.secrets.existingSecret }}
+checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256sum }}
+{{- end }}
+{{- end }}
+
+{{/*
+One Python service: a Deployment running `python -m <component> serve` with
+gRPC health probes. Call with (dict "root" $ "component" "bot" "secrets" LIST).
+*/}}
+{{- define "mend.python.deployment" -}}
+{{- $root := .root }}
+{{- $values := index $root.Values .component }}
+{{- $ctx := dict "root" $root "component" .component }}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  {{- include "mend.metadata" (dict "root" $root "name" (include "mend.componentName" $ctx) "component" .component) | nindent 2 }}
+spec:
+  {{- if not (dig "autoscaling" "enabled" false $values) }}
+  replicas: {{ $values.replicaCount }}
+  {{- end }}
+  revisionHistoryLimit: 5
+  selector:
+    matchLabels:
+      {{- include "mend.componentSelectorLabels" $ctx | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "mend.componentLabels" $ctx | nindent 8 }}
+        {{- with $values.podLabels }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      annotations:
+        {{- include "mend.checksums" $root | nindent 8 }}
+        {{- with $values.podAnnotations }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+    spec:
+      {{- include "mend.podSpec" (dict "root" $root "values" $values "serviceAccount" true) | nindent 6 }}
+      containers:
+        {{- include "mend.python.container" (dict "root" $root "name" .component "args" (list .component "serve") "secrets" .secrets "resources" $values.resources "settings" true) | nindent 8 }}
+          ports:
+            - name: grpc
+              containerPort: {{ $values.port }}
+              protocol: TCP
+          {{- include "mend.python.probes" (dict "values" $values) | nindent 10 }}
+      volumes:
+        {{- include "mend.python.volumes" (dict "homeSizeLimit" $values.homeSizeLimit) | nindent 8 }}
+{{- end }}
