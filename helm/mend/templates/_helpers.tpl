@@ -10,18 +10,19 @@ Names, labels and the small pieces every template shares.
 {{/*
 The release's full name, the prefix of every resource: `<release>-mend`, or
 just the release name when it already holds the chart name, or fullnameOverride.
-Kept to 48 characters so that `<fullname>-<component>-headless` stays a valid
-DNS label (63).
+Kept to 40 characters so that the longest names stay valid: a Service name is
+a DNS label (63: `<fullname>-interactions-headless`) and a CronJob name at most
+52 characters (`<fullname>-trainer-run`).
 */}}
 {{- define "mend.fullname" -}}
 {{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 48 | trimSuffix "-" }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
 {{- else }}
 {{- $name := default .Chart.Name .Values.nameOverride }}
 {{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 48 | trimSuffix "-" }}
+{{- .Release.Name | trunc 40 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 48 | trimSuffix "-" }}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
 {{- end }}
