@@ -122,8 +122,12 @@ def _public_route(route: PublicRoute) -> dict[str, Any]:
 def _denied(prefix: str) -> dict[str, Any]:
     # A local reply to a gRPC request becomes a trailers-only gRPC response;
     # Envoy maps 403 to PERMISSION_DENIED.
+    # No buffering first: a streaming call (reflection) never ends its request
+    # body, and would otherwise wait for it until the idle timeout.
     return {"match": {"prefix": prefix},
-            "direct_response": {"status": 403, "body": {"inline_string": DENIED_MESSAGE}}}
+            "direct_response": {"status": 403, "body": {"inline_string": DENIED_MESSAGE}},
+            "typed_per_filter_config": {"envoy.filters.http.buffer": _typed(
+                "envoy.extensions.filters.http.buffer.v3.BufferPerRoute", disabled=True)}}
 
 
 def _route_config(params: Params) -> dict[str, Any]:

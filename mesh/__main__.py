@@ -2,8 +2,9 @@
 
 Starts the embedded PostgreSQL (unless DATABASE_URL is set), applies
 migrations, prepares the embedded chat model, loads the sample knowledge base,
-starts each service as its own process, waits until every one
-reports SERVING on the gRPC health service, prints where to reach them, and
+starts each service as its own process, then the chat page's static server
+and Envoy in front of both, waits until every one is ready (SERVING on the gRPC
+health service; the page answering through Envoy), prints the URL to open, and
 on Ctrl-C (or SIGTERM) stops every process cleanly, the database last. Service
 logs go to `.mend/logs/<service>.log`. A second run reuses the data.
 """
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mendkit.embedded_postgres import DEFAULT_HOME, DEFAULT_PORT, EmbeddedPostgres, ensure_database
@@ -31,14 +33,22 @@ class Service:
     module: str
     port_variable: str
     default_port: int
+    # How readiness is checked: the gRPC health service, or an HTTP GET of the page.
+    probe: str = "grpc"
+    arguments: tuple[str, ...] = ()
 
 
-# The order is the start order: a service starts after those it calls.
+# The order is the start order: a part starts after those it calls.
 SERVICES = [
     Service("interactions", "interactions", "INTERACTIONS_PORT", 50051),
     Service("bot", "bot", "BOT_PORT", 50052),
     Service("trainer", "trainer", "TRAINER_PORT", 50053),
+    Service("web", "mesh.static_site", "WEB_PORT", 8081, probe="http"),
+    Service("gateway", "gateway_envoy", "GATEWAY_PORT", 8080, probe="http", arguments=("run",)),
 ]
+# Envoy's admin interface (loopback only) needs a free port too.
+GATEWAY_ADMIN = Service("gateway admin", "", "GATEWAY_ADMIN_PORT", 9901)
+WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
 SAMPLE_KNOWLEDGE = Path(__file__).resolve().parent.parent / "knowledge" / "sample"
 
 
@@ -55,32 +65,51 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-async def wait_until_serving(name: str, port: int, process: asyncio.subprocess.Process, timeout: float = 60) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def _grpc_serving(port: int) -> bool:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            if process.returncode is not None:
-                raise RuntimeError(f"{name} exited with status {process.returncode} while starting")
-            try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            if asyncio.get_running_loop().time() > deadline:
-                raise RuntimeError(f"{name} did not become healthy within {timeout:.0f} s")
-            await asyncio.sleep(0.2)
+        try:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+        except grpc.aio.AioRpcError:
+            return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def _page_served(port: int) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=1) as client:
+            return (await client.get(f"http://127.0.0.1:{port}/")).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def wait_until_ready(service: Service, port: int, process: asyncio.subprocess.Process,
+                           timeout: float = 60) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    ready = _grpc_serving if service.probe == "grpc" else _page_served
+    while not await ready(port):
+        if process.returncode is not None:
+            raise RuntimeError(f"{service.name} exited with status {process.returncode} while starting")
+        if asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError(f"{service.name} did not become ready within {timeout:.0f} s")
+        await asyncio.sleep(0.2)
 
 
 async def run() -> int:
     home = Path(env_str("MEND_HOME", str(DEFAULT_HOME)))
-    ports = {s.name: env_int(s.port_variable, s.default_port, minimum=1, maximum=65535) for s in SERVICES}
-    for service in SERVICES:
+    ports = {s.name: env_int(s.port_variable, s.default_port, minimum=1, maximum=65535)
+             for s in [*SERVICES, GATEWAY_ADMIN]}
+    if len(set(ports.values())) < len(ports):
+        say(f"two parts are set to the same port: {ports}")
+        return 1
+    for service in [*SERVICES, GATEWAY_ADMIN]:
         if not port_is_free(ports[service.name]):
             say(f"port {ports[service.name]} for {service.name} is already in use; "
                 f"stop whatever holds it or set {service.port_variable} to a free port")
             return 1
+
+    if not (WEB_DIST / "index.html").is_file():
+        say(f"the chat page is not built ({WEB_DIST} is missing); run ./scripts/setup or `npm run build:web`")
+        return 1
 
     database_url = env_str("DATABASE_URL", "")
     database: EmbeddedPostgres | None = None
@@ -94,7 +123,8 @@ async def run() -> int:
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "DATABASE_URL": database_url, "MEND_HOME": str(home),
-           "INTERACTIONS_ADDR": f"127.0.0.1:{ports['interactions']}", "BOT_ADDR": f"127.0.0.1:{ports['bot']}"}
+           "INTERACTIONS_ADDR": f"127.0.0.1:{ports['interactions']}", "BOT_ADDR": f"127.0.0.1:{ports['bot']}",
+           "WEB_ADDR": f"127.0.0.1:{ports['web']}", "GATEWAY_ADMIN_PORT": str(ports["gateway admin"])}
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -120,19 +150,22 @@ async def run() -> int:
             say(f"starting {service.name} on 127.0.0.1:{port} (log: {log_path})")
             with open(log_path, "ab") as log:
                 processes[service.name] = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", service.module,
+                    sys.executable, "-m", service.module, *service.arguments,
                     env={**env, service.port_variable: str(port)},
                     stdout=log, stderr=log,
                     # Own process group: Ctrl-C reaches the launcher only, which then stops each child in order.
                     start_new_session=True,
                 )
-            await wait_until_serving(service.name, port, processes[service.name])
+            await wait_until_ready(service, port, processes[service.name])
 
         say("Mend is up:")
+        say(f"  chat in your browser:  http://127.0.0.1:{ports['gateway']}/")
+        say("  admin (gRPC with reflection; not reachable through the browser's gateway):")
         for service in SERVICES:
-            say(f"  {service.name:<13} grpc://127.0.0.1:{ports[service.name]}   "
-                f"(try: grpcurl -plaintext 127.0.0.1:{ports[service.name]} list)")
-        say("  chat from a terminal (the browser page is not built yet):")
+            if service.probe == "grpc":
+                say(f"  {service.name:<13} grpc://127.0.0.1:{ports[service.name]}   "
+                    f"(try: grpcurl -plaintext 127.0.0.1:{ports[service.name]} list)")
+        say("  chat from a terminal:")
         say(f"    grpcurl -plaintext -d '{{\"query\": \"How long do I have to return something?\"}}' "
             f"127.0.0.1:{ports['bot']} mend.bot.v1.ChatService/ChatStream")
         say("  heal from dislikes now (fixes wait for review; see README):")

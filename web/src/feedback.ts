@@ -1,0 +1,72 @@
+// Like / dislike under an answer. A dislike is stored at once (so it counts
+// even if the reason is never sent); the optional reason then replaces it,
+// which is safe because a second vote on an interaction replaces the first.
+import { FeedbackReason, Rating } from "./gen/mend/interactions/v1/interactions_service_pb";
+import { interactions } from "./api";
+import { el } from "./dom";
+import { plainWords } from "./errors";
+
+const REASONS: [FeedbackReason, string][] = [
+  [FeedbackReason.UNSPECIFIED, "Choose a reason (optional)"],
+  [FeedbackReason.INCORRECT, "It was wrong"],
+  [FeedbackReason.INCOMPLETE, "It left something out"],
+  [FeedbackReason.NOT_RELEVANT, "It didn't answer my question"],
+  [FeedbackReason.UNCLEAR, "It was hard to understand"],
+  [FeedbackReason.OUTDATED, "It was out of date"],
+  [FeedbackReason.OTHER, "Something else"],
+];
+
+export function feedbackControls(interactionId: string): HTMLElement {
+  const like = el("button", { type: "button", class: "like", "aria-pressed": "false" }, "\u{1F44D} Helpful");
+  const dislike = el("button", { type: "button", class: "dislike", "aria-pressed": "false" }, "\u{1F44E} Not helpful");
+  const status = el("p", { class: "feedback-status", role: "status", "aria-live": "polite" });
+  const reason = el("select", { name: "reason" },
+    ...REASONS.map(([value, label]) => el("option", { value: String(value) }, label)));
+  const comment = el("textarea", { name: "comment", rows: "2", maxlength: "2000" });
+  const form = el("form", { class: "reason", hidden: "" },
+    el("label", {}, "What was wrong? ", reason),
+    el("label", {}, "Anything else we should know? (optional) ", comment),
+    el("button", { type: "submit" }, "Send feedback"));
+  const group = el("div", { class: "feedback", role: "group", "aria-label": "Rate this answer" },
+    like, dislike, form, status);
+
+  async function rate(rating: Rating, thanks: string, details: Partial<{ reason: FeedbackReason; comment: string }> = {}) {
+    status.classList.remove("error");
+    status.textContent = "Saving\u2026";
+    try {
+      await interactions.submitFeedback({ interactionId, rating, ...details });
+      status.textContent = thanks;
+      group.dataset.rating = rating === Rating.LIKE ? "like" : "dislike";
+      like.setAttribute("aria-pressed", String(rating === Rating.LIKE));
+      dislike.setAttribute("aria-pressed", String(rating === Rating.DISLIKE));
+      return true;
+    } catch (error) {
+      status.classList.add("error");
+      status.textContent = plainWords(error);
+      return false;
+    }
+  }
+
+  like.addEventListener("click", async () => {
+    form.hidden = true;
+    await rate(Rating.LIKE, "Thanks for letting us know.");
+  });
+  dislike.addEventListener("click", async () => {
+    if (await rate(Rating.DISLIKE, "Sorry about that. Tell us what was wrong, if you like.")) {
+      form.hidden = false;
+      reason.focus();
+    }
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const sent = await rate(Rating.DISLIKE, "Thanks, we'll use this to improve the answer.", {
+      reason: Number(reason.value) as FeedbackReason,
+      comment: comment.value.trim(),
+    });
+    if (sent) {
+      form.hidden = true;
+      group.dataset.reasonSent = "true";
+    }
+  });
+  return group;
+}
