@@ -389,6 +389,7 @@ def test_every_container_runs_locked_down(chart: helm.Chart) -> None:
         assert spec["securityContext"]["runAsNonRoot"] is True, workload["metadata"]["name"]
         assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
         assert spec["automountServiceAccountToken"] is False
+        assert spec["enableServiceLinks"] is False
         for container in containers(spec):
             context = container["securityContext"]
             where = f"{workload['metadata']['name']}/{container['name']}"
@@ -409,6 +410,19 @@ def test_replicas_autoscaling_and_disruption_budgets(chart: helm.Chart) -> None:
     assert scaled == {f"{FULLNAME}-{n}" for n in ("interactions", "bot", "gateway", "web")}
     for name in scaled:
         assert "replicas" not in named(documents, "Deployment", name)["spec"]  # the autoscaler owns it
+
+
+def test_the_embedded_chat_model_gets_room_for_its_weights(chart: helm.Chart) -> None:
+    def home_sizes(values: dict[str, Any]) -> dict[str, str]:
+        return {workload["metadata"]["name"]: volume["emptyDir"]["sizeLimit"]
+                for workload, spec in pod_specs(render(chart, values)) for volume in spec.get("volumes", [])
+                if volume["name"] == "home"}
+
+    embedded = home_sizes({**EMBEDDED_MODELS, "bot": {"homeSizeLimit": "3Gi"}})
+    for name in ("bot", "trainer", "trainer-run"):
+        assert embedded[f"{FULLNAME}-{name}"] == "3Gi"
+    assert embedded[f"{FULLNAME}-interactions"] == "64Mi"
+    assert set(home_sizes(PRODUCTION).values()) == {"64Mi"}
 
 
 def test_labels_and_selectors(chart: helm.Chart) -> None:

@@ -117,6 +117,11 @@ pre-install hook Jobs run before it exists and pass their few settings inline.
 Scratch volumes of a Python pod: /tmp and MEND_HOME (/var/lib/mend), where only
 the `local` chat model writes (its joined weights). The root filesystem is read-only.
 */}}
+{{/* MEND_HOME's size for a pod that loads the chat model (bot, trainer): room for the `local` model's weights. */}}
+{{- define "mend.modelHomeSizeLimit" -}}
+{{- if eq .Values.config.llm "local" }}{{ .Values.bot.homeSizeLimit }}{{ else }}64Mi{{ end }}
+{{- end }}
+
 {{- define "mend.python.volumes" -}}
 - name: tmp
   emptyDir:
@@ -142,6 +147,8 @@ automountServiceAccountToken: {{ $root.Values.serviceAccount.automountServiceAcc
 {{- else -}}
 automountServiceAccountToken: false
 {{- end }}
+# Settings come from the chart only, never from other Services' link variables.
+enableServiceLinks: false
 securityContext:
   {{- toYaml (default $root.Values.podSecurityContext .securityContext) | nindent 2 }}
 {{- with $root.Values.imagePullSecrets }}
@@ -196,7 +203,8 @@ checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256
 
 {{/*
 One Python service: a Deployment running `python -m <component> serve` with
-gRPC health probes. Call with (dict "root" $ "component" "bot" "secrets" LIST).
+gRPC health probes. Call with (dict "root" $ "component" "bot" "secrets" LIST
+["homeSizeLimit" SIZE]).
 */}}
 {{- define "mend.python.deployment" -}}
 {{- $root := .root }}
@@ -236,5 +244,5 @@ spec:
               protocol: TCP
           {{- include "mend.python.probes" (dict "values" $values) | nindent 10 }}
       volumes:
-        {{- include "mend.python.volumes" (dict "homeSizeLimit" $values.homeSizeLimit) | nindent 8 }}
+        {{- include "mend.python.volumes" (dict "homeSizeLimit" .homeSizeLimit) | nindent 8 }}
 {{- end }}
