@@ -441,6 +441,25 @@ def test_labels_and_selectors(chart: helm.Chart) -> None:
     assert len(set(selectors)) == len(selectors)  # no two workloads select each other's pods
 
 
+def test_only_the_gateway_is_open_to_everyone(chart: helm.Chart) -> None:
+    documents = render(chart, PRODUCTION)
+    policies = {p["metadata"]["name"]: p["spec"] for p in of_kind(documents, "NetworkPolicy")}
+    gateway, internal = policies[f"{FULLNAME}-gateway"], policies[f"{FULLNAME}-internal"]
+    assert gateway["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "gateway"
+    assert [p["port"] for p in gateway["ingress"][0]["ports"]] == [8080, 9901]
+    (selected,) = internal["podSelector"]["matchExpressions"]
+    assert set(selected["values"]) == {"interactions", "bot", "trainer", "web"}
+    (allowed,) = internal["ingress"][0]["from"]
+    release = allowed["podSelector"]["matchLabels"]
+    # Every pod of the release (services, CronJob, hooks, helm test) is one the services accept.
+    for workload, _ in pod_specs(documents):
+        template = workload if workload["kind"] == "Pod" else (
+            workload["spec"]["jobTemplate"]["spec"]["template"] if workload["kind"] == "CronJob"
+            else workload["spec"]["template"])
+        assert release.items() <= template["metadata"]["labels"].items(), workload["metadata"]["name"]
+    assert of_kind(render(chart, {**PRODUCTION, "networkPolicy": {"enabled": False}}), "NetworkPolicy") == []
+
+
 def test_settings_changes_roll_the_pods(chart: helm.Chart) -> None:
     def checksums(values: dict[str, Any]) -> dict[str, str]:
         documents = render(chart, values)
