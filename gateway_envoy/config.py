@@ -29,6 +29,7 @@ EXPOSED_HEADERS = "grpc-status,grpc-message,grpc-status-details-bin"
 # A valid chat request is at most 4,000 characters of query (16 KB of UTF-8) plus
 # ids; anything far bigger is refused before it reaches a service.
 MAX_REQUEST_BYTES = 65536
+MAX_CONNECTIONS = 10000
 
 
 @dataclass(frozen=True)
@@ -178,14 +179,32 @@ ACCESS_LOG_FIELDS = {
 }
 
 
-def _access_log() -> list[dict[str, Any]]:
+def _access_log(kind: str) -> list[dict[str, Any]]:
     # One JSON line per request, like the services' logs. No bodies and no
     # headers beyond those listed, so chat text and credentials stay out.
     return [{
         "name": "envoy.access_loggers.stdout",
         "typed_config": _typed("envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
-                               log_format={"json_format": ACCESS_LOG_FIELDS}),
+                               log_format={"json_format": {"log": kind, **ACCESS_LOG_FIELDS}}),
     }]
+
+
+def _local_replies() -> dict[str, Any]:
+    # Envoy decides whether a request is gRPC from its original content type,
+    # so a rate-limited gRPC-web call would get HTTP 429 and UNAVAILABLE. Make
+    # it what a gRPC call gets: a trailers-only RESOURCE_EXHAUSTED.
+    grpc_request = {"header_filter": {"header": {"name": "content-type",
+                                                 "string_match": {"prefix": "application/grpc"}}}}
+    return {"mappers": [{
+        "filter": {"and_filter": {"filters": [{"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": 429, "runtime_key": "public_rate_limit_status"}}}}, grpc_request]}},
+        "status_code": 200,
+        "body": {"inline_string": ""},
+        "headers_to_add": [
+            {"append_action": "OVERWRITE_IF_EXISTS_OR_ADD", "header": {"key": "grpc-status", "value": "8"}},
+            {"append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+             "header": {"key": "grpc-message", "value": "too many requests; try again in a moment"}},
+        ],
+    }]}
 
 
 def _http_filters(params: Params) -> list[dict[str, Any]]:
@@ -213,7 +232,8 @@ def _http_filters(params: Params) -> list[dict[str, Any]]:
          "typed_config": _typed("envoy.extensions.filters.http.buffer.v3.Buffer",
                                 max_request_bytes=MAX_REQUEST_BYTES)},
         {"name": "envoy.filters.http.router",
-         "typed_config": _typed("envoy.extensions.filters.http.router.v3.Router")},
+         "typed_config": _typed("envoy.extensions.filters.http.router.v3.Router",
+                                upstream_log=_access_log("upstream"))},
     ]
 
 
@@ -229,7 +249,12 @@ def _public_listener(params: Params) -> dict[str, Any]:
         "common_http_protocol_options": {"idle_timeout": "600s",
                                          "headers_with_underscores_action": "REJECT_REQUEST"},
         "http2_protocol_options": {"max_concurrent_streams": 100},
-        "access_log": _access_log(),
+        # "downstream": every request, Envoy's own answers included. For gRPC-web
+        # its grpc_status reads Unknown on success, because the grpc_web filter
+        # has moved the trailers into the body by then; the "upstream" line,
+        # logged by the router, carries the service's real status.
+        "access_log": _access_log("downstream"),
+        "local_reply_config": _local_replies(),
         "route_config": _route_config(params),
         "http_filters": _http_filters(params),
     }
@@ -296,6 +321,13 @@ def build(params: Params) -> dict[str, Any]:
     return {
         "admin": {"address": _address("127.0.0.1", admin_port)},
         "static_resources": {"listeners": listeners, "clusters": clusters},
+        # A bound on open connections, so a flood cannot exhaust file descriptors.
+        "overload_manager": {"resource_monitors": [{
+            "name": "envoy.resource_monitors.global_downstream_max_connections",
+            "typed_config": _typed(
+                "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+                max_active_downstream_connections=MAX_CONNECTIONS),
+        }]},
     }
 
 

