@@ -58,6 +58,9 @@ def say(message: str) -> None:
 
 def port_is_free(port: int) -> bool:
     with socket.socket() as sock:
+        # As the servers themselves bind: a port left in TIME_WAIT by the
+        # previous run is free; one with a listener is not.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -35,12 +35,19 @@ async def interrupt(process: asyncio.subprocess.Process) -> tuple[int, str]:
     return await process.wait(), rest
 
 
+def mesh_env(home) -> dict[str, str]:
+    """Every port the mesh opens, free, and a home of its own."""
+    ports = ("MEND_PG_PORT", "INTERACTIONS_PORT", "BOT_PORT", "TRAINER_PORT", "WEB_PORT", "GATEWAY_PORT",
+             "GATEWAY_ADMIN_PORT")
+    return {"MEND_HOME": str(home), **{name: str(free_port()) for name in ports}}
+
+
 async def test_mesh_comes_up_stops_cleanly_and_reuses_data(tmp_path):
-    port, bot_port, trainer_port = free_port(), free_port(), free_port()
-    env = {"MEND_HOME": str(tmp_path), "MEND_PG_PORT": str(free_port()), "INTERACTIONS_PORT": str(port),
-           "BOT_PORT": str(bot_port), "TRAINER_PORT": str(trainer_port)}
+    env = mesh_env(tmp_path)
+    port, bot_port, trainer_port = int(env["INTERACTIONS_PORT"]), int(env["BOT_PORT"]), int(env["TRAINER_PORT"])
     process, lines = await start_mesh(env)
     try:
+        assert any(f"chat in your browser:  http://127.0.0.1:{env['GATEWAY_PORT']}/" in line for line in lines)
         assert any(f"grpc://127.0.0.1:{port}" in line for line in lines)
         assert any(f"grpc://127.0.0.1:{bot_port}" in line for line in lines)
         assert any("ingested" in line and "sample-kb" in line for line in lines)
