@@ -1,0 +1,107 @@
+"""Benchmark of the latency Envoy adds: `python -m bench.gateway_bench`.
+
+One `python -m interactions` server on its own embedded PostgreSQL, and the
+real edge in front of it (`python -m gateway_envoy run`, tracing off, the rate
+limit raised out of the way). The same RPC, SubmitFeedback on one interaction
+(an UPDATE in PostgreSQL), is called one at a time, round-robin, through three
+paths in the same run, so that drift on the machine hits all three alike:
+
+  direct          gRPC straight to the service (grpc.aio)
+  envoy gRPC      gRPC through Envoy (the same grpc.aio client)
+  envoy gRPC-web  gRPC-web through Envoy, as the browser does (httpx, HTTP/1.1 keep-alive)
+
+"Envoy gRPC minus direct" is the hop itself; the gRPC-web path also includes
+the different client. Results: bench/results/gateway.json, docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import httpx
+
+from bench.interactions_bench import (REPO, code_version, machine_info, percentile, prepare_database,
+                                      start_embedded_postgres, start_server, wait_until_serving)
+from gateway_envoy import grpc_web
+from mend.interactions.v1 import interactions_service_pb2 as pb
+from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc
+from tests.edge import running_edge
+
+RESULTS = REPO / "bench" / "results" / "gateway.json"
+FEEDBACK = "/mend.interactions.v1.InteractionsService/SubmitFeedback"
+
+
+def summary(seconds: list[float]) -> dict[str, float]:
+    ordered = sorted(seconds)
+    return {"calls": len(ordered), "p50_ms": round(percentile(ordered, 0.50) * 1000, 3),
+            "p90_ms": round(percentile(ordered, 0.90) * 1000, 3), "p99_ms": round(percentile(ordered, 0.99) * 1000, 3)}
+
+
+async def measure(direct_address: str, edge_url: str, edge_address: str, calls: int, warmup: int) -> dict:
+    interaction_id = str(uuid.uuid4())
+    async with grpc.aio.insecure_channel(direct_address) as direct_channel, \
+            grpc.aio.insecure_channel(edge_address) as edge_channel, httpx.AsyncClient() as web:
+        direct = pb_grpc.InteractionsServiceStub(direct_channel)
+        through_envoy = pb_grpc.InteractionsServiceStub(edge_channel)
+        await direct.CreateInteraction(pb.CreateInteractionRequest(interaction=pb.Interaction(
+            interaction_id=interaction_id, user_query="Benchmark question", bot_response="Benchmark answer")))
+        request = pb.SubmitFeedbackRequest(interaction_id=interaction_id, rating=pb.RATING_LIKE)
+
+        async def via_web() -> None:
+            reply = await grpc_web.call(web, edge_url, FEEDBACK, request)
+            if reply.grpc_status != 0:
+                raise RuntimeError(f"gRPC-web call failed: {reply.grpc_status} {reply.grpc_message}")
+
+        paths = {
+            "direct": lambda: direct.SubmitFeedback(request, timeout=10),
+            "envoy gRPC": lambda: through_envoy.SubmitFeedback(request, timeout=10),
+            "envoy gRPC-web": via_web,
+        }
+        timings: dict[str, list[float]] = {name: [] for name in paths}
+        for round_number in range(warmup + calls):
+            for name, call in paths.items():
+                started = time.perf_counter()
+                await call()
+                if round_number >= warmup:
+                    timings[name].append(time.perf_counter() - started)
+            if round_number and round_number % 1000 == 0:
+                print(f"gateway bench: {round_number}/{warmup + calls} rounds", flush=True)
+    results = {name: summary(values) for name, values in timings.items()}
+    for name in ("envoy gRPC", "envoy gRPC-web"):
+        results[name]["added_p50_ms"] = round(results[name]["p50_ms"] - results["direct"]["p50_ms"], 3)
+        results[name]["added_p99_ms"] = round(results[name]["p99_ms"] - results["direct"]["p99_ms"], 3)
+    return results
+
+
+async def main(args: argparse.Namespace) -> dict:
+    with contextlib.ExitStack() as stack:
+        url, _ = start_embedded_postgres(stack)
+        await prepare_database(url)
+        server, address = start_server(stack, url)
+        await wait_until_serving(address, server)
+        home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mend-gateway-bench-")))
+        async with running_edge(home, bot="127.0.0.1:9", interactions=address,
+                                GATEWAY_RATE_LIMIT_PER_SECOND="1000000") as edge:
+            results = await measure(address, edge.url, edge.address, args.calls, args.warmup)
+    return {"rpc": "SubmitFeedback", "calls_per_path": args.calls, "warmup_rounds": args.warmup,
+            "results": results, "code": code_version(), "machine": machine_info("embedded 18")}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=3000, help="measured calls per path")
+    parser.add_argument("--warmup", type=int, default=300, help="unmeasured rounds first")
+    report = asyncio.run(main(parser.parse_args()))
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print("| path | p50 ms | p90 ms | p99 ms | added p50 | added p99 |\n| --- | --- | --- | --- | --- | --- |")
+    for name, row in report["results"].items():
+        print(f"| {name} | {row['p50_ms']} | {row['p90_ms']} | {row['p99_ms']} | "
+              f"{row.get('added_p50_ms', '')} | {row.get('added_p99_ms', '')} |")
