@@ -210,6 +210,48 @@ class KnowledgeHit(_message.Message):
     matched_question: str
     def __init__(self, entry: _Optional[_Union[KnowledgeEntry, _Mapping]] = ..., score: _Optional[float] = ..., matched_question: _Optional[str] = ...) -> None: ...
 
+class BatchSearchKnowledgeRequest(_message.Message):
+    __slots__ = ("queries", "peer_similarity")
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    PEER_SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    queries: _containers.RepeatedCompositeFieldContainer[SearchKnowledgeRequest]
+    peer_similarity: float
+    def __init__(self, queries: _Optional[_Iterable[_Union[SearchKnowledgeRequest, _Mapping]]] = ..., peer_similarity: _Optional[float] = ...) -> None: ...
+
+class BatchSearchKnowledgeResponse(_message.Message):
+    __slots__ = ("results", "entries")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[BatchSearchResult]
+    entries: _containers.RepeatedCompositeFieldContainer[KnowledgeEntry]
+    def __init__(self, results: _Optional[_Iterable[_Union[BatchSearchResult, _Mapping]]] = ..., entries: _Optional[_Iterable[_Union[KnowledgeEntry, _Mapping]]] = ...) -> None: ...
+
+class BatchSearchResult(_message.Message):
+    __slots__ = ("hits", "peers")
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    hits: _containers.RepeatedCompositeFieldContainer[BatchSearchHit]
+    peers: _containers.RepeatedCompositeFieldContainer[PeerQuery]
+    def __init__(self, hits: _Optional[_Iterable[_Union[BatchSearchHit, _Mapping]]] = ..., peers: _Optional[_Iterable[_Union[PeerQuery, _Mapping]]] = ...) -> None: ...
+
+class BatchSearchHit(_message.Message):
+    __slots__ = ("entry_id", "score", "matched_question")
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_QUESTION_FIELD_NUMBER: _ClassVar[int]
+    entry_id: str
+    score: float
+    matched_question: str
+    def __init__(self, entry_id: _Optional[str] = ..., score: _Optional[float] = ..., matched_question: _Optional[str] = ...) -> None: ...
+
+class PeerQuery(_message.Message):
+    __slots__ = ("query_index", "score")
+    QUERY_INDEX_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    query_index: int
+    score: float
+    def __init__(self, query_index: _Optional[int] = ..., score: _Optional[float] = ...) -> None: ...
+
 class UpsertEntriesRequest(_message.Message):
     __slots__ = ("entries",)
     ENTRIES_FIELD_NUMBER: _ClassVar[int]

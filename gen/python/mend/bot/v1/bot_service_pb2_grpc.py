@@ -181,6 +181,11 @@ class KnowledgeServiceStub:
                 request_serializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.SearchKnowledgeRequest.SerializeToString,
                 response_deserializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.SearchKnowledgeResponse.FromString,
                 _registered_method=True)
+        self.BatchSearchKnowledge = channel.unary_unary(
+                '/mend.bot.v1.KnowledgeService/BatchSearchKnowledge',
+                request_serializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.BatchSearchKnowledgeRequest.SerializeToString,
+                response_deserializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.BatchSearchKnowledgeResponse.FromString,
+                _registered_method=True)
         self.UpsertEntries = channel.unary_unary(
                 '/mend.bot.v1.KnowledgeService/UpsertEntries',
                 request_serializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.UpsertEntriesRequest.SerializeToString,
@@ -218,6 +223,20 @@ class KnowledgeServiceServicer:
         """SearchKnowledge runs the same similarity search the bot uses to answer,
         and returns the best hits first. By default it searches only published
         entries, exactly as a customer's question would.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchSearchKnowledge(self, request, context):
+        """BatchSearchKnowledge runs many searches in one call, each exactly as
+        SearchKnowledge would, for callers with many questions at once (the
+        trainer). The queries are embedded in batches, and each entry found
+        appears once in the response however many queries found it. Fails with
+        INVALID_ARGUMENT, naming the field, when there are no queries or more
+        than 1,000, or when any query is invalid (nothing is searched then). A
+        response larger than 4 MiB fails with RESOURCE_EXHAUSTED: send fewer
+        queries or a smaller `k`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -277,6 +296,11 @@ def add_KnowledgeServiceServicer_to_server(servicer, server):
                     request_deserializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.SearchKnowledgeRequest.FromString,
                     response_serializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.SearchKnowledgeResponse.SerializeToString,
             ),
+            'BatchSearchKnowledge': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchSearchKnowledge,
+                    request_deserializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.BatchSearchKnowledgeRequest.FromString,
+                    response_serializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.BatchSearchKnowledgeResponse.SerializeToString,
+            ),
             'UpsertEntries': grpc.unary_unary_rpc_method_handler(
                     servicer.UpsertEntries,
                     request_deserializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.UpsertEntriesRequest.FromString,
@@ -333,6 +357,33 @@ class KnowledgeService:
             '/mend.bot.v1.KnowledgeService/SearchKnowledge',
             mend_dot_bot_dot_v1_dot_bot__service__pb2.SearchKnowledgeRequest.SerializeToString,
             mend_dot_bot_dot_v1_dot_bot__service__pb2.SearchKnowledgeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchSearchKnowledge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mend.bot.v1.KnowledgeService/BatchSearchKnowledge',
+            mend_dot_bot_dot_v1_dot_bot__service__pb2.BatchSearchKnowledgeRequest.SerializeToString,
+            mend_dot_bot_dot_v1_dot_bot__service__pb2.BatchSearchKnowledgeResponse.FromString,
             options,
             channel_credentials,
             insecure,

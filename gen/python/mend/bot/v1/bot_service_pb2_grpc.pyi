@@ -132,6 +132,16 @@ class KnowledgeServiceStub:
     and returns the best hits first. By default it searches only published
     entries, exactly as a customer's question would.
     """
+    BatchSearchKnowledge: _grpc.UnaryUnaryMultiCallable[_bot_service_pb2.BatchSearchKnowledgeRequest, _bot_service_pb2.BatchSearchKnowledgeResponse]
+    """BatchSearchKnowledge runs many searches in one call, each exactly as
+    SearchKnowledge would, for callers with many questions at once (the
+    trainer). The queries are embedded in batches, and each entry found
+    appears once in the response however many queries found it. Fails with
+    INVALID_ARGUMENT, naming the field, when there are no queries or more
+    than 1,000, or when any query is invalid (nothing is searched then). A
+    response larger than 4 MiB fails with RESOURCE_EXHAUSTED: send fewer
+    queries or a smaller `k`.
+    """
     UpsertEntries: _grpc.UnaryUnaryMultiCallable[_bot_service_pb2.UpsertEntriesRequest, _bot_service_pb2.UpsertEntriesResponse]
     """UpsertEntries creates each entry whose id is new and replaces each entry
     whose id exists. The batch is applied atomically: if any entry is invalid,
@@ -170,6 +180,16 @@ class KnowledgeServiceAsyncStub(KnowledgeServiceStub):
     """SearchKnowledge runs the same similarity search the bot uses to answer,
     and returns the best hits first. By default it searches only published
     entries, exactly as a customer's question would.
+    """
+    BatchSearchKnowledge: _aio.UnaryUnaryMultiCallable[_bot_service_pb2.BatchSearchKnowledgeRequest, _bot_service_pb2.BatchSearchKnowledgeResponse]  # type: ignore[assignment]
+    """BatchSearchKnowledge runs many searches in one call, each exactly as
+    SearchKnowledge would, for callers with many questions at once (the
+    trainer). The queries are embedded in batches, and each entry found
+    appears once in the response however many queries found it. Fails with
+    INVALID_ARGUMENT, naming the field, when there are no queries or more
+    than 1,000, or when any query is invalid (nothing is searched then). A
+    response larger than 4 MiB fails with RESOURCE_EXHAUSTED: send fewer
+    queries or a smaller `k`.
     """
     UpsertEntries: _aio.UnaryUnaryMultiCallable[_bot_service_pb2.UpsertEntriesRequest, _bot_service_pb2.UpsertEntriesResponse]  # type: ignore[assignment]
     """UpsertEntries creates each entry whose id is new and replaces each entry
@@ -212,6 +232,22 @@ class KnowledgeServiceServicer(metaclass=_abc_1.ABCMeta):
         """SearchKnowledge runs the same similarity search the bot uses to answer,
         and returns the best hits first. By default it searches only published
         entries, exactly as a customer's question would.
+        """
+
+    @_abc_1.abstractmethod
+    def BatchSearchKnowledge(
+        self,
+        request: _bot_service_pb2.BatchSearchKnowledgeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_bot_service_pb2.BatchSearchKnowledgeResponse, _abc.Awaitable[_bot_service_pb2.BatchSearchKnowledgeResponse]]:
+        """BatchSearchKnowledge runs many searches in one call, each exactly as
+        SearchKnowledge would, for callers with many questions at once (the
+        trainer). The queries are embedded in batches, and each entry found
+        appears once in the response however many queries found it. Fails with
+        INVALID_ARGUMENT, naming the field, when there are no queries or more
+        than 1,000, or when any query is invalid (nothing is searched then). A
+        response larger than 4 MiB fails with RESOURCE_EXHAUSTED: send fewer
+        queries or a smaller `k`.
         """
 
     @_abc_1.abstractmethod

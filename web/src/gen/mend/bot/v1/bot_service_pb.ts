@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mend/bot/v1/bot_service.proto.
  */
 export const file_mend_bot_v1_bot_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1tZW5kL2JvdC92MS9ib3Rfc2VydmljZS5wcm90bxILbWVuZC5ib3QudjEiWQoGU291cmNlEhAKCGVudHJ5X2lkGAEgASgJEg0KBXRpdGxlGAIgASgJEg8KB3NuaXBwZXQYAyABKAkSDQoFc2NvcmUYBCABKAISDgoGc291cmNlGAUgASgJIpUBCg9HZW5lcmF0aW9uRmFjdHMSDQoFbW9kZWwYASABKAkSFAoMaW5wdXRfdG9rZW5zGAIgASgNEhUKDW91dHB1dF90b2tlbnMYAyABKA0SFAoMcmV0cmlldmFsX21zGAQgASgNEh4KFnRpbWVfdG9fZmlyc3RfdG9rZW5fbXMYBSABKA0SEAoIdG90YWxfbXMYBiABKA0iSQoLQ2hhdFJlcXVlc3QSDQoFcXVlcnkYASABKAkSFwoPY29udmVyc2F0aW9uX2lkGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkiuQEKDENoYXRSZXNwb25zZRIOCgZhbnN3ZXIYASABKAkSFgoOaW50ZXJhY3Rpb25faWQYAiABKAkSFwoPY29udmVyc2F0aW9uX2lkGAMgASgJEiQKB3NvdXJjZXMYBCADKAsyEy5tZW5kLmJvdC52MS5Tb3VyY2USEAoIZ3JvdW5kZWQYBSABKAgSMAoKZ2VuZXJhdGlvbhgGIAEoCzIcLm1lbmQuYm90LnYxLkdlbmVyYXRpb25GYWN0cyJPChFDaGF0U3RyZWFtUmVxdWVzdBINCgVxdWVyeRgBIAEoCRIXCg9jb252ZXJzYXRpb25faWQYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSKmAQoSQ2hhdFN0cmVhbVJlc3BvbnNlEi0KBXN0YXJ0GAEgASgLMhwubWVuZC5ib3QudjEuQ2hhdFN0cmVhbVN0YXJ0SAASLQoFZGVsdGEYAiABKAsyHC5tZW5kLmJvdC52MS5DaGF0U3RyZWFtRGVsdGFIABIpCgNlbmQYAyABKAsyGi5tZW5kLmJvdC52MS5DaGF0U3RyZWFtRW5kSABCBwoFZXZlbnQiaAoPQ2hhdFN0cmVhbVN0YXJ0EhYKDmludGVyYWN0aW9uX2lkGAEgASgJEhcKD2NvbnZlcnNhdGlvbl9pZBgCIAEoCRIkCgdzb3VyY2VzGAMgAygLMhMubWVuZC5ib3QudjEuU291cmNlIh8KD0NoYXRTdHJlYW1EZWx0YRIMCgR0ZXh0GAEgASgJIlMKDUNoYXRTdHJlYW1FbmQSEAoIZ3JvdW5kZWQYASABKAgSMAoKZ2VuZXJhdGlvbhgCIAEoCzIcLm1lbmQuYm90LnYxLkdlbmVyYXRpb25GYWN0cyKyAwoOS25vd2xlZGdlRW50cnkSEAoIZW50cnlfaWQYASABKAkSJAoEa2luZBgCIAEoDjIWLm1lbmQuYm90LnYxLkVudHJ5S2luZBINCgV0aXRsZRgDIAEoCRIPCgdjb250ZW50GAQgASgJEhEKCXF1ZXN0aW9ucxgFIAMoCRIOCgZzb3VyY2UYBiABKAkSKwoKcHJvdmVuYW5jZRgHIAEoCzIXLm1lbmQuYm90LnYxLlByb3ZlbmFuY2USKAoGc3RhdHVzGAggASgOMhgubWVuZC5ib3QudjEuRW50cnlTdGF0dXMSOwoIbWV0YWRhdGEYCSADKAsyKS5tZW5kLmJvdC52MS5Lbm93bGVkZ2VFbnRyeS5NZXRhZGF0YUVudHJ5Ei8KC2NyZWF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIsIBCgpQcm92ZW5hbmNlEhcKD2ludGVyYWN0aW9uX2lkcxgBIAMoCRIVCg10ZWFjaGVyX21vZGVsGAIgASgJEhYKDnByb21wdF92ZXJzaW9uGAMgASgJEhcKD3RyYWluaW5nX3J1bl9pZBgEIAEoCRIOCgZmaXhfaWQYBSABKAkSEgoKY3JlYXRlZF9ieRgGIAEoCRIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAibgoWU2VhcmNoS25vd2xlZGdlUmVxdWVzdBINCgVxdWVyeRgBIAEoCRIJCgFrGAIgASgFEg4KBnNvdXJjZRgDIAEoCRIqCghzdGF0dXNlcxgEIAMoDjIYLm1lbmQuYm90LnYxLkVudHJ5U3RhdHVzIkIKF1NlYXJjaEtub3dsZWRnZVJlc3BvbnNlEicKBGhpdHMYASADKAsyGS5tZW5kLmJvdC52MS5Lbm93bGVkZ2VIaXQiYwoMS25vd2xlZGdlSGl0EioKBWVudHJ5GAEgASgLMhsubWVuZC5ib3QudjEuS25vd2xlZGdlRW50cnkSDQoFc2NvcmUYAiABKAISGAoQbWF0Y2hlZF9xdWVzdGlvbhgDIAEoCSJEChRVcHNlcnRFbnRyaWVzUmVxdWVzdBIsCgdlbnRyaWVzGAEgAygLMhsubWVuZC5ib3QudjEuS25vd2xlZGdlRW50cnkiRQoVVXBzZXJ0RW50cmllc1Jlc3BvbnNlEiwKB2VudHJpZXMYASADKAsyGy5tZW5kLmJvdC52MS5Lbm93bGVkZ2VFbnRyeSIjCg9HZXRFbnRyeVJlcXVlc3QSEAoIZW50cnlfaWQYASABKAkiPgoQR2V0RW50cnlSZXNwb25zZRIqCgVlbnRyeRgBIAEoCzIbLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5IpsBChJMaXN0RW50cmllc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSDgoGc291cmNlGAMgASgJEigKBnN0YXR1cxgEIAEoDjIYLm1lbmQuYm90LnYxLkVudHJ5U3RhdHVzEiQKBGtpbmQYBSABKA4yFi5tZW5kLmJvdC52MS5FbnRyeUtpbmQiXAoTTGlzdEVudHJpZXNSZXNwb25zZRIsCgdlbnRyaWVzGAEgAygLMhsubWVuZC5ib3QudjEuS25vd2xlZGdlRW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInEKElVwZGF0ZUVudHJ5UmVxdWVzdBIqCgVlbnRyeRgBIAEoCzIbLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5Ei8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJBChNVcGRhdGVFbnRyeVJlc3BvbnNlEioKBWVudHJ5GAEgASgLMhsubWVuZC5ib3QudjEuS25vd2xlZGdlRW50cnkiPQoSRGVsZXRlRW50cnlSZXF1ZXN0EhAKCGVudHJ5X2lkGAEgASgJEhUKDWFsbG93X21pc3NpbmcYAiABKAgiFQoTRGVsZXRlRW50cnlSZXNwb25zZSpSCglFbnRyeUtpbmQSGgoWRU5UUllfS0lORF9VTlNQRUNJRklFRBAAEhYKEkVOVFJZX0tJTkRfQVJUSUNMRRABEhEKDUVOVFJZX0tJTkRfUUEQAip9CgtFbnRyeVN0YXR1cxIcChhFTlRSWV9TVEFUVVNfVU5TUEVDSUZJRUQQABIaChZFTlRSWV9TVEFUVVNfUFVCTElTSEVEEAESGQoVRU5UUllfU1RBVFVTX1BST1BPU0VEEAISGQoVRU5UUllfU1RBVFVTX0FSQ0hJVkVEEAMymwEKC0NoYXRTZXJ2aWNlEjsKBENoYXQSGC5tZW5kLmJvdC52MS5DaGF0UmVxdWVzdBoZLm1lbmQuYm90LnYxLkNoYXRSZXNwb25zZRJPCgpDaGF0U3RyZWFtEh4ubWVuZC5ib3QudjEuQ2hhdFN0cmVhbVJlcXVlc3QaHy5tZW5kLmJvdC52MS5DaGF0U3RyZWFtUmVzcG9uc2UwATKHBAoQS25vd2xlZGdlU2VydmljZRJcCg9TZWFyY2hLbm93bGVkZ2USIy5tZW5kLmJvdC52MS5TZWFyY2hLbm93bGVkZ2VSZXF1ZXN0GiQubWVuZC5ib3QudjEuU2VhcmNoS25vd2xlZGdlUmVzcG9uc2USVgoNVXBzZXJ0RW50cmllcxIhLm1lbmQuYm90LnYxLlVwc2VydEVudHJpZXNSZXF1ZXN0GiIubWVuZC5ib3QudjEuVXBzZXJ0RW50cmllc1Jlc3BvbnNlEkcKCEdldEVudHJ5EhwubWVuZC5ib3QudjEuR2V0RW50cnlSZXF1ZXN0Gh0ubWVuZC5ib3QudjEuR2V0RW50cnlSZXNwb25zZRJQCgtMaXN0RW50cmllcxIfLm1lbmQuYm90LnYxLkxpc3RFbnRyaWVzUmVxdWVzdBogLm1lbmQuYm90LnYxLkxpc3RFbnRyaWVzUmVzcG9uc2USUAoLVXBkYXRlRW50cnkSHy5tZW5kLmJvdC52MS5VcGRhdGVFbnRyeVJlcXVlc3QaIC5tZW5kLmJvdC52MS5VcGRhdGVFbnRyeVJlc3BvbnNlElAKC0RlbGV0ZUVudHJ5Eh8ubWVuZC5ib3QudjEuRGVsZXRlRW50cnlSZXF1ZXN0GiAubWVuZC5ib3QudjEuRGVsZXRlRW50cnlSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("Ch1tZW5kL2JvdC92MS9ib3Rfc2VydmljZS5wcm90bxILbWVuZC5ib3QudjEiWQoGU291cmNlEhAKCGVudHJ5X2lkGAEgASgJEg0KBXRpdGxlGAIgASgJEg8KB3NuaXBwZXQYAyABKAkSDQoFc2NvcmUYBCABKAISDgoGc291cmNlGAUgASgJIpUBCg9HZW5lcmF0aW9uRmFjdHMSDQoFbW9kZWwYASABKAkSFAoMaW5wdXRfdG9rZW5zGAIgASgNEhUKDW91dHB1dF90b2tlbnMYAyABKA0SFAoMcmV0cmlldmFsX21zGAQgASgNEh4KFnRpbWVfdG9fZmlyc3RfdG9rZW5fbXMYBSABKA0SEAoIdG90YWxfbXMYBiABKA0iSQoLQ2hhdFJlcXVlc3QSDQoFcXVlcnkYASABKAkSFwoPY29udmVyc2F0aW9uX2lkGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkiuQEKDENoYXRSZXNwb25zZRIOCgZhbnN3ZXIYASABKAkSFgoOaW50ZXJhY3Rpb25faWQYAiABKAkSFwoPY29udmVyc2F0aW9uX2lkGAMgASgJEiQKB3NvdXJjZXMYBCADKAsyEy5tZW5kLmJvdC52MS5Tb3VyY2USEAoIZ3JvdW5kZWQYBSABKAgSMAoKZ2VuZXJhdGlvbhgGIAEoCzIcLm1lbmQuYm90LnYxLkdlbmVyYXRpb25GYWN0cyJPChFDaGF0U3RyZWFtUmVxdWVzdBINCgVxdWVyeRgBIAEoCRIXCg9jb252ZXJzYXRpb25faWQYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSKmAQoSQ2hhdFN0cmVhbVJlc3BvbnNlEi0KBXN0YXJ0GAEgASgLMhwubWVuZC5ib3QudjEuQ2hhdFN0cmVhbVN0YXJ0SAASLQoFZGVsdGEYAiABKAsyHC5tZW5kLmJvdC52MS5DaGF0U3RyZWFtRGVsdGFIABIpCgNlbmQYAyABKAsyGi5tZW5kLmJvdC52MS5DaGF0U3RyZWFtRW5kSABCBwoFZXZlbnQiaAoPQ2hhdFN0cmVhbVN0YXJ0EhYKDmludGVyYWN0aW9uX2lkGAEgASgJEhcKD2NvbnZlcnNhdGlvbl9pZBgCIAEoCRIkCgdzb3VyY2VzGAMgAygLMhMubWVuZC5ib3QudjEuU291cmNlIh8KD0NoYXRTdHJlYW1EZWx0YRIMCgR0ZXh0GAEgASgJIlMKDUNoYXRTdHJlYW1FbmQSEAoIZ3JvdW5kZWQYASABKAgSMAoKZ2VuZXJhdGlvbhgCIAEoCzIcLm1lbmQuYm90LnYxLkdlbmVyYXRpb25GYWN0cyKyAwoOS25vd2xlZGdlRW50cnkSEAoIZW50cnlfaWQYASABKAkSJAoEa2luZBgCIAEoDjIWLm1lbmQuYm90LnYxLkVudHJ5S2luZBINCgV0aXRsZRgDIAEoCRIPCgdjb250ZW50GAQgASgJEhEKCXF1ZXN0aW9ucxgFIAMoCRIOCgZzb3VyY2UYBiABKAkSKwoKcHJvdmVuYW5jZRgHIAEoCzIXLm1lbmQuYm90LnYxLlByb3ZlbmFuY2USKAoGc3RhdHVzGAggASgOMhgubWVuZC5ib3QudjEuRW50cnlTdGF0dXMSOwoIbWV0YWRhdGEYCSADKAsyKS5tZW5kLmJvdC52MS5Lbm93bGVkZ2VFbnRyeS5NZXRhZGF0YUVudHJ5Ei8KC2NyZWF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIsIBCgpQcm92ZW5hbmNlEhcKD2ludGVyYWN0aW9uX2lkcxgBIAMoCRIVCg10ZWFjaGVyX21vZGVsGAIgASgJEhYKDnByb21wdF92ZXJzaW9uGAMgASgJEhcKD3RyYWluaW5nX3J1bl9pZBgEIAEoCRIOCgZmaXhfaWQYBSABKAkSEgoKY3JlYXRlZF9ieRgGIAEoCRIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAibgoWU2VhcmNoS25vd2xlZGdlUmVxdWVzdBINCgVxdWVyeRgBIAEoCRIJCgFrGAIgASgFEg4KBnNvdXJjZRgDIAEoCRIqCghzdGF0dXNlcxgEIAMoDjIYLm1lbmQuYm90LnYxLkVudHJ5U3RhdHVzIkIKF1NlYXJjaEtub3dsZWRnZVJlc3BvbnNlEicKBGhpdHMYASADKAsyGS5tZW5kLmJvdC52MS5Lbm93bGVkZ2VIaXQiYwoMS25vd2xlZGdlSGl0EioKBWVudHJ5GAEgASgLMhsubWVuZC5ib3QudjEuS25vd2xlZGdlRW50cnkSDQoFc2NvcmUYAiABKAISGAoQbWF0Y2hlZF9xdWVzdGlvbhgDIAEoCSJsChtCYXRjaFNlYXJjaEtub3dsZWRnZVJlcXVlc3QSNAoHcXVlcmllcxgBIAMoCzIjLm1lbmQuYm90LnYxLlNlYXJjaEtub3dsZWRnZVJlcXVlc3QSFwoPcGVlcl9zaW1pbGFyaXR5GAIgASgCIn0KHEJhdGNoU2VhcmNoS25vd2xlZGdlUmVzcG9uc2USLwoHcmVzdWx0cxgBIAMoCzIeLm1lbmQuYm90LnYxLkJhdGNoU2VhcmNoUmVzdWx0EiwKB2VudHJpZXMYAiADKAsyGy5tZW5kLmJvdC52MS5Lbm93bGVkZ2VFbnRyeSJlChFCYXRjaFNlYXJjaFJlc3VsdBIpCgRoaXRzGAEgAygLMhsubWVuZC5ib3QudjEuQmF0Y2hTZWFyY2hIaXQSJQoFcGVlcnMYAiADKAsyFi5tZW5kLmJvdC52MS5QZWVyUXVlcnkiSwoOQmF0Y2hTZWFyY2hIaXQSEAoIZW50cnlfaWQYASABKAkSDQoFc2NvcmUYAiABKAISGAoQbWF0Y2hlZF9xdWVzdGlvbhgDIAEoCSIvCglQZWVyUXVlcnkSEwoLcXVlcnlfaW5kZXgYASABKAUSDQoFc2NvcmUYAiABKAIiRAoUVXBzZXJ0RW50cmllc1JlcXVlc3QSLAoHZW50cmllcxgBIAMoCzIbLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5IkUKFVVwc2VydEVudHJpZXNSZXNwb25zZRIsCgdlbnRyaWVzGAEgAygLMhsubWVuZC5ib3QudjEuS25vd2xlZGdlRW50cnkiIwoPR2V0RW50cnlSZXF1ZXN0EhAKCGVudHJ5X2lkGAEgASgJIj4KEEdldEVudHJ5UmVzcG9uc2USKgoFZW50cnkYASABKAsyGy5tZW5kLmJvdC52MS5Lbm93bGVkZ2VFbnRyeSKbAQoSTGlzdEVudHJpZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEg4KBnNvdXJjZRgDIAEoCRIoCgZzdGF0dXMYBCABKA4yGC5tZW5kLmJvdC52MS5FbnRyeVN0YXR1cxIkCgRraW5kGAUgASgOMhYubWVuZC5ib3QudjEuRW50cnlLaW5kIlwKE0xpc3RFbnRyaWVzUmVzcG9uc2USLAoHZW50cmllcxgBIAMoCzIbLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJxChJVcGRhdGVFbnRyeVJlcXVlc3QSKgoFZW50cnkYASABKAsyGy5tZW5kLmJvdC52MS5Lbm93bGVkZ2VFbnRyeRIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siQQoTVXBkYXRlRW50cnlSZXNwb25zZRIqCgVlbnRyeRgBIAEoCzIbLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5Ij0KEkRlbGV0ZUVudHJ5UmVxdWVzdBIQCghlbnRyeV9pZBgBIAEoCRIVCg1hbGxvd19taXNzaW5nGAIgASgIIhUKE0RlbGV0ZUVudHJ5UmVzcG9uc2UqUgoJRW50cnlLaW5kEhoKFkVOVFJZX0tJTkRfVU5TUEVDSUZJRUQQABIWChJFTlRSWV9LSU5EX0FSVElDTEUQARIRCg1FTlRSWV9LSU5EX1FBEAIqfQoLRW50cnlTdGF0dXMSHAoYRU5UUllfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGgoWRU5UUllfU1RBVFVTX1BVQkxJU0hFRBABEhkKFUVOVFJZX1NUQVRVU19QUk9QT1NFRBACEhkKFUVOVFJZX1NUQVRVU19BUkNISVZFRBADMpsBCgtDaGF0U2VydmljZRI7CgRDaGF0EhgubWVuZC5ib3QudjEuQ2hhdFJlcXVlc3QaGS5tZW5kLmJvdC52MS5DaGF0UmVzcG9uc2USTwoKQ2hhdFN0cmVhbRIeLm1lbmQuYm90LnYxLkNoYXRTdHJlYW1SZXF1ZXN0Gh8ubWVuZC5ib3QudjEuQ2hhdFN0cmVhbVJlc3BvbnNlMAEy9AQKEEtub3dsZWRnZVNlcnZpY2USXAoPU2VhcmNoS25vd2xlZGdlEiMubWVuZC5ib3QudjEuU2VhcmNoS25vd2xlZGdlUmVxdWVzdBokLm1lbmQuYm90LnYxLlNlYXJjaEtub3dsZWRnZVJlc3BvbnNlEmsKFEJhdGNoU2VhcmNoS25vd2xlZGdlEigubWVuZC5ib3QudjEuQmF0Y2hTZWFyY2hLbm93bGVkZ2VSZXF1ZXN0GikubWVuZC5ib3QudjEuQmF0Y2hTZWFyY2hLbm93bGVkZ2VSZXNwb25zZRJWCg1VcHNlcnRFbnRyaWVzEiEubWVuZC5ib3QudjEuVXBzZXJ0RW50cmllc1JlcXVlc3QaIi5tZW5kLmJvdC52MS5VcHNlcnRFbnRyaWVzUmVzcG9uc2USRwoIR2V0RW50cnkSHC5tZW5kLmJvdC52MS5HZXRFbnRyeVJlcXVlc3QaHS5tZW5kLmJvdC52MS5HZXRFbnRyeVJlc3BvbnNlElAKC0xpc3RFbnRyaWVzEh8ubWVuZC5ib3QudjEuTGlzdEVudHJpZXNSZXF1ZXN0GiAubWVuZC5ib3QudjEuTGlzdEVudHJpZXNSZXNwb25zZRJQCgtVcGRhdGVFbnRyeRIfLm1lbmQuYm90LnYxLlVwZGF0ZUVudHJ5UmVxdWVzdBogLm1lbmQuYm90LnYxLlVwZGF0ZUVudHJ5UmVzcG9uc2USUAoLRGVsZXRlRW50cnkSHy5tZW5kLmJvdC52MS5EZWxldGVFbnRyeVJlcXVlc3QaIC5tZW5kLmJvdC52MS5EZWxldGVFbnRyeVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * Source names one knowledge entry an answer was grounded in.
@@ -664,6 +664,161 @@ export const KnowledgeHitSchema: GenMessage<KnowledgeHit> = /*@__PURE__*/
   messageDesc(file_mend_bot_v1_bot_service, 13);
 
 /**
+ * BatchSearchKnowledgeRequest is many similarity searches over the index.
+ *
+ * @generated from message mend.bot.v1.BatchSearchKnowledgeRequest
+ */
+export type BatchSearchKnowledgeRequest = Message<"mend.bot.v1.BatchSearchKnowledgeRequest"> & {
+  /**
+   * The searches, 1 to 1,000, each validated as SearchKnowledge validates its
+   * request (errors name the field, e.g. `queries[3].k`).
+   *
+   * @generated from field: repeated mend.bot.v1.SearchKnowledgeRequest queries = 1;
+   */
+  queries: SearchKnowledgeRequest[];
+
+  /**
+   * When above 0, each result also lists the earlier queries of this batch
+   * whose text is at least this similar to its own (cosine, as hit scores),
+   * so that a caller can group near-duplicate questions without another
+   * call. 0 lists none; at most 1; negative values are rejected.
+   *
+   * @generated from field: float peer_similarity = 2;
+   */
+  peerSimilarity: number;
+};
+
+/**
+ * Describes the message mend.bot.v1.BatchSearchKnowledgeRequest.
+ * Use `create(BatchSearchKnowledgeRequestSchema)` to create a new message.
+ */
+export const BatchSearchKnowledgeRequestSchema: GenMessage<BatchSearchKnowledgeRequest> = /*@__PURE__*/
+  messageDesc(file_mend_bot_v1_bot_service, 14);
+
+/**
+ * BatchSearchKnowledgeResponse carries the hits of every search.
+ *
+ * @generated from message mend.bot.v1.BatchSearchKnowledgeResponse
+ */
+export type BatchSearchKnowledgeResponse = Message<"mend.bot.v1.BatchSearchKnowledgeResponse"> & {
+  /**
+   * One result per query, in the order of the request.
+   *
+   * @generated from field: repeated mend.bot.v1.BatchSearchResult results = 1;
+   */
+  results: BatchSearchResult[];
+
+  /**
+   * Every entry that any query found, once each, in no particular order.
+   * Hits name them by `entry_id`.
+   *
+   * @generated from field: repeated mend.bot.v1.KnowledgeEntry entries = 2;
+   */
+  entries: KnowledgeEntry[];
+};
+
+/**
+ * Describes the message mend.bot.v1.BatchSearchKnowledgeResponse.
+ * Use `create(BatchSearchKnowledgeResponseSchema)` to create a new message.
+ */
+export const BatchSearchKnowledgeResponseSchema: GenMessage<BatchSearchKnowledgeResponse> = /*@__PURE__*/
+  messageDesc(file_mend_bot_v1_bot_service, 15);
+
+/**
+ * BatchSearchResult is what one query of a batch found.
+ *
+ * @generated from message mend.bot.v1.BatchSearchResult
+ */
+export type BatchSearchResult = Message<"mend.bot.v1.BatchSearchResult"> & {
+  /**
+   * The hits, best first, as SearchKnowledge would return them.
+   *
+   * @generated from field: repeated mend.bot.v1.BatchSearchHit hits = 1;
+   */
+  hits: BatchSearchHit[];
+
+  /**
+   * With `peer_similarity` set: the earlier queries of the batch at least that
+   * similar to this one, most similar first, at most the query's `k`.
+   *
+   * @generated from field: repeated mend.bot.v1.PeerQuery peers = 2;
+   */
+  peers: PeerQuery[];
+};
+
+/**
+ * Describes the message mend.bot.v1.BatchSearchResult.
+ * Use `create(BatchSearchResultSchema)` to create a new message.
+ */
+export const BatchSearchResultSchema: GenMessage<BatchSearchResult> = /*@__PURE__*/
+  messageDesc(file_mend_bot_v1_bot_service, 16);
+
+/**
+ * BatchSearchHit is one entry found by one query of a batch.
+ *
+ * @generated from message mend.bot.v1.BatchSearchHit
+ */
+export type BatchSearchHit = Message<"mend.bot.v1.BatchSearchHit"> & {
+  /**
+   * The id of the entry found; the entry itself is in the response's
+   * `entries`.
+   *
+   * @generated from field: string entry_id = 1;
+   */
+  entryId: string;
+
+  /**
+   * The similarity score, higher is more similar. For a Q&A entry, the score
+   * of its best-matching phrasing.
+   *
+   * @generated from field: float score = 2;
+   */
+  score: number;
+
+  /**
+   * For a Q&A entry, the phrasing that matched best; empty for an article.
+   *
+   * @generated from field: string matched_question = 3;
+   */
+  matchedQuestion: string;
+};
+
+/**
+ * Describes the message mend.bot.v1.BatchSearchHit.
+ * Use `create(BatchSearchHitSchema)` to create a new message.
+ */
+export const BatchSearchHitSchema: GenMessage<BatchSearchHit> = /*@__PURE__*/
+  messageDesc(file_mend_bot_v1_bot_service, 17);
+
+/**
+ * PeerQuery names an earlier query of the same batch that is similar.
+ *
+ * @generated from message mend.bot.v1.PeerQuery
+ */
+export type PeerQuery = Message<"mend.bot.v1.PeerQuery"> & {
+  /**
+   * The position of that query in the request's `queries`, from 0.
+   *
+   * @generated from field: int32 query_index = 1;
+   */
+  queryIndex: number;
+
+  /**
+   * The cosine similarity of the two queries' texts.
+   *
+   * @generated from field: float score = 2;
+   */
+  score: number;
+};
+
+/**
+ * Describes the message mend.bot.v1.PeerQuery.
+ * Use `create(PeerQuerySchema)` to create a new message.
+ */
+export const PeerQuerySchema: GenMessage<PeerQuery> = /*@__PURE__*/
+  messageDesc(file_mend_bot_v1_bot_service, 18);
+
+/**
  * UpsertEntriesRequest writes a batch of entries.
  *
  * @generated from message mend.bot.v1.UpsertEntriesRequest
@@ -683,7 +838,7 @@ export type UpsertEntriesRequest = Message<"mend.bot.v1.UpsertEntriesRequest"> &
  * Use `create(UpsertEntriesRequestSchema)` to create a new message.
  */
 export const UpsertEntriesRequestSchema: GenMessage<UpsertEntriesRequest> = /*@__PURE__*/
-  messageDesc(file_mend_bot_v1_bot_service, 14);
+  messageDesc(file_mend_bot_v1_bot_service, 19);
 
 /**
  * UpsertEntriesResponse carries the stored entries.
@@ -704,7 +859,7 @@ export type UpsertEntriesResponse = Message<"mend.bot.v1.UpsertEntriesResponse">
  * Use `create(UpsertEntriesResponseSchema)` to create a new message.
  */
 export const UpsertEntriesResponseSchema: GenMessage<UpsertEntriesResponse> = /*@__PURE__*/
-  messageDesc(file_mend_bot_v1_bot_service, 15);
+  messageDesc(file_mend_bot_v1_bot_service, 20);
 
 /**
  * GetEntryRequest names one entry.
@@ -725,7 +880,7 @@ export type GetEntryRequest = Message<"mend.bot.v1.GetEntryRequest"> & {
  * Use `create(GetEntryRequestSchema)` to create a new message.
  */
 export const GetEntryRequestSchema: GenMessage<GetEntryRequest> = /*@__PURE__*/
-  messageDesc(file_mend_bot_v1_bot_service, 16);
+  messageDesc(file_mend_bot_v1_bot_service, 21);
 
 /**
  * GetEntryResponse carries one entry.
@@ -746,7 +901,7 @@ export type GetEntryResponse = Message<"mend.bot.v1.GetEntryResponse"> & {
  * Use `create(GetEntryResponseSchema)` to create a new message.
  */
 export const GetEntryResponseSchema: GenMessage<GetEntryResponse> = /*@__PURE__*/
-  messageDesc(file_mend_bot_v1_bot_service, 17);
+  messageDesc(file_mend_bot_v1_bot_service, 22);
 
 /**
  * ListEntriesRequest selects a page of entries, oldest first.
@@ -797,7 +952,7 @@ export type ListEntriesRequest = Message<"mend.bot.v1.ListEntriesRequest"> & {
  * Use `create(ListEntriesRequestSchema)` to create a new message.
  */
 export const ListEntriesRequestSchema: GenMessage<ListEntriesRequest> = /*@__PURE__*/
-  messageDesc(file_mend_bot_v1_bot_service, 18);
+  messageDesc(file_mend_bot_v1_bot_service, 23);
 
 /**
  * ListEntriesResponse is one page of entries.
@@ -825,7 +980,7 @@ export type ListEntriesResponse = Message<"mend.bot.v1.ListEntriesResponse"> & {
  * Use `create(ListEntriesResponseSchema)` to create a new message.
  */
 export const ListEntriesResponseSchema: GenMessage<ListEntriesResponse> = /*@__PURE__*/
-  messageDesc(file_mend_bot_v1_bot_service, 19);
+  messageDesc(file_mend_bot_v1_bot_service, 24);
 
 /**
  * UpdateEntryRequest changes some fields of one entry.
@@ -856,7 +1011,7 @@ export type UpdateEntryRequest = Message<"mend.bot.v1.UpdateEntryRequest"> & {
  * Use `create(UpdateEntryRequestSchema)` to create a new message.
  */
 export const UpdateEntryRequestSchema: GenMessage<UpdateEntryRequest> = /*@__PURE__*/
-  messageDesc(file_mend_bot_v1_bot_service, 20);
+  messageDesc(file_mend_bot_v1_bot_service, 25);
 
 /**
  * UpdateEntryResponse carries the updated entry.
@@ -877,7 +1032,7 @@ export type UpdateEntryResponse = Message<"mend.bot.v1.UpdateEntryResponse"> & {
  * Use `create(UpdateEntryResponseSchema)` to create a new message.
  */
 export const UpdateEntryResponseSchema: GenMessage<UpdateEntryResponse> = /*@__PURE__*/
-  messageDesc(file_mend_bot_v1_bot_service, 21);
+  messageDesc(file_mend_bot_v1_bot_service, 26);
 
 /**
  * DeleteEntryRequest names one entry to delete.
@@ -905,7 +1060,7 @@ export type DeleteEntryRequest = Message<"mend.bot.v1.DeleteEntryRequest"> & {
  * Use `create(DeleteEntryRequestSchema)` to create a new message.
  */
 export const DeleteEntryRequestSchema: GenMessage<DeleteEntryRequest> = /*@__PURE__*/
-  messageDesc(file_mend_bot_v1_bot_service, 22);
+  messageDesc(file_mend_bot_v1_bot_service, 27);
 
 /**
  * DeleteEntryResponse confirms a deletion. It is empty.
@@ -920,7 +1075,7 @@ export type DeleteEntryResponse = Message<"mend.bot.v1.DeleteEntryResponse"> & {
  * Use `create(DeleteEntryResponseSchema)` to create a new message.
  */
 export const DeleteEntryResponseSchema: GenMessage<DeleteEntryResponse> = /*@__PURE__*/
-  messageDesc(file_mend_bot_v1_bot_service, 23);
+  messageDesc(file_mend_bot_v1_bot_service, 28);
 
 /**
  * EntryKind is the shape of a knowledge entry.
@@ -1061,6 +1216,23 @@ export const KnowledgeService: GenService<{
     methodKind: "unary";
     input: typeof SearchKnowledgeRequestSchema;
     output: typeof SearchKnowledgeResponseSchema;
+  },
+  /**
+   * BatchSearchKnowledge runs many searches in one call, each exactly as
+   * SearchKnowledge would, for callers with many questions at once (the
+   * trainer). The queries are embedded in batches, and each entry found
+   * appears once in the response however many queries found it. Fails with
+   * INVALID_ARGUMENT, naming the field, when there are no queries or more
+   * than 1,000, or when any query is invalid (nothing is searched then). A
+   * response larger than 4 MiB fails with RESOURCE_EXHAUSTED: send fewer
+   * queries or a smaller `k`.
+   *
+   * @generated from rpc mend.bot.v1.KnowledgeService.BatchSearchKnowledge
+   */
+  batchSearchKnowledge: {
+    methodKind: "unary";
+    input: typeof BatchSearchKnowledgeRequestSchema;
+    output: typeof BatchSearchKnowledgeResponseSchema;
   },
   /**
    * UpsertEntries creates each entry whose id is new and replaces each entry
