@@ -3,19 +3,26 @@ entry's retrieval keys (the vector store). Only the bot writes either."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import asyncpg
+import numpy as np
 
 from bot import catalog
 from bot.catalog import Entry
 from bot.embeddings.base import Embedder
-from bot.vectorstores.base import KeyVector, VectorStore
+from bot.embeddings.cache import CachedEmbedder
+from bot.vectorstores.base import KeyVector, VectorHit, VectorQuery, VectorStore
 from mendkit.errors import NotFound
 
 _log = logging.getLogger("bot.knowledge")
+# Entries of one upsert written at once (ids are distinct within a batch). Their
+# vector inserts (HNSW, with pgvector) are CPU work in PostgreSQL: a few at once
+# use its cores, and leave most of the pool to chat.
+WRITE_CONCURRENCY = 4
 
 
 @dataclass(frozen=True)
@@ -25,11 +32,43 @@ class Hit:
     matched_key: str
 
 
+@dataclass(frozen=True)
+class Query:
+    """One search of a batch: the arguments of `Knowledge.search`."""
+
+    text: str
+    k: int
+    statuses: Sequence[str]
+    source: str | None
+
+
+@dataclass(frozen=True)
+class Peer:
+    """An earlier query of the same batch, and how similar its text is."""
+
+    index: int
+    score: float
+
+
+def peers(vectors: np.ndarray, threshold: float, limits: Sequence[int]) -> list[list[Peer]]:
+    """For each row, the earlier rows at least `threshold` similar (cosine on unit
+    vectors), most similar first, at most `limits[row]` of them."""
+    similarity = vectors @ vectors.T
+    found = []
+    for row, limit in enumerate(limits):
+        earlier = similarity[row, :row]
+        close = np.flatnonzero(earlier >= threshold)
+        best = close[np.argsort(-earlier[close], kind="stable")][:limit]
+        found.append([Peer(int(index), float(earlier[index])) for index in best])
+    return found
+
+
 class Knowledge:
     def __init__(self, pool: asyncpg.Pool, store: VectorStore, embedder: Embedder) -> None:
         self.pool = pool
         self.store = store
-        self.embedder = embedder
+        # Every write and search goes through one memory of recent embeddings (see cache.py).
+        self.embedder = embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
 
     async def upsert(self, entries: Sequence[Entry]) -> list[Entry]:
         """Writes entries idempotently. Keys are embedded again only when they
@@ -41,39 +80,72 @@ class Knowledge:
             if not entry.status:
                 entry = replace(entry, status=old.status if old else "published")
             resolved.append(entry)
-        to_embed = [e for e in resolved
+        to_embed = [n for n, e in enumerate(resolved)
                     if e.entry_id not in existing or existing[e.entry_id].retrieval_keys != e.retrieval_keys]
-        texts = [key for e in to_embed for key in e.retrieval_keys]
+        texts = [key for n in to_embed for key in resolved[n].retrieval_keys]
         vectors = await self.embedder.embed(texts) if texts else []
-        stored, offset = [], 0
-        embedded = {e.entry_id for e in to_embed}
-        for entry in resolved:
-            # Catalogue first: a failure after it leaves the old vectors, and the
-            # caller's retry (same ids) completes the write.
-            saved = await catalog.upsert(self.pool, entry)
-            if entry.entry_id in embedded:
-                keys = entry.retrieval_keys
-                await self.store.replace_keys(
-                    entry.entry_id,
-                    [KeyVector(n, text, vectors[offset + n]) for n, text in enumerate(keys)],
-                    saved.status, saved.source,
-                )
-                offset += len(keys)
-            else:
-                old = existing[entry.entry_id]
-                if (old.status, old.source) != (saved.status, saved.source):
-                    await self.store.set_attributes(entry.entry_id, saved.status, saved.source)
-            stored.append(saved)
-        return stored
+        keys_of: dict[int, list[KeyVector]] = {}
+        offset = 0
+        for n in to_embed:
+            keys = resolved[n].retrieval_keys
+            keys_of[n] = [KeyVector(k, text, vectors[offset + k]) for k, text in enumerate(keys)]
+            offset += len(keys)
+        stored: list[Entry | None] = [None] * len(resolved)
+        slots = asyncio.Semaphore(WRITE_CONCURRENCY)
+
+        async def write(positions: list[int]) -> None:
+            # One entry id's writes in order (an ingest may repeat an id: the last wins).
+            async with slots:
+                for n in positions:
+                    entry = resolved[n]
+                    # Catalogue first: a failure after it leaves the old vectors, and the
+                    # caller's retry (same ids) completes the write.
+                    saved = stored[n] = await catalog.upsert(self.pool, entry)
+                    if n in keys_of:
+                        await self.store.replace_keys(entry.entry_id, keys_of[n], saved.status, saved.source)
+                    else:
+                        old = existing[entry.entry_id]
+                        if (old.status, old.source) != (saved.status, saved.source):
+                            await self.store.set_attributes(entry.entry_id, saved.status, saved.source)
+
+        by_id: dict[str, list[int]] = {}
+        for n, entry in enumerate(resolved):
+            by_id.setdefault(entry.entry_id, []).append(n)
+        tasks = [asyncio.ensure_future(write(positions)) for positions in by_id.values()]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            # One failed write fails the call: the writes not yet done are not made.
+            for task in tasks:
+                task.cancel()
+            raise
+        return [entry for entry in stored if entry is not None]
 
     async def search(self, query: str, k: int, statuses: Sequence[str], source: str | None) -> list[Hit]:
         vector = (await self.embedder.embed([query]))[0]
-        hits = await self.store.search(vector, k, statuses, source)
-        entries = await catalog.get_many(self.pool, [h.entry_id for h in hits])
+        return (await self._resolve([await self.store.search(vector, k, statuses, source)], [statuses]))[0]
+
+    async def search_many(self, queries: Sequence[Query],
+                          peer_similarity: float = 0.0) -> tuple[list[list[Hit]], list[list[Peer]]]:
+        """What `search` returns for each query, with one embedding call and one
+        store batch; and, when `peer_similarity` > 0, each query's similar earlier
+        queries (at most its k), so that a caller can group near-duplicates."""
+        vectors = await self.embedder.embed([q.text for q in queries])
+        found = await self.store.search_many([VectorQuery(vector, q.k, q.statuses, q.source)
+                                              for vector, q in zip(vectors, queries)])
+        hits = await self._resolve(found, [q.statuses for q in queries])
+        similar = (peers(vectors, peer_similarity, [q.k for q in queries]) if peer_similarity > 0
+                   else [[] for _ in queries])
+        return hits, similar
+
+    async def _resolve(self, found: Sequence[Sequence[VectorHit]],
+                       statuses: Sequence[Sequence[str]]) -> list[list[Hit]]:
+        entries = await catalog.get_many(self.pool, list({h.entry_id for hits in found for h in hits}))
         # The catalogue has the final word: a vector whose entry changed status
         # (or vanished) since it was written never answers.
-        return [Hit(entries[h.entry_id], h.score, h.key_text) for h in hits
-                if h.entry_id in entries and entries[h.entry_id].status in statuses]
+        return [[Hit(entries[h.entry_id], h.score, h.key_text) for h in hits
+                 if h.entry_id in entries and entries[h.entry_id].status in wanted]
+                for hits, wanted in zip(found, statuses)]
 
     async def delete(self, entry_id: str, allow_missing: bool) -> None:
         await self.store.delete(entry_id)

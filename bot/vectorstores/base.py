@@ -5,7 +5,7 @@ themselves live in the bot's catalogue (PostgreSQL)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,11 +18,30 @@ class KeyVector:
 
 
 @dataclass(frozen=True)
+class VectorQuery:
+    """One search of a batch: the arguments of `VectorStore.search`."""
+
+    vector: Sequence[float]
+    k: int
+    statuses: Sequence[str]
+    source: str | None
+
+
+@dataclass(frozen=True)
 class VectorHit:
     entry_id: str
     key_text: str
     # Cosine similarity in [-1, 1]; higher is more similar.
     score: float
+
+
+def best_per_entry(hits: Iterable[VectorHit], k: int) -> list[VectorHit]:
+    """The best `k` entries from per-key hits: one hit per entry (its best key), best first."""
+    best: dict[str, VectorHit] = {}
+    for hit in hits:
+        if hit.entry_id not in best or hit.score > best[hit.entry_id].score:
+            best[hit.entry_id] = hit
+    return sorted(best.values(), key=lambda hit: -hit.score)[:k]
 
 
 class VectorStore(Protocol):
@@ -44,3 +63,6 @@ class VectorStore(Protocol):
         self, vector: Sequence[float], k: int, statuses: Sequence[str], source: str | None
     ) -> list[VectorHit]:
         """The best `k` entries (one hit per entry: its best key), best first."""
+
+    async def search_many(self, queries: Sequence[VectorQuery]) -> list[list[VectorHit]]:
+        """What `search` returns for each query, in order, in fewer round trips."""

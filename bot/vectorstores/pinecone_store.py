@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from bot.vectorstores.base import KeyVector, VectorHit
+from bot.vectorstores.base import KeyVector, VectorHit, VectorQuery, best_per_entry
 
 # One entry can own many keys; fetch more keys than k so that k distinct entries remain.
 KEYS_PER_ENTRY_HEADROOM = 4
@@ -31,6 +31,10 @@ MAX_TOP_K = 10_000
 UPSERT_BATCH = 100
 # Ids per delete request (the service's limit is 1000).
 DELETE_BATCH = 1000
+# Queries in flight for a batch search: the data plane has no multi-vector
+# query, so each is its own request; a few at once hide the latency without
+# nearing the per-index query rate limits.
+QUERY_CONCURRENCY = 8
 # Pinecone allows 40 KB of metadata per vector; an article key can be a whole
 # 32,000-character chunk. Only Q&A keys (short questions) are shown as matched
 # keys, so cutting long ones costs nothing.
@@ -139,13 +143,12 @@ class PineconeStore:
             vector=[float(x) for x in vector], top_k=min(k * KEYS_PER_ENTRY_HEADROOM, MAX_TOP_K), filter=conditions,
             include_metadata=True, namespace=self._namespace,
         )
-        best: dict[str, VectorHit] = {}
+        hits = []
         for match in response.matches:
             metadata = match.metadata or {}
             entry_id = str(metadata.get("entry_id") or _owner(match.id) or match.id)
-            if entry_id not in best or match.score > best[entry_id].score:
-                best[entry_id] = VectorHit(entry_id, str(metadata.get("key_text", "")), float(match.score))
-        return sorted(best.values(), key=lambda hit: -hit.score)[:k]
+            hits.append(VectorHit(entry_id, str(metadata.get("key_text", "")), float(match.score)))
+        return best_per_entry(hits, k)
 
     # --- the VectorStore protocol ---
 
@@ -164,3 +167,12 @@ class PineconeStore:
         if not statuses or k <= 0:
             return []  # nothing can match; and the service refuses top_k 0
         return await asyncio.to_thread(self._search, vector, k, statuses, source)
+
+    async def search_many(self, queries: Sequence[VectorQuery]) -> list[list[VectorHit]]:
+        slots = asyncio.Semaphore(QUERY_CONCURRENCY)
+
+        async def one(query: VectorQuery) -> list[VectorHit]:
+            async with slots:
+                return await self.search(query.vector, query.k, query.statuses, query.source)
+
+        return list(await asyncio.gather(*(one(query) for query in queries)))
