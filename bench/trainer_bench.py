@@ -48,12 +48,20 @@ class FastTeacher:
 
 
 class CountCalls(grpc.aio.UnaryUnaryClientInterceptor):
+    """Counts the RPCs by method, and the time the run waited on each method."""
+
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
+        self.seconds: Counter[str] = Counter()
 
     async def intercept_unary_unary(self, continuation, details, request):  # noqa: ANN001, ANN201
-        self.calls[details.method.decode() if isinstance(details.method, bytes) else details.method] += 1
-        return await continuation(details, request)
+        method = details.method.decode() if isinstance(details.method, bytes) else details.method
+        self.calls[method] += 1
+        started = time.perf_counter()
+        call = await continuation(details, request)
+        await call
+        self.seconds[method] += time.perf_counter() - started
+        return call
 
 
 async def main(count: int) -> dict:
@@ -89,7 +97,9 @@ async def main(count: int) -> dict:
         finally:
             server.stop()
     return {"interactions": count, "wall_s": round(wall, 1), "per_interaction_ms": round(wall / count * 1000, 1),
-            "rpcs": dict(counter.calls), "rpcs_total": sum(counter.calls.values()), "counts": vars(counts)}
+            "rpcs": dict(counter.calls), "rpcs_total": sum(counter.calls.values()),
+            "rpc_wait_s": {method: round(seconds, 1) for method, seconds in counter.seconds.items()},
+            "counts": vars(counts)}
 
 
 if __name__ == "__main__":

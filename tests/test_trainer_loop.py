@@ -3,10 +3,15 @@ the real knowledge index (pgvector, MiniLM), with a deterministic teacher."""
 
 from __future__ import annotations
 
+from collections import Counter
+
+import grpc
 import pytest
 
 from mend.bot.v1 import bot_service_pb2 as bpb
+from mend.bot.v1 import bot_service_pb2_grpc as bpb_grpc
 from mend.interactions.v1 import interactions_service_pb2 as ipb
+from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
 from tests.test_knowledge_service import RETURNS, upsert
 from trainer.loop import SOURCE, Policy, run_once
 
@@ -208,3 +213,119 @@ def test_cloud_teacher_and_judge_default_to_sonnet_and_haiku(monkeypatch):
     monkeypatch.setenv("MEND_LLM", "local")
     monkeypatch.setenv("MEND_PUBLISH_POLICY", "review")
     assert isinstance(models(Settings.from_env(), [])[1], SimilarityJudge)
+
+
+# --- large runs: a few round trips per page, not one per question ---------------------
+
+
+class Calls(grpc.aio.UnaryUnaryClientInterceptor):
+    """Counts the RPCs a client makes, by method name."""
+
+    def __init__(self) -> None:
+        self.made: Counter[str] = Counter()
+
+    async def intercept_unary_unary(self, continuation, details, request):  # noqa: ANN001, ANN201
+        method = details.method.decode() if isinstance(details.method, bytes) else details.method
+        self.made[method.rsplit("/", 1)[-1]] += 1
+        return await continuation(details, request)
+
+
+@pytest.fixture
+async def counted(interactions, knowledge, interactions_address, knowledge_address):
+    """Stubs like `interactions` and `knowledge`, over channels that count every call."""
+    calls = Calls()
+    async with grpc.aio.insecure_channel(interactions_address, interceptors=[calls]) as ichannel, \
+            grpc.aio.insecure_channel(knowledge_address, interceptors=[calls]) as kchannel:
+        yield ipb_grpc.InteractionsServiceStub(ichannel), bpb_grpc.KnowledgeServiceStub(kchannel), calls
+
+
+TENTS = ["Do you rent out tents?", "Can I rent a tent from you?", "Do you rent tents?", "Can I hire a tent?"]
+OTHERS = ["Do you sell gift cards?", "Do you repair zips on jackets?", "Can I pay in instalments?",
+          "Do you ship to Iceland?", "Do you have a student discount?", "Can I collect my order in a shop?",
+          "Is the sleeping bag machine washable?", "Do you price match?"]
+
+
+async def test_a_run_makes_a_few_calls_per_page_however_many_questions(counted, interactions, knowledge, monkeypatch):
+    from trainer import loop
+
+    monkeypatch.setattr(loop, "PAGE", 5)
+    # The tents phrasings are spread over the three pages: the later ones join the fix an earlier page wrote.
+    questions = [TENTS[0], *OTHERS[:4], TENTS[1], *OTHERS[4:], TENTS[2], TENTS[3]]
+    ids = await dislike(interactions, *questions)
+    counting_interactions, counting_knowledge, calls = counted
+    teacher = Teacher()
+    counts = await run_once(counting_interactions, counting_knowledge, teacher, REVIEW)
+    assert (counts.read, counts.proposed, counts.failed) == (12, 12, 0)
+    assert calls.made == {"ListInteractions": 3, "BatchSearchKnowledge": 3, "UpsertEntries": 3, "MarkProcessed": 3}
+    assert sorted(teacher.asked) == sorted([TENTS[0], *OTHERS])  # one answer per fix
+    tents = next(f for f in await fixes(knowledge) if TENTS[0] in f.questions)
+    assert list(tents.questions) == TENTS and list(tents.provenance.interaction_ids) == [ids[0], ids[5], ids[10], ids[11]]
+    stored = await processed(interactions)
+    assert {stored[i].knowledge_entry_id for i in (ids[0], ids[5], ids[10], ids[11])} == {tents.entry_id}
+
+
+async def test_a_run_killed_after_a_page_grew_a_fix_adopts_it_when_run_again(interactions, knowledge, monkeypatch):
+    from trainer import loop
+
+    monkeypatch.setattr(loop, "PAGE", 2)
+    ids = await dislike(interactions, TENTS[0], OTHERS[0], TENTS[1], TENTS[2])
+
+    class KilledOnSecondPage:
+        def __init__(self, stub) -> None:
+            self.ListInteractions = stub.ListInteractions
+            self.stub, self.marked = stub, 0
+
+        async def MarkProcessed(self, request):  # noqa: N802, ANN001, ANN201
+            self.marked += 1
+            if self.marked == 2:
+                raise RuntimeError("killed")
+            return await self.stub.MarkProcessed(request)
+
+    with pytest.raises(RuntimeError, match="killed"):
+        await run_once(KilledOnSecondPage(interactions), knowledge, Teacher(), REVIEW)
+    written = {f.entry_id: list(f.questions) for f in await fixes(knowledge)}
+    assert len(written) == 2 and TENTS[:3] in written.values()  # the second page grew the tents fix, unmarked
+    teacher = Teacher()
+    counts = await run_once(interactions, knowledge, teacher, Policy(1, "review", 0.8, 0.7))
+    # Its questions are in a proposed fix, which no judge sees: without adoption they would get a second fix.
+    assert (counts.read, counts.proposed, counts.failed) == (2, 2, 0) and teacher.asked == []
+    assert {f.entry_id: list(f.questions) for f in await fixes(knowledge)} == written
+    stored = await processed(interactions)
+    assert all(stored[i].processed_for_training for i in ids)
+    assert stored[ids[3]].knowledge_entry_id == stored[ids[0]].knowledge_entry_id
+
+
+async def test_a_full_fix_takes_no_more_phrasings_and_the_next_one_starts_a_fix(interactions, knowledge, monkeypatch):
+    from trainer import fold
+
+    monkeypatch.setattr(fold, "MAX_QUESTIONS", 2)
+    await dislike(interactions, *TENTS[:3])
+    teacher = Teacher()
+    counts = await run_once(interactions, knowledge, teacher, AUTO)
+    assert (counts.fixed, counts.failed) == (3, 0)
+    assert sorted(len(f.questions) for f in await fixes(knowledge)) == [1, 2] and len(teacher.asked) == 2
+
+
+class LongWinded(Teacher):
+    """Writes an answer longer than an entry may hold for questions containing `about`."""
+
+    def __init__(self, about: str) -> None:
+        super().__init__()
+        self.about = about
+
+    async def stream(self, messages, max_tokens):  # noqa: ANN001, ANN201
+        async for piece in super().stream(messages, max_tokens):
+            yield piece
+        if self.about in self.asked[-1]:
+            yield "x" * 32_001
+
+
+async def test_an_entry_the_bot_refuses_fails_only_its_questions(counted, interactions, monkeypatch):
+    counting_interactions, counting_knowledge, calls = counted
+    ids = await dislike(interactions, TENTS[0], OTHERS[0], OTHERS[1])
+    counts = await run_once(counting_interactions, counting_knowledge, LongWinded("gift cards"), AUTO)
+    assert (counts.fixed, counts.failed) == (2, 1)
+    assert calls.made["UpsertEntries"] == 1 + 3  # the refused batch, then each entry alone
+    stored = await processed(interactions)
+    assert stored[ids[1]].training_outcome == ipb.TRAINING_OUTCOME_FAILED and not stored[ids[1]].processed_for_training
+    assert all(stored[i].training_outcome == ipb.TRAINING_OUTCOME_FIXED for i in (ids[0], ids[2]))

@@ -76,7 +76,7 @@ async def open_trainer(settings: Settings) -> AsyncIterator[Trainer]:
         async with clients.insecure_channel(settings.interactions_address,
                                             [(INTERACTIONS, "ListInteractions"), (INTERACTIONS, "MarkProcessed")],
                                             deadline_s=30) as interactions, \
-                clients.insecure_channel(settings.bot_address, [(KNOWLEDGE, "SearchKnowledge"),
+                clients.insecure_channel(settings.bot_address, [(KNOWLEDGE, "BatchSearchKnowledge"),
                                                                 (KNOWLEDGE, "UpsertEntries")],
                                          deadline_s=30) as knowledge:
             yield Trainer(pool, ipb_grpc.InteractionsServiceStub(interactions),

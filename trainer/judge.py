@@ -9,14 +9,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from bot.llm.base import ChatModel, Message
 from mend.bot.v1 import bot_service_pb2 as bpb
 
 
+@dataclass(frozen=True)
+class Hit:
+    """An entry a search found for a question, and how similar (cosine)."""
+
+    entry: bpb.KnowledgeEntry
+    score: float
+
+
 class Judge(Protocol):
-    async def covering(self, question: str, published: Sequence[bpb.KnowledgeHit]) -> bpb.KnowledgeHit | None:
+    async def covering(self, question: str, published: Sequence[Hit]) -> Hit | None:
         """The entry that already answers `question`, or None."""
 
 
@@ -24,7 +33,7 @@ class SimilarityJudge:
     def __init__(self, threshold: float) -> None:
         self.threshold = threshold
 
-    async def covering(self, question: str, published: Sequence[bpb.KnowledgeHit]) -> bpb.KnowledgeHit | None:
+    async def covering(self, question: str, published: Sequence[Hit]) -> Hit | None:
         return next((hit for hit in published if hit.score >= self.threshold), None)
 
 
@@ -32,7 +41,7 @@ class ModelJudge:
     def __init__(self, model: ChatModel) -> None:
         self.model = model
 
-    async def covering(self, question: str, published: Sequence[bpb.KnowledgeHit]) -> bpb.KnowledgeHit | None:
+    async def covering(self, question: str, published: Sequence[Hit]) -> Hit | None:
         if not published:
             return None
         context = "\n".join(f"[{n}] {hit.entry.title}: {hit.entry.content}" for n, hit in enumerate(published, 1))

@@ -1,45 +1,67 @@
 """One run of the self-healing loop, as the scheduled Job runs it.
 
-1. Read the disliked, unprocessed interactions through InteractionsService, page by page.
-2. Below the feedback threshold: do nothing.
-3. For each question, search the bot's index (k=3) and ask the judge
-   (trainer/judge.py) whether a published entry already answers it: if so,
-   mark it processed as COVERED.
-4. Close to a fix written earlier in this run: add the question to that fix
-   as another phrasing (near-duplicates become one fix).
-5. Otherwise a teacher model writes an improved answer, upserted through the
-   bot's KnowledgeService as a Q&A entry (source `self-healing-feedback`, with
-   provenance), published or proposed per the publish policy.
-6. Mark the interactions processed with their outcome and entry id, in batches.
+Disliked, unprocessed interactions are read through InteractionsService a page
+(1,000) at a time; below the feedback threshold nothing happens. Each page then
+costs a few round trips, however many questions it holds:
+1. one BatchSearchKnowledge for its questions (k=3 over published and proposed
+   entries, naming which questions of the page are near-duplicates);
+2. trainer/fold.py and the judge (trainer/judge.py) decide per question:
+   covered by a published entry, joins a fix, or leads a new fix, which the
+   teacher answers. Judge and teacher are model calls, made a few at a time;
+3. UpsertEntries, in batches, writes the new fixes and the fixes that gained
+   questions (source `self-healing-feedback`, with provenance), published or
+   proposed per the publish policy;
+4. the page's fixes are recorded (`on_fixes`), then one MarkProcessed marks the
+   page with each question's outcome and entry id.
 
-Entry ids derive from the first interaction of a fix, so a run killed after
-an upsert and started again rewrites the same entry instead of a duplicate.
+Crash safety: a fix's id derives from its first interaction and its provenance
+lists every interaction in it, so a run killed after an upsert and started
+again adopts that fix (fold.py, step 1) instead of writing a second one; a page
+is marked only after its fixes are written and recorded, so no marked
+interaction lacks its fix, and an unmarked one is simply read again.
 """
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TypeVar
 
+import grpc
 from opentelemetry import trace
 
 from bot.llm.base import ChatModel, Message
-from trainer.judge import Judge, SimilarityJudge
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.bot.v1 import bot_service_pb2_grpc as bpb_grpc
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
+from trainer.fold import Fix, Fold, Group, entry_id
+from trainer.judge import Hit, Judge, SimilarityJudge
+
+__all__ = ["Counts", "Fix", "Policy", "run_once"]
 
 _log = logging.getLogger("trainer")
 _tracer = trace.get_tracer("mend.trainer")
+T = TypeVar("T")
 SOURCE = "self-healing-feedback"
 PROMPT_VERSION = "fix-v1"
+# Interactions per page: also the queries of one batch search and the marks of
+# one MarkProcessed (both at most 1,000 by contract).
 PAGE = 1000
-MARK_BATCH = 500
+K = 3
+SEARCHED = [bpb.ENTRY_STATUS_PUBLISHED, bpb.ENTRY_STATUS_PROPOSED]
+# Entries per UpsertEntries: the contract's 500, and well under the 4 MiB message limit.
+UPSERT_ENTRIES = 500
+UPSERT_BYTES = 2 * 1024 * 1024
+# Judge and teacher calls in flight: enough to hide a cloud model's latency,
+# few enough to stay inside its default rate limits.
+MODEL_CONCURRENCY = 4
+# A page's search embeds 1,000 questions: longer than the channel's default deadline.
+SEARCH_TIMEOUT_S = 120
 MAX_ANSWER_TOKENS = 300
 
 
@@ -53,12 +75,6 @@ class Counts:
     failed: int = 0
 
 
-@dataclass
-class Fix:
-    entry: bpb.KnowledgeEntry
-    interaction_ids: list[str] = field(default_factory=list)
-
-
 @dataclass(frozen=True)
 class Policy:
     threshold: int
@@ -68,23 +84,21 @@ class Policy:
     brand: str = "Alder & Finch"
 
 
-async def disliked(interactions: ipb_grpc.InteractionsServiceStub) -> AsyncIterator[ipb.Interaction]:
+async def pages(interactions: ipb_grpc.InteractionsServiceStub) -> AsyncIterator[list[ipb.Interaction]]:
+    """Disliked, unprocessed interactions, oldest first, a page at a time. The page
+    token is a cursor, so marking a page before reading the next skips nothing."""
     token = ""
     while True:
         page = await interactions.ListInteractions(ipb.ListInteractionsRequest(
             feedback=ipb.FEEDBACK_FILTER_DISLIKED, processed_for_training=False, page_size=PAGE, page_token=token))
-        for item in page.interactions:
-            yield item
+        if page.interactions:
+            yield list(page.interactions)
         token = page.next_page_token
         if not token:
             return
 
 
-def _entry_id(first_interaction_id: str) -> str:
-    return "fix-" + hashlib.sha256(first_interaction_id.encode()).hexdigest()[:16]
-
-
-async def teach(teacher: ChatModel, brand: str, item: ipb.Interaction, context: list[bpb.KnowledgeHit]) -> str:
+async def teach(teacher: ChatModel, brand: str, item: ipb.Interaction, context: Sequence[Hit]) -> str:
     known = "\n".join(f"- {hit.entry.title}: {hit.entry.content}" for hit in context) or "- (nothing relevant)"
     complaint = item.feedback_comment or "no comment"
     messages = [
@@ -94,93 +108,198 @@ async def teach(teacher: ChatModel, brand: str, item: ipb.Interaction, context: 
         Message("user", f"A customer asked: {item.user_query}\nOur answer was disliked: {item.bot_response}\n"
                         f"The customer's comment: {complaint}\nKnown facts:\n{known}\n\nWrite the improved answer."),
     ]
-    return "".join([piece async for piece in teacher.stream(messages, MAX_ANSWER_TOKENS)]).strip()
+    answer = "".join([piece async for piece in teacher.stream(messages, MAX_ANSWER_TOKENS)]).strip()
+    if not answer:
+        raise ValueError("the teacher wrote nothing")
+    return answer
+
+
+async def _few_at_a_time(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T | Exception]:
+    """Each call's result or exception, in order, with at most MODEL_CONCURRENCY running."""
+    slots = asyncio.Semaphore(MODEL_CONCURRENCY)
+
+    async def one(call: Callable[[], Awaitable[T]]) -> T | Exception:
+        async with slots:
+            try:
+                return await call()
+            except Exception as error:  # noqa: BLE001 - one bad question must not stop the run
+                _log.warning("a model call failed", extra={"error": f"{type(error).__name__}: {error}"[:300]})
+                return error
+
+    return list(await asyncio.gather(*(one(call) for call in calls)))
+
+
+def _batches(entries: Sequence[tuple[Group, bpb.KnowledgeEntry]]) -> list[list[tuple[Group, bpb.KnowledgeEntry]]]:
+    batches: list[list[tuple[Group, bpb.KnowledgeEntry]]] = []
+    size = 0
+    for pair in entries:
+        bytes_ = pair[1].ByteSize()
+        if not batches or len(batches[-1]) == UPSERT_ENTRIES or size + bytes_ > UPSERT_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(pair)
+        size += bytes_
+    return batches
+
+
+class _Run:
+    def __init__(self, interactions: ipb_grpc.InteractionsServiceStub, knowledge: bpb_grpc.KnowledgeServiceStub,
+                 teacher: ChatModel, judge: Judge, policy: Policy, run_id: str,
+                 on_fixes: Callable[[list[Fix]], Awaitable[None]] | None) -> None:
+        self.interactions = interactions
+        self.knowledge = knowledge
+        self.teacher = teacher
+        self.judge = judge
+        self.policy = policy
+        self.run_id = run_id
+        self.on_fixes = on_fixes
+        self.counts = Counts()
+        self.fixes: dict[str, Fix] = {}  # every fix of this run, by entry id
+        auto = policy.publish == "auto"
+        self.status = bpb.ENTRY_STATUS_PUBLISHED if auto else bpb.ENTRY_STATUS_PROPOSED
+        self.outcome = ipb.TRAINING_OUTCOME_FIXED if auto else ipb.TRAINING_OUTCOME_PROPOSED
+
+    def _mark(self, item: ipb.Interaction, outcome: int, entry: str = "") -> ipb.ProcessedMark:
+        return ipb.ProcessedMark(interaction_id=item.interaction_id, outcome=outcome, knowledge_entry_id=entry,
+                                 training_run_id=self.run_id)
+
+    async def page(self, items: list[ipb.Interaction]) -> None:
+        with _tracer.start_as_current_span("mend.trainer.page") as span:
+            span.set_attribute("mend.trainer.page_size", len(items))
+            response = await self.knowledge.BatchSearchKnowledge(bpb.BatchSearchKnowledgeRequest(
+                queries=[bpb.SearchKnowledgeRequest(query=item.user_query, k=K, statuses=SEARCHED) for item in items],
+                peer_similarity=self.policy.duplicate_similarity), timeout=SEARCH_TIMEOUT_S)
+            entries = {entry.entry_id: entry for entry in response.entries}
+            fold = Fold(items, [[Hit(entries[h.entry_id], h.score) for h in result.hits] for result in response.results],
+                        self.fixes, self.policy.duplicate_similarity, SOURCE)
+            marks: dict[int, ipb.ProcessedMark] = {}
+            left = fold.join_fixes()
+            verdicts = await _few_at_a_time([
+                lambda i=i: self.judge.covering(items[i].user_query, fold.published(i)) for i in left])
+            uncovered = []
+            for index, verdict in zip(left, verdicts):
+                if isinstance(verdict, Exception):
+                    marks[index] = self._mark(items[index], ipb.TRAINING_OUTCOME_FAILED)
+                elif verdict is not None:
+                    marks[index] = self._mark(items[index], ipb.TRAINING_OUTCOME_COVERED, verdict.entry.entry_id)
+                else:
+                    uncovered.append(index)
+            fold.fold(uncovered, [[(p.query_index, p.score) for p in result.peers] for result in response.results])
+            written = await self._write(items, fold)
+            if self.on_fixes is not None and written:
+                await self.on_fixes([group.fix for group in written])
+            for group in fold.groups:
+                for index in group.members:
+                    marks[index] = (self._mark(items[index], self.outcome, group.fix.entry.entry_id)
+                                    if group in written else self._mark(items[index], ipb.TRAINING_OUTCOME_FAILED))
+            await self.interactions.MarkProcessed(ipb.MarkProcessedRequest(marks=[marks[i] for i in sorted(marks)]))
+            outcomes = [mark.outcome for mark in marks.values()]
+            self.counts.covered += outcomes.count(ipb.TRAINING_OUTCOME_COVERED)
+            self.counts.failed += outcomes.count(ipb.TRAINING_OUTCOME_FAILED)
+            done = outcomes.count(self.outcome)
+            if self.status == bpb.ENTRY_STATUS_PUBLISHED:
+                self.counts.fixed += done
+            else:
+                self.counts.proposed += done
+
+    async def _write(self, items: list[ipb.Interaction], fold: Fold) -> list[Group]:
+        """Teaches the page's new fixes and upserts every fix that changed. Returns
+        the groups whose fix is now in the index, with `fix` set to it."""
+        new = [group for group in fold.groups if group.fix is None]
+        answers = await _few_at_a_time([
+            lambda g=g: teach(self.teacher, self.policy.brand, items[g.members[0]], fold.published(g.members[0]))
+            for g in new])
+        changes = [(group, self._new_entry(group, items[group.members[0]], answer))
+                   for group, answer in zip(new, answers) if not isinstance(answer, Exception)]
+        changes += [(group, self._grown_entry(group)) for group in fold.groups
+                    if group.fix is not None and group.changed]
+        failed = await self._upsert(changes)
+        for group, entry in changes:
+            if group not in failed:
+                group.fix = self.fixes[entry.entry_id] = Fix(entry, list(group.interaction_ids))
+        # Unchanged groups (an adopted fix and the questions already in it) were in the index already.
+        return [group for group in fold.groups if group.fix is not None and group not in failed]
+
+    def _new_entry(self, group: Group, leader: ipb.Interaction, answer: str) -> bpb.KnowledgeEntry:
+        entry = bpb.KnowledgeEntry(
+            entry_id=entry_id(leader.interaction_id), kind=bpb.ENTRY_KIND_QA, title=leader.user_query[:300],
+            content=answer, questions=group.questions, source=SOURCE, status=self.status,
+            provenance=bpb.Provenance(interaction_ids=group.interaction_ids, teacher_model=self.teacher.model_id,
+                                      prompt_version=PROMPT_VERSION, training_run_id=self.run_id,
+                                      created_by="trainer"))
+        entry.provenance.create_time.FromDatetime(datetime.now(timezone.utc))
+        return entry
+
+    @staticmethod
+    def _grown_entry(group: Group) -> bpb.KnowledgeEntry:
+        assert group.fix is not None
+        entry = bpb.KnowledgeEntry()
+        entry.CopyFrom(group.fix.entry)
+        del entry.questions[:]
+        entry.questions.extend(group.questions)
+        del entry.provenance.interaction_ids[:]
+        entry.provenance.interaction_ids.extend(group.interaction_ids)
+        return entry
+
+    async def _upsert(self, changes: list[tuple[Group, bpb.KnowledgeEntry]]) -> set[Group]:
+        """Writes the entries in batches; returns the groups whose write failed."""
+        failed: set[Group] = set()
+        for batch in _batches(changes):
+            try:
+                await self.knowledge.UpsertEntries(bpb.UpsertEntriesRequest(entries=[entry for _, entry in batch]))
+                continue
+            except Exception as error:  # noqa: BLE001 - one bad fix must not stop the run
+                _log.warning("could not write fixes", extra={"error": f"{type(error).__name__}: {error}"[:300],
+                                                            "entries": len(batch)})
+                refused = isinstance(error, grpc.aio.AioRpcError) and error.code() == grpc.StatusCode.INVALID_ARGUMENT
+            if not refused or len(batch) == 1:
+                failed |= {group for group, _ in batch}
+                continue
+            # One invalid entry fails its whole batch: write them one by one to keep the others.
+            failed |= await self._upsert_each(batch)
+        return failed
+
+    async def _upsert_each(self, batch: list[tuple[Group, bpb.KnowledgeEntry]]) -> set[Group]:
+        failed = set()
+        for group, entry in batch:
+            try:
+                await self.knowledge.UpsertEntries(bpb.UpsertEntriesRequest(entries=[entry]))
+            except Exception as error:  # noqa: BLE001 - recorded as a failed question
+                _log.warning("could not write a fix", extra={"error": f"{type(error).__name__}: {error}"[:300]})
+                failed.add(group)
+        return failed
 
 
 async def run_once(interactions: ipb_grpc.InteractionsServiceStub, knowledge: bpb_grpc.KnowledgeServiceStub,
                    teacher: ChatModel, policy: Policy, run_id: str | None = None,
                    on_fixes: Callable[[list[Fix]], Awaitable[None]] | None = None,
                    judge: Judge | None = None) -> Counts:
-    """One run. `on_fixes` records the fixes before any interaction is marked,
-    so that every marked interaction's fix is on record for review and undo."""
-    run_id = run_id or str(uuid.uuid4())
-    judge = judge or SimilarityJudge(policy.covered_similarity)
-    counts = Counts()
+    """One run. `on_fixes` records a page's fixes before any of its interactions is
+    marked, so that every marked interaction's fix is on record for review and undo."""
+    run = _Run(interactions, knowledge, teacher, judge or SimilarityJudge(policy.covered_similarity), policy,
+               run_id or str(uuid.uuid4()), on_fixes)
+    counts = run.counts
     with _tracer.start_as_current_span("mend.trainer.run") as span:
-        items = [item async for item in disliked(interactions)]
-        counts.read = len(items)
-        span.set_attribute("mend.trainer.read", counts.read)
+        stream = pages(interactions)
+        first: list[list[ipb.Interaction]] = []
+        # Only as many pages as the threshold needs are read before deciding.
+        async for page in stream:
+            first.append(page)
+            counts.read += len(page)
+            if counts.read >= policy.threshold:
+                break
         if counts.read < policy.threshold:
             counts.gated = counts.read
             span.set_attribute("mend.trainer.gated", counts.gated)
             _log.info("below the feedback threshold; nothing to do",
                       extra={"read": counts.read, "threshold": policy.threshold})
             return counts
-        status = bpb.ENTRY_STATUS_PUBLISHED if policy.publish == "auto" else bpb.ENTRY_STATUS_PROPOSED
-        outcome = ipb.TRAINING_OUTCOME_FIXED if policy.publish == "auto" else ipb.TRAINING_OUTCOME_PROPOSED
-        fixes: dict[str, Fix] = {}
-        marks: list[ipb.ProcessedMark] = []
-        for item in items:
-            hits = (await knowledge.SearchKnowledge(bpb.SearchKnowledgeRequest(
-                query=item.user_query, k=3,
-                statuses=[bpb.ENTRY_STATUS_PUBLISHED, bpb.ENTRY_STATUS_PROPOSED]))).hits
-            for hit in hits:
-                # This question's own fix from a run that died before marking it:
-                # adopt it (same id), so a re-run never writes a second one.
-                if hit.entry.entry_id == _entry_id(item.interaction_id) and hit.entry.entry_id not in fixes:
-                    adopted = bpb.KnowledgeEntry()
-                    adopted.CopyFrom(hit.entry)
-                    fixes[hit.entry.entry_id] = Fix(adopted, [i for i in adopted.provenance.interaction_ids
-                                                              if i != item.interaction_id])
-            own = [h for h in hits if h.entry.entry_id in fixes and
-                   (h.score >= policy.duplicate_similarity or h.entry.entry_id == _entry_id(item.interaction_id))]
-            published = [h for h in hits if h.entry.entry_id not in fixes
-                         and h.entry.status == bpb.ENTRY_STATUS_PUBLISHED]
-            covering = None if own else await judge.covering(item.user_query, published)
-            if covering is not None:
-                counts.covered += 1
-                marks.append(ipb.ProcessedMark(interaction_id=item.interaction_id, outcome=ipb.TRAINING_OUTCOME_COVERED,
-                                               knowledge_entry_id=covering.entry.entry_id, training_run_id=run_id))
-                continue
-            try:
-                if own:
-                    fix = fixes[own[0].entry.entry_id]
-                    if item.user_query not in fix.entry.questions:
-                        fix.entry.questions.append(item.user_query)
-                else:
-                    answer = await teach(teacher, policy.brand, item, [h for h in hits if h.entry.status ==
-                                                                       bpb.ENTRY_STATUS_PUBLISHED])
-                    if not answer:
-                        raise ValueError("the teacher wrote nothing")
-                    entry = bpb.KnowledgeEntry(
-                        entry_id=_entry_id(item.interaction_id), kind=bpb.ENTRY_KIND_QA, title=item.user_query[:300],
-                        content=answer, questions=[item.user_query], source=SOURCE, status=status,
-                        provenance=bpb.Provenance(teacher_model=teacher.model_id, prompt_version=PROMPT_VERSION,
-                                                  training_run_id=run_id, created_by="trainer"))
-                    entry.provenance.create_time.FromDatetime(datetime.now(timezone.utc))
-                    fix = fixes[entry.entry_id] = Fix(entry)
-                fix.interaction_ids.append(item.interaction_id)
-                del fix.entry.provenance.interaction_ids[:]
-                fix.entry.provenance.interaction_ids.extend(fix.interaction_ids)
-                # Written at once, so that later questions of this run find it.
-                await knowledge.UpsertEntries(bpb.UpsertEntriesRequest(entries=[fix.entry]))
-            except Exception as error:  # noqa: BLE001 - one bad question must not stop the run
-                _log.warning("could not fix a question", extra={"error": f"{type(error).__name__}: {error}"[:300]})
-                counts.failed += 1
-                marks.append(ipb.ProcessedMark(interaction_id=item.interaction_id, outcome=ipb.TRAINING_OUTCOME_FAILED,
-                                               training_run_id=run_id))
-                continue
-            if policy.publish == "auto":
-                counts.fixed += 1
-            else:
-                counts.proposed += 1
-            marks.append(ipb.ProcessedMark(interaction_id=item.interaction_id, outcome=outcome,
-                                           knowledge_entry_id=fix.entry.entry_id, training_run_id=run_id))
-        if on_fixes is not None and fixes:
-            await on_fixes(list(fixes.values()))
-        for start in range(0, len(marks), MARK_BATCH):
-            await interactions.MarkProcessed(ipb.MarkProcessedRequest(marks=marks[start:start + MARK_BATCH]))
+        for page in first:
+            await run.page(page)
+        async for page in stream:
+            counts.read += len(page)
+            await run.page(page)
         for name, value in vars(counts).items():
             span.set_attribute(f"mend.trainer.{name}", value)
-        _log.info("run finished", extra={"run_id": run_id, **vars(counts), "fixes": len(fixes)})
+        _log.info("run finished", extra={"run_id": run.run_id, **vars(counts), "fixes": len(run.fixes)})
         return counts

@@ -1,0 +1,145 @@
+"""How one page of disliked questions becomes fixes: which questions join a
+fix, which are left for the judge, which lead a new fix. Decisions only, on the
+page's batch search; trainer/loop.py does the calls.
+
+Per question, in the page's order:
+1. A self-healing entry lists the question's interaction in its provenance (or
+   carries the id derived from it): a run that died before marking it wrote that
+   fix. The fix is adopted and the question stays in it, so a re-run neither
+   writes a second fix nor loses the first.
+2. A fix of this run (from an earlier page) is among its hits, at least
+   `threshold` similar: it joins the best one with room.
+3. (loop.py) The judge says a published entry already answers it: covered.
+4. An earlier question of the page, at least `threshold` similar, is in a fix
+   with room: it joins that fix. The page was searched before its new fixes
+   were written, so the batch search's `peers` stand in for the index here.
+5. Otherwise it leads a new fix, which the teacher answers.
+Step 3 runs before step 4, so every question that would start or join a new fix
+of its page is judged first: a covered question never joins a fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from mend.bot.v1 import bot_service_pb2 as bpb
+from mend.interactions.v1 import interactions_service_pb2 as ipb
+from trainer.judge import Hit
+
+# The contract's limits on one entry (KnowledgeEntry.questions, Provenance.interaction_ids).
+# A fix that reaches one takes no more questions: the next near-duplicate leads a new fix.
+MAX_QUESTIONS = 100
+MAX_INTERACTIONS = 1000
+
+
+def entry_id(first_interaction_id: str) -> str:
+    """A fix's id, derived from its first interaction: a re-run rewrites the same entry."""
+    return "fix-" + hashlib.sha256(first_interaction_id.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Fix:
+    """A fix of this run, as last written to the index."""
+
+    entry: bpb.KnowledgeEntry
+    interaction_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(eq=False)  # compared and hashed by identity
+class Group:
+    """The questions of one page that end in one fix: an existing fix of this run,
+    or (`fix` None) a new one that its first member leads."""
+
+    fix: Fix | None
+    members: list[int] = field(default_factory=list)
+    questions: list[str] = field(default_factory=list)
+    interaction_ids: list[str] = field(default_factory=list)
+
+    @classmethod
+    def extending(cls, fix: Fix) -> Group:
+        return cls(fix, [], list(fix.entry.questions), list(fix.interaction_ids))
+
+    def takes(self, item: ipb.Interaction) -> bool:
+        return ((item.interaction_id in self.interaction_ids or len(self.interaction_ids) < MAX_INTERACTIONS)
+                and (item.user_query in self.questions or len(self.questions) < MAX_QUESTIONS))
+
+    def add(self, index: int, item: ipb.Interaction) -> None:
+        self.members.append(index)
+        if item.user_query not in self.questions:
+            self.questions.append(item.user_query)
+        if item.interaction_id not in self.interaction_ids:
+            self.interaction_ids.append(item.interaction_id)
+
+    @property
+    def changed(self) -> bool:
+        return (self.fix is None or self.questions != list(self.fix.entry.questions)
+                or self.interaction_ids != self.fix.interaction_ids)
+
+
+class Fold:
+    def __init__(self, items: Sequence[ipb.Interaction], hits: Sequence[Sequence[Hit]], fixes: dict[str, Fix],
+                 threshold: float, source: str) -> None:
+        self.items = items
+        self.hits = hits
+        self.fixes = fixes  # this run's fixes, by entry id; adopted ones are added
+        self.threshold = threshold
+        self.source = source
+        self.groups: list[Group] = []  # those with members, in order of their first
+        self.group_of: dict[int, Group] = {}
+        self._extending: dict[str, Group] = {}
+
+    def _join(self, index: int, group: Group) -> None:
+        if not group.members:
+            self.groups.append(group)
+        group.add(index, self.items[index])
+        self.group_of[index] = group
+
+    def _extend(self, fix: Fix) -> Group:
+        """The page's group for an existing fix (one per fix, however many questions join it)."""
+        if fix.entry.entry_id not in self._extending:
+            self._extending[fix.entry.entry_id] = Group.extending(fix)
+        return self._extending[fix.entry.entry_id]
+
+    def _adopted(self, item: ipb.Interaction, found: Sequence[Hit]) -> Fix | None:
+        for hit in found:
+            entry = hit.entry
+            if entry.source == self.source and (entry.entry_id == entry_id(item.interaction_id)
+                                                or item.interaction_id in entry.provenance.interaction_ids):
+                if entry.entry_id not in self.fixes:
+                    adopted = bpb.KnowledgeEntry()
+                    adopted.CopyFrom(entry)
+                    self.fixes[entry.entry_id] = Fix(adopted, list(entry.provenance.interaction_ids))
+                return self.fixes[entry.entry_id]
+        return None
+
+    def join_fixes(self) -> list[int]:
+        """Steps 1 and 2. Returns the questions left for the judge."""
+        left = []
+        for index, (item, found) in enumerate(zip(self.items, self.hits)):
+            adopted = self._adopted(item, found)
+            if adopted is not None:
+                self._join(index, self._extend(adopted))  # already in it: no room needed
+                continue
+            close = (self._extend(self.fixes[hit.entry.entry_id]) for hit in found
+                     if hit.entry.entry_id in self.fixes and hit.score >= self.threshold)
+            group = next((g for g in close if g.takes(item)), None)
+            if group is None:
+                left.append(index)
+            else:
+                self._join(index, group)
+        return left
+
+    def fold(self, uncovered: Sequence[int], peers: Sequence[Sequence[tuple[int, float]]]) -> None:
+        """Steps 4 and 5 for the questions the judge did not find covered."""
+        for index in uncovered:
+            close = (self.group_of[peer] for peer, score in peers[index]
+                     if score >= self.threshold and peer in self.group_of)
+            group = next((g for g in close if g.takes(self.items[index])), None)
+            self._join(index, group or Group(None))
+
+    def published(self, index: int) -> list[Hit]:
+        """What the judge and the teacher see: published entries that are not this run's fixes."""
+        return [hit for hit in self.hits[index]
+                if hit.entry.entry_id not in self.fixes and hit.entry.status == bpb.ENTRY_STATUS_PUBLISHED]
