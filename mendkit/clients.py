@@ -29,7 +29,12 @@ _RETRY_POLICY = {
 def service_config(idempotent_methods: Iterable[tuple[str, str]]) -> str:
     """The JSON service config that retries the given (service, method) pairs."""
     names = [{"service": service, "method": method} for service, method in idempotent_methods]
-    config: dict[str, object] = {"methodConfig": [{"name": names, "retryPolicy": _RETRY_POLICY}]} if names else {}
+    # round_robin: with a `dns:///` name that resolves to several pods (a
+    # headless Service), calls spread across all of them; with one address it
+    # behaves like the default pick_first.
+    config: dict[str, object] = {"loadBalancingConfig": [{"round_robin": {}}]}
+    if names:
+        config["methodConfig"] = [{"name": names, "retryPolicy": _RETRY_POLICY}]
     return json.dumps(config)
 
 

@@ -545,7 +545,9 @@ def test_the_services_accept_the_settings_the_chart_gives_them(
                 bot = BotSettings.from_env()
                 assert (bot.vector_store, bot.llm, bot.embeddings) == tuple(
                     render_config(chart, SCENARIOS[scenario])[k] for k in ("vectorStore", "llm", "embeddings"))
-                assert bot.interactions_address == f"{FULLNAME}-interactions.{NAMESPACE}.svc.cluster.local:50051"
+                # Every interactions pod, for the clients' round_robin policy.
+                assert bot.interactions_address == \
+                    f"dns:///{FULLNAME}-interactions-headless.{NAMESPACE}.svc.cluster.local:50051"
             if command[2] == "interactions":
                 assert InteractionsSettings.from_env().migrate_on_start is False  # the hook migrates
             checked += 1

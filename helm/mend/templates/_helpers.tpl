@@ -132,9 +132,12 @@ clusters see every ready pod and balance requests (not connections) across them.
 {{- include "mend.headlessHost" (dict "root" . "component" "web") }}
 {{- end }}
 
-{{/* `host:port` of a Python service's ClusterIP Service, for the services' own clients. */}}
+{{/* `dns:///host:port` of a Python service's headless Service, for the services'
+own clients: gRPC resolves every ready pod and its round_robin policy (set in
+mendkit/clients.py) spreads calls across them, where a ClusterIP would pin each
+long-lived HTTP/2 connection to one pod. */}}
 {{- define "mend.serviceAddress" -}}
-{{- printf "%s.%s.svc.%s:%d" (include "mend.componentName" .) .root.Release.Namespace .root.Values.clusterDomain (int (index .root.Values .component).port) }}
+{{- printf "dns:///%s:%d" (include "mend.headlessHost" (dict "root" .root "component" .component)) (int (index .root.Values .component).port) }}
 {{- end }}
 
 {{/* The Secret holding DATABASE_URL and the other secrets. */}}
