@@ -3,6 +3,7 @@ the real knowledge index (pgvector, MiniLM), with a deterministic teacher."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 import grpc
@@ -329,3 +330,29 @@ async def test_an_entry_the_bot_refuses_fails_only_its_questions(counted, intera
     stored = await processed(interactions)
     assert stored[ids[1]].training_outcome == ipb.TRAINING_OUTCOME_FAILED and not stored[ids[1]].processed_for_training
     assert all(stored[i].training_outcome == ipb.TRAINING_OUTCOME_FIXED for i in (ids[0], ids[2]))
+
+
+class Overlapping(Teacher):
+    """Records how many answers are being written at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing = self.most = 0
+
+    async def stream(self, messages, max_tokens):  # noqa: ANN001, ANN201
+        self.writing += 1
+        self.most = max(self.most, self.writing)
+        await asyncio.sleep(0.05)
+        self.writing -= 1
+        async for piece in super().stream(messages, max_tokens):
+            yield piece
+
+
+async def test_the_teacher_writes_a_few_answers_at_a_time(interactions, knowledge):
+    from trainer.loop import MODEL_CONCURRENCY
+
+    await dislike(interactions, TENTS[0], *OTHERS)
+    teacher = Overlapping()
+    counts = await run_once(interactions, knowledge, teacher, AUTO)
+    assert counts.fixed == 9 and len(teacher.asked) == 9
+    assert teacher.most == MODEL_CONCURRENCY == 4

@@ -8,9 +8,9 @@ costs a few round trips, however many questions it holds:
 2. trainer/fold.py and the judge (trainer/judge.py) decide per question:
    covered by a published entry, joins a fix, or leads a new fix, which the
    teacher answers. Judge and teacher are model calls, made a few at a time;
-3. UpsertEntries, in batches, writes the new fixes and the fixes that gained
-   questions (source `self-healing-feedback`, with provenance), published or
-   proposed per the publish policy;
+3. UpsertEntries, in batches (trainer/writes.py), writes the new fixes and the
+   fixes that gained questions (source `self-healing-feedback`, with
+   provenance), published or proposed per the publish policy;
 4. the page's fixes are recorded (`on_fixes`), then one MarkProcessed marks the
    page with each question's outcome and entry id.
 
@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TypeVar
 
-import grpc
 from opentelemetry import trace
 
 from bot.llm.base import ChatModel, Message
@@ -39,6 +38,7 @@ from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.bot.v1 import bot_service_pb2_grpc as bpb_grpc
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
+from trainer import writes
 from trainer.fold import Fix, Fold, Group, entry_id
 from trainer.judge import Hit, Judge, SimilarityJudge
 
@@ -54,9 +54,6 @@ PROMPT_VERSION = "fix-v1"
 PAGE = 1000
 K = 3
 SEARCHED = [bpb.ENTRY_STATUS_PUBLISHED, bpb.ENTRY_STATUS_PROPOSED]
-# Entries per UpsertEntries: the contract's 500, and well under the 4 MiB message limit.
-UPSERT_ENTRIES = 500
-UPSERT_BYTES = 2 * 1024 * 1024
 # Judge and teacher calls in flight: enough to hide a cloud model's latency,
 # few enough to stay inside its default rate limits.
 MODEL_CONCURRENCY = 4
@@ -127,19 +124,6 @@ async def _few_at_a_time(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T 
                 return error
 
     return list(await asyncio.gather(*(one(call) for call in calls)))
-
-
-def _batches(entries: Sequence[tuple[Group, bpb.KnowledgeEntry]]) -> list[list[tuple[Group, bpb.KnowledgeEntry]]]:
-    batches: list[list[tuple[Group, bpb.KnowledgeEntry]]] = []
-    size = 0
-    for pair in entries:
-        bytes_ = pair[1].ByteSize()
-        if not batches or len(batches[-1]) == UPSERT_ENTRIES or size + bytes_ > UPSERT_BYTES:
-            batches.append([])
-            size = 0
-        batches[-1].append(pair)
-        size += bytes_
-    return batches
 
 
 class _Run:
@@ -213,7 +197,7 @@ class _Run:
                    for group, answer in zip(new, answers) if not isinstance(answer, Exception)]
         changes += [(group, self._grown_entry(group)) for group in fold.groups
                     if group.fix is not None and group.changed]
-        failed = await self._upsert(changes)
+        failed = await writes.upsert(self.knowledge, changes)
         for group, entry in changes:
             if group not in failed:
                 group.fix = self.fixes[entry.entry_id] = Fix(entry, list(group.interaction_ids))
@@ -240,34 +224,6 @@ class _Run:
         del entry.provenance.interaction_ids[:]
         entry.provenance.interaction_ids.extend(group.interaction_ids)
         return entry
-
-    async def _upsert(self, changes: list[tuple[Group, bpb.KnowledgeEntry]]) -> set[Group]:
-        """Writes the entries in batches; returns the groups whose write failed."""
-        failed: set[Group] = set()
-        for batch in _batches(changes):
-            try:
-                await self.knowledge.UpsertEntries(bpb.UpsertEntriesRequest(entries=[entry for _, entry in batch]))
-                continue
-            except Exception as error:  # noqa: BLE001 - one bad fix must not stop the run
-                _log.warning("could not write fixes", extra={"error": f"{type(error).__name__}: {error}"[:300],
-                                                            "entries": len(batch)})
-                refused = isinstance(error, grpc.aio.AioRpcError) and error.code() == grpc.StatusCode.INVALID_ARGUMENT
-            if not refused or len(batch) == 1:
-                failed |= {group for group, _ in batch}
-                continue
-            # One invalid entry fails its whole batch: write them one by one to keep the others.
-            failed |= await self._upsert_each(batch)
-        return failed
-
-    async def _upsert_each(self, batch: list[tuple[Group, bpb.KnowledgeEntry]]) -> set[Group]:
-        failed = set()
-        for group, entry in batch:
-            try:
-                await self.knowledge.UpsertEntries(bpb.UpsertEntriesRequest(entries=[entry]))
-            except Exception as error:  # noqa: BLE001 - recorded as a failed question
-                _log.warning("could not write a fix", extra={"error": f"{type(error).__name__}: {error}"[:300]})
-                failed.add(group)
-        return failed
 
 
 async def run_once(interactions: ipb_grpc.InteractionsServiceStub, knowledge: bpb_grpc.KnowledgeServiceStub,

@@ -1,0 +1,59 @@
+"""Writing a page's fixes to the bot's index: UpsertEntries in batches, and an
+entry the bot refuses fails only its own questions, not its batch's."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable, Sequence
+from typing import TypeVar
+
+import grpc
+
+from mend.bot.v1 import bot_service_pb2 as bpb
+from mend.bot.v1 import bot_service_pb2_grpc as bpb_grpc
+
+_log = logging.getLogger("trainer")
+K = TypeVar("K", bound=Hashable)
+# Entries per UpsertEntries: the contract's 500, and well under the 4 MiB message limit.
+UPSERT_ENTRIES = 500
+UPSERT_BYTES = 2 * 1024 * 1024
+
+
+def batches(changes: Sequence[tuple[K, bpb.KnowledgeEntry]]) -> list[list[tuple[K, bpb.KnowledgeEntry]]]:
+    found: list[list[tuple[K, bpb.KnowledgeEntry]]] = []
+    size = 0
+    for change in changes:
+        change_size = change[1].ByteSize()
+        if not found or len(found[-1]) == UPSERT_ENTRIES or size + change_size > UPSERT_BYTES:
+            found.append([])
+            size = 0
+        found[-1].append(change)
+        size += change_size
+    return found
+
+
+def _failure(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"[:300]
+
+
+async def upsert(knowledge: bpb_grpc.KnowledgeServiceStub, changes: Sequence[tuple[K, bpb.KnowledgeEntry]]) -> set[K]:
+    """Writes each change's entry; returns the keys of those that could not be written."""
+    failed: set[K] = set()
+    for batch in batches(changes):
+        try:
+            await knowledge.UpsertEntries(bpb.UpsertEntriesRequest(entries=[entry for _, entry in batch]))
+            continue
+        except Exception as error:  # noqa: BLE001 - one bad fix must not stop the run
+            _log.warning("could not write fixes", extra={"error": _failure(error), "entries": len(batch)})
+            refused = isinstance(error, grpc.aio.AioRpcError) and error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        if not refused or len(batch) == 1:
+            failed |= {key for key, _ in batch}
+            continue
+        # The bot refuses a whole batch for one invalid entry: one by one, the others get written.
+        for key, entry in batch:
+            try:
+                await knowledge.UpsertEntries(bpb.UpsertEntriesRequest(entries=[entry]))
+            except Exception as error:  # noqa: BLE001 - its questions are marked failed
+                _log.warning("could not write a fix", extra={"error": _failure(error)})
+                failed.add(key)
+    return failed
