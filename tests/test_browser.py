@@ -11,6 +11,7 @@ import json
 import subprocess
 
 from tests.conftest import REPO
+from tests.otlp_receiver import start_receiver
 from tests.test_interactions_process import grpcurl
 from tests.test_mesh import interrupt, mesh_env, start_mesh
 
@@ -18,7 +19,8 @@ PAGE_SCRIPT = REPO / "tests" / "browser" / "chat_page.mjs"
 
 
 async def test_a_customer_chats_sees_sources_and_dislikes_with_a_reason(tmp_path):
-    env = mesh_env(tmp_path)
+    collector, receiver, collector_port = await start_receiver()
+    env = {**mesh_env(tmp_path), "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector_port}"}
     process, lines = await start_mesh(env)
     try:
         url = f"http://127.0.0.1:{env['GATEWAY_PORT']}/"
@@ -52,7 +54,18 @@ async def test_a_customer_chats_sees_sources_and_dislikes_with_a_reason(tmp_path
         assert interaction["feedback_comment"] == comment
     finally:
         code, rest = await interrupt(process)
+        await collector.stop(None)
     assert code == 0, rest
+
+    # One trace per call, started in the browser: the page's trace ids reach
+    # Envoy, the services behind it, and PostgreSQL.
+    def services_in(trace_id: str) -> set[str]:
+        return {service for service, span in receiver.spans if span.trace_id.hex() == trace_id}
+
+    assert {"mend-gateway", "bot"} <= services_in(seen["traceId"])
+    assert {"mend-gateway", "interactions"} <= services_in(seen["feedbackTraceId"])
+    feedback_spans = [span for _, span in receiver.spans if span.trace_id.hex() == seen["feedbackTraceId"]]
+    assert any(span.name.startswith("UPDATE") for span in feedback_spans), [s.name for s in feedback_spans]
     # Ctrl-C stopped Envoy and the page server too.
     for port in (env["GATEWAY_PORT"], env["WEB_PORT"], env["GATEWAY_ADMIN_PORT"]):
         assert subprocess.run(["curl", "-s", "-m", "2", f"http://127.0.0.1:{port}/"]).returncode != 0

@@ -72,6 +72,7 @@ try {
       (selector) => document.querySelector(selector)?.dataset.reasonSent === "true",
       { timeout: 30_000 }, `${bubble} .feedback`);
     result.feedbackStatus = await page.$eval(`${bubble} .feedback-status`, (p) => p.textContent);
+    result.feedbackTraceId = await page.$eval(`${bubble} .feedback`, (g) => g.dataset.traceId ?? "");
   }
 } catch (error) {
   result.error = String(error);

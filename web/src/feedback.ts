@@ -2,7 +2,7 @@
 // even if the reason is never sent); the optional reason then replaces it,
 // which is safe because a second vote on an interaction replaces the first.
 import { FeedbackReason, Rating } from "./gen/mend/interactions/v1/interactions_service_pb";
-import { interactions } from "./api";
+import { interactions, lastTraceId } from "./api";
 import { el } from "./dom";
 import { plainWords } from "./errors";
 
@@ -35,6 +35,7 @@ export function feedbackControls(interactionId: string): HTMLElement {
     status.textContent = "Saving\u2026";
     try {
       await interactions.submitFeedback({ interactionId, rating, ...details });
+      group.dataset.traceId = lastTraceId;
       status.textContent = thanks;
       group.dataset.rating = rating === Rating.LIKE ? "like" : "dislike";
       like.setAttribute("aria-pressed", String(rating === Rating.LIKE));
