@@ -1,9 +1,13 @@
-"""Benchmark of one trainer run: `python -m bench.trainer_bench [--interactions N]`.
+"""Benchmark of one trainer run: `python -m bench.trainer_bench [--interactions N] [--runs R]`.
 
-N disliked, unprocessed interactions (distinct questions, loaded with SQL), the
-real interactions service and the real knowledge index (pgvector, MiniLM) in
-this process, and a fast teacher double: wall time of `run_once` and the
-number of RPCs it made, by method. Results: bench/results/trainer.json.
+N disliked, unprocessed interactions (distinct questions from 70 templates,
+loaded with SQL), the real interactions service and the real knowledge index
+(pgvector, MiniLM) in this process, and a teacher double that answers at once:
+wall time of `run_once`, the RPCs it made and how long it waited on each
+method, where the bot's time went (embedding), and the machine's load
+average, since other work on the machine skews the numbers. Each of the R runs
+starts from a fresh database. Results: bench/results/trainer.json for N=10,000,
+bench/results/trainer_N.json otherwise.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import statistics
 import tempfile
 import time
 from collections import Counter
@@ -34,7 +40,7 @@ from mendkit.page_tokens import PageTokens
 from mendkit.server import Registration, start_server
 from trainer.loop import Policy, run_once
 
-RESULTS = Path(__file__).resolve().parent / "results" / "trainer.json"
+RESULTS = Path(__file__).resolve().parent / "results"
 TOPICS = ["tent", "backpack", "jacket", "boots", "stove", "sleeping bag", "headlamp", "gift card", "parcel", "order"]
 ASKS = ["Can I rent a {}", "Do you repair a {}", "Is there a discount on a {}", "How heavy is the {}",
         "What colour options for the {}", "Is the {} in stock in Norway", "Can I engrave a {}"]
@@ -43,8 +49,30 @@ ASKS = ["Can I rent a {}", "Do you repair a {}", "Is there a discount on a {}", 
 class FastTeacher:
     model_id = "fast-double"
 
+    def __init__(self) -> None:
+        self.calls = 0
+
     async def stream(self, messages, max_tokens):  # noqa: ANN001, ANN201
+        self.calls += 1
         yield "A fixed improved answer for benchmarking."
+
+
+class TimedEmbedder:
+    """The embedder, timed: what the bot spent embedding (texts its memory did not hold)."""
+
+    def __init__(self, inner: LocalMiniLM) -> None:
+        self.inner = inner
+        self.model_id, self.dimension = inner.model_id, inner.dimension
+        self.texts = 0
+        self.seconds = 0.0
+
+    async def embed(self, texts):  # noqa: ANN001, ANN201
+        started = time.perf_counter()
+        try:
+            return await self.inner.embed(texts)
+        finally:
+            self.texts += len(texts)
+            self.seconds += time.perf_counter() - started
 
 
 class CountCalls(grpc.aio.UnaryUnaryClientInterceptor):
@@ -64,7 +92,8 @@ class CountCalls(grpc.aio.UnaryUnaryClientInterceptor):
         return call
 
 
-async def main(count: int) -> dict:
+async def main(count: int, workers: int) -> dict:
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="mend-trainer-bench-") as home:
         server = EmbeddedPostgres(home=Path(home), port=54393)
         url = await asyncio.to_thread(server.start)
@@ -78,7 +107,7 @@ async def main(count: int) -> dict:
             await pool.execute(
                 """INSERT INTO interactions (interaction_id, user_query, bot_response, feedback, feedback_time)
                    SELECT gen_random_uuid(), q, 'I don''t know.', -1, now() FROM unnest($1::text[]) AS q""", questions)
-            embedder = LocalMiniLM()
+            embedder = TimedEmbedder(LocalMiniLM(workers=workers))
             store = PgVectorStore(pool, embedder.model_id, embedder.dimension)
             await store.prepare()
             running = await start_server([
@@ -86,12 +115,14 @@ async def main(count: int) -> dict:
                              ipb_grpc.add_InteractionsServiceServicer_to_server, SERVICE_NAME),
                 Registration(KnowledgeService(Knowledge(pool, store, embedder), PageTokens(b"bench-page-token-secret")),
                              bpb_grpc.add_KnowledgeServiceServicer_to_server, KNOWLEDGE_SERVICE)], "127.0.0.1:0")
-            counter = CountCalls()
+            counter, teacher = CountCalls(), FastTeacher()
             async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}", interceptors=[counter]) as channel:
                 started = time.perf_counter()
                 counts = await run_once(ipb_grpc.InteractionsServiceStub(channel), bpb_grpc.KnowledgeServiceStub(channel),
-                                        FastTeacher(), Policy(5, "review", 0.8, 0.8))
+                                        teacher, Policy(5, "review", 0.8, 0.8))
                 wall = time.perf_counter() - started
+            fixes = await pool.fetchval("SELECT count(*) FROM knowledge_entries WHERE source = 'self-healing-feedback'")
+            keys = await pool.fetchval("SELECT count(*) FROM knowledge_vectors")
             await running.stop(0)
             await pool.close()
         finally:
@@ -99,13 +130,30 @@ async def main(count: int) -> dict:
     return {"interactions": count, "wall_s": round(wall, 1), "per_interaction_ms": round(wall / count * 1000, 1),
             "rpcs": dict(counter.calls), "rpcs_total": sum(counter.calls.values()),
             "rpc_wait_s": {method: round(seconds, 1) for method, seconds in counter.seconds.items()},
-            "counts": vars(counts)}
+            "bot_embedding": {"texts": embedder.texts, "seconds": round(embedder.seconds, 1), "workers": workers},
+            "counts": vars(counts), "fixes": fixes, "keys_indexed": keys, "teacher_calls": teacher.calls,
+            "machine": {"cpus": os.cpu_count(), "load_avg_1m_before": round(load_before[0], 2),
+                        "load_avg_1m_after": round(os.getloadavg()[0], 2)}}
+
+
+def run(count: int, runs: int, workers: int) -> dict:
+    results = []
+    for _ in range(runs):
+        results.append(asyncio.run(main(count, workers)))
+        print(json.dumps(results[-1]), flush=True)
+    walls = [r["wall_s"] for r in results]
+    return {"interactions": count, "runs": runs, "wall_s_median": statistics.median(walls),
+            "wall_s_min": min(walls), "wall_s_max": max(walls), "results": results}
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--interactions", type=int, default=10_000)
-    result = asyncio.run(main(parser.parse_args().interactions))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--embed-workers", type=int, default=2, help="LocalMiniLM workers (its default: 2)")
+    args = parser.parse_args()
+    summary = run(args.interactions, args.runs, args.embed_workers)
+    path = RESULTS / ("trainer.json" if args.interactions == 10_000 else f"trainer_{args.interactions}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in summary.items() if k != "results"}, indent=2))
