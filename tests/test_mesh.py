@@ -39,7 +39,10 @@ def mesh_env(home) -> dict[str, str]:
     """Every port the mesh opens, free, and a home of its own."""
     ports = ("MEND_PG_PORT", "INTERACTIONS_PORT", "BOT_PORT", "TRAINER_PORT", "WEB_PORT", "GATEWAY_PORT",
              "GATEWAY_ADMIN_PORT")
-    return {"MEND_HOME": str(home), **{name: str(free_port()) for name in ports}}
+    chosen: set[int] = set()
+    while len(chosen) < len(ports):  # the OS may hand the same free port out twice
+        chosen.add(free_port())
+    return {"MEND_HOME": str(home), **{name: str(port) for name, port in zip(ports, sorted(chosen))}}
 
 
 async def test_mesh_comes_up_stops_cleanly_and_reuses_data(tmp_path):
