@@ -18,6 +18,14 @@ import httpx
 from tests.conftest import REPO, free_port
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports (the OS may hand the same free port out twice)."""
+    chosen: set[int] = set()
+    while len(chosen) < count:
+        chosen.add(free_port())
+    return sorted(chosen)
+
+
 @dataclass
 class Edge:
     port: int
@@ -64,7 +72,7 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
 async def running_edge(home: Path, *, bot: str, interactions: str, **settings: str) -> AsyncIterator[Edge]:
     """Envoy + the page server. `settings` are extra environment variables
     (GATEWAY_RATE_LIMIT_PER_SECOND=..., OTEL_EXPORTER_OTLP_ENDPOINT=...)."""
-    web_port, port, admin_port = free_port(), free_port(), free_port()
+    web_port, port, admin_port = free_ports(3)
     env = {**os.environ, "MEND_HOME": str(home), "WEB_PORT": str(web_port), "WEB_ADDR": f"127.0.0.1:{web_port}",
            "GATEWAY_PORT": str(port), "GATEWAY_ADMIN_PORT": str(admin_port), "BOT_ADDR": bot,
            "INTERACTIONS_ADDR": interactions, "OTEL_EXPORTER_OTLP_ENDPOINT": "", **settings}

@@ -11,7 +11,8 @@ import signal
 import socket
 import subprocess
 
-from tests.conftest import PYTHON, REPO, free_port
+from tests.conftest import PYTHON, REPO
+from tests.edge import free_ports
 from tests.test_interactions_process import grpcurl
 
 
@@ -39,10 +40,7 @@ def mesh_env(home) -> dict[str, str]:
     """Every port the mesh opens, free, and a home of its own."""
     ports = ("MEND_PG_PORT", "INTERACTIONS_PORT", "BOT_PORT", "TRAINER_PORT", "WEB_PORT", "GATEWAY_PORT",
              "GATEWAY_ADMIN_PORT")
-    chosen: set[int] = set()
-    while len(chosen) < len(ports):  # the OS may hand the same free port out twice
-        chosen.add(free_port())
-    return {"MEND_HOME": str(home), **{name: str(port) for name, port in zip(ports, sorted(chosen))}}
+    return {"MEND_HOME": str(home), **{name: str(port) for name, port in zip(ports, free_ports(len(ports)))}}
 
 
 async def test_mesh_comes_up_stops_cleanly_and_reuses_data(tmp_path):
