@@ -8,10 +8,12 @@ paths in the same run, so that drift on the machine hits all three alike:
 
   direct          gRPC straight to the service (grpc.aio)
   envoy gRPC      gRPC through Envoy (the same grpc.aio client)
-  envoy gRPC-web  gRPC-web through Envoy, as the browser does (httpx, HTTP/1.1 keep-alive)
+  envoy gRPC-web  gRPC-web through Envoy, as the browser does, from httpx (HTTP/1.1 keep-alive)
+  envoy gRPC-web, lean client   the same bytes from a minimal asyncio HTTP/1.1 client
 
-"Envoy gRPC minus direct" is the hop itself; the gRPC-web path also includes
-the different client. Results: bench/results/gateway.json, docs/benchmarks.md.
+"Envoy gRPC minus direct" is the hop itself. The gRPC-web paths also carry a
+different client than grpc's C core: httpx is a full-featured Python client,
+so the lean client shows how much of its number is Envoy and how much is httpx. Results: bench/results/gateway.json, docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -39,6 +41,40 @@ RESULTS = REPO / "bench" / "results" / "gateway.json"
 FEEDBACK = "/mend.interactions.v1.InteractionsService/SubmitFeedback"
 
 
+class LeanGrpcWebClient:
+    """One keep-alive HTTP/1.1 connection, the request written in one piece and
+    the response read by Content-Length or chunks: as little Python as a
+    gRPC-web call can cost."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+
+    async def __aenter__(self) -> "LeanGrpcWebClient":
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.writer.close()
+
+    async def call(self, method: str, request: bytes) -> grpc_web.Reply:
+        body = grpc_web.frame(request)
+        self.writer.write((f"POST {method} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\n"
+                           f"content-type: {grpc_web.CONTENT_TYPE}\r\nx-grpc-web: 1\r\n"
+                           f"content-length: {len(body)}\r\n\r\n").encode() + body)
+        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        status = int(head[0].split()[1])
+        headers = httpx.Headers([tuple(part.strip() for part in line.split(":", 1)) for line in head[1:] if line])
+        if "content-length" in headers:
+            content = await self.reader.readexactly(int(headers["content-length"]))
+        else:  # chunked
+            content = b""
+            while size := int((await self.reader.readuntil(b"\r\n")).strip(), 16):
+                content += await self.reader.readexactly(size)
+                await self.reader.readexactly(2)
+            await self.reader.readexactly(2)
+        return grpc_web.parse(content, status, headers)
+
+
 def summary(seconds: list[float]) -> dict[str, float]:
     ordered = sorted(seconds)
     return {"calls": len(ordered), "p50_ms": round(percentile(ordered, 0.50) * 1000, 3),
@@ -48,7 +84,8 @@ def summary(seconds: list[float]) -> dict[str, float]:
 async def measure(direct_address: str, edge_url: str, edge_address: str, calls: int, warmup: int) -> dict:
     interaction_id = str(uuid.uuid4())
     async with grpc.aio.insecure_channel(direct_address) as direct_channel, \
-            grpc.aio.insecure_channel(edge_address) as edge_channel, httpx.AsyncClient() as web:
+            grpc.aio.insecure_channel(edge_address) as edge_channel, httpx.AsyncClient() as web, \
+            LeanGrpcWebClient(*edge_address.split(":")) as lean:
         direct = pb_grpc.InteractionsServiceStub(direct_channel)
         through_envoy = pb_grpc.InteractionsServiceStub(edge_channel)
         await direct.CreateInteraction(pb.CreateInteractionRequest(interaction=pb.Interaction(
@@ -60,10 +97,16 @@ async def measure(direct_address: str, edge_url: str, edge_address: str, calls: 
             if reply.grpc_status != 0:
                 raise RuntimeError(f"gRPC-web call failed: {reply.grpc_status} {reply.grpc_message}")
 
+        async def via_lean() -> None:
+            reply = await lean.call(FEEDBACK, request.SerializeToString())
+            if reply.grpc_status != 0:
+                raise RuntimeError(f"gRPC-web call failed: {reply.grpc_status} {reply.grpc_message}")
+
         paths = {
             "direct": lambda: direct.SubmitFeedback(request, timeout=10),
             "envoy gRPC": lambda: through_envoy.SubmitFeedback(request, timeout=10),
             "envoy gRPC-web": via_web,
+            "envoy gRPC-web, lean client": via_lean,
         }
         timings: dict[str, list[float]] = {name: [] for name in paths}
         for round_number in range(warmup + calls):
@@ -75,7 +118,7 @@ async def measure(direct_address: str, edge_url: str, edge_address: str, calls: 
             if round_number and round_number % 1000 == 0:
                 print(f"gateway bench: {round_number}/{warmup + calls} rounds", flush=True)
     results = {name: summary(values) for name, values in timings.items()}
-    for name in ("envoy gRPC", "envoy gRPC-web"):
+    for name in ("envoy gRPC", "envoy gRPC-web", "envoy gRPC-web, lean client"):
         results[name]["added_p50_ms"] = round(results[name]["p50_ms"] - results["direct"]["p50_ms"], 3)
         results[name]["added_p99_ms"] = round(results[name]["p99_ms"] - results["direct"]["p99_ms"], 3)
     return results
