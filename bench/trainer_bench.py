@@ -92,6 +92,19 @@ class CountCalls(grpc.aio.UnaryUnaryClientInterceptor):
         return call
 
 
+class TimedStore(PgVectorStore):
+    """The pgvector store, with the time its batch searches took."""
+
+    search_seconds = 0.0
+
+    async def search_many(self, queries):  # noqa: ANN001, ANN201
+        started = time.perf_counter()
+        try:
+            return await super().search_many(queries)
+        finally:
+            self.search_seconds += time.perf_counter() - started
+
+
 async def main(count: int, workers: int) -> dict:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="mend-trainer-bench-") as home:
@@ -108,7 +121,7 @@ async def main(count: int, workers: int) -> dict:
                 """INSERT INTO interactions (interaction_id, user_query, bot_response, feedback, feedback_time)
                    SELECT gen_random_uuid(), q, 'I don''t know.', -1, now() FROM unnest($1::text[]) AS q""", questions)
             embedder = TimedEmbedder(LocalMiniLM(workers=workers))
-            store = PgVectorStore(pool, embedder.model_id, embedder.dimension)
+            store = TimedStore(pool, embedder.model_id, embedder.dimension)
             await store.prepare()
             running = await start_server([
                 Registration(InteractionsService(pool, PageTokens(b"bench-page-token-secret")),
@@ -131,6 +144,7 @@ async def main(count: int, workers: int) -> dict:
             "rpcs": dict(counter.calls), "rpcs_total": sum(counter.calls.values()),
             "rpc_wait_s": {method: round(seconds, 1) for method, seconds in counter.seconds.items()},
             "bot_embedding": {"texts": embedder.texts, "seconds": round(embedder.seconds, 1), "workers": workers},
+            "bot_vector_search_s": round(store.search_seconds, 1),
             "counts": vars(counts), "fixes": fixes, "keys_indexed": keys, "teacher_calls": teacher.calls,
             "machine": {"cpus": os.cpu_count(), "load_avg_1m_before": round(load_before[0], 2),
                         "load_avg_1m_after": round(os.getloadavg()[0], 2)}}
