@@ -3,6 +3,7 @@
 // Prints one JSON object with what it observed; the pytest side asserts.
 //
 //   node tests/browser/chat_page.mjs converse URL QUESTION COMMENT
+//   node tests/browser/chat_page.mjs ask URL QUESTION       (no rating)
 //   node tests/browser/chat_page.mjs fail URL QUESTION
 import puppeteer from "puppeteer-core";
 
@@ -47,6 +48,7 @@ try {
     grounded: li.dataset.grounded ?? "",
     chunks: Number(li.dataset.chunks ?? 0),
     sources: Array.from(li.querySelectorAll(".sources li"), (s) => s.textContent),
+    sourceIds: Array.from(li.querySelectorAll(".sources li"), (s) => s.dataset.entryId),
     hasRetry: Boolean(li.querySelector("button.retry")),
   })));
   result.overflowsPhone = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
