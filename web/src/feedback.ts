@@ -17,8 +17,8 @@ const REASONS: [FeedbackReason, string][] = [
 ];
 
 export function feedbackControls(interactionId: string): HTMLElement {
-  const like = el("button", { type: "button", class: "like", "aria-pressed": "false" }, "\u{1F44D} Helpful");
-  const dislike = el("button", { type: "button", class: "dislike", "aria-pressed": "false" }, "\u{1F44E} Not helpful");
+  const like = el("button", { type: "button", class: "like", "aria-pressed": "false" }, "Helpful");
+  const dislike = el("button", { type: "button", class: "dislike", "aria-pressed": "false" }, "Not helpful");
   const status = el("p", { class: "feedback-status", role: "status", "aria-live": "polite" });
   const reason = el("select", { name: "reason" },
     ...REASONS.map(([value, label]) => el("option", { value: String(value) }, label)));
@@ -28,7 +28,7 @@ export function feedbackControls(interactionId: string): HTMLElement {
     el("label", {}, "Anything else we should know? (optional) ", comment),
     el("button", { type: "submit" }, "Send feedback"));
   const group = el("div", { class: "feedback", role: "group", "aria-label": "Rate this answer" },
-    like, dislike, form, status);
+    like, dislike, status, form);
 
   async function rate(rating: Rating, thanks: string, details: Partial<{ reason: FeedbackReason; comment: string }> = {}) {
     status.classList.remove("error");
