@@ -194,8 +194,8 @@ BAD_VALUES = {
     "fill interval in milliseconds": ("gateway:\n  rateLimit:\n    fillInterval: 100ms\n",
                                       "/gateway/rateLimit/fillInterval"),
     "a secret among the plain settings": ("config:\n  extra:\n    PINECONE_API_KEY: key\n", "PINECONE_API_KEY"),
-    "migrating a service without a migrate command": (
-        "migrations:\n  components: [interactions, trainer]\n", "/migrations/components/1"),
+    "migrating a component that has no database": (
+        "migrations:\n  components: [interactions, gateway]\n", "/migrations/components/1"),
     "sampling above 100 percent": ("telemetry:\n  gatewaySamplingPercent: 150\n", "/telemetry/gatewaySamplingPercent"),
     "required value removed": ("config:\n  llm: null\n", "llm"),
 }
@@ -347,7 +347,8 @@ def test_migrations_run_as_a_hook_before_install_and_upgrade(chart: helm.Chart) 
     assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"]
     pod = job["spec"]["template"]["spec"]
     commands = [c["command"] for c in containers(pod)]
-    assert commands == [["python", "-m", "interactions", "migrate"], ["python", "-m", "bot", "migrate"]]
+    assert commands == [["python", "-m", "interactions", "migrate"], ["python", "-m", "bot", "migrate"],
+                        ["python", "-m", "trainer", "migrate"]]
     # Pre-install: the chart's ServiceAccount and ConfigMap do not exist yet.
     assert "serviceAccountName" not in pod and pod["automountServiceAccountToken"] is False
     assert all("envFrom" not in c for c in containers(pod))
@@ -360,7 +361,7 @@ def test_every_command_the_chart_runs_exists() -> None:
     """`python -m <service> <command>` for every command the chart uses, checked
     against each service's own argument parser."""
     used = {("interactions", "serve"), ("interactions", "migrate"), ("bot", "serve"), ("bot", "migrate"),
-            ("bot", "ingest"), ("trainer", "serve"), ("trainer", "run")}
+            ("bot", "ingest"), ("trainer", "serve"), ("trainer", "run"), ("trainer", "migrate")}
     for module in sorted({m for m, _ in used}):
         usage = subprocess.run([sys.executable, "-m", module, "--help"], cwd=REPO, capture_output=True,
                                text=True, timeout=120, check=True).stdout

@@ -171,6 +171,56 @@ async def test_the_job_command_reports_its_counts_and_fails_with_status_1(intera
     code, output = await job({"MEND_PUBLISH_POLICY": "auto"})
     assert code == 2 and "MEND_PUBLISH_POLICY=auto needs a cloud teacher" in output
 
+    # An admin's run holds the lock: the scheduled run steps aside and succeeds.
+    import asyncpg
+
+    from trainer.runs import RUN_LOCK
+
+    holder = await asyncpg.connect(database_url)
+    try:
+        assert await holder.fetchval("SELECT pg_try_advisory_lock($1)", RUN_LOCK)
+        code, output = await job({"DATABASE_URL": database_url, "INTERACTIONS_ADDR": interactions_address,
+                                  "BOT_ADDR": knowledge_address})
+    finally:
+        await holder.close()
+    assert code == 0, output
+    assert "trainer: skipped: another trainer run is in progress" in output
+
+
+async def test_the_migrate_command_migrates_a_new_database_without_loading_models(postgres_server, tmp_path):
+    import os
+    import subprocess
+
+    import asyncpg
+
+    from mendkit.embedded_postgres import ensure_database
+    from tests.conftest import PYTHON, REPO
+
+    url = postgres_server.rsplit("/", 1)[0] + f"/mend_trainer_migrate_{os.getpid()}"
+    await ensure_database(url)
+    # A chat model that cannot load: `migrate` must not need one.
+    env = {**os.environ, "DATABASE_URL": url, "MEND_LLM": "openai", "OPENAI_BASE_URL": "http://127.0.0.1:9"}
+
+    def migrate() -> subprocess.CompletedProcess:
+        return subprocess.run([PYTHON, "-m", "trainer", "migrate"], env=env, cwd=REPO, capture_output=True,
+                              text=True, timeout=120)
+
+    first, second = migrate(), migrate()
+    assert first.returncode == 0, first.stderr
+    assert "applied" in first.stdout and "migration(s)" in first.stdout
+    assert second.returncode == 0 and "database is up to date" in second.stdout
+    connection = await asyncpg.connect(url)
+    try:
+        tables = {r["tablename"] for r in await connection.fetch("SELECT tablename FROM pg_tables")}
+    finally:
+        await connection.close()
+    assert {"trainer_runs", "trainer_fixes"} <= tables
+    admin = await asyncpg.connect(postgres_server)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "mend_trainer_migrate_{os.getpid()}"')
+    finally:
+        await admin.close()
+
 
 class YesNo:
     """A judge model double that says `reply` and records what it was shown."""

@@ -1,6 +1,8 @@
-"""`python -m trainer [serve|run|migrate]`: the TrainerService admin server,
-or one run of the self-healing loop as the scheduled Job runs it (exit status
-0 when the run finished, even with nothing to do; 1 when it failed)."""
+"""`python -m trainer [serve|run|migrate]`: the TrainerService admin server;
+one run of the self-healing loop as the scheduled Job runs it (exit status 0
+when the run finished, even with nothing to do or when another run already
+holds the lock; 1 when it failed); or the trainer's database migrations alone
+(what the Helm hook runs, without loading any model)."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from mend.trainer.v1 import trainer_service_pb2_grpc as tpb_grpc
 from mendkit import clients, database, migrations
 from mendkit.embedded_postgres import database_url_or_embedded
 from mendkit.entrypoint import run_command
+from mendkit.errors import FailedPrecondition
 from mendkit.page_tokens import PageTokens
 from mendkit.server import Registration, serve_until_signalled
 from trainer.loop import Policy
@@ -92,7 +95,14 @@ async def open_trainer(settings: Settings) -> AsyncIterator[Trainer]:
 
 async def run(settings: Settings) -> int:
     async with open_trainer(settings) as trainer:
-        row, task = await trainer.start(uuid.uuid4(), "schedule", force=False)
+        try:
+            row, task = await trainer.start(uuid.uuid4(), "schedule", force=False)
+        except FailedPrecondition as busy:
+            # Another run (one started by an admin, say) is already working
+            # through the same queue; this schedule's work is being done, so
+            # the Job succeeded rather than failing and being retried.
+            print(f"trainer: skipped: {busy}")
+            return 0
         if task is not None:
             await task
         row = await trainer.get_run(row["run_id"])
@@ -111,11 +121,20 @@ async def serve(settings: Settings) -> int:
     return 0
 
 
+async def migrate(settings: Settings) -> int:
+    await migrations.migrate_command(settings.database_url, settings.home, settings.embedded_pg_port,
+                                     "trainer", MIGRATIONS)
+    return 0
+
+
+COMMANDS = {"serve": serve, "run": run, "migrate": migrate}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__)
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "run"])
+    parser.add_argument("command", nargs="?", default="serve", choices=list(COMMANDS))
     args = parser.parse_args(argv)
-    return run_command("trainer", Settings.from_env, run if args.command == "run" else serve)
+    return run_command("trainer", Settings.from_env, COMMANDS[args.command])
 
 
 if __name__ == "__main__":
