@@ -124,3 +124,22 @@ async def test_the_bot_heals_a_disliked_question(mesh):
     assert after["state"] == "done" and after["grounded"] == "true"
     assert after["sourceIds"][0] == fix["entry_id"]
     assert any(word in after["answer"].lower() for word in ("rent", "hire", "kayak")), after["answer"]
+
+    # The person undoes the fix through grpcurl: the entry leaves the index, the
+    # interaction is marked rolled back, and the paraphrase is no longer answered from it.
+    def refused(body: dict) -> str:
+        reply = grpcurl(int(env["TRAINER_PORT"]), "-d", json.dumps(body), "mend.trainer.v1.TrainerService/RollbackFix")
+        assert reply.returncode != 0
+        return reply.stderr
+
+    assert "NotFound" in refused({"fix_id": "not-a-fix", "reviewer": "browser-test"})
+    unsigned = refused({"fix_id": fix["fix_id"]})
+    assert "InvalidArgument" in unsigned and "reviewer" in unsigned
+    rolled = admin(env, "trainer", "mend.trainer.v1.TrainerService/RollbackFix",
+                   {"fix_id": fix["fix_id"], "reviewer": "browser-test", "note": "undo in the test"})["fix"]
+    assert rolled["state"] == "FIX_STATE_ROLLED_BACK"
+    interaction = admin(env, "interactions", "mend.interactions.v1.InteractionsService/GetInteraction",
+                        {"interaction_id": before["interactionId"]})["interaction"]
+    assert interaction.get("training_outcome") == "TRAINING_OUTCOME_ROLLED_BACK", interaction
+    again = admin(env, "bot", "mend.bot.v1.ChatService/Chat", {"query": "Can I hire a kayak from you?"})
+    assert fix["entry_id"] not in [source["entry_id"] for source in again.get("sources", [])], again

@@ -57,7 +57,7 @@ async def test_approve_with_an_edited_answer_publishes_it(trainer_setup, interac
     assert (await processed(interactions))[fix.interaction_ids[0]].training_outcome == ipb.TRAINING_OUTCOME_FIXED
     hits = (await knowledge.SearchKnowledge(bpb.SearchKnowledgeRequest(query="Can I hire a tent?", k=1))).hits
     assert hits[0].entry.entry_id == fix.entry_id
-    await expect_status(stub.ApproveFix(pb.ApproveFixRequest(fix_id=fix.fix_id)),
+    await expect_status(stub.ApproveFix(pb.ApproveFixRequest(fix_id=fix.fix_id, reviewer="ana")),
                         grpc.StatusCode.FAILED_PRECONDITION, "published")
 
 
@@ -66,17 +66,17 @@ async def test_reject_and_rollback_take_the_entry_out_of_the_index(trainer_setup
     _, fixes, _ = await run_with_fixes(stub, trainer, interactions)
     rejected, rolled = fixes
     await stub.RejectFix(pb.RejectFixRequest(fix_id=rejected.fix_id, reviewer="ana"))
-    await stub.ApproveFix(pb.ApproveFixRequest(fix_id=rolled.fix_id))
-    undone = (await stub.RollbackFix(pb.RollbackFixRequest(fix_id=rolled.fix_id, note="wrong price"))).fix
+    await stub.ApproveFix(pb.ApproveFixRequest(fix_id=rolled.fix_id, reviewer="ana"))
+    undone = (await stub.RollbackFix(pb.RollbackFixRequest(fix_id=rolled.fix_id, reviewer="ana", note="wrong price"))).fix
     assert undone.state == pb.FIX_STATE_ROLLED_BACK and undone.review_note == "wrong price"
     for fix in (rejected, rolled):
         await expect_status(knowledge.GetEntry(bpb.GetEntryRequest(entry_id=fix.entry_id)), grpc.StatusCode.NOT_FOUND)
     stored = await processed(interactions)
     assert stored[rejected.interaction_ids[0]].training_outcome == ipb.TRAINING_OUTCOME_REJECTED
     assert stored[rolled.interaction_ids[0]].training_outcome == ipb.TRAINING_OUTCOME_ROLLED_BACK
-    await expect_status(stub.RollbackFix(pb.RollbackFixRequest(fix_id=rolled.fix_id)),
+    await expect_status(stub.RollbackFix(pb.RollbackFixRequest(fix_id=rolled.fix_id, reviewer="ana")),
                         grpc.StatusCode.FAILED_PRECONDITION, "rolled_back")
-    await expect_status(stub.RejectFix(pb.RejectFixRequest(fix_id=rejected.fix_id)),
+    await expect_status(stub.RejectFix(pb.RejectFixRequest(fix_id=rejected.fix_id, reviewer="ana")),
                         grpc.StatusCode.FAILED_PRECONDITION, "rejected")
 
 
@@ -127,6 +127,10 @@ async def test_bad_admin_input(trainer_setup):
     await expect_status(stub.GetRun(pb.GetRunRequest(run_id=missing)), grpc.StatusCode.NOT_FOUND, missing)
     await expect_status(stub.GetFix(pb.GetFixRequest(fix_id="fix-unknown")), grpc.StatusCode.NOT_FOUND, "fix-unknown")
     await expect_status(stub.ApproveFix(pb.ApproveFixRequest()), grpc.StatusCode.INVALID_ARGUMENT, "fix_id")
+    for unsigned in (stub.ApproveFix(pb.ApproveFixRequest(fix_id="fix-unknown")),
+                     stub.RejectFix(pb.RejectFixRequest(fix_id="fix-unknown", reviewer=" ")),
+                     stub.RollbackFix(pb.RollbackFixRequest(fix_id="fix-unknown"))):
+        await expect_status(unsigned, grpc.StatusCode.INVALID_ARGUMENT, "reviewer")
     await expect_status(stub.ListFixes(pb.ListFixesRequest(page_size=5000)), grpc.StatusCode.INVALID_ARGUMENT,
                         "page_size")
     await expect_status(stub.ListRuns(pb.ListRunsRequest(state=42)), grpc.StatusCode.INVALID_ARGUMENT, "state")

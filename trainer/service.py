@@ -114,18 +114,18 @@ class TrainerService(pb_grpc.TrainerServiceServicer):
     async def ApproveFix(self, request: pb.ApproveFixRequest, context: object) -> pb.ApproveFixResponse:
         answer = validation.text("answer", request.answer, max_chars=32_000)
         row = await self._trainer.review(_fix_id(request.fix_id), "approve",
-                                         validation.text("reviewer", request.reviewer, max_chars=128),
+                                         validation.text("reviewer", request.reviewer, max_chars=128, required=True),
                                          validation.text("note", request.note, max_chars=MAX_TEXT), answer)
         return pb.ApproveFixResponse(fix=fix_message(row))
 
     async def RejectFix(self, request: pb.RejectFixRequest, context: object) -> pb.RejectFixResponse:
         row = await self._trainer.review(_fix_id(request.fix_id), "reject",
-                                         validation.text("reviewer", request.reviewer, max_chars=128),
+                                         validation.text("reviewer", request.reviewer, max_chars=128, required=True),
                                          validation.text("note", request.note, max_chars=MAX_TEXT))
         return pb.RejectFixResponse(fix=fix_message(row))
 
     async def RollbackFix(self, request: pb.RollbackFixRequest, context: object) -> pb.RollbackFixResponse:
         row = await self._trainer.review(_fix_id(request.fix_id), "rollback",
-                                         validation.text("reviewer", request.reviewer, max_chars=128),
+                                         validation.text("reviewer", request.reviewer, max_chars=128, required=True),
                                          validation.text("note", request.note, max_chars=MAX_TEXT))
         return pb.RollbackFixResponse(fix=fix_message(row))
