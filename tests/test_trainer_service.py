@@ -138,3 +138,43 @@ async def test_bad_admin_input(trainer_setup):
                         "page_token")
     await expect_status(stub.StartRun(pb.StartRunRequest(request_id="x")), grpc.StatusCode.INVALID_ARGUMENT,
                         "request_id")
+
+
+class PausingTeacher(Teacher):
+    """Answers at once, except for `question`, which waits for `release`."""
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+        self.release = asyncio.Event()
+
+    async def stream(self, messages, max_tokens):  # noqa: ANN001, ANN201
+        if self.question in messages[-1].content:
+            await self.release.wait()
+        async for piece in super().stream(messages, max_tokens):
+            yield piece
+
+
+async def test_a_running_run_shows_its_progress_page_by_page(trainer_setup, interactions, monkeypatch, caplog):
+    from trainer import loop
+
+    stub, trainer = trainer_setup
+    monkeypatch.setattr(loop, "PAGE", 2)
+    trainer.teacher = PausingTeacher("Do you repair zips on jackets?")
+    await dislike(interactions, "Do you rent out tents?", "Do you sell gift cards?", "Do you repair zips on jackets?")
+    with caplog.at_level("INFO", logger="trainer"):
+        run_id = (await stub.StartRun(pb.StartRunRequest())).run.run_id
+        for _ in range(300):
+            run = (await stub.GetRun(pb.GetRunRequest(run_id=run_id))).run
+            if run.counts.read:
+                break
+            await asyncio.sleep(0.05)
+        # The first page is done and on record; the second waits on the teacher.
+        assert run.state == pb.RUN_STATE_RUNNING
+        assert (run.counts.read, run.counts.proposed) == (2, 2)
+        trainer.teacher.release.set()
+        run = await finished(stub, run_id)
+    assert (run.counts.read, run.counts.proposed) == (3, 3)
+    pages = [r.getMessage() for r in caplog.records if r.getMessage().startswith("page ")]
+    assert pages == ["page 1 done: read 2, covered 0, fixed 0, proposed 2, failed 0",
+                     "page 2 done: read 3, covered 0, fixed 0, proposed 3, failed 0"]

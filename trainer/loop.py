@@ -229,9 +229,12 @@ class _Run:
 async def run_once(interactions: ipb_grpc.InteractionsServiceStub, knowledge: bpb_grpc.KnowledgeServiceStub,
                    teacher: ChatModel, policy: Policy, run_id: str | None = None,
                    on_fixes: Callable[[list[Fix]], Awaitable[None]] | None = None,
-                   judge: Judge | None = None) -> Counts:
+                   judge: Judge | None = None,
+                   on_progress: Callable[[Counts], Awaitable[None]] | None = None) -> Counts:
     """One run. `on_fixes` records a page's fixes before any of its interactions is
-    marked, so that every marked interaction's fix is on record for review and undo."""
+    marked, so that every marked interaction's fix is on record for review and undo.
+    After each page the counts so far are logged and passed to `on_progress`: a
+    large run takes minutes, and its Job log and GetRun show how far it is."""
     run = _Run(interactions, knowledge, teacher, judge or SimilarityJudge(policy.covered_similarity), policy,
                run_id or str(uuid.uuid4()), on_fixes)
     counts = run.counts
@@ -250,11 +253,23 @@ async def run_once(interactions: ipb_grpc.InteractionsServiceStub, knowledge: bp
             _log.info("below the feedback threshold; nothing to do",
                       extra={"read": counts.read, "threshold": policy.threshold})
             return counts
-        for page in first:
+        done = 0
+
+        async def one(page: list[ipb.Interaction]) -> None:
+            nonlocal done
             await run.page(page)
+            done += 1
+            _log.info(f"page {done} done: read {counts.read}, covered {counts.covered}, fixed {counts.fixed}, "
+                      f"proposed {counts.proposed}, failed {counts.failed}",
+                      extra={"run_id": run.run_id, "pages": done, **vars(counts)})
+            if on_progress is not None:
+                await on_progress(counts)
+
+        for page in first:
+            await one(page)
         async for page in stream:
             counts.read += len(page)
-            await run.page(page)
+            await one(page)
         for name, value in vars(counts).items():
             span.set_attribute(f"mend.trainer.{name}", value)
         _log.info("run finished", extra={"run_id": run.run_id, **vars(counts), "fixes": len(run.fixes)})

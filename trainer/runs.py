@@ -82,7 +82,8 @@ class Trainer:
             policy = Policy(1 if force else self.policy.threshold, self.policy.publish,
                             self.policy.covered_similarity, self.policy.duplicate_similarity, self.policy.brand)
             counts = await run_once(self.interactions, self.knowledge, self.teacher, policy, str(run_id),
-                                    on_fixes=lambda fixes: self._record_fixes(run_id, fixes), judge=self.judge)
+                                    on_fixes=lambda fixes: self._record_fixes(run_id, fixes), judge=self.judge,
+                                    on_progress=lambda so_far: self._record_progress(connection, run_id, so_far))
             if counts.gated and not force:
                 state = "skipped_below_threshold"
         except Exception as failure:  # noqa: BLE001 - recorded on the run
@@ -93,6 +94,12 @@ class Trainer:
                 "UPDATE trainer_runs SET state = $2, counts = $3, error_message = $4, end_time = now() "
                 "WHERE run_id = $1", run_id, state, asdict(counts), error)
             await self._release(connection)
+
+    @staticmethod
+    async def _record_progress(connection: asyncpg.Connection, run_id: uuid.UUID, counts: Counts) -> None:
+        """The counts so far, for GetRun while the run is still running."""
+        await connection.execute("UPDATE trainer_runs SET counts = $2 WHERE run_id = $1 AND state = 'running'",
+                                 run_id, asdict(counts))
 
     async def _record_fixes(self, run_id: uuid.UUID, fixes: list[Fix]) -> None:
         await self.pool.executemany(
