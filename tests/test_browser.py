@@ -99,7 +99,7 @@ async def test_a_customer_chats_sees_sources_and_dislikes_with_a_reason(mesh):
 
 
 async def test_the_bot_heals_a_disliked_question(mesh):
-    env, url, _ = mesh
+    env, url, receiver = mesh
     before = await page("converse", url, "Do you rent out kayaks?", "I wanted to know about renting.")
     assert before["state"] == "done" and before["grounded"] == "false" and not before["sources"]
 
@@ -111,6 +111,26 @@ async def test_the_bot_heals_a_disliked_question(mesh):
             break
         await asyncio.sleep(0.5)
     assert run["state"] == "RUN_STATE_SUCCEEDED", run
+
+    # The run is one trace: the trainer, what it called in interactions and the
+    # bot, and their PostgreSQL statements (spans are exported in batches).
+    def run_trace() -> list:
+        ids = {span.trace_id for service, span in receiver.spans
+               if service == "trainer" and span.name == "mend.trainer.run"}
+        return [(service, span) for service, span in receiver.spans if span.trace_id in ids]
+
+    expected = {("interactions", "/mend.interactions.v1.InteractionsService/ListInteractions"),
+                ("interactions", "/mend.interactions.v1.InteractionsService/MarkProcessed"),
+                ("bot", "/mend.bot.v1.KnowledgeService/BatchSearchKnowledge"),
+                ("bot", "/mend.bot.v1.KnowledgeService/UpsertEntries")}
+    for _ in range(150):
+        traced = run_trace()
+        if expected <= {(service, span.name) for service, span in traced}:
+            break
+        await asyncio.sleep(0.2)
+    assert expected <= {(service, span.name) for service, span in traced}, [(s, x.name) for s, x in traced]
+    assert any(span.name.startswith("UPDATE") for service, span in traced if service == "interactions")
+
     fixes = admin(env, "trainer", "mend.trainer.v1.TrainerService/ListFixes",
                   {"state": "FIX_STATE_PROPOSED", "run_id": run["run_id"]})["fixes"]
     fix = next(f for f in fixes if before["interactionId"] in f["interaction_ids"])
