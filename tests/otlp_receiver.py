@@ -9,8 +9,10 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self) -> None:
         self.spans: list[tuple[str, object]] = []  # (service.name, Span)
+        self.exported = bytearray()  # every request as received, to search for what must not be there
 
     async def Export(self, request, context):  # noqa: N802 - the OTLP method name
+        self.exported += request.SerializeToString()
         for resource_spans in request.resource_spans:
             attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
             for scope_spans in resource_spans.scope_spans:

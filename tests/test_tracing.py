@@ -3,7 +3,15 @@ the stored trace id is that trace, and chat text stays out of span attributes.""
 
 from __future__ import annotations
 
+import asyncio
+import os
+from urllib.parse import urlsplit, urlunsplit
+
+import grpc
+import pytest
+
 from mend.interactions.v1 import interactions_service_pb2 as pb
+from tests.conftest import PYTHON, REPO, free_port
 
 
 async def test_create_is_one_trace_from_client_to_database(interactions, spans):
@@ -73,3 +81,55 @@ async def test_a_service_process_exports_spans_over_otlp_continuing_the_callers_
     assert created.trace_id == trace_id.hex()
     for _, span in ours:
         assert "secret question text" not in str(span.attributes)
+
+
+
+async def run_until_exit(env: dict[str, str]) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(PYTHON, "-m", "interactions", env={**os.environ, **env}, cwd=REPO,
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output = (await asyncio.wait_for(process.communicate(), 60))[0].decode()
+    return process.returncode, output
+
+
+async def test_secrets_stay_out_of_logs_and_traces(database_url):
+    """A running process (with DEBUG logs, a bad request among its calls) and a
+    failing one: the database password and the page-token secret appear in
+    neither their logs nor anything they export."""
+    from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc
+    from tests.otlp_receiver import start_receiver
+    from tests.test_interactions_process import start, stop
+
+    parts = urlsplit(database_url)
+    password = parts.password
+    if password is None:  # the embedded server trusts local connections and ignores it
+        password = "db-password-must-not-leak"
+        parts = parts._replace(netloc=f"{parts.username or 'postgres'}:{password}@{parts.hostname}:{parts.port}")
+    token_secret = "page-token-secret-must-not-leak"
+    collector, receiver, collector_port = await start_receiver()
+    try:
+        env = {"DATABASE_URL": urlunsplit(parts), "MEND_PAGE_TOKEN_SECRET": token_secret, "LOG_LEVEL": "DEBUG",
+               "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector_port}",
+               "OTEL_EXPORTER_OTLP_INSECURE": "true"}
+        process, port = await start(env)
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = pb_grpc.InteractionsServiceStub(channel)
+                await stub.CreateInteraction(pb.CreateInteractionRequest(interaction=pb.Interaction(
+                    user_query="question", bot_response="answer")), timeout=10)
+                page = await stub.ListInteractions(pb.ListInteractionsRequest(page_size=1), timeout=10)
+                assert page.next_page_token
+                with pytest.raises(grpc.aio.AioRpcError):
+                    await stub.ListInteractions(pb.ListInteractionsRequest(page_token="forged"), timeout=10)
+        finally:
+            code, logs = await stop(process)
+        assert code == 0 and logs
+        # The same settings with the database unreachable: the process fails and says so.
+        unreachable = urlunsplit(parts._replace(netloc=f"postgres:{password}@127.0.0.1:{free_port()}"))
+        failed, failure = await run_until_exit({**env, "DATABASE_URL": unreachable})
+    finally:
+        await collector.stop(0)
+    assert failed == 1 and "connect" in failure.lower(), failure
+    assert receiver.spans and receiver.exported
+    for secret in (password, token_secret):
+        assert secret not in str(logs) and secret not in failure
+        assert secret.encode() not in bytes(receiver.exported)
