@@ -3,6 +3,8 @@ rows to messages. No SQL and no business rules beyond the contract's checks."""
 
 from __future__ import annotations
 
+import json
+import json.scanner
 import math
 import uuid
 from datetime import datetime, timezone
@@ -14,7 +16,7 @@ from interactions import repository
 from mend.interactions.v1 import interactions_service_pb2 as pb
 from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc
 from mendkit import validation
-from mendkit.timestamps import to_timestamp
+from mendkit.timestamps import timestamp_fields
 from mendkit.errors import InvalidArgument
 from mendkit.page_tokens import PageTokens
 
@@ -45,37 +47,49 @@ _REASON_TO_DB = {
     if value != pb.FEEDBACK_REASON_UNSPECIFIED
 }
 _REASON_FROM_DB = {word: value for value, word in _REASON_TO_DB.items()}
+# json's C scanner without json.loads' Python layers around it (a third of its
+# time on a row's `sources`). It reads one JSON value from an index; the text is
+# PostgreSQL's rendering of a jsonb value, so it is exactly one value.
+_scan_json = json.scanner.make_scanner(json.JSONDecoder())
 
 
+
+
+def interaction_fields(row: asyncpg.Record) -> dict[str, object]:
+    """The `Interaction` of a row, as constructor arguments: nested messages as
+    dicts, so that protobuf builds them in place. A list page of 100 rows costs
+    about half as much this way as with a message per submessage copied in."""
+    return {
+        "interaction_id": str(row["interaction_id"]),
+        "conversation_id": row["conversation_id"],
+        "user_query": row["user_query"],
+        "bot_response": row["bot_response"],
+        # jsonb's text (see repository._COLUMNS): [{"entry_id", "title", "score"}, ...]
+        "sources": _scan_json(row["sources"], 0)[0],
+        "generation": {
+            "model": row["model"],
+            "input_tokens": row["input_tokens"],
+            "output_tokens": row["output_tokens"],
+            "retrieval_ms": row["retrieval_ms"],
+            "time_to_first_token_ms": row["time_to_first_token_ms"],
+            "total_ms": row["total_ms"],
+        },
+        "trace_id": row["trace_id"],
+        "timestamp": timestamp_fields(row["timestamp"]),
+        "feedback": row["feedback"],
+        "feedback_reason": _REASON_FROM_DB.get(row["feedback_reason"], pb.FEEDBACK_REASON_UNSPECIFIED),
+        "feedback_comment": row["feedback_comment"],
+        "feedback_time": timestamp_fields(row["feedback_time"]),
+        "processed_for_training": row["processed_for_training"],
+        "training_outcome": _OUTCOME_FROM_DB.get(row["training_outcome"], pb.TRAINING_OUTCOME_UNSPECIFIED),
+        "knowledge_entry_id": row["knowledge_entry_id"],
+        "training_run_id": row["training_run_id"],
+        "processed_time": timestamp_fields(row["processed_time"]),
+    }
 
 
 def to_message(row: asyncpg.Record) -> pb.Interaction:
-    return pb.Interaction(
-        interaction_id=str(row["interaction_id"]),
-        conversation_id=row["conversation_id"],
-        user_query=row["user_query"],
-        bot_response=row["bot_response"],
-        sources=[pb.KnowledgeSource(**source) for source in row["sources"]],
-        generation=pb.GenerationFacts(
-            model=row["model"],
-            input_tokens=row["input_tokens"],
-            output_tokens=row["output_tokens"],
-            retrieval_ms=row["retrieval_ms"],
-            time_to_first_token_ms=row["time_to_first_token_ms"],
-            total_ms=row["total_ms"],
-        ),
-        trace_id=row["trace_id"],
-        timestamp=to_timestamp(row["timestamp"]),
-        feedback=row["feedback"],
-        feedback_reason=_REASON_FROM_DB.get(row["feedback_reason"], pb.FEEDBACK_REASON_UNSPECIFIED),
-        feedback_comment=row["feedback_comment"],
-        feedback_time=to_timestamp(row["feedback_time"]),
-        processed_for_training=row["processed_for_training"],
-        training_outcome=_OUTCOME_FROM_DB.get(row["training_outcome"], pb.TRAINING_OUTCOME_UNSPECIFIED),
-        knowledge_entry_id=row["knowledge_entry_id"],
-        training_run_id=row["training_run_id"],
-        processed_time=to_timestamp(row["processed_time"]),
-    )
+    return pb.Interaction(**interaction_fields(row))
 
 
 def _current_trace_id() -> str:
@@ -167,7 +181,7 @@ class InteractionsService(pb_grpc.InteractionsServiceServicer):
             last = rows[-1]
             micros = int(last["timestamp"].timestamp()) * 1_000_000 + last["timestamp"].microsecond
             next_token = self._tokens.encode([micros, str(last["interaction_id"])], filters)
-        return pb.ListInteractionsResponse(interactions=[to_message(r) for r in rows], next_page_token=next_token)
+        return pb.ListInteractionsResponse(interactions=[interaction_fields(r) for r in rows], next_page_token=next_token)
 
     async def SubmitFeedback(self, request: pb.SubmitFeedbackRequest, context: object) -> pb.SubmitFeedbackResponse:
         interaction_id = validation.uuid_field("interaction_id", request.interaction_id)
@@ -202,4 +216,4 @@ class InteractionsService(pb_grpc.InteractionsServiceServicer):
                 )
             )
         rows = await repository.mark_processed(self._pool, marks)
-        return pb.MarkProcessedResponse(interactions=[to_message(r) for r in rows])
+        return pb.MarkProcessedResponse(interactions=[interaction_fields(r) for r in rows])
