@@ -17,8 +17,10 @@ from tests.test_interactions_process import grpcurl
 
 
 async def start_mesh(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, list[str]]:
+    # The README's run command itself: its set-up step finds everything in place
+    # (the test command ran it), then it execs `python -m mesh`.
     process = await asyncio.create_subprocess_exec(
-        PYTHON, "-m", "mesh", cwd=REPO, env={**os.environ, "DATABASE_URL": "", **env},
+        str(REPO / "scripts" / "up"), cwd=REPO, env={**os.environ, "DATABASE_URL": "", **env},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     lines: list[str] = []
