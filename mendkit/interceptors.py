@@ -1,5 +1,5 @@
-"""Server interceptors: domain errors to canonical status codes, and one log
-line per RPC. grpc.aio interceptors see only the handler, so both wrap the
+"""Server interceptors: domain errors to canonical status codes (and request
+bytes that do not parse to INVALID_ARGUMENT), and one log line per RPC. grpc.aio interceptors see only the handler, so both wrap the
 handler's behaviour function."""
 
 from __future__ import annotations
@@ -15,6 +15,35 @@ from grpc.aio import ServerInterceptor
 from mendkit.errors import MendError
 
 _log = logging.getLogger("mendkit.rpc")
+
+
+class _Undecodable:
+    """Stands in for a request whose bytes do not parse. grpc would answer such
+    a call UNKNOWN before any handler runs; this lets the handler answer
+    INVALID_ARGUMENT, naming the message it expected."""
+
+    def __init__(self, expected: str) -> None:
+        self.message = f"the request is not a valid {expected}: its bytes do not parse"
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+    message_class = getattr(deserializer, "__self__", None)
+    expected = getattr(getattr(message_class, "DESCRIPTOR", None), "full_name", "request message")
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception:  # noqa: BLE001 - protobuf's DecodeError, or whatever a parser raises
+            return _Undecodable(expected)
+
+    return deserialize
+
+
+async def _refuse_undecodable(request: Any, context: grpc.aio.ServicerContext) -> None:
+    if isinstance(request, _Undecodable):
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
 
 
 async def _abort_for(error: BaseException, context: grpc.aio.ServicerContext) -> None:
@@ -58,6 +87,7 @@ class ErrorAndLogInterceptor(ServerInterceptor):
             async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 started = time.perf_counter()
                 try:
+                    await _refuse_undecodable(request, context)
                     return await inner_uu(request, context)
                 except grpc.aio.AbortError:
                     raise
@@ -68,7 +98,7 @@ class ErrorAndLogInterceptor(ServerInterceptor):
                         _log_rpc(method, started, context)
 
             return grpc.unary_unary_rpc_method_handler(
-                unary_unary, handler.request_deserializer, handler.response_serializer
+                unary_unary, _tolerant(handler.request_deserializer), handler.response_serializer
             )
 
         if handler.unary_stream:
@@ -77,6 +107,7 @@ class ErrorAndLogInterceptor(ServerInterceptor):
             async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 started = time.perf_counter()
                 try:
+                    await _refuse_undecodable(request, context)
                     async for response in inner_us(request, context):
                         yield response
                 except grpc.aio.AbortError:
@@ -88,7 +119,7 @@ class ErrorAndLogInterceptor(ServerInterceptor):
                         _log_rpc(method, started, context)
 
             return grpc.unary_stream_rpc_method_handler(
-                unary_stream, handler.request_deserializer, handler.response_serializer
+                unary_stream, _tolerant(handler.request_deserializer), handler.response_serializer
             )
 
         # Client- and bidi-streaming RPCs: none in Mend's contracts except reflection.

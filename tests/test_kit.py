@@ -137,3 +137,24 @@ async def test_graceful_shutdown_finishes_in_flight_calls_and_flips_health():
             health_pb2.HealthCheckResponse.NOT_SERVING
         await running.server.stop(5)
         assert await in_flight == b"done"
+
+
+async def test_request_bytes_that_do_not_parse_are_invalid_argument(interactions_address):
+    """Not grpc's UNKNOWN: unary and server-streaming methods alike name the
+    message they expected, and the server goes on serving."""
+    async with grpc.aio.insecure_channel(interactions_address) as channel:
+        for method, expected, call in (
+                ("/mend.interactions.v1.InteractionsService/CreateInteraction",
+                 "mend.interactions.v1.CreateInteractionRequest", channel.unary_unary),
+                ("/grpc.health.v1.Health/Watch", "grpc.health.v1.HealthCheckRequest", channel.unary_stream)):
+            rpc = call(method)(b"\xff\xff\xff\xff", timeout=10)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                if method.endswith("Watch"):
+                    async for _ in rpc:
+                        pass
+                else:
+                    await rpc
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value
+            assert expected in refused.value.details()
+        health = channel.unary_unary("/grpc.health.v1.Health/Check")
+        assert await health(b"", timeout=10) == b"\x08\x01"  # SERVING
