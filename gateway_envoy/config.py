@@ -191,20 +191,31 @@ def _access_log(kind: str) -> list[dict[str, Any]]:
 
 def _local_replies() -> dict[str, Any]:
     # Envoy decides whether a request is gRPC from its original content type,
-    # so a rate-limited gRPC-web call would get HTTP 429 and UNAVAILABLE. Make
-    # it what a gRPC call gets: a trailers-only RESOURCE_EXHAUSTED.
+    # so a rate-limited gRPC-web call would get HTTP 429 and UNAVAILABLE, and an
+    # oversized request (the buffer filter's 413) UNKNOWN, gRPC or gRPC-web.
+    # Make both what the contract promises: a trailers-only RESOURCE_EXHAUSTED.
     grpc_request = {"header_filter": {"header": {"name": "content-type",
                                                  "string_match": {"prefix": "application/grpc"}}}}
-    return {"mappers": [{
-        "filter": {"and_filter": {"filters": [{"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": 429, "runtime_key": "public_rate_limit_status"}}}}, grpc_request]}},
-        "status_code": 200,
-        "body": {"inline_string": ""},
-        "headers_to_add": [
-            {"append_action": "OVERWRITE_IF_EXISTS_OR_ADD", "header": {"key": "grpc-status", "value": "8"}},
-            {"append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-             "header": {"key": "grpc-message", "value": "too many requests; try again in a moment"}},
-        ],
-    }]}
+
+    def resource_exhausted(http_status: int, runtime_key: str, message: str) -> dict[str, Any]:
+        return {
+            "filter": {"and_filter": {"filters": [
+                {"status_code_filter": {"comparison": {
+                    "op": "EQ", "value": {"default_value": http_status, "runtime_key": runtime_key}}}},
+                grpc_request]}},
+            "status_code": 200,
+            "body": {"inline_string": ""},
+            "headers_to_add": [
+                {"append_action": "OVERWRITE_IF_EXISTS_OR_ADD", "header": {"key": "grpc-status", "value": "8"}},
+                {"append_action": "OVERWRITE_IF_EXISTS_OR_ADD", "header": {"key": "grpc-message", "value": message}},
+            ],
+        }
+
+    return {"mappers": [
+        resource_exhausted(429, "public_rate_limit_status", "too many requests; try again in a moment"),
+        resource_exhausted(413, "public_request_too_large_status",
+                           f"the request is larger than {MAX_REQUEST_BYTES // 1024} KiB"),
+    ]}
 
 
 def _http_filters(params: Params) -> list[dict[str, Any]]:

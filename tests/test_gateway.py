@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -130,13 +131,16 @@ async def test_grpc_web_feedback_reaches_interactions_with_cors_headers(edge, in
     "/grpc.health.v1.Health/Check",
 ])
 async def test_admin_rpcs_are_refused_on_the_public_listener(edge, method, spans):
+    trace_id = os.urandom(16).hex()
     async with grpc.aio.insecure_channel(edge.address) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await channel.unary_unary(method)(b"", timeout=5)
+            await channel.unary_unary(method)(b"", timeout=5,
+                                              metadata=(("traceparent", f"00-{trace_id}-{'1' * 16}-01"),))
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert refused.value.details() == DENIED_MESSAGE
-    # Envoy answered itself: no service saw the call.
-    assert not [s for s in spans.get_finished_spans() if s.kind.name == "SERVER" and s.name == method.lstrip("/")]
+    # Envoy answered itself: no service saw the call (a service would have
+    # continued the caller's trace; Envoy's own health checks carry none).
+    assert not [s for s in spans.get_finished_spans() if s.context.trace_id == int(trace_id, 16)]
 
 
 async def run(*command: str, timeout: float) -> subprocess.CompletedProcess:
@@ -211,7 +215,14 @@ async def test_oversized_request_never_reaches_a_service(edge, interactions, spa
     async with httpx.AsyncClient() as client:
         reply = await grpc_web.call(client, edge.url, FEEDBACK, ipb.SubmitFeedbackRequest(
             interaction_id=interaction_id, rating=ipb.RATING_DISLIKE, comment="x" * (config.MAX_REQUEST_BYTES + 1)))
-    assert reply.grpc_status != 0
+    assert reply.grpc_status == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+    assert reply.headers["grpc-message"] == f"the request is larger than {config.MAX_REQUEST_BYTES // 1024} KiB"
+    async with grpc.aio.insecure_channel(edge.address) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await ipb_grpc.InteractionsServiceStub(channel).SubmitFeedback(ipb.SubmitFeedbackRequest(
+                interaction_id=interaction_id, rating=ipb.RATING_DISLIKE, comment="x" * (config.MAX_REQUEST_BYTES + 1)),
+                timeout=10)
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, refused.value
     assert not [s for s in spans.get_finished_spans() if s.kind.name == "SERVER"]
 
 
