@@ -3,6 +3,7 @@ validated values; nothing else in Mend touches the table."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -83,16 +84,27 @@ async def create(pool: asyncpg.Pool, new: NewInteraction) -> asyncpg.Record:
         if row is not None:
             return row
         existing = await get(pool, new.interaction_id)
-    same = (
-        existing["conversation_id"] == new.conversation_id
-        and existing["user_query"] == new.user_query
-        and existing["bot_response"] == new.bot_response
-    )
-    if not same:
+    if not _same_exchange(existing, new):
         raise AlreadyExists(
             f"interaction {new.interaction_id} already exists with different content; choose a new interaction_id"
         )
     return existing
+
+
+def _same_exchange(stored: asyncpg.Record, new: NewInteraction) -> bool:
+    """Whether a create repeats the stored one: everything the caller sent. The
+    trace id is left out: a retry may run in another trace, or get the id of
+    the trace it is part of when it sends none."""
+    return (
+        stored["conversation_id"] == new.conversation_id
+        and stored["user_query"] == new.user_query
+        and stored["bot_response"] == new.bot_response
+        and json.loads(stored["sources"]) == new.sources
+        and stored["model"] == new.model
+        and (stored["input_tokens"], stored["output_tokens"], stored["retrieval_ms"],
+             stored["time_to_first_token_ms"], stored["total_ms"])
+        == (new.input_tokens, new.output_tokens, new.retrieval_ms, new.time_to_first_token_ms, new.total_ms)
+    )
 
 
 async def get(pool: asyncpg.Pool, interaction_id: uuid.UUID) -> asyncpg.Record:

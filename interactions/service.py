@@ -153,8 +153,8 @@ class InteractionsService(pb_grpc.InteractionsServiceServicer):
     async def ListInteractions(self, request: pb.ListInteractionsRequest, context: object) -> pb.ListInteractionsResponse:
         size = validation.page_size("page_size", request.page_size)
         validation.enum_value("feedback", request.feedback, pb.FeedbackFilter, allow_unspecified=True)
-        start = request.start_time.ToDatetime(timezone.utc) if request.HasField("start_time") else None
-        end = request.end_time.ToDatetime(timezone.utc) if request.HasField("end_time") else None
+        start = validation.timestamp("start_time", request.start_time) if request.HasField("start_time") else None
+        end = validation.timestamp("end_time", request.end_time) if request.HasField("end_time") else None
         if start is not None and end is not None and start >= end:
             raise InvalidArgument("end_time", "must be later than start_time")
         where = repository.ListFilter(

@@ -4,6 +4,9 @@ the offending field, so a caller always learns which field to fix."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timezone
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from mendkit.errors import InvalidArgument
 
@@ -48,3 +51,12 @@ def page_size(field: str, value: int) -> int:
     if value < 0 or value > MAX_PAGE_SIZE:
         raise InvalidArgument(field, f"must be between 0 and {MAX_PAGE_SIZE}, got {value}")
     return value or DEFAULT_PAGE_SIZE
+
+
+def timestamp(field: str, value: Timestamp) -> datetime:
+    """A Timestamp as an aware datetime; one outside 0001-01-01..9999-12-31 or
+    with nanos outside 0..999,999,999 (which protobuf cannot convert) is refused."""
+    try:
+        return value.ToDatetime(timezone.utc)
+    except (ValueError, OverflowError):
+        raise InvalidArgument(field, "must be a valid timestamp between 0001-01-01 and 9999-12-31") from None

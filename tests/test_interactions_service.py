@@ -80,6 +80,24 @@ async def test_create_with_a_reused_id_and_other_content_is_already_exists(inter
     )
 
 
+async def test_a_reused_id_with_other_sources_or_generation_facts_is_already_exists(interactions):
+    chosen = str(uuid.uuid4())
+    source = pb.KnowledgeSource(entry_id="faq-returns", title="Returns", score=0.71)
+    facts = pb.GenerationFacts(model="m", input_tokens=10, output_tokens=20, total_ms=300)
+    first = await create(interactions, "Same words", interaction_id=chosen, sources=[source], generation=facts)
+    # A retry is the same exchange even from another trace.
+    again = await create(interactions, "Same words", interaction_id=chosen, sources=[source], generation=facts,
+                         trace_id="ab" * 16)
+    assert again == first
+    other_source = pb.KnowledgeSource(entry_id="faq-shipping", title="Shipping", score=0.71)
+    for changed in ({"sources": [other_source], "generation": facts},
+                    {"sources": [source], "generation": pb.GenerationFacts(model="m", input_tokens=11,
+                                                                            output_tokens=20, total_ms=300)},
+                    {"sources": [], "generation": facts}):
+        await expect_status(create(interactions, "Same words", interaction_id=chosen, **changed),
+                            grpc.StatusCode.ALREADY_EXISTS, chosen)
+
+
 async def test_concurrent_retries_of_one_create_store_one_row(interactions, pool):
     chosen = str(uuid.uuid4())
     results = await asyncio.gather(*(create(interactions, "Same", interaction_id=chosen) for _ in range(8)))
@@ -343,6 +361,16 @@ async def test_reversed_time_range_is_invalid(interactions):
         interactions.ListInteractions(pb.ListInteractionsRequest(start_time=later, end_time=earlier)),
         grpc.StatusCode.INVALID_ARGUMENT, "end_time",
     )
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("start_time", Timestamp(seconds=10**12)),
+    ("start_time", Timestamp(seconds=-10**12)),
+    ("end_time", Timestamp(seconds=1, nanos=-1)),
+])
+async def test_a_timestamp_protobuf_cannot_convert_is_invalid_argument(interactions, field, value):
+    await expect_status(interactions.ListInteractions(pb.ListInteractionsRequest(**{field: value})),
+                        grpc.StatusCode.INVALID_ARGUMENT, field)
 
 
 async def test_unknown_enum_values_are_invalid(interactions):
