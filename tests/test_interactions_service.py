@@ -36,8 +36,9 @@ async def expect_status(call, code: grpc.StatusCode, *in_message: str) -> str:
 # --- create and get ---------------------------------------------------------
 
 
-async def test_create_stores_every_field_and_get_returns_it(interactions):
+async def test_create_stores_every_field_and_get_returns_it(interactions, pool):
     chosen = str(uuid.uuid4())
+    before = await pool.fetchval("SELECT clock_timestamp()")
     created = await create(
         interactions,
         "How do I return shoes?",
@@ -50,7 +51,9 @@ async def test_create_stores_every_field_and_get_returns_it(interactions):
     )
     assert created.interaction_id == chosen
     assert created.feedback == 0 and not created.processed_for_training
-    assert abs(created.timestamp.ToDatetime(timezone.utc) - datetime.now(timezone.utc)) < timedelta(minutes=1)
+    # Stamped by the database when stored, between two readings of its clock.
+    after = await pool.fetchval("SELECT clock_timestamp()")
+    assert before <= created.timestamp.ToDatetime(timezone.utc) <= after
 
     got = (await interactions.GetInteraction(pb.GetInteractionRequest(interaction_id=chosen))).interaction
     assert got == created

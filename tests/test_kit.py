@@ -117,8 +117,11 @@ async def test_graceful_shutdown_finishes_in_flight_calls_and_flips_health():
 
     from mendkit.server import Registration, start_server
 
+    started = asyncio.Event()
+
     async def slow(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        await asyncio.sleep(0.5)
+        started.set()
+        await asyncio.sleep(0.5)  # still working when the shutdown begins
         return b"done"
 
     def add(servicer: object, server: grpc.aio.Server) -> None:
@@ -131,7 +134,7 @@ async def test_graceful_shutdown_finishes_in_flight_calls_and_flips_health():
         assert (await health.Check(health_pb2.HealthCheckRequest(service="test.Slow"))).status == \
             health_pb2.HealthCheckResponse.SERVING
         in_flight = asyncio.ensure_future(channel.unary_unary("/test.Slow/Work")(b"", timeout=5))
-        await asyncio.sleep(0.1)
+        await started.wait()
         await running.health.enter_graceful_shutdown()
         assert (await health.Check(health_pb2.HealthCheckRequest(service="test.Slow"))).status == \
             health_pb2.HealthCheckResponse.NOT_SERVING

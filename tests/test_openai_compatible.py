@@ -210,10 +210,10 @@ async def test_a_failure_mid_answer_is_unavailable_after_the_pieces_so_far(make,
 
 
 async def test_silence_past_the_timeout_is_unavailable(make):
-    started = time.monotonic()
+    # The server stalls for 5 s and then answers: without the client's timeout
+    # the call would succeed, so the ReadTimeout is the timeout at work.
     with pytest.raises(Unavailable, match="ReadTimeout"):
         await collect(make(OpenAICompatibleChat, "stalls", timeout_s=0.5))
-    assert time.monotonic() - started < 3  # the server stalls for 5 s
 
 
 def test_a_base_url_without_a_scheme_is_refused_up_front():
