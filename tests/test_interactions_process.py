@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 
+import asyncpg
 import pytest
 
 from tests.conftest import PYTHON, REPO, free_port, wait_for_port
@@ -97,12 +98,33 @@ async def test_embedded_default_starts_reuses_and_stops_postgres(tmp_path):
     assert code == 0
 
 
-async def test_migrate_command_is_idempotent(database_url):
-    env = {**os.environ, "DATABASE_URL": database_url}
-    run = subprocess.run([PYTHON, "-m", "interactions", "migrate"], env=env, cwd=REPO,
-                         capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0, run.stderr
-    assert "up to date" in run.stdout
+async def test_migrate_command_migrates_a_new_database_then_is_idempotent(postgres_server):
+    from mendkit.embedded_postgres import ensure_database
+
+    name = f"mend_interactions_migrate_{os.getpid()}"
+    url = postgres_server.rsplit("/", 1)[0] + f"/{name}"
+    await ensure_database(url)
+    env = {**os.environ, "DATABASE_URL": url}
+
+    def migrate() -> subprocess.CompletedProcess:
+        return subprocess.run([PYTHON, "-m", "interactions", "migrate"], env=env, cwd=REPO,
+                              capture_output=True, text=True, timeout=60)
+
+    first, second = migrate(), migrate()
+    admin = await asyncpg.connect(postgres_server)
+    try:
+        connection = await asyncpg.connect(url)
+        try:
+            table = await connection.fetchval("SELECT to_regclass('public.interactions')::text")
+        finally:
+            await connection.close()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    finally:
+        await admin.close()
+    assert first.returncode == 0, first.stderr
+    assert "applied" in first.stdout and "migration(s)" in first.stdout
+    assert second.returncode == 0 and "up to date" in second.stdout
+    assert table == "interactions"
 
 
 @pytest.mark.parametrize(

@@ -108,9 +108,12 @@ async def test_concurrent_retries_of_one_create_store_one_row(interactions, pool
     assert await pool.fetchval("SELECT count(*) FROM interactions") == 1
 
 
-async def test_trace_id_defaults_to_the_request_trace(interactions):
+async def test_trace_id_defaults_to_the_request_trace(interactions, spans):
+    spans.clear()
     created = await create(interactions)
-    assert len(created.trace_id) == 32 and int(created.trace_id, 16) != 0
+    (client,) = [s for s in spans.get_finished_spans()
+                 if s.kind.name == "CLIENT" and s.name.endswith("/CreateInteraction")]
+    assert created.trace_id == format(client.context.trace_id, "032x")
 
 
 # --- feedback ---------------------------------------------------------------
