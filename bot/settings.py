@@ -12,13 +12,14 @@ from mendkit.settings import SettingsError, env_bool, env_choice, env_float, env
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str
+    # Secrets stay out of repr, so printing or logging settings cannot leak them.
+    database_url: str = field(repr=False)
     host: str
     port: int
     pool_max_size: int
     vector_store: str
     embeddings: str
-    page_token_secret: bytes
+    page_token_secret: bytes = field(repr=False)
     home: Path
     embedded_pg_port: int
     log_level: str

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mendkit.embedded_postgres import DEFAULT_HOME, DEFAULT_PORT
@@ -13,12 +13,13 @@ from mendkit.settings import env_bool, env_int, env_str
 @dataclass(frozen=True)
 class Settings:
     # Empty: start (or reuse) the embedded PostgreSQL under `home`.
-    database_url: str
+    # Secrets stay out of repr, so printing or logging settings cannot leak them.
+    database_url: str = field(repr=False)
     host: str
     port: int
     pool_max_size: int
     migrate_on_start: bool
-    page_token_secret: bytes
+    page_token_secret: bytes = field(repr=False)
     home: Path
     embedded_pg_port: int
     log_level: str

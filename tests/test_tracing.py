@@ -132,3 +132,18 @@ async def test_secrets_stay_out_of_logs_and_traces(database_url):
     for secret in (password, token_secret):
         assert secret not in str(logs) and secret not in failure
         assert secret.encode() not in bytes(receiver.exported)
+
+
+def test_settings_print_without_their_secrets(monkeypatch):
+    from bot.settings import Settings as BotSettings
+    from interactions.settings import Settings as InteractionsSettings
+    from trainer.settings import Settings as TrainerSettings
+
+    password, token_secret, key = "db-password-must-not-leak", "page-token-secret-must-not-leak", "sk-must-not-leak"
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://mend:{password}@db.example:5432/mend")
+    monkeypatch.setenv("MEND_PAGE_TOKEN_SECRET", token_secret)
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    for settings in (InteractionsSettings.from_env(), BotSettings.from_env(), TrainerSettings.from_env()):
+        assert settings.database_url.endswith("@db.example:5432/mend")  # read, yet not shown
+        shown = repr(settings)
+        assert password not in shown and token_secret not in shown and key not in shown, shown

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mendkit.embedded_postgres import DEFAULT_HOME, DEFAULT_PORT
@@ -29,10 +29,11 @@ class Settings:
     teacher_model: str
     judge_model: str
     log_level: str
-    database_url: str
+    # Secrets stay out of repr, so printing or logging settings cannot leak them.
+    database_url: str = field(repr=False)
     host: str
     port: int
-    page_token_secret: bytes
+    page_token_secret: bytes = field(repr=False)
     home: Path
     embedded_pg_port: int
 
