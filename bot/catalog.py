@@ -11,7 +11,8 @@ import asyncpg
 from mendkit.database import database_errors
 from mendkit.errors import NotFound
 
-_COLUMNS = "entry_id, kind, title, content, questions, source, provenance, status, metadata, create_time, update_time"
+_COLUMNS = ("entry_id, kind, title, content, questions, source, provenance, status, metadata, create_time, update_time, "
+            "vectors_pending")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,9 @@ class Entry:
     metadata: dict = field(default_factory=dict)
     create_time: datetime | None = None
     update_time: datetime | None = None
+    # The vector store may not hold this row's keys, status or source yet (see
+    # migration 0003): the next upsert of the entry writes its vectors again.
+    vectors_pending: bool = False
 
     @property
     def retrieval_keys(self) -> list[str]:
@@ -43,7 +47,7 @@ def _entry(row: asyncpg.Record) -> Entry:
         entry_id=row["entry_id"], kind=row["kind"], title=row["title"], content=row["content"],
         questions=tuple(row["questions"]), source=row["source"], status=row["status"],
         provenance=row["provenance"], metadata=row["metadata"],
-        create_time=row["create_time"], update_time=row["update_time"],
+        create_time=row["create_time"], update_time=row["update_time"], vectors_pending=row["vectors_pending"],
     )
 
 
@@ -61,23 +65,54 @@ async def get(pool: asyncpg.Pool, entry_id: str) -> Entry:
     return found[entry_id]
 
 
-async def upsert(pool: asyncpg.Pool, entry: Entry) -> Entry:
-    """Inserts or replaces the entry; `create_time` survives a replace."""
+_UPSERT = f"""
+    INSERT INTO knowledge_entries AS e
+           (entry_id, kind, title, content, questions, source, provenance, status, metadata, vectors_pending)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    ON CONFLICT (entry_id) DO UPDATE SET
+        kind = EXCLUDED.kind, title = EXCLUDED.title, content = EXCLUDED.content,
+        questions = EXCLUDED.questions, source = EXCLUDED.source, provenance = EXCLUDED.provenance,
+        status = EXCLUDED.status, metadata = EXCLUDED.metadata,
+        vectors_pending = e.vectors_pending OR EXCLUDED.vectors_pending, update_time = now()
+    -- An identical entry is left untouched, its update_time included (the contract).
+    WHERE (e.kind, e.title, e.content, e.questions, e.source, e.provenance, e.status, e.metadata)
+          IS DISTINCT FROM (EXCLUDED.kind, EXCLUDED.title, EXCLUDED.content, EXCLUDED.questions,
+                            EXCLUDED.source, EXCLUDED.provenance, EXCLUDED.status, EXCLUDED.metadata)
+       OR (EXCLUDED.vectors_pending AND NOT e.vectors_pending)
+    RETURNING {_COLUMNS}
+"""
+
+
+async def upsert_many(pool: asyncpg.Pool, entries: Sequence[Entry], pending: Sequence[bool]) -> list[Entry]:
+    """Inserts or replaces every entry in one transaction (all or none); `create_time`
+    survives a replace. `pending[n]` marks entry n's vectors as still to be written.
+    A repeated id is written in order: the last wins."""
+    stored = []
+    async with database_errors("knowledge"), pool.acquire() as connection, connection.transaction():
+        for entry, vectors_pending in zip(entries, pending, strict=True):
+            row = await connection.fetchrow(
+                _UPSERT, entry.entry_id, entry.kind, entry.title, entry.content, list(entry.questions),
+                entry.source, entry.provenance, entry.status, entry.metadata, vectors_pending,
+            )
+            if row is None:  # identical to the stored row, which is left as it is
+                row = await connection.fetchrow(f"SELECT {_COLUMNS} FROM knowledge_entries WHERE entry_id = $1",
+                                                entry.entry_id)
+            stored.append(_entry(row))
+    return stored
+
+
+async def vectors_written(pool: asyncpg.Pool, written: Sequence[Entry]) -> None:
+    """Clears `vectors_pending` of entries whose vectors now match them: only rows
+    still as written (same `update_time`), not ones a later upsert changed since."""
+    if not written:
+        return
     async with database_errors("knowledge"):
-        row = await pool.fetchrow(
-            f"""
-            INSERT INTO knowledge_entries (entry_id, kind, title, content, questions, source, provenance, status, metadata)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-            ON CONFLICT (entry_id) DO UPDATE SET
-                kind = EXCLUDED.kind, title = EXCLUDED.title, content = EXCLUDED.content,
-                questions = EXCLUDED.questions, source = EXCLUDED.source, provenance = EXCLUDED.provenance,
-                status = EXCLUDED.status, metadata = EXCLUDED.metadata, update_time = now()
-            RETURNING {_COLUMNS}
-            """,
-            entry.entry_id, entry.kind, entry.title, entry.content, list(entry.questions), entry.source,
-            entry.provenance, entry.status, entry.metadata,
+        await pool.execute(
+            """UPDATE knowledge_entries e SET vectors_pending = false
+                 FROM unnest($1::text[], $2::timestamptz[]) AS w(entry_id, update_time)
+                WHERE e.entry_id = w.entry_id AND e.update_time = w.update_time AND e.vectors_pending""",
+            [entry.entry_id for entry in written], [entry.update_time for entry in written],
         )
-    return _entry(row)
 
 
 async def delete(pool: asyncpg.Pool, entry_id: str) -> bool:

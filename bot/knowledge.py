@@ -80,8 +80,12 @@ class Knowledge:
             if not entry.status:
                 entry = replace(entry, status=old.status if old else "published")
             resolved.append(entry)
-        to_embed = [n for n, e in enumerate(resolved)
-                    if e.entry_id not in existing or existing[e.entry_id].retrieval_keys != e.retrieval_keys]
+        last_of = {e.entry_id: n for n, e in enumerate(resolved)}
+        # Embedded: the last occurrence of each id whose keys changed, or whose
+        # vectors an earlier failed write left pending.
+        to_embed = [n for n, e in enumerate(resolved) if last_of[e.entry_id] == n
+                    and (e.entry_id not in existing or existing[e.entry_id].vectors_pending
+                         or existing[e.entry_id].retrieval_keys != e.retrieval_keys)]
         texts = [key for n in to_embed for key in resolved[n].retrieval_keys]
         vectors = await self.embedder.embed(texts) if texts else []
         keys_of: dict[int, list[KeyVector]] = {}
@@ -90,36 +94,48 @@ class Knowledge:
             keys = resolved[n].retrieval_keys
             keys_of[n] = [KeyVector(k, text, vectors[offset + k]) for k, text in enumerate(keys)]
             offset += len(keys)
-        stored: list[Entry | None] = [None] * len(resolved)
+        # Per entry id, what its last occurrence needs from the vector store (an ingest
+        # may repeat an id: the last wins): new keys, new attributes, or nothing.
+        plan: dict[str, str] = {}
+        for entry_id, n in last_of.items():
+            old, entry = existing.get(entry_id), resolved[n]
+            if n in keys_of:
+                plan[entry_id] = "keys"
+            elif old is not None and (old.status, old.source) != (entry.status, entry.source):
+                plan[entry_id] = "attributes"
+        # The catalogue rows of the whole batch commit in one transaction: a failure
+        # writes none of them. The vectors follow the commit (a Pinecone index cannot
+        # join a PostgreSQL transaction; with pgvector, the HNSW inserts run a few at
+        # once outside it). Rows whose vectors are still to be written carry
+        # `vectors_pending`, cleared once they are: if a vector write fails, the call
+        # fails, and the caller's retry of the same batch (same ids; every vector
+        # write is an idempotent upsert by entry id) sees the flag and writes those
+        # vectors again, so retries converge. Meanwhile searches stay right, since
+        # the catalogue has the final word on every hit's status and text.
+        stored = await catalog.upsert_many(self.pool, resolved, [e.entry_id in plan for e in resolved])
         slots = asyncio.Semaphore(WRITE_CONCURRENCY)
 
-        async def write(positions: list[int]) -> None:
-            # One entry id's writes in order (an ingest may repeat an id: the last wins).
+        async def write(entry_id: str) -> Entry:
             async with slots:
-                for n in positions:
-                    entry = resolved[n]
-                    # Catalogue first: a failure after it leaves the old vectors, and the
-                    # caller's retry (same ids) completes the write.
-                    saved = stored[n] = await catalog.upsert(self.pool, entry)
-                    if n in keys_of:
-                        await self.store.replace_keys(entry.entry_id, keys_of[n], saved.status, saved.source)
-                    else:
-                        old = existing[entry.entry_id]
-                        if (old.status, old.source) != (saved.status, saved.source):
-                            await self.store.set_attributes(entry.entry_id, saved.status, saved.source)
+                n = last_of[entry_id]
+                saved = stored[n]
+                if plan[entry_id] == "keys":
+                    await self.store.replace_keys(entry_id, keys_of[n], saved.status, saved.source)
+                else:
+                    await self.store.set_attributes(entry_id, saved.status, saved.source)
+                return saved
 
-        by_id: dict[str, list[int]] = {}
-        for n, entry in enumerate(resolved):
-            by_id.setdefault(entry.entry_id, []).append(n)
-        tasks = [asyncio.ensure_future(write(positions)) for positions in by_id.values()]
+        tasks = [asyncio.ensure_future(write(entry_id)) for entry_id in plan]
         try:
-            await asyncio.gather(*tasks)
+            written = await asyncio.gather(*tasks)
         except BaseException:
-            # One failed write fails the call: the writes not yet done are not made.
+            # One failed write fails the call: the writes not yet done are not made
+            # (their rows keep `vectors_pending` for the retry).
             for task in tasks:
                 task.cancel()
             raise
-        return [entry for entry in stored if entry is not None]
+        await catalog.vectors_written(self.pool, written)
+        return [replace(entry, vectors_pending=False) if entry.entry_id in plan else entry for entry in stored]
 
     async def search(self, query: str, k: int, statuses: Sequence[str], source: str | None) -> list[Hit]:
         vector = (await self.embedder.embed([query]))[0]

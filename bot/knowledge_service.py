@@ -25,6 +25,9 @@ MAX_QUESTIONS = 100
 MAX_BATCH = 500
 MAX_BATCH_QUERIES = 1_000
 MAX_K = 50
+MAX_PROVENANCE_IDS = 1_000
+MAX_PROVENANCE_CHARS = 256
+MAX_SOURCE_CHARS = 64
 DEFAULT_K = 5
 _ENTRY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _KIND = {pb.ENTRY_KIND_ARTICLE: "article", pb.ENTRY_KIND_QA: "qa"}
@@ -70,7 +73,7 @@ def from_message(message: pb.KnowledgeEntry, field: str) -> Entry:
     validation.enum_value(f"{field}.status", message.status, pb.EntryStatus, allow_unspecified=True)
     content = validation.text(f"{field}.content", message.content, max_chars=MAX_CONTENT_CHARS, required=True)
     title = validation.text(f"{field}.title", message.title, max_chars=300)
-    source = validation.text(f"{field}.source", message.source, max_chars=64, required=True)
+    source = validation.text(f"{field}.source", message.source, max_chars=MAX_SOURCE_CHARS, required=True)
     questions: list[str] = []
     for index, question in enumerate(message.questions):
         validation.text(f"{field}.questions[{index}]", question, max_chars=MAX_QUESTION_CHARS, required=True)
@@ -85,8 +88,7 @@ def from_message(message: pb.KnowledgeEntry, field: str) -> Entry:
     for key, value in message.metadata.items():
         validation.text(f"{field}.metadata[{key[:64]!r}]", key, max_chars=64, required=True)
         validation.text(f"{field}.metadata[{key[:64]!r}]", value, max_chars=1024)
-    if len(message.provenance.interaction_ids) > 1000:
-        raise InvalidArgument(f"{field}.provenance.interaction_ids", "holds more than 1,000 ids")
+    provenance_field(message.provenance, f"{field}.provenance")
     return Entry(
         entry_id=entry_id, kind=_KIND[message.kind],
         title=title or (questions[0][:300] if questions else ""),
@@ -94,6 +96,18 @@ def from_message(message: pb.KnowledgeEntry, field: str) -> Entry:
         status=_STATUS.get(message.status, ""), provenance=_provenance_json(message.provenance),
         metadata=dict(message.metadata),
     )
+
+
+def provenance_field(message: pb.Provenance, field: str) -> None:
+    """Every text of a Provenance checked before anything is written: PostgreSQL's
+    jsonb refuses a NUL, and the proto only bounds `interaction_ids` (the other
+    limits are ours, generous for logins, model ids and run ids)."""
+    if len(message.interaction_ids) > MAX_PROVENANCE_IDS:
+        raise InvalidArgument(f"{field}.interaction_ids", f"holds more than {MAX_PROVENANCE_IDS:,} ids")
+    for index, interaction_id in enumerate(message.interaction_ids):
+        validation.uuid_field(f"{field}.interaction_ids[{index}]", interaction_id)
+    for name in ("teacher_model", "prompt_version", "training_run_id", "fix_id", "created_by"):
+        validation.text(f"{field}.{name}", getattr(message, name), max_chars=MAX_PROVENANCE_CHARS)
 
 
 def search_query(request: pb.SearchKnowledgeRequest, prefix: str) -> Query:
@@ -162,7 +176,7 @@ class KnowledgeService(pb_grpc.KnowledgeServiceServicer):
         size = validation.page_size("page_size", request.page_size)
         validation.enum_value("status", request.status, pb.EntryStatus, allow_unspecified=True)
         validation.enum_value("kind", request.kind, pb.EntryKind, allow_unspecified=True)
-        where = catalog.ListFilter(source=validation.text("source", request.source, max_chars=64),
+        where = catalog.ListFilter(source=validation.text("source", request.source, max_chars=MAX_SOURCE_CHARS),
                                    status=_STATUS.get(request.status), kind=_KIND.get(request.kind))
         filters = [where.source, where.status, where.kind]
         after = None

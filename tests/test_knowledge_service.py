@@ -320,3 +320,131 @@ async def test_pinecone_batch_search_answers_each_query_as_its_own_search():
             assert found[0][0].key_text == "a0"  # one hit per entry: its best key
         finally:
             await store.close()
+
+
+# --- UpsertEntries: provenance checks and an all-or-nothing batch -------------------------
+
+
+def with_provenance(entry: pb.KnowledgeEntry, **provenance) -> pb.KnowledgeEntry:
+    copy = pb.KnowledgeEntry()
+    copy.CopyFrom(entry)
+    copy.provenance.CopyFrom(pb.Provenance(**provenance))
+    return copy
+
+
+async def test_a_nul_in_provenance_is_invalid_and_writes_nothing_of_the_batch(knowledge, knowledge_index):
+    # The review's probe: INTERNAL (jsonb refuses \u0000) after the good entry was written.
+    bad = with_provenance(SHIPPING, created_by="a\x00b")
+    await expect_status(knowledge.UpsertEntries(pb.UpsertEntriesRequest(entries=[RETURNS, bad])),
+                        grpc.StatusCode.INVALID_ARGUMENT, "entries[1].provenance.created_by")
+    assert await knowledge_index.pool.fetchval("SELECT count(*) FROM knowledge_entries") == 0
+    assert await knowledge_index.pool.fetchval("SELECT count(*) FROM knowledge_vectors") == 0
+
+
+GOOD_ID = "0b6f3c9e-8a43-4c1e-9a51-2f0d6c1f7e11"
+
+
+@pytest.mark.parametrize(
+    ("provenance", "field"),
+    [
+        *[({name: "a\x00b"}, f"entries[1].provenance.{name}")
+          for name in ("teacher_model", "prompt_version", "training_run_id", "fix_id", "created_by")],
+        *[({name: "x" * 257}, f"entries[1].provenance.{name}")
+          for name in ("teacher_model", "prompt_version", "training_run_id", "fix_id", "created_by")],
+        ({"interaction_ids": [GOOD_ID, "not-a-uuid"]}, "entries[1].provenance.interaction_ids[1]"),
+        ({"interaction_ids": [GOOD_ID, "\x00"]}, "entries[1].provenance.interaction_ids[1]"),
+        ({"interaction_ids": [""]}, "entries[1].provenance.interaction_ids[0]"),
+        ({"interaction_ids": [GOOD_ID] * 1001}, "entries[1].provenance.interaction_ids"),
+    ],
+)
+async def test_every_provenance_field_is_checked_before_anything_is_written(knowledge, knowledge_index,
+                                                                              provenance, field):
+    bad = with_provenance(SHIPPING, **provenance)
+    details = await expect_status(knowledge.UpsertEntries(pb.UpsertEntriesRequest(entries=[RETURNS, bad])),
+                                  grpc.StatusCode.INVALID_ARGUMENT, field)
+    assert details.startswith(field) or f"{field} " in details or f"{field}:" in details, details
+    assert await knowledge_index.pool.fetchval("SELECT count(*) FROM knowledge_entries") == 0
+
+
+async def test_a_valid_provenance_round_trips(knowledge):
+    good = with_provenance(SHIPPING, interaction_ids=[GOOD_ID], teacher_model="m" * 256, prompt_version="fix-v3",
+                           training_run_id="run-1", fix_id="fix-1", created_by="trainer")
+    stored = (await upsert(knowledge, good))[0]
+    assert list(stored.provenance.interaction_ids) == [GOOD_ID] and stored.provenance.teacher_model == "m" * 256
+    await expect_status(knowledge.UpdateEntry(pb.UpdateEntryRequest(
+        entry=with_provenance(SHIPPING, created_by="a\x00b"), update_mask=FieldMask(paths=["provenance"]))),
+        grpc.StatusCode.INVALID_ARGUMENT, "entry.provenance.created_by")
+
+
+async def test_a_batch_that_fails_in_the_database_writes_none_of_its_entries(knowledge, knowledge_index):
+    from dataclasses import replace
+
+    from bot.knowledge_service import from_message
+
+    good = [replace(from_message(RETURNS, "entries[0]"), entry_id=f"faq-{n}") for n in range(5)]
+    # Past the service's checks, the catalogue's CHECK constraint refuses the last entry (after
+    # more good ones than are written at once, so that some are written before it is tried).
+    refused = replace(from_message(SHIPPING, "entries[5]"), status="bogus")
+    with pytest.raises(Exception):
+        await knowledge_index.upsert([*good, refused])
+    assert await knowledge_index.pool.fetchval("SELECT count(*) FROM knowledge_entries") == 0
+    assert await knowledge_index.pool.fetchval("SELECT count(*) FROM knowledge_vectors") == 0
+
+
+class FailingStore:
+    """The real store, except that writing one entry's vectors fails."""
+
+    def __init__(self, store, fail_on: str) -> None:
+        self._store, self._fail_on = store, fail_on
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    async def replace_keys(self, entry_id, keys, status, source):
+        if entry_id == self._fail_on:
+            raise ConnectionError("the vector store is down")
+        await self._store.replace_keys(entry_id, keys, status, source)
+
+    async def set_attributes(self, entry_id, status, source):
+        if entry_id == self._fail_on:
+            raise ConnectionError("the vector store is down")
+        await self._store.set_attributes(entry_id, status, source)
+
+
+async def test_a_retry_after_a_failed_vector_write_converges(knowledge, knowledge_index):
+    from bot.knowledge import Knowledge
+    from bot.knowledge_service import from_message
+
+    entries = [from_message(RETURNS, "entries[0]"), from_message(SHIPPING, "entries[1]")]
+    flaky = Knowledge(knowledge_index.pool, FailingStore(knowledge_index.store, "faq-shipping"),
+                      knowledge_index.embedder)
+    with pytest.raises(ConnectionError):
+        await flaky.upsert(entries)
+    # The catalogue committed; the entry whose vectors failed stays marked for the retry.
+    pending = await knowledge_index.pool.fetchval(
+        "SELECT vectors_pending FROM knowledge_entries WHERE entry_id = 'faq-shipping'")
+    assert pending is True
+    await knowledge_index.upsert(entries)  # the caller's retry, same ids
+    hits = await search(knowledge, "When will my parcel arrive?", k=1)
+    assert [h.entry.entry_id for h in hits] == ["faq-shipping"]
+    assert not await knowledge_index.pool.fetchval("SELECT bool_or(vectors_pending) FROM knowledge_entries")
+    # The same for a status change whose vector update failed: the retry archives the vectors too.
+    archived = pb.KnowledgeEntry()
+    archived.CopyFrom(SHIPPING)
+    archived.status = pb.ENTRY_STATUS_ARCHIVED
+    with pytest.raises(ConnectionError):
+        await flaky.upsert([from_message(archived, "entries[0]")])
+    await knowledge_index.upsert([from_message(archived, "entries[0]")])
+    statuses = await knowledge_index.pool.fetch(
+        "SELECT DISTINCT status FROM knowledge_vectors WHERE entry_id = 'faq-shipping'")
+    assert [row["status"] for row in statuses] == ["archived"]
+
+
+async def test_repeating_an_identical_entry_leaves_its_update_time(knowledge):
+    first = (await upsert(knowledge, RETURNS))[0]
+    again = (await upsert(knowledge, RETURNS))[0]
+    assert again.update_time == first.update_time
+    changed = pb.KnowledgeEntry()
+    changed.CopyFrom(RETURNS)
+    changed.content += " Sale items too."
+    assert (await upsert(knowledge, changed))[0].update_time != first.update_time
