@@ -118,7 +118,8 @@ def search_query(request: pb.SearchKnowledgeRequest, prefix: str) -> Query:
     for index, status in enumerate(request.statuses):
         validation.enum_value(f"{prefix}statuses[{index}]", status, pb.EntryStatus, allow_unspecified=False)
     statuses = [_STATUS[s] for s in request.statuses] or ["published"]
-    return Query(text, request.k or DEFAULT_K, statuses, request.source or None)
+    source = validation.text(f"{prefix}source", request.source, max_chars=MAX_SOURCE_CHARS)
+    return Query(text, request.k or DEFAULT_K, statuses, source or None)
 
 
 def _matched(hit: Hit) -> str:

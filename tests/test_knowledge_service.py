@@ -448,3 +448,27 @@ async def test_repeating_an_identical_entry_leaves_its_update_time(knowledge):
     changed.CopyFrom(RETURNS)
     changed.content += " Sale items too."
     assert (await upsert(knowledge, changed))[0].update_time != first.update_time
+
+
+# --- SearchKnowledgeRequest.source -------------------------------------------------------
+
+
+@pytest.mark.parametrize("source", ["a\x00b", "s" * 65])
+async def test_a_bad_search_source_is_invalid_in_single_and_batch_searches(knowledge, source):
+    # A NUL reached PostgreSQL (INTERNAL); a source longer than any entry's (64) can match nothing.
+    await upsert(knowledge, RETURNS)
+    await expect_status(knowledge.SearchKnowledge(pb.SearchKnowledgeRequest(query="q", source=source)),
+                        grpc.StatusCode.INVALID_ARGUMENT, "source")
+    request = batch("fine", "also fine")
+    request.queries[1].source = source
+    await expect_status(knowledge.BatchSearchKnowledge(request), grpc.StatusCode.INVALID_ARGUMENT,
+                        "queries[1].source")
+
+
+async def test_a_search_source_of_64_characters_is_fine(knowledge):
+    entry = pb.KnowledgeEntry()
+    entry.CopyFrom(RETURNS)
+    entry.source = "s" * 64
+    await upsert(knowledge, entry)
+    hits = await search(knowledge, "What is your return policy?", source="s" * 64)
+    assert [h.entry.entry_id for h in hits] == ["faq-returns"]
