@@ -7,6 +7,7 @@ import asyncio
 import uuid
 
 import grpc
+import pytest
 
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.interactions.v1 import interactions_service_pb2 as ipb
@@ -178,3 +179,71 @@ async def test_a_running_run_shows_its_progress_page_by_page(trainer_setup, inte
     pages = [r.getMessage() for r in caplog.records if r.getMessage().startswith("page ")]
     assert pages == ["page 1 done: read 2, covered 0, fixed 0, proposed 2, failed 0",
                      "page 2 done: read 3, covered 0, fixed 0, proposed 3, failed 0"]
+
+
+@pytest.mark.parametrize("action", ["approve", "reject"])
+async def test_a_review_made_while_a_run_is_on_a_later_page_stands(trainer_setup, interactions, knowledge,
+                                                                      monkeypatch, action):
+    from trainer import loop
+
+    stub, trainer = trainer_setup
+    monkeypatch.setattr(loop, "PAGE", 2)
+    trainer.teacher = PausingTeacher("Do you repair zips on jackets?")
+    # Page 2 holds a near-duplicate of page 1's tents fix, and a new question the teacher waits on.
+    ids = await dislike(interactions, "Do you rent out tents?", "Do you sell gift cards?",
+                        "Can I rent a tent from you?", "Do you repair zips on jackets?")
+    run_id = (await stub.StartRun(pb.StartRunRequest())).run.run_id
+    for _ in range(300):
+        if (await stub.GetRun(pb.GetRunRequest(run_id=run_id))).run.counts.read:
+            break
+        await asyncio.sleep(0.05)
+    fixes = (await stub.ListFixes(pb.ListFixesRequest(run_id=run_id))).fixes
+    tents = next(f for f in fixes if f.question == "Do you rent out tents?")
+    edited = "Yes: tents rent for 15 euros a weekend, poles included."
+    if action == "approve":
+        await stub.ApproveFix(pb.ApproveFixRequest(fix_id=tents.fix_id, answer=edited, reviewer="ana"))
+    else:
+        await stub.RejectFix(pb.RejectFixRequest(fix_id=tents.fix_id, reviewer="ana", note="we do not rent"))
+    trainer.teacher.release.set()
+    run = await finished(stub, run_id)
+    assert run.state == pb.RUN_STATE_SUCCEEDED
+    fix = (await stub.GetFix(pb.GetFixRequest(fix_id=tents.fix_id))).fix
+    assert list(fix.questions) == ["Do you rent out tents?", "Can I rent a tent from you?"]
+    assert list(fix.interaction_ids) == [ids[0], ids[2]]
+    stored = await processed(interactions)
+    if action == "approve":
+        assert fix.state == pb.FIX_STATE_PUBLISHED and fix.answer == edited
+        entry = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id=tents.entry_id))).entry
+        assert entry.status == bpb.ENTRY_STATUS_PUBLISHED and entry.content == edited
+        assert list(entry.questions) == list(fix.questions)
+        assert list(entry.provenance.interaction_ids) == [ids[0], ids[2]]
+        assert stored[ids[2]].training_outcome == ipb.TRAINING_OUTCOME_FIXED
+        assert (run.counts.fixed, run.counts.proposed) == (1, 3)
+    else:
+        assert fix.state == pb.FIX_STATE_REJECTED and fix.answer == tents.answer
+        await expect_status(knowledge.GetEntry(bpb.GetEntryRequest(entry_id=tents.entry_id)),
+                            grpc.StatusCode.NOT_FOUND)
+        assert stored[ids[2]].training_outcome == ipb.TRAINING_OUTCOME_REJECTED
+        assert (run.counts.fixed, run.counts.proposed) == (0, 3)
+    assert stored[ids[2]].processed_for_training and stored[ids[2]].knowledge_entry_id == tents.entry_id
+
+
+async def test_an_approve_and_a_reject_of_one_fix_at_once_one_wins(trainer_setup, interactions, knowledge):
+    stub, trainer = trainer_setup
+    _, fixes, _ = await run_with_fixes(stub, trainer, interactions)
+    fix = fixes[0]
+    results = await asyncio.gather(
+        stub.ApproveFix(pb.ApproveFixRequest(fix_id=fix.fix_id, reviewer="ana")),
+        stub.RejectFix(pb.RejectFixRequest(fix_id=fix.fix_id, reviewer="bo")), return_exceptions=True)
+    won = [r.fix for r in results if not isinstance(r, Exception)]
+    lost = [r for r in results if isinstance(r, Exception)]
+    assert len(won) == 1 and len(lost) == 1 and lost[0].code() == grpc.StatusCode.FAILED_PRECONDITION
+    stored = (await stub.GetFix(pb.GetFixRequest(fix_id=fix.fix_id))).fix
+    assert stored.state == won[0].state
+    outcome = (await processed(interactions))[fix.interaction_ids[0]].training_outcome
+    if stored.state == pb.FIX_STATE_PUBLISHED:
+        assert (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id=fix.entry_id))).entry.status == \
+            bpb.ENTRY_STATUS_PUBLISHED and outcome == ipb.TRAINING_OUTCOME_FIXED
+    else:
+        await expect_status(knowledge.GetEntry(bpb.GetEntryRequest(entry_id=fix.entry_id)), grpc.StatusCode.NOT_FOUND)
+        assert outcome == ipb.TRAINING_OUTCOME_REJECTED

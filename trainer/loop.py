@@ -8,11 +8,16 @@ costs a few round trips, however many questions it holds:
 2. trainer/fold.py and the judge (trainer/judge.py) decide per question:
    covered by a published entry, joins a fix, or leads a new fix, which the
    teacher answers. Judge and teacher are model calls, made a few at a time;
-3. UpsertEntries, in batches (trainer/writes.py), writes the new fixes and the
-   fixes that gained questions (source `self-healing-feedback`, with
-   provenance), published or proposed per the publish policy;
+3. UpsertEntries, in batches (trainer/writes.py), writes the new fixes
+   (source `self-healing-feedback`, with provenance), published or proposed
+   per the publish policy; a fix of an earlier page that gained questions gets
+   them through UpdateEntry (questions and provenance only: a reviewer may have
+   approved, edited or rejected it since the run wrote it);
 4. the page's fixes are recorded (`on_fixes`), then one MarkProcessed marks the
    page with each question's outcome and entry id.
+Steps 3 and 4 run inside `hold` (trainer/runs.py locks the rows of the earlier
+fixes the page grows), so no review of those fixes runs between reading their
+state and marking their new questions.
 
 Crash safety: a fix's id derives from its first interaction and its provenance
 lists every interaction in it, so a run killed after an upsert and started
@@ -24,13 +29,17 @@ interaction lacks its fix, and an unmarked one is simply read again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TypeVar
 
+import grpc
+from google.protobuf.field_mask_pb2 import FieldMask
 from opentelemetry import trace
 
 from bot.llm.base import ChatModel, Message
@@ -60,6 +69,17 @@ MODEL_CONCURRENCY = 4
 # A page's search embeds 1,000 questions: longer than the channel's default deadline.
 SEARCH_TIMEOUT_S = 120
 MAX_ANSWER_TOKENS = 300
+# A fix of an earlier page a reviewer has since taken out of the index: the
+# page's questions that joined it get the reviewer's verdict (below, `_grow`).
+WITHDRAWN = {"rejected": ipb.TRAINING_OUTCOME_REJECTED, "rolled_back": ipb.TRAINING_OUTCOME_ROLLED_BACK}
+# Given the ids of the earlier fixes a page grows, holds them against review
+# until the page is marked, and yields their recorded states (fix id -> state).
+Hold = Callable[[list[str]], AbstractAsyncContextManager[dict[str, str]]]
+
+
+@contextlib.asynccontextmanager
+async def _no_hold(fix_ids: list[str]) -> AsyncIterator[dict[str, str]]:
+    yield {}
 
 
 @dataclass
@@ -129,7 +149,7 @@ async def _few_at_a_time(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T 
 class _Run:
     def __init__(self, interactions: ipb_grpc.InteractionsServiceStub, knowledge: bpb_grpc.KnowledgeServiceStub,
                  teacher: ChatModel, judge: Judge, policy: Policy, run_id: str,
-                 on_fixes: Callable[[list[Fix]], Awaitable[None]] | None) -> None:
+                 on_fixes: Callable[[list[Fix]], Awaitable[None]] | None, hold: Hold) -> None:
         self.interactions = interactions
         self.knowledge = knowledge
         self.teacher = teacher
@@ -137,6 +157,7 @@ class _Run:
         self.policy = policy
         self.run_id = run_id
         self.on_fixes = on_fixes
+        self.hold = hold
         self.counts = Counts()
         self.fixes: dict[str, Fix] = {}  # every fix of this run, by entry id
         auto = policy.publish == "auto"
@@ -169,40 +190,88 @@ class _Run:
                 else:
                     uncovered.append(index)
             fold.fold(uncovered, [[(p.query_index, p.score) for p in result.peers] for result in response.results])
-            written = await self._write(items, fold)
-            if self.on_fixes is not None and written:
-                await self.on_fixes([group.fix for group in written])
-            for group in fold.groups:
-                for index in group.members:
-                    marks[index] = (self._mark(items[index], self.outcome, group.fix.entry.entry_id)
-                                    if group in written else self._mark(items[index], ipb.TRAINING_OUTCOME_FAILED))
-            await self.interactions.MarkProcessed(ipb.MarkProcessedRequest(marks=[marks[i] for i in sorted(marks)]))
-            outcomes = [mark.outcome for mark in marks.values()]
-            self.counts.covered += outcomes.count(ipb.TRAINING_OUTCOME_COVERED)
-            self.counts.failed += outcomes.count(ipb.TRAINING_OUTCOME_FAILED)
-            done = outcomes.count(self.outcome)
-            if self.status == bpb.ENTRY_STATUS_PUBLISHED:
-                self.counts.fixed += done
-            else:
-                self.counts.proposed += done
+            # The teacher may take minutes: reviews go on meanwhile, and only what follows is held.
+            taught = await self._teach(items, fold)
+            earlier = [group.fix.entry.entry_id for group in fold.groups if group.fix is not None]
+            async with self.hold(earlier) as states:
+                outcomes = await self._write(fold, taught, states)
+                if self.on_fixes is not None and outcomes:
+                    await self.on_fixes([group.fix for group in fold.groups if group in outcomes])
+                for group in fold.groups:
+                    for index in group.members:
+                        marks[index] = (self._mark(items[index], outcomes[group], group.fix.entry.entry_id)
+                                        if group in outcomes else self._mark(items[index], ipb.TRAINING_OUTCOME_FAILED))
+                await self.interactions.MarkProcessed(ipb.MarkProcessedRequest(marks=[marks[i] for i in sorted(marks)]))
+            marked = [mark.outcome for mark in marks.values()]
+            self.counts.covered += marked.count(ipb.TRAINING_OUTCOME_COVERED)
+            self.counts.failed += marked.count(ipb.TRAINING_OUTCOME_FAILED)
+            self.counts.fixed += marked.count(ipb.TRAINING_OUTCOME_FIXED)
+            self.counts.proposed += marked.count(ipb.TRAINING_OUTCOME_PROPOSED)
+            # Questions that joined a fix a reviewer has since rejected or rolled back
+            # are in none of these counts (RunCounts has no field for them).
 
-    async def _write(self, items: list[ipb.Interaction], fold: Fold) -> list[Group]:
-        """Teaches the page's new fixes and upserts every fix that changed. Returns
-        the groups whose fix is now in the index, with `fix` set to it."""
+    async def _teach(self, items: list[ipb.Interaction], fold: Fold) -> dict[Group, bpb.KnowledgeEntry]:
+        """The new fixes the teacher could answer, each with its entry."""
         new = [group for group in fold.groups if group.fix is None]
         answers = await _few_at_a_time([
             lambda g=g: teach(self.teacher, self.policy.brand, items[g.members[0]], fold.published(g.members[0]))
             for g in new])
-        changes = [(group, self._new_entry(group, items[group.members[0]], answer))
-                   for group, answer in zip(new, answers) if not isinstance(answer, Exception)]
-        changes += [(group, self._grown_entry(group)) for group in fold.groups
-                    if group.fix is not None and group.changed]
-        failed = await writes.upsert(self.knowledge, changes)
-        for group, entry in changes:
+        return {group: self._new_entry(group, items[group.members[0]], answer)
+                for group, answer in zip(new, answers) if not isinstance(answer, Exception)}
+
+    async def _write(self, fold: Fold, taught: dict[Group, bpb.KnowledgeEntry],
+                     states: dict[str, str]) -> dict[Group, int]:
+        """Upserts the page's new fixes and grows the earlier fixes that gained
+        questions. Returns the outcome of each group whose fix is in the index (or
+        was withdrawn by a reviewer), with `fix` set to it as now stored."""
+        outcomes: dict[Group, int] = {}
+        failed = await writes.upsert(self.knowledge, list(taught.items()))
+        for group, entry in taught.items():
             if group not in failed:
                 group.fix = self.fixes[entry.entry_id] = Fix(entry, list(group.interaction_ids))
-        # Unchanged groups (an adopted fix and the questions already in it) were in the index already.
-        return [group for group in fold.groups if group.fix is not None and group not in failed]
+                outcomes[group] = self.outcome
+        earlier = [group for group in fold.groups if group.fix is not None and group not in taught]
+        slots = asyncio.Semaphore(MODEL_CONCURRENCY)
+
+        async def settle(group: Group) -> None:
+            assert group.fix is not None
+            fix_id = group.fix.entry.entry_id
+            state = states.get(fix_id, "")
+            if state in WITHDRAWN:
+                # A reviewer rejected or rolled back this fix while the page was being
+                # worked on. Its entry is not written back: the questions that joined it
+                # share its verdict, exactly as if they had joined before the review
+                # (which marks every question of a fix). The verdict was on the answer
+                # to this question, so a reviewer would not expect it proposed again
+                # at once; a later dislike finds no entry and leads a new fix.
+                outcomes[group] = WITHDRAWN[state]
+                group.fix = self.fixes[fix_id] = Fix(self._grown_entry(group), list(group.interaction_ids))
+                return
+            if not group.changed:  # an adopted fix and the questions already in it
+                outcomes[group] = self._outcome(state, group.fix.entry.status)
+                return
+            async with slots:
+                try:
+                    # Only questions and provenance: status and answer are the reviewer's.
+                    stored = (await self.knowledge.UpdateEntry(bpb.UpdateEntryRequest(
+                        entry=self._grown_entry(group), update_mask=FieldMask(paths=["questions", "provenance"])))).entry
+                except grpc.aio.AioRpcError as error:
+                    # NOT_FOUND: deleted outside review; its questions stay in the queue
+                    # and lead a new fix next time.
+                    _log.warning("could not grow a fix", extra={"entry_id": fix_id,
+                                                                "error": f"{error.code().name}: {error.details()}"[:300]})
+                    return
+            group.fix = self.fixes[fix_id] = Fix(stored, list(group.interaction_ids))
+            outcomes[group] = self._outcome(state, stored.status)
+
+        await asyncio.gather(*(settle(group) for group in earlier))
+        return outcomes
+
+    @staticmethod
+    def _outcome(state: str, status: int) -> int:
+        """A question in an existing fix: fixed once the fix is published, proposed until then."""
+        published = state == "published" if state else status == bpb.ENTRY_STATUS_PUBLISHED
+        return ipb.TRAINING_OUTCOME_FIXED if published else ipb.TRAINING_OUTCOME_PROPOSED
 
     def _new_entry(self, group: Group, leader: ipb.Interaction, answer: str) -> bpb.KnowledgeEntry:
         entry = bpb.KnowledgeEntry(
@@ -216,6 +285,8 @@ class _Run:
 
     @staticmethod
     def _grown_entry(group: Group) -> bpb.KnowledgeEntry:
+        """The fix with the group's questions and interactions. Its status and content
+        are as the run last saw them: only its questions and provenance are written."""
         assert group.fix is not None
         entry = bpb.KnowledgeEntry()
         entry.CopyFrom(group.fix.entry)
@@ -230,13 +301,16 @@ async def run_once(interactions: ipb_grpc.InteractionsServiceStub, knowledge: bp
                    teacher: ChatModel, policy: Policy, run_id: str | None = None,
                    on_fixes: Callable[[list[Fix]], Awaitable[None]] | None = None,
                    judge: Judge | None = None,
-                   on_progress: Callable[[Counts], Awaitable[None]] | None = None) -> Counts:
+                   on_progress: Callable[[Counts], Awaitable[None]] | None = None,
+                   hold: Hold | None = None) -> Counts:
     """One run. `on_fixes` records a page's fixes before any of its interactions is
     marked, so that every marked interaction's fix is on record for review and undo.
     After each page the counts so far are logged and passed to `on_progress`: a
-    large run takes minutes, and its Job log and GetRun show how far it is."""
+    large run takes minutes, and its Job log and GetRun show how far it is.
+    `hold` (see `Hold`) keeps reviews of a page's earlier fixes out while it grows
+    and marks them; without it, the entries' status decides their questions' outcome."""
     run = _Run(interactions, knowledge, teacher, judge or SimilarityJudge(policy.covered_similarity), policy,
-               run_id or str(uuid.uuid4()), on_fixes)
+               run_id or str(uuid.uuid4()), on_fixes, hold or _no_hold)
     counts = run.counts
     with _tracer.start_as_current_span("mend.trainer.run") as span:
         stream = pages(interactions)

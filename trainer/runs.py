@@ -4,8 +4,10 @@ and the review actions that publish, reject or roll back a fix."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import asdict
 
 import asyncpg
@@ -82,8 +84,10 @@ class Trainer:
             policy = Policy(1 if force else self.policy.threshold, self.policy.publish,
                             self.policy.covered_similarity, self.policy.duplicate_similarity, self.policy.brand)
             counts = await run_once(self.interactions, self.knowledge, self.teacher, policy, str(run_id),
-                                    on_fixes=lambda fixes: self._record_fixes(run_id, fixes), judge=self.judge,
-                                    on_progress=lambda so_far: self._record_progress(connection, run_id, so_far))
+                                    on_fixes=lambda fixes: self._record_fixes(connection, run_id, fixes),
+                                    judge=self.judge,
+                                    on_progress=lambda so_far: self._record_progress(connection, run_id, so_far),
+                                    hold=lambda fix_ids: self._hold(connection, fix_ids))
             if counts.gated and not force:
                 state = "skipped_below_threshold"
         except Exception as failure:  # noqa: BLE001 - recorded on the run
@@ -101,11 +105,26 @@ class Trainer:
         await connection.execute("UPDATE trainer_runs SET counts = $2 WHERE run_id = $1 AND state = 'running'",
                                  run_id, asdict(counts))
 
-    async def _record_fixes(self, run_id: uuid.UUID, fixes: list[Fix]) -> None:
-        await self.pool.executemany(
+    @staticmethod
+    @contextlib.asynccontextmanager
+    async def _hold(connection: asyncpg.Connection, fix_ids: list[str]) -> AsyncIterator[dict[str, str]]:
+        """The states of the fixes a page grows, with their rows locked until the page
+        is recorded and marked: a review (which locks its fix's row for its whole
+        course) either finished before, and the page sees its verdict, or waits."""
+        async with connection.transaction():
+            rows = await connection.fetch(
+                "SELECT fix_id, state FROM trainer_fixes WHERE fix_id = ANY($1::text[]) ORDER BY fix_id FOR UPDATE",
+                fix_ids)
+            yield {row["fix_id"]: row["state"] for row in rows}
+
+    @staticmethod
+    async def _record_fixes(connection: asyncpg.Connection, run_id: uuid.UUID, fixes: list[Fix]) -> None:
+        """New fixes are recorded whole; a fix on record gains only questions and
+        interactions (its state and answer are the reviewer's)."""
+        await connection.executemany(
             f"""INSERT INTO trainer_fixes ({FIX_COLUMNS.split(', reviewer')[0]})
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
-                ON CONFLICT (fix_id) DO UPDATE SET questions = EXCLUDED.questions, answer = EXCLUDED.answer,
+                ON CONFLICT (fix_id) DO UPDATE SET questions = EXCLUDED.questions,
                     interaction_ids = EXCLUDED.interaction_ids""",
             [(f.entry.entry_id, run_id, list(f.entry.questions), f.entry.content, f.interaction_ids,
               "published" if f.entry.status == bpb.ENTRY_STATUS_PUBLISHED else "proposed",
@@ -121,26 +140,33 @@ class Trainer:
     async def review(self, fix_id: str, action: str, reviewer: str, note: str, answer: str = "") -> asyncpg.Record:
         """approve (proposed -> published), reject (proposed -> rejected) or
         rollback (published -> rolled_back). The index and the interactions
-        change first; the fix's state last, so a retried action completes."""
-        fix = await self.get_fix(fix_id)
+        change first; the fix's state last, so a retried action completes. The
+        fix's row stays locked throughout: two reviews of one fix (an approve and
+        a reject at once) run one after the other, and the second finds the
+        first's state; a running trainer page that grows the fix waits too."""
         needed = "published" if action == "rollback" else "proposed"
-        if fix["state"] != needed:
-            verb = {"approve": "approved", "reject": "rejected", "rollback": "rolled back"}[action]
-            raise FailedPrecondition(f"fix {fix_id!r} is {fix['state']}; only a {needed} fix can be {verb}")
-        if action == "approve":
-            entry = bpb.KnowledgeEntry(entry_id=fix_id, status=bpb.ENTRY_STATUS_PUBLISHED, content=answer)
-            paths = ["status", "content"] if answer else ["status"]
-            await self.knowledge.UpdateEntry(bpb.UpdateEntryRequest(entry=entry, update_mask=FieldMask(paths=paths)))
-            outcome, state = ipb.TRAINING_OUTCOME_FIXED, "published"
-        else:
-            await self.knowledge.DeleteEntry(bpb.DeleteEntryRequest(entry_id=fix_id, allow_missing=True))
-            outcome, state = ((ipb.TRAINING_OUTCOME_REJECTED, "rejected") if action == "reject"
-                              else (ipb.TRAINING_OUTCOME_ROLLED_BACK, "rolled_back"))
-        await self.interactions.MarkProcessed(ipb.MarkProcessedRequest(marks=[
-            ipb.ProcessedMark(interaction_id=i, outcome=outcome, knowledge_entry_id=fix_id,
-                              training_run_id=str(fix["run_id"])) for i in fix["interaction_ids"]]))
-        async with database_errors("trainer"):
-            return await self.pool.fetchrow(
+        async with database_errors("trainer"), self.pool.acquire() as connection, connection.transaction():
+            fix = await connection.fetchrow(
+                f"SELECT {FIX_COLUMNS} FROM trainer_fixes WHERE fix_id = $1 FOR UPDATE", fix_id)
+            if fix is None:
+                raise NotFound(f"fix {fix_id!r} does not exist")
+            if fix["state"] != needed:
+                verb = {"approve": "approved", "reject": "rejected", "rollback": "rolled back"}[action]
+                raise FailedPrecondition(f"fix {fix_id!r} is {fix['state']}; only a {needed} fix can be {verb}")
+            if action == "approve":
+                entry = bpb.KnowledgeEntry(entry_id=fix_id, status=bpb.ENTRY_STATUS_PUBLISHED, content=answer)
+                paths = ["status", "content"] if answer else ["status"]
+                await self.knowledge.UpdateEntry(bpb.UpdateEntryRequest(entry=entry, update_mask=FieldMask(paths=paths)))
+                outcome, state = ipb.TRAINING_OUTCOME_FIXED, "published"
+            else:
+                await self.knowledge.DeleteEntry(bpb.DeleteEntryRequest(entry_id=fix_id, allow_missing=True))
+                outcome, state = ((ipb.TRAINING_OUTCOME_REJECTED, "rejected") if action == "reject"
+                                  else (ipb.TRAINING_OUTCOME_ROLLED_BACK, "rolled_back"))
+            await self.interactions.MarkProcessed(ipb.MarkProcessedRequest(marks=[
+                ipb.ProcessedMark(interaction_id=i, outcome=outcome, knowledge_entry_id=fix_id,
+                                  training_run_id=str(fix["run_id"])) for i in fix["interaction_ids"]]))
+            return await connection.fetchrow(
                 f"""UPDATE trainer_fixes SET state = $2, reviewer = $3, review_note = $4, review_time = now(),
                            answer = CASE WHEN $5 = '' THEN answer ELSE $5 END
-                     WHERE fix_id = $1 RETURNING {FIX_COLUMNS}""", fix_id, state, reviewer, note, answer)
+                     WHERE fix_id = $1 AND state = $6 RETURNING {FIX_COLUMNS}""",
+                fix_id, state, reviewer, note, answer, needed)
