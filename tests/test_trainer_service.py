@@ -247,3 +247,76 @@ async def test_an_approve_and_a_reject_of_one_fix_at_once_one_wins(trainer_setup
     else:
         await expect_status(knowledge.GetEntry(bpb.GetEntryRequest(entry_id=fix.entry_id)), grpc.StatusCode.NOT_FOUND)
         assert outcome == ipb.TRAINING_OUTCOME_REJECTED
+
+
+async def test_a_run_whose_process_stopped_is_marked_abandoned_by_the_next_run(trainer_setup, interactions, pool):
+    stub, trainer = trainer_setup
+    trainer.teacher = Teacher()
+    killed = uuid.uuid4()
+    await pool.execute("INSERT INTO trainer_runs (run_id, state, trigger, publish_policy, feedback_threshold) "
+                       "VALUES ($1, 'running', 'schedule', 'review', 2)", killed)
+    await dislike(interactions, "Do you rent out tents?")
+    started = await finished(stub, (await stub.StartRun(pb.StartRunRequest(force=True))).run.run_id)
+    assert started.state == pb.RUN_STATE_SUCCEEDED
+    stopped = (await stub.GetRun(pb.GetRunRequest(run_id=str(killed)))).run
+    assert stopped.state == pb.RUN_STATE_FAILED and stopped.HasField("end_time")
+    assert stopped.error_message == "abandoned: the process running it stopped"
+
+
+class _FinalUpdateFails:
+    """The trainer's pool, except that a run's final UPDATE of its row fails."""
+
+    def __init__(self, pool) -> None:
+        self.pool = pool
+
+    def __getattr__(self, name):  # noqa: ANN001, ANN204
+        return getattr(self.pool, name)
+
+    async def acquire(self):  # noqa: ANN201
+        connection = await self.pool.acquire()
+
+        class Connection:
+            def __getattr__(self, name):  # noqa: ANN001, ANN204
+                return getattr(connection, name)
+
+            async def execute(self, sql, *args):  # noqa: ANN001, ANN201
+                if sql.startswith("UPDATE trainer_runs SET state = $2"):
+                    raise ConnectionError("the database went away")
+                return await connection.execute(sql, *args)
+
+        wrapped = Connection()
+        wrapped.real = connection
+        return wrapped
+
+    async def release(self, connection) -> None:  # noqa: ANN001
+        await self.pool.release(getattr(connection, "real", connection))
+
+
+async def test_a_run_that_cannot_record_its_end_still_releases_the_lock(trainer_setup, interactions, pool):
+    stub, trainer = trainer_setup
+    trainer.teacher = Teacher()
+    await dislike(interactions, "Do you rent out tents?")
+    trainer.pool = _FinalUpdateFails(pool)
+    first = (await stub.StartRun(pb.StartRunRequest(force=True))).run.run_id
+    for _ in range(300):
+        if await pool.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == 0:
+            break
+        await asyncio.sleep(0.05)
+    trainer.pool = pool
+    # Not FAILED_PRECONDITION: the lock went with the failed run; that run is abandoned.
+    second = await finished(stub, (await stub.StartRun(pb.StartRunRequest(force=True))).run.run_id)
+    assert second.state == pb.RUN_STATE_SUCCEEDED
+    assert (await stub.GetRun(pb.GetRunRequest(run_id=first))).run.state == pb.RUN_STATE_FAILED
+
+
+async def test_two_starts_with_one_request_id_at_once_return_the_same_run(trainer_setup, interactions):
+    stub, trainer = trainer_setup
+    trainer.teacher = Teacher()
+    await dislike(interactions, "Do you rent out tents?")
+    request_id = str(uuid.uuid4())
+    for _ in range(5):
+        runs = await asyncio.gather(*(stub.StartRun(pb.StartRunRequest(request_id=request_id, force=True))
+                                      for _ in range(2)))
+        assert {r.run.run_id for r in runs} == {request_id}
+        await finished(stub, request_id)
+        request_id = str(uuid.uuid4())

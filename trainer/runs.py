@@ -27,6 +27,7 @@ _log = logging.getLogger("trainer.runs")
 # One run at a time across every trainer process (the CronJob and the admin
 # server): a session advisory lock held for the whole run.
 RUN_LOCK = 0x74726169  # "trai"
+ABANDONED = "abandoned: the process running it stopped"
 RUN_COLUMNS = ("run_id, state, trigger, forced, publish_policy, feedback_threshold, counts, error_message, "
                "start_time, end_time")
 FIX_COLUMNS = ("fix_id, run_id, questions, answer, interaction_ids, state, teacher_model, prompt_version, "
@@ -53,22 +54,36 @@ class Trainer:
 
     async def start(self, run_id: uuid.UUID, trigger: str, force: bool) -> tuple[asyncpg.Record, asyncio.Task | None]:
         """Records a run and starts it in the background (None: it ended at once).
-        A repeated run_id returns that run; another run in progress is FAILED_PRECONDITION."""
+        A repeated run_id returns that run (also when two starts with it race);
+        another run in progress is FAILED_PRECONDITION."""
         async with database_errors("trainer"):
             existing = await self.pool.fetchrow(f"SELECT {RUN_COLUMNS} FROM trainer_runs WHERE run_id = $1", run_id)
             if existing is not None:
                 return existing, None
             connection = await self.pool.acquire()
         try:
-            if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", RUN_LOCK):
-                raise FailedPrecondition("another trainer run is in progress; try again when it has finished")
-            await connection.execute(
-                """INSERT INTO trainer_runs (run_id, state, trigger, forced, publish_policy, feedback_threshold)
-                   VALUES ($1, 'running', $2, $3, $4, $5)""",
-                run_id, trigger, force, self.policy.publish, self.policy.threshold)
+            async with database_errors("trainer"), connection.transaction():
+                # The row first, in one transaction with the lock: a start racing this one
+                # with the same run_id waits on the row, then finds it and returns it.
+                inserted = await connection.fetchval(
+                    """INSERT INTO trainer_runs (run_id, state, trigger, forced, publish_policy, feedback_threshold)
+                       VALUES ($1, 'running', $2, $3, $4, $5) ON CONFLICT (run_id) DO NOTHING RETURNING true""",
+                    run_id, trigger, force, self.policy.publish, self.policy.threshold)
+                if inserted:
+                    if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", RUN_LOCK):
+                        raise FailedPrecondition("another trainer run is in progress; try again when it has finished")
+                    # Every running run holds the lock: holding it proves any other row
+                    # still 'running' belongs to a process that stopped (killed, crashed).
+                    await connection.execute(
+                        "UPDATE trainer_runs SET state = 'failed', error_message = $2, end_time = now() "
+                        "WHERE state = 'running' AND run_id <> $1", run_id, ABANDONED)
         except BaseException:
-            await self._release(connection)
+            with contextlib.suppress(Exception):  # the error that matters is the one being raised
+                await self._release(connection)
             raise
+        if not inserted:
+            await self._release(connection)
+            return await self.get_run(run_id), None
         row = await self.get_run(run_id)
         return row, asyncio.create_task(self._run(connection, run_id, force))
 
@@ -94,10 +109,14 @@ class Trainer:
             state, error = "failed", f"{type(failure).__name__}: {failure}"[:1000]
             _log.exception("run failed", extra={"run_id": str(run_id)})
         finally:
-            await connection.execute(
-                "UPDATE trainer_runs SET state = $2, counts = $3, error_message = $4, end_time = now() "
-                "WHERE run_id = $1", run_id, state, asdict(counts), error)
-            await self._release(connection)
+            try:
+                await connection.execute(
+                    "UPDATE trainer_runs SET state = $2, counts = $3, error_message = $4, end_time = now() "
+                    "WHERE run_id = $1", run_id, state, asdict(counts), error)
+            finally:
+                # Even when the row cannot be updated the lock must go, or no run starts
+                # again in this process; the next run marks this one abandoned.
+                await self._release(connection)
 
     @staticmethod
     async def _record_progress(connection: asyncpg.Connection, run_id: uuid.UUID, counts: Counts) -> None:
