@@ -46,9 +46,25 @@ async def _refuse_undecodable(request: Any, context: grpc.aio.ServicerContext) -
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
 
 
+# A call to another service that failed with one of these: that service is down or slow.
+_UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# Codes of another service's answer that are the caller's to see as they are.
+_PASSED_ON = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND)
+
+
 async def _abort_for(error: BaseException, context: grpc.aio.ServicerContext) -> None:
     if isinstance(error, MendError):
         await context.abort(error.code, error.message)
+    if isinstance(error, grpc.aio.AioRpcError):
+        # A service this one called failed: UNAVAILABLE (callers retry) when it could not
+        # be reached in time; otherwise its refusal, with its details, rather than INTERNAL.
+        code, details = error.code(), (error.details() or "")[:500]
+        _log.warning("a call to another service failed", extra={"rpc.peer_code": code.name, "error": details})
+        if code in _UNREACHABLE:
+            await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                f"a service this one depends on is unavailable: {code.name}: {details}")
+        await context.abort(code if code in _PASSED_ON else grpc.StatusCode.FAILED_PRECONDITION,
+                            f"a service this one depends on refused the request: {code.name}: {details}")
     _log.exception("unhandled error")
     await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
 
@@ -66,7 +82,8 @@ def _log_rpc(method: str, started: float, context: grpc.aio.ServicerContext) -> 
 
 
 class ErrorAndLogInterceptor(ServerInterceptor):
-    """Turns `MendError`s into their status code and anything else into INTERNAL
+    """Turns `MendError`s into their status code, a failed call to another service
+    into UNAVAILABLE or that service's refusal, and anything else into INTERNAL
     (never a crash or a hung call), then logs the method, code and duration."""
 
     async def intercept_service(

@@ -320,3 +320,30 @@ async def test_two_starts_with_one_request_id_at_once_return_the_same_run(traine
         assert {r.run.run_id for r in runs} == {request_id}
         await finished(stub, request_id)
         request_id = str(uuid.uuid4())
+
+
+async def test_a_review_while_the_bot_is_down_is_unavailable_naming_the_dependency(trainer_setup, interactions):
+    from mend.bot.v1 import bot_service_pb2_grpc as bpb_grpc
+    from tests.conftest import free_port
+
+    stub, trainer = trainer_setup
+    _, fixes, _ = await run_with_fixes(stub, trainer, interactions)
+    reachable = trainer.knowledge
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{free_port()}") as nowhere:
+        trainer.knowledge = bpb_grpc.KnowledgeServiceStub(nowhere)
+        try:
+            await expect_status(stub.ApproveFix(pb.ApproveFixRequest(fix_id=fixes[0].fix_id, reviewer="ana")),
+                                grpc.StatusCode.UNAVAILABLE, "a service this one depends on is unavailable")
+        finally:
+            trainer.knowledge = reachable
+    # Nothing changed: the fix can still be approved once the bot is back.
+    assert (await stub.GetFix(pb.GetFixRequest(fix_id=fixes[0].fix_id))).fix.state == pb.FIX_STATE_PROPOSED
+    await stub.ApproveFix(pb.ApproveFixRequest(fix_id=fixes[0].fix_id, reviewer="ana"))
+
+
+async def test_a_blank_edited_answer_is_invalid(trainer_setup, interactions):
+    stub, trainer = trainer_setup
+    _, fixes, _ = await run_with_fixes(stub, trainer, interactions)
+    await expect_status(stub.ApproveFix(pb.ApproveFixRequest(fix_id=fixes[0].fix_id, answer="  \n ", reviewer="ana")),
+                        grpc.StatusCode.INVALID_ARGUMENT, "answer")
+    assert (await stub.GetFix(pb.GetFixRequest(fix_id=fixes[0].fix_id))).fix.state == pb.FIX_STATE_PROPOSED

@@ -11,6 +11,7 @@ import asyncpg
 from mend.trainer.v1 import trainer_service_pb2 as pb
 from mend.trainer.v1 import trainer_service_pb2_grpc as pb_grpc
 from mendkit import validation
+from mendkit.database import database_errors
 from mendkit.errors import InvalidArgument
 from mendkit.page_tokens import PageTokens
 from mendkit.timestamps import to_timestamp
@@ -85,7 +86,9 @@ class TrainerService(pb_grpc.TrainerServiceServicer):
                 raise InvalidArgument("page_token", "is not a page token issued by this service") from None
             where.append(f"({when}, {ident}) < (${len(params) - 1}, ${len(params)})")
         sql = f"SELECT {columns} FROM {table}" + (" WHERE " + " AND ".join(where) if where else "")
-        rows = await self._trainer.pool.fetch(f"{sql} ORDER BY {when} DESC, {ident} DESC LIMIT {size + 1}", *params)
+        async with database_errors("trainer"):
+            rows = await self._trainer.pool.fetch(f"{sql} ORDER BY {when} DESC, {ident} DESC LIMIT {size + 1}",
+                                                  *params)
         next_token = ""
         if len(rows) > size:
             rows = rows[:size]
@@ -113,6 +116,8 @@ class TrainerService(pb_grpc.TrainerServiceServicer):
 
     async def ApproveFix(self, request: pb.ApproveFixRequest, context: object) -> pb.ApproveFixResponse:
         answer = validation.text("answer", request.answer, max_chars=32_000)
+        if answer and not answer.strip():  # given, it replaces the answer: 1 to 32,000 characters, not blank
+            raise InvalidArgument("answer", "must not be blank when given (leave it empty to keep the answer)")
         row = await self._trainer.review(_fix_id(request.fix_id), "approve",
                                          validation.text("reviewer", request.reviewer, max_chars=128, required=True),
                                          validation.text("note", request.note, max_chars=MAX_TEXT), answer)
