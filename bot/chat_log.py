@@ -4,6 +4,12 @@
 answer is returned; `deliver` sends it (CreateInteraction is idempotent on the
 id, so a repeat is harmless) and marks it delivered. While interactions is
 down, `run_delivery` keeps retrying oldest first; nothing acknowledged is lost.
+An exchange interactions refuses for good (e.g. ALREADY_EXISTS: its id names an
+interaction with other content) is parked (`failed_at`, the refusal in
+`last_error`, an error logged) and the exchanges after it are still delivered.
+
+`claim`/`release` mark a request id as being answered (`chat_claims`), so a
+retried request id is answered once, by whichever call claimed it first.
 """
 
 from __future__ import annotations
@@ -25,6 +31,17 @@ _log = logging.getLogger("bot.chat_log")
 DELIVERY_DEADLINE_S = 2.0
 DELIVERY_BATCH = 100
 RETENTION = "7 days"
+# Codes that say "not now": the pass stops and retries the same exchange later.
+TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                       grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.ABORTED, grpc.StatusCode.CANCELLED})
+# Codes that refuse this exchange itself: retrying it can never succeed, so it is
+# parked. Anything else (INTERNAL, PERMISSION_DENIED, UNIMPLEMENTED, ...) is about
+# the service rather than the row: that exchange is skipped for this pass and
+# retried on the next, never parked.
+REFUSED = frozenset({grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.INVALID_ARGUMENT,
+                     grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.OUT_OF_RANGE})
+# A claim older than this belongs to a process that died while answering.
+CLAIM_LEASE = "5 minutes"
 
 
 @dataclass(frozen=True)
@@ -63,8 +80,24 @@ class ChatLog:
                 interaction.bot_response, response.grounded, request.SerializeToString(), response.SerializeToString(),
             )
 
-    async def deliver(self, interaction_id: uuid.UUID, request: bytes | None = None, *, patient: bool = False) -> bool:
-        """Sends one exchange to interactions; True once it is there. The
+    async def claim(self, request_id: uuid.UUID) -> bool:
+        """True if this call now owns answering `request_id` (no one else is
+        answering it, or the one who was has outlived the lease)."""
+        async with database_errors("bot"):
+            return await self._pool.fetchval(
+                f"""INSERT INTO chat_claims (request_id) VALUES ($1)
+                    ON CONFLICT (request_id) DO UPDATE SET claimed_at = now()
+                    WHERE chat_claims.claimed_at < now() - interval '{CLAIM_LEASE}'
+                    RETURNING true""", request_id) is not None
+
+    async def release(self, request_id: uuid.UUID) -> None:
+        async with database_errors("bot"):
+            await self._pool.execute("DELETE FROM chat_claims WHERE request_id = $1", request_id)
+
+    async def deliver(self, interaction_id: uuid.UUID, request: bytes | None = None, *,
+                      patient: bool = False) -> grpc.StatusCode:
+        """Sends one exchange to interactions; OK once it is there, otherwise
+        the refusal's code (an exchange refused for good is parked). The
         customer's path is impatient (fail fast while interactions is down);
         the background pass is patient (waits for the channel to reconnect)."""
         if request is None:
@@ -74,30 +107,42 @@ class ChatLog:
             await self._interactions.CreateInteraction(pb.CreateInteractionRequest.FromString(request),
                                                        timeout=DELIVERY_DEADLINE_S, wait_for_ready=patient)
         except grpc.aio.AioRpcError as error:
+            code = error.code()
             await self._pool.execute(
-                "UPDATE chat_log SET attempts = attempts + 1, last_error = $2 WHERE interaction_id = $1",
-                interaction_id, f"{error.code().name}: {error.details()}"[:500])
-            if error.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                _log.error("interactions refused an exchange", extra={"interaction_id": str(interaction_id),
-                                                                       "code": error.code().name})
-            return False
+                """UPDATE chat_log SET attempts = attempts + 1, last_error = $2,
+                          failed_at = CASE WHEN $3 THEN now() END
+                   WHERE interaction_id = $1""",
+                interaction_id, f"{code.name}: {error.details()}"[:500], code in REFUSED)
+            if code in REFUSED:
+                _log.error("interactions refused an exchange for good; parked it (chat_log.failed_at)",
+                           extra={"interaction_id": str(interaction_id), "code": code.name})
+            elif code not in TRANSIENT:
+                _log.error("interactions failed an exchange; retrying it on the next pass",
+                           extra={"interaction_id": str(interaction_id), "code": code.name})
+            return code
         await self._pool.execute("UPDATE chat_log SET delivered_at = now() WHERE interaction_id = $1", interaction_id)
-        return True
+        return grpc.StatusCode.OK
 
     async def deliver_pending(self) -> int:
-        """Delivers undelivered exchanges, oldest first; stops at the first failure."""
+        """Delivers undelivered exchanges, oldest first. A transient failure
+        (interactions down or overloaded) stops the pass; an exchange refused
+        for good is parked and the pass goes on to the next one."""
         rows = await self._pool.fetch(
-            """SELECT interaction_id, request FROM chat_log WHERE delivered_at IS NULL
+            """SELECT interaction_id, request FROM chat_log WHERE delivered_at IS NULL AND failed_at IS NULL
                ORDER BY created_at LIMIT $1""", DELIVERY_BATCH)
         delivered = 0
         for row in rows:
-            if not await self.deliver(row["interaction_id"], row["request"], patient=True):
+            code = await self.deliver(row["interaction_id"], row["request"], patient=True)
+            if code == grpc.StatusCode.OK:
+                delivered += 1
+            elif code in TRANSIENT:
                 break
-            delivered += 1
         return delivered
 
     async def pending(self) -> int:
-        return await self._pool.fetchval("SELECT count(*) FROM chat_log WHERE delivered_at IS NULL")
+        """Exchanges still to deliver (parked ones are not pending)."""
+        return await self._pool.fetchval(
+            "SELECT count(*) FROM chat_log WHERE delivered_at IS NULL AND failed_at IS NULL")
 
     async def run_delivery(self, interval_s: float = 2.0) -> None:
         """Forever: deliver what is pending, prune what is old; cancel to stop."""
@@ -107,7 +152,8 @@ class ChatLog:
                 if delivered:
                     _log.info("delivered pending exchanges", extra={"count": delivered})
                 await self._pool.execute(
-                    f"DELETE FROM chat_log WHERE delivered_at < now() - interval '{RETENTION}'")
+                    f"""DELETE FROM chat_log WHERE delivered_at < now() - interval '{RETENTION}'
+                        OR failed_at < now() - interval '{RETENTION}'""")
             except (OSError, asyncpg.PostgresError) as error:
                 _log.warning("delivery pass failed", extra={"error": type(error).__name__})
             await asyncio.sleep(interval_s)

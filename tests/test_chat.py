@@ -181,3 +181,49 @@ async def test_a_chat_is_one_trace_from_the_bot_to_interactions(chat, knowledge,
     for span in finished:
         assert "Peru" not in str(dict(span.attributes)), f"chat text leaked into {span.name}"
     assert response.interaction_id
+
+
+def _exchange(query: str, answer: str, interaction_id: uuid.UUID | None = None):
+    interaction_id = str(interaction_id or uuid.uuid4())
+    request = ipb.CreateInteractionRequest(interaction=ipb.Interaction(
+        interaction_id=interaction_id, conversation_id="conv-outbox", user_query=query, bot_response=answer))
+    response = pb.ChatResponse(answer=answer, interaction_id=interaction_id, conversation_id="conv-outbox")
+    return request, response
+
+
+async def test_an_exchange_interactions_refuses_is_parked_and_the_rest_are_still_delivered(
+        knowledge_index, interactions, interactions_address, pool, caplog):
+    """A request id that names an interaction created elsewhere with other
+    content is refused (ALREADY_EXISTS) for good: it must not hold up the
+    exchanges after it, whose feedback would otherwise be NOT_FOUND."""
+    await knowledge_index.pool.execute("TRUNCATE chat_log")
+    taken = uuid.uuid4()
+    await interactions.CreateInteraction(_exchange("Someone else's question", "Someone else's answer", taken)[0])
+    chatbot, channel = make_chatbot(knowledge_index, RecordingModel(), interactions_address)
+    try:
+        poisoned = _exchange("Where is my order 4411?", "It left on Monday.", taken)
+        good = [_exchange(f"Question {n}?", f"Answer {n}.") for n in range(3)]
+        for request, response in [poisoned, *good]:  # the poisoned one is the oldest
+            await chatbot.log.record(request, response)
+        assert await chatbot.log.pending() == 4
+        with caplog.at_level("ERROR", logger="bot.chat_log"):
+            assert await chatbot.log.deliver_pending() == 3
+        assert await chatbot.log.pending() == 0
+        for request, _ in good:
+            rated = await interactions.SubmitFeedback(ipb.SubmitFeedbackRequest(
+                interaction_id=request.interaction.interaction_id, rating=ipb.RATING_LIKE))
+            assert rated.interaction.bot_response == request.interaction.bot_response
+        parked = await knowledge_index.pool.fetchrow(
+            "SELECT delivered_at, failed_at, last_error FROM chat_log WHERE interaction_id = $1", taken)
+        assert parked["delivered_at"] is None and parked["failed_at"] is not None
+        assert parked["last_error"].startswith("ALREADY_EXISTS")
+        # The one stored under that id is still the other one, untouched.
+        assert await pool.fetchval("SELECT user_query FROM interactions WHERE interaction_id = $1",
+                                   taken) == "Someone else's question"
+        [error] = [r for r in caplog.records if r.name == "bot.chat_log" and r.levelname == "ERROR"]
+        assert error.interaction_id == str(taken) and error.code == "ALREADY_EXISTS"
+        assert "4411" not in error.getMessage() + str(error.__dict__) and "Monday" not in str(error.__dict__)
+        # A later pass does not try the parked one again.
+        assert await chatbot.log.deliver_pending() == 0
+    finally:
+        await channel.close()
