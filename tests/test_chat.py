@@ -163,15 +163,23 @@ async def test_a_conversation_carries_its_earlier_turns_into_the_prompt(knowledg
     assert [m.role for m in other] == ["system", "user"]  # another conversation: no history
 
 
+GROUNDED = "Can I send back a tent I haven't used?"
+
+
 async def test_a_chat_is_one_trace_from_the_bot_to_interactions(chat, knowledge, spans):
-    stub, _ = chat
+    """A grounded question, so the `mend.llm.generate` span (where chat text
+    would go) exists; with record_text off no span carries the chat's text."""
+    stub, chatbot = chat
+    assert chatbot.record_text is False
     await upsert(knowledge, RETURNS)
-    response = await stub.Chat(pb.ChatRequest(query=OFF_TOPIC))
+    response = await stub.Chat(pb.ChatRequest(query=GROUNDED))
+    assert response.grounded and response.answer
     finished = spans.get_finished_spans()
     server = next(s for s in finished if s.name == "/mend.bot.v1.ChatService/Chat" and s.kind.name == "SERVER")
     trace_id = server.context.trace_id
     names = {s.name for s in finished if s.context.trace_id == trace_id}
-    assert {"mend.retrieval", "/mend.interactions.v1.InteractionsService/CreateInteraction"} <= names
+    assert {"mend.retrieval", "mend.llm.generate",
+            "/mend.interactions.v1.InteractionsService/CreateInteraction"} <= names
     create_server = [s for s in finished if s.context.trace_id == trace_id and s.kind.name == "SERVER"
                      and s.name.endswith("/CreateInteraction")]
     assert create_server, "the trace did not continue into the interactions service"
@@ -179,8 +187,21 @@ async def test_a_chat_is_one_trace_from_the_bot_to_interactions(chat, knowledge,
     retrieval = next(s for s in finished if s.name == "mend.retrieval" and s.context.trace_id == trace_id)
     assert retrieval.attributes["mend.retrieval.k"] == 3
     for span in finished:
-        assert "Peru" not in str(dict(span.attributes)), f"chat text leaked into {span.name}"
-    assert response.interaction_id
+        attributes = str(dict(span.attributes))
+        assert "send back a tent" not in attributes, f"the question leaked into {span.name}"
+        assert response.answer not in attributes, f"the answer leaked into {span.name}"
+
+
+async def test_chat_text_goes_into_the_generate_span_only_when_enabled(chat, knowledge, spans):
+    """MEND_TRACE_CHAT_TEXT=true (record_text) puts the question on the
+    `mend.llm.generate` span."""
+    stub, chatbot = chat
+    chatbot.record_text = True
+    await upsert(knowledge, RETURNS)
+    response = await stub.Chat(pb.ChatRequest(query=GROUNDED))
+    assert response.grounded
+    generate = next(s for s in spans.get_finished_spans() if s.name == "mend.llm.generate")
+    assert generate.attributes["mend.chat.query"] == GROUNDED
 
 
 def _exchange(query: str, answer: str, interaction_id: uuid.UUID | None = None):
