@@ -4,6 +4,7 @@ enough, generate (streamed), log the exchange. Chat and ChatStream both run
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -22,6 +23,9 @@ from mendkit.errors import AlreadyExists
 
 _tracer = trace.get_tracer("mend.bot")
 SNIPPET_CHARS = 500
+# How often a call waits to see whether another bot replica has finished
+# answering the same request id (the same process is woken without polling).
+CLAIM_POLL_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -52,15 +56,59 @@ class Chatbot:
         self.retrieval = retrieval
         # Chat text goes into span attributes only when explicitly enabled.
         self.record_text = record_text
+        # Request ids this process is answering now, set when the answer is logged.
+        self._answering: dict[uuid.UUID, asyncio.Event] = {}
 
     async def answer(self, query: str, conversation_id: str,
                      request_id: uuid.UUID | None) -> AsyncIterator[pb.ChatStreamResponse]:
-        """The ChatStream events of one answer: start, deltas, end."""
-        interaction_id = request_id or uuid.uuid4()
-        if request_id is not None and (stored := await self.log.find(request_id)) is not None:
-            async for event in self._replay(query, *stored):
+        """The ChatStream events of one answer: start, deltas, end. A request id
+        is answered once: a retry, even one arriving while the first call is
+        still answering, replays the logged answer."""
+        if request_id is None:
+            async for event in self._answer(query, conversation_id, uuid.uuid4()):
                 yield event
             return
+        while True:
+            if (stored := await self.log.find(request_id)) is not None:
+                async for event in self._replay(query, *stored):
+                    yield event
+                return
+            if (answering := self._answering.get(request_id)) is not None:
+                await answering.wait()  # this process is answering it: wait, then replay
+                continue
+            done = self._answering[request_id] = asyncio.Event()
+            try:
+                claimed = await self.log.claim(request_id)
+            except BaseException:
+                self._let_go(request_id, done)
+                raise
+            if claimed:
+                break
+            # Another replica is answering it: look again shortly.
+            self._let_go(request_id, done)
+            await asyncio.sleep(CLAIM_POLL_S)
+        try:
+            # Logged by a call that let go between our find and our claim?
+            if (stored := await self.log.find(request_id)) is not None:
+                async for event in self._replay(query, *stored):
+                    yield event
+                return
+            async for event in self._answer(query, conversation_id, request_id):
+                yield event
+        finally:
+            # The answer is logged (or was never given) before the claim goes, so
+            # a waiter either finds it or answers itself.
+            try:
+                await asyncio.shield(self.log.release(request_id))
+            finally:
+                self._let_go(request_id, done)
+
+    def _let_go(self, request_id: uuid.UUID, done: asyncio.Event) -> None:
+        del self._answering[request_id]
+        done.set()
+
+    async def _answer(self, query: str, conversation_id: str,
+                      interaction_id: uuid.UUID) -> AsyncIterator[pb.ChatStreamResponse]:
         conversation_id = conversation_id or str(uuid.uuid4())
         started = time.perf_counter()
         with _tracer.start_as_current_span("mend.retrieval") as span:

@@ -3,6 +3,7 @@ interactions service and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import uuid
 
@@ -248,3 +249,54 @@ async def test_an_exchange_interactions_refuses_is_parked_and_the_rest_are_still
         assert await chatbot.log.deliver_pending() == 0
     finally:
         await channel.close()
+
+
+class GatedModel:
+    """Answers "answer N" for its Nth call, once the test opens the gate."""
+
+    model_id = "gated"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.entered = [asyncio.Event(), asyncio.Event()]
+        self.gate = asyncio.Event()
+
+    async def stream(self, messages, max_tokens):  # noqa: ANN001, ANN201
+        self.calls += 1
+        self.entered[min(self.calls, 2) - 1].set()
+        await self.gate.wait()
+        yield f"answer {self.calls}"
+
+
+async def test_two_concurrent_calls_with_one_request_id_answer_once(chat, knowledge, knowledge_index, pool,
+                                                                    monkeypatch):
+    """The second call arrives while the first is still answering: it must not
+    answer again, but wait and get the logged answer."""
+    stub, chatbot = chat
+    await upsert(knowledge, RETURNS)
+    model = GatedModel()
+    monkeypatch.setattr(chatbot, "model", model)
+    request = pb.ChatRequest(query="Can I send back an item?", request_id=str(uuid.uuid4()))
+    first = asyncio.ensure_future(stub.Chat(request))
+    await model.entered[0].wait()  # the first call is answering, its answer not yet logged
+    missed = asyncio.Event()
+    find = chatbot.log.find
+
+    async def observed_find(request_id):  # noqa: ANN001, ANN202
+        if (stored := await find(request_id)) is None:
+            missed.set()
+        return stored
+
+    monkeypatch.setattr(chatbot.log, "find", observed_find)
+    second = asyncio.ensure_future(stub.Chat(request))
+    await missed.wait()  # the second call found nothing logged yet
+    model.gate.set()
+    one, two = await first, await second
+    assert one.interaction_id == two.interaction_id == request.request_id
+    assert one.answer == two.answer == "answer 1" and one == two
+    assert model.calls == 1
+    assert await chatbot.log.pending() == 0
+    assert await pool.fetchval("SELECT bot_response FROM interactions WHERE interaction_id = $1",
+                               uuid.UUID(request.request_id)) == "answer 1"
+    assert await knowledge_index.pool.fetchval("SELECT count(*) FROM chat_log WHERE interaction_id = $1",
+                                               uuid.UUID(request.request_id)) == 1
