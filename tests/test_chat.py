@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import uuid
 
 import grpc
@@ -300,3 +301,50 @@ async def test_two_concurrent_calls_with_one_request_id_answer_once(chat, knowle
                                uuid.UUID(request.request_id)) == "answer 1"
     assert await knowledge_index.pool.fetchval("SELECT count(*) FROM chat_log WHERE interaction_id = $1",
                                                uuid.UUID(request.request_id)) == 1
+
+
+class BlockingLLM:
+    """Stands in for cyllama's LLM inside the real LocalGGUF: yields a first
+    piece, then holds the context until released (a slow generation)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def chat(self, messages, config, stream):  # noqa: ANN001, ANN201
+        yield "first"
+        self.release.wait()
+        yield " done"
+
+
+async def test_the_embedded_model_refuses_at_once_when_its_queue_is_full(chat, knowledge, chat_model, monkeypatch):
+    from bot.llm import local_gguf
+    from bot.llm.base import Message
+    from mendkit.errors import ResourceExhausted
+
+    stub, _ = chat
+    await upsert(knowledge, RETURNS)
+    llm = BlockingLLM()
+    monkeypatch.setattr(chat_model, "_llm", llm)
+    messages = [Message("user", "hi")]
+    try:
+        running = chat_model.stream(messages, 10)
+        assert await anext(running) == "first"  # generating, holding the one context
+        waiting = [chat_model.stream(messages, 10) for _ in range(local_gguf.MAX_WAITING)]
+        queued = [asyncio.ensure_future(anext(stream)) for stream in waiting]
+        await asyncio.sleep(0)  # one turn of the loop: each queued call is admitted and waits for the lock
+        refused = asyncio.ensure_future(anext(chat_model.stream(messages, 10)))
+        await asyncio.sleep(0)  # one turn: admitted (and waiting) or refused at once, not after a wait
+        assert refused.done(), "a call beyond the queue waits for the model instead of being refused"
+        with pytest.raises(ResourceExhausted, match="the chat model is busy; try again shortly"):
+            refused.result()
+        # Through the bot, the caller gets a clear status rather than waiting out its deadline.
+        await expect_status(stub.Chat(pb.ChatRequest(query="Can I send back an item?")),
+                            grpc.StatusCode.RESOURCE_EXHAUSTED, "the chat model is busy")
+    finally:
+        llm.release.set()
+    assert [piece async for piece in running] == [" done"]
+    for stream_, first in zip(waiting, queued, strict=True):
+        assert await first == "first"
+        assert [piece async for piece in stream_] == [" done"]
+    # Once the queue has drained, the model takes new work again.
+    assert [piece async for piece in chat_model.stream(messages, 10)] == ["first", " done"]

