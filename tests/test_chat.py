@@ -348,3 +348,46 @@ async def test_the_embedded_model_refuses_at_once_when_its_queue_is_full(chat, k
         assert [piece async for piece in stream_] == [" done"]
     # Once the queue has drained, the model takes new work again.
     assert [piece async for piece in chat_model.stream(messages, 10)] == ["first", " done"]
+
+
+async def test_a_request_id_another_replica_is_answering_waits_for_its_logged_answer(
+        knowledge_index, knowledge, interactions_address, monkeypatch):
+    """Two bot processes (here two Chatbots, no shared memory) on one database:
+    the second waits on the first's claim, then replays the logged answer."""
+    await knowledge_index.pool.execute("TRUNCATE chat_log, chat_claims")
+    await upsert(knowledge, RETURNS)
+    model = GatedModel()
+    one, channel_one = make_chatbot(knowledge_index, model, interactions_address)
+    two, channel_two = make_chatbot(knowledge_index, model, interactions_address)
+    refused = asyncio.Event()
+    claim = two.log.claim
+
+    async def observed_claim(request_id):  # noqa: ANN001, ANN202
+        if not (claimed := await claim(request_id)):
+            refused.set()
+        return claimed
+
+    monkeypatch.setattr(two.log, "claim", observed_claim)
+    request_id = uuid.uuid4()
+
+    async def ask(chatbot) -> list[pb.ChatStreamResponse]:  # noqa: ANN001
+        return [e async for e in chatbot.answer("Can I send back an item?", "", request_id)]
+
+    try:
+        first = asyncio.ensure_future(ask(one))
+        await model.entered[0].wait()
+        second = asyncio.ensure_future(ask(two))
+        # Held back by the other replica's claim (the fix), or answering too (the bug).
+        waits = [asyncio.ensure_future(event.wait()) for event in (refused, model.entered[1])]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for wait in waits:
+            wait.cancel()
+        model.gate.set()
+        answered, replayed = await first, await second
+    finally:
+        await channel_one.close()
+        await channel_two.close()
+    assert model.calls == 1
+    assert "".join(e.delta.text for e in replayed[1:-1]) == "answer 1"
+    assert replayed[0].start.interaction_id == answered[0].start.interaction_id == str(request_id)
+    assert await knowledge_index.pool.fetchval("SELECT count(*) FROM chat_claims") == 0
