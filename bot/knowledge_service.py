@@ -180,18 +180,10 @@ class KnowledgeService(pb_grpc.KnowledgeServiceServicer):
         where = catalog.ListFilter(source=validation.text("source", request.source, max_chars=MAX_SOURCE_CHARS),
                                    status=_STATUS.get(request.status), kind=_KIND.get(request.kind))
         filters = [where.source, where.status, where.kind]
-        after = None
-        if request.page_token:
-            cursor = self._tokens.decode(request.page_token, filters)
-            try:
-                after = (datetime.fromisoformat(cursor[0]), str(cursor[1]))
-            except (IndexError, TypeError, ValueError):
-                raise InvalidArgument("page_token", "is not a page token issued by this service") from None
-        entries = await catalog.list_page(self._knowledge.pool, where, after, size + 1)
-        token = ""
-        if len(entries) > size:
-            entries = entries[:size]
-            token = self._tokens.encode([entries[-1].create_time.isoformat(), entries[-1].entry_id], filters)
+        after = self._tokens.after(request.page_token, filters,
+                                   lambda cursor: (datetime.fromisoformat(cursor[0]), str(cursor[1])))
+        entries, token = self._tokens.page(await catalog.list_page(self._knowledge.pool, where, after, size + 1),
+                                           size, filters, lambda last: [last.create_time.isoformat(), last.entry_id])
         return pb.ListEntriesResponse(entries=[to_message(e) for e in entries], next_page_token=token)
 
     async def UpdateEntry(self, request: pb.UpdateEntryRequest, context: object) -> pb.UpdateEntryResponse:

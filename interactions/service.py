@@ -167,20 +167,12 @@ class InteractionsService(pb_grpc.InteractionsServiceServicer):
             conversation_id=validation.text("conversation_id", request.conversation_id, max_chars=128),
         )
         filters = [where.feedback, where.processed_for_training, str(start), str(end), where.conversation_id]
-        after = None
-        if request.page_token:
-            cursor = self._tokens.decode(request.page_token, filters)
-            try:
-                after = (datetime.fromtimestamp(cursor[0] / 1_000_000, timezone.utc), uuid.UUID(cursor[1]))
-            except (IndexError, TypeError, ValueError):
-                raise InvalidArgument("page_token", "is not a page token issued by this service") from None
-        rows = await repository.list_page(self._pool, where, after, size + 1)
-        next_token = ""
-        if len(rows) > size:
-            rows = rows[:size]
-            last = rows[-1]
-            micros = int(last["timestamp"].timestamp()) * 1_000_000 + last["timestamp"].microsecond
-            next_token = self._tokens.encode([micros, str(last["interaction_id"])], filters)
+        after = self._tokens.after(request.page_token, filters, lambda cursor: (
+            datetime.fromtimestamp(cursor[0] / 1_000_000, timezone.utc), uuid.UUID(cursor[1])))
+        rows, next_token = self._tokens.page(
+            await repository.list_page(self._pool, where, after, size + 1), size, filters,
+            lambda last: [int(last["timestamp"].timestamp()) * 1_000_000 + last["timestamp"].microsecond,
+                          str(last["interaction_id"])])
         return pb.ListInteractionsResponse(interactions=[interaction_fields(r) for r in rows], next_page_token=next_token)
 
     async def SubmitFeedback(self, request: pb.SubmitFeedbackRequest, context: object) -> pb.SubmitFeedbackResponse:

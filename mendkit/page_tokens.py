@@ -14,11 +14,14 @@ import binascii
 import hashlib
 import hmac
 import json
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from mendkit.errors import InvalidArgument
 
 _MAC_BYTES = 16
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class PageTokens:
@@ -56,6 +59,26 @@ class PageTokens:
         if not isinstance(cursor, list):
             raise InvalidArgument(field, "is not a page token issued by this service")
         return cursor
+
+    def after(self, token: str, filters: Any, parse: Callable[[list[Any]], T]) -> T | None:
+        """Where a page starts: None without a token (the first page), else the
+        token's cursor as `parse` reads it; INVALID_ARGUMENT if it cannot."""
+        if not token:
+            return None
+        cursor = self.decode(token, filters)
+        try:
+            return parse(cursor)
+        except (IndexError, TypeError, ValueError):
+            raise InvalidArgument("page_token", "is not a page token issued by this service") from None
+
+    def page(self, rows: Sequence[R], size: int, filters: Any,
+             cursor_of: Callable[[R], list[Any]]) -> tuple[Sequence[R], str]:
+        """The page and the token for the next one ("" after the last). `rows`
+        were fetched as size + 1: the extra row only says that more follow."""
+        if len(rows) <= size:
+            return rows, ""
+        rows = rows[:size]
+        return rows, self.encode(cursor_of(rows[-1]), filters)
 
 
 def secret_from_env() -> bytes:

@@ -78,22 +78,16 @@ class TrainerService(pb_grpc.TrainerServiceServicer):
                 params.append(value)
                 where.append(f"{column} = ${len(params)}")
         bound = [str(v) for v in filters.values()]
-        if token:
-            cursor = self._tokens.decode(token, bound)
-            try:
-                params += [datetime.fromisoformat(cursor[0]), uuid.UUID(cursor[1]) if ident_type == "uuid" else cursor[1]]
-            except (IndexError, TypeError, ValueError):
-                raise InvalidArgument("page_token", "is not a page token issued by this service") from None
+        after = self._tokens.after(token, bound, lambda cursor: [
+            datetime.fromisoformat(cursor[0]), uuid.UUID(cursor[1]) if ident_type == "uuid" else str(cursor[1])])
+        if after is not None:
+            params += after
             where.append(f"({when}, {ident}) < (${len(params) - 1}, ${len(params)})")
         sql = f"SELECT {columns} FROM {table}" + (" WHERE " + " AND ".join(where) if where else "")
         async with database_errors("trainer"):
             rows = await self._trainer.pool.fetch(f"{sql} ORDER BY {when} DESC, {ident} DESC LIMIT {size + 1}",
                                                   *params)
-        next_token = ""
-        if len(rows) > size:
-            rows = rows[:size]
-            next_token = self._tokens.encode([rows[-1][when].isoformat(), str(rows[-1][ident])], bound)
-        return rows, next_token
+        return self._tokens.page(rows, size, bound, lambda last: [last[when].isoformat(), str(last[ident])])
 
     async def ListRuns(self, request: pb.ListRunsRequest, context: object) -> pb.ListRunsResponse:
         size = validation.page_size("page_size", request.page_size)
