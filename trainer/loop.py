@@ -10,9 +10,9 @@ costs a few round trips, however many questions it holds:
    teacher answers. Judge and teacher are model calls, made a few at a time;
 3. UpsertEntries, in batches (trainer/writes.py), writes the new fixes
    (source `self-healing-feedback`, with provenance), published or proposed
-   per the publish policy; a fix of an earlier page that gained questions gets
-   them through UpdateEntry (questions and provenance only: a reviewer may have
-   approved, edited or rejected it since the run wrote it);
+   per the publish policy, and in the same batches the fixes of earlier pages
+   that gained questions, with the status and answer on record for them (a
+   reviewer may have approved, edited or rejected one since the run wrote it);
 4. the page's fixes are recorded (`on_fixes`), then one MarkProcessed marks the
    page with each question's outcome and entry id.
 Steps 3 and 4 run inside `hold` (trainer/runs.py locks the rows of the earlier
@@ -38,8 +38,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TypeVar
 
-import grpc
-from google.protobuf.field_mask_pb2 import FieldMask
 from opentelemetry import trace
 
 from bot.llm.base import ChatModel, Message
@@ -72,13 +70,15 @@ MAX_ANSWER_TOKENS = 300
 # A fix of an earlier page a reviewer has since taken out of the index: the
 # page's questions that joined it get the reviewer's verdict (below, `_grow`).
 WITHDRAWN = {"rejected": ipb.TRAINING_OUTCOME_REJECTED, "rolled_back": ipb.TRAINING_OUTCOME_ROLLED_BACK}
+RECORDED_STATUS = {"published": bpb.ENTRY_STATUS_PUBLISHED, "proposed": bpb.ENTRY_STATUS_PROPOSED}
 # Given the ids of the earlier fixes a page grows, holds them against review
-# until the page is marked, and yields their recorded states (fix id -> state).
-Hold = Callable[[list[str]], AbstractAsyncContextManager[dict[str, str]]]
+# until the page is marked, and yields what is on record for each:
+# fix id -> (state, answer), the answer as a reviewer may have edited it.
+Hold = Callable[[list[str]], AbstractAsyncContextManager[dict[str, tuple[str, str]]]]
 
 
 @contextlib.asynccontextmanager
-async def _no_hold(fix_ids: list[str]) -> AsyncIterator[dict[str, str]]:
+async def _no_hold(fix_ids: list[str]) -> AsyncIterator[dict[str, tuple[str, str]]]:
     yield {}
 
 
@@ -193,8 +193,8 @@ class _Run:
             # The teacher may take minutes: reviews go on meanwhile, and only what follows is held.
             taught = await self._teach(items, fold)
             earlier = [group.fix.entry.entry_id for group in fold.groups if group.fix is not None]
-            async with self.hold(earlier) as states:
-                outcomes = await self._write(fold, taught, states)
+            async with self.hold(earlier) as recorded:
+                outcomes = await self._write(fold, taught, recorded)
                 if self.on_fixes is not None and outcomes:
                     await self.on_fixes([group.fix for group in fold.groups if group in outcomes])
                 for group in fold.groups:
@@ -220,23 +220,16 @@ class _Run:
                 for group, answer in zip(new, answers) if not isinstance(answer, Exception)}
 
     async def _write(self, fold: Fold, taught: dict[Group, bpb.KnowledgeEntry],
-                     states: dict[str, str]) -> dict[Group, int]:
-        """Upserts the page's new fixes and grows the earlier fixes that gained
-        questions. Returns the outcome of each group whose fix is in the index (or
-        was withdrawn by a reviewer), with `fix` set to it as now stored."""
+                     recorded: dict[str, tuple[str, str]]) -> dict[Group, int]:
+        """Upserts the page's new fixes and the earlier fixes that gained questions,
+        in the same batches. Returns the outcome of each group whose fix is in the
+        index (or was withdrawn by a reviewer), with `fix` set to it as now stored."""
         outcomes: dict[Group, int] = {}
-        failed = await writes.upsert(self.knowledge, list(taught.items()))
-        for group, entry in taught.items():
-            if group not in failed:
-                group.fix = self.fixes[entry.entry_id] = Fix(entry, list(group.interaction_ids))
-                outcomes[group] = self.outcome
-        earlier = [group for group in fold.groups if group.fix is not None and group not in taught]
-        slots = asyncio.Semaphore(MODEL_CONCURRENCY)
-
-        async def settle(group: Group) -> None:
-            assert group.fix is not None
-            fix_id = group.fix.entry.entry_id
-            state = states.get(fix_id, "")
+        changes: list[tuple[Group, bpb.KnowledgeEntry]] = list(taught.items())
+        for group in fold.groups:
+            if group.fix is None or group in taught:
+                continue
+            state, answer = recorded.get(group.fix.entry.entry_id, ("", ""))
             if state in WITHDRAWN:
                 # A reviewer rejected or rolled back this fix while the page was being
                 # worked on. Its entry is not written back: the questions that joined it
@@ -245,26 +238,18 @@ class _Run:
                 # to this question, so a reviewer would not expect it proposed again
                 # at once; a later dislike finds no entry and leads a new fix.
                 outcomes[group] = WITHDRAWN[state]
-                group.fix = self.fixes[fix_id] = Fix(self._grown_entry(group), list(group.interaction_ids))
-                return
-            if not group.changed:  # an adopted fix and the questions already in it
+                group.fix = self.fixes[group.fix.entry.entry_id] = Fix(self._grown_entry(group, "", ""),
+                                                                       list(group.interaction_ids))
+            elif not group.changed:  # an adopted fix and the questions already in it
                 outcomes[group] = self._outcome(state, group.fix.entry.status)
-                return
-            async with slots:
-                try:
-                    # Only questions and provenance: status and answer are the reviewer's.
-                    stored = (await self.knowledge.UpdateEntry(bpb.UpdateEntryRequest(
-                        entry=self._grown_entry(group), update_mask=FieldMask(paths=["questions", "provenance"])))).entry
-                except grpc.aio.AioRpcError as error:
-                    # NOT_FOUND: deleted outside review; its questions stay in the queue
-                    # and lead a new fix next time.
-                    _log.warning("could not grow a fix", extra={"entry_id": fix_id,
-                                                                "error": f"{error.code().name}: {error.details()}"[:300]})
-                    return
-            group.fix = self.fixes[fix_id] = Fix(stored, list(group.interaction_ids))
-            outcomes[group] = self._outcome(state, stored.status)
-
-        await asyncio.gather(*(settle(group) for group in earlier))
+            else:
+                changes.append((group, self._grown_entry(group, state, answer)))
+        failed = await writes.upsert(self.knowledge, changes)
+        for group, entry in changes:
+            if group not in failed:
+                group.fix = self.fixes[entry.entry_id] = Fix(entry, list(group.interaction_ids))
+                outcomes[group] = self.outcome if group in taught else self._outcome(state_of(recorded, entry),
+                                                                                     entry.status)
         return outcomes
 
     @staticmethod
@@ -284,17 +269,27 @@ class _Run:
         return entry
 
     @staticmethod
-    def _grown_entry(group: Group) -> bpb.KnowledgeEntry:
-        """The fix with the group's questions and interactions. Its status and content
-        are as the run last saw them: only its questions and provenance are written."""
+    def _grown_entry(group: Group, state: str, answer: str) -> bpb.KnowledgeEntry:
+        """The fix with the group's questions and interactions, and the status and
+        answer on record for it (`state`, `answer`; as the run wrote it when there
+        is no record). The page holds the fix's row, so no review changes them
+        before the write."""
         assert group.fix is not None
         entry = bpb.KnowledgeEntry()
         entry.CopyFrom(group.fix.entry)
+        if state in RECORDED_STATUS:
+            entry.status = RECORDED_STATUS[state]
+        if answer:
+            entry.content = answer
         del entry.questions[:]
         entry.questions.extend(group.questions)
         del entry.provenance.interaction_ids[:]
         entry.provenance.interaction_ids.extend(group.interaction_ids)
         return entry
+
+
+def state_of(recorded: dict[str, tuple[str, str]], entry: bpb.KnowledgeEntry) -> str:
+    return recorded.get(entry.entry_id, ("", ""))[0]
 
 
 async def run_once(interactions: ipb_grpc.InteractionsServiceStub, knowledge: bpb_grpc.KnowledgeServiceStub,

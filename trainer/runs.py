@@ -126,15 +126,16 @@ class Trainer:
 
     @staticmethod
     @contextlib.asynccontextmanager
-    async def _hold(connection: asyncpg.Connection, fix_ids: list[str]) -> AsyncIterator[dict[str, str]]:
-        """The states of the fixes a page grows, with their rows locked until the page
-        is recorded and marked: a review (which locks its fix's row for its whole
-        course) either finished before, and the page sees its verdict, or waits."""
+    async def _hold(connection: asyncpg.Connection, fix_ids: list[str]) -> AsyncIterator[dict[str, tuple[str, str]]]:
+        """The states and answers of the fixes a page grows, with their rows locked
+        until the page is recorded and marked: a review (which locks its fix's row
+        for its whole course) either finished before, and the page writes its
+        verdict and edited answer, or waits."""
         async with connection.transaction():
             rows = await connection.fetch(
-                "SELECT fix_id, state FROM trainer_fixes WHERE fix_id = ANY($1::text[]) ORDER BY fix_id FOR UPDATE",
-                fix_ids)
-            yield {row["fix_id"]: row["state"] for row in rows}
+                "SELECT fix_id, state, answer FROM trainer_fixes WHERE fix_id = ANY($1::text[]) "
+                "ORDER BY fix_id FOR UPDATE", fix_ids)
+            yield {row["fix_id"]: (row["state"], row["answer"]) for row in rows}
 
     @staticmethod
     async def _record_fixes(connection: asyncpg.Connection, run_id: uuid.UUID, fixes: list[Fix]) -> None:
