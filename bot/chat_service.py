@@ -9,7 +9,7 @@ from mend.bot.v1 import bot_service_pb2 as pb
 from mend.bot.v1 import bot_service_pb2_grpc as pb_grpc
 from mendkit import validation
 
-MAX_QUERY_CHARS = 4_000
+MAX_QUERY_CHARS = validation.MAX_QUESTION_CHARS
 
 
 def _checked(request: pb.ChatRequest | pb.ChatStreamRequest):  # noqa: ANN202

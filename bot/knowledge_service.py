@@ -19,8 +19,8 @@ from mendkit.timestamps import to_timestamp
 from mendkit.errors import InvalidArgument
 from mendkit.page_tokens import PageTokens
 
-MAX_CONTENT_CHARS = 32_000
-MAX_QUESTION_CHARS = 4_000
+MAX_CONTENT_CHARS = validation.MAX_ANSWER_CHARS
+MAX_QUESTION_CHARS = validation.MAX_QUESTION_CHARS
 MAX_QUESTIONS = 100
 MAX_BATCH = 500
 MAX_BATCH_QUERIES = 1_000

@@ -20,8 +20,8 @@ from mendkit.timestamps import timestamp_fields
 from mendkit.errors import InvalidArgument
 from mendkit.page_tokens import PageTokens
 
-MAX_QUERY_CHARS = 4_000
-MAX_RESPONSE_CHARS = 32_000
+MAX_QUERY_CHARS = validation.MAX_QUESTION_CHARS
+MAX_RESPONSE_CHARS = validation.MAX_ANSWER_CHARS
 MAX_COMMENT_CHARS = 2_000
 MAX_SOURCES = 20
 MAX_ID_CHARS = 256

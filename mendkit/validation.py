@@ -12,6 +12,12 @@ from mendkit.errors import InvalidArgument
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 50
+# The contracts' limits on chat text, shared because a question or an answer
+# passes through several services: a customer's question (bot, interactions,
+# a Q&A entry's phrasings) and an answer (interactions, an entry's content, a
+# reviewer's edit).
+MAX_QUESTION_CHARS = 4_000
+MAX_ANSWER_CHARS = 32_000
 
 
 def text(field: str, value: str, *, max_chars: int, required: bool = False) -> str:

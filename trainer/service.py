@@ -109,7 +109,7 @@ class TrainerService(pb_grpc.TrainerServiceServicer):
         return pb.ListFixesResponse(fixes=[fix_message(r) for r in rows], next_page_token=token)
 
     async def ApproveFix(self, request: pb.ApproveFixRequest, context: object) -> pb.ApproveFixResponse:
-        answer = validation.text("answer", request.answer, max_chars=32_000)
+        answer = validation.text("answer", request.answer, max_chars=validation.MAX_ANSWER_CHARS)
         if answer and not answer.strip():  # given, it replaces the answer: 1 to 32,000 characters, not blank
             raise InvalidArgument("answer", "must not be blank when given (leave it empty to keep the answer)")
         row = await self._trainer.review(_fix_id(request.fix_id), "approve",
