@@ -30,7 +30,6 @@ from bot.settings import Settings
 from mend.bot.v1 import bot_service_pb2 as pb
 from mend.bot.v1 import bot_service_pb2_grpc as pb_grpc
 from mendkit import database, migrations
-from mendkit.embedded_postgres import database_url_or_embedded
 from mendkit.entrypoint import run_command
 from mendkit.page_tokens import PageTokens
 from mendkit.server import Registration, serve_until_signalled
@@ -48,22 +47,17 @@ async def migrate(url: str) -> list[int]:
 @asynccontextmanager
 async def open_knowledge(settings: Settings, closers: list[adapters.Closer]) -> AsyncIterator[Knowledge]:
     """The database (embedded unless DATABASE_URL), migrated, and the index on it."""
-    url, embedded = await database_url_or_embedded(settings.database_url, settings.home, settings.embedded_pg_port)
-    pool = None
-    try:
-        await migrate(url)
-        pool = await database.create_pool(url, settings.pool_max_size, init=register_vector)
-        embedder = adapters.embedder(settings, closers)
-        store = adapters.vector_store(settings, pool, embedder, closers)
-        await store.prepare()
-        yield Knowledge(pool, store, embedder)
-    finally:
-        for close in reversed(closers):
-            await close()
-        if pool is not None:
-            await pool.close()
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
+    async with database.opened(settings.database_url, settings.home, settings.embedded_pg_port, component="bot",
+                               migrations_dir=MIGRATIONS, pool_size=settings.pool_max_size,
+                               init=register_vector) as pool:
+        try:
+            embedder = adapters.embedder(settings, closers)
+            store = adapters.vector_store(settings, pool, embedder, closers)
+            await store.prepare()
+            yield Knowledge(pool, store, embedder)
+        finally:
+            for close in reversed(closers):
+                await close()
 
 
 def build_chatbot(settings: Settings, knowledge: Knowledge, interactions: grpc.aio.Channel,

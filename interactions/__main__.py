@@ -4,17 +4,14 @@ applies its migrations and exits (the explicit command for managed databases).""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 
 from interactions.service import InteractionsService
 from interactions.settings import Settings
-from interactions import repository
 from mend.interactions.v1 import interactions_service_pb2 as pb
 from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc
-from mendkit import migrations
-from mendkit.embedded_postgres import database_url_or_embedded
+from mendkit import database, migrations
 from mendkit.entrypoint import run_command
 from mendkit.page_tokens import PageTokens
 from mendkit.server import Registration, serve_until_signalled
@@ -28,17 +25,12 @@ async def migrate(url: str) -> list[int]:
 
 
 async def serve(settings: Settings) -> None:
-    url, embedded = await database_url_or_embedded(settings.database_url, settings.home, settings.embedded_pg_port)
-    try:
-        if settings.migrate_on_start:
-            await migrate(url)
-        pool = await repository.create_pool(url, settings.pool_max_size)
+    async with database.opened(settings.database_url, settings.home, settings.embedded_pg_port,
+                               component="interactions", pool_size=settings.pool_max_size,
+                               migrations_dir=MIGRATIONS if settings.migrate_on_start else None) as pool:
         servicer = InteractionsService(pool, PageTokens(settings.page_token_secret))
         registration = Registration(servicer, pb_grpc.add_InteractionsServiceServicer_to_server, SERVICE_NAME)
-        await serve_until_signalled([registration], settings.address, on_shutdown=pool.close)
-    finally:
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
+        await serve_until_signalled([registration], settings.address)
 
 
 async def migrate_command(settings: Settings) -> None:

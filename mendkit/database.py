@@ -1,13 +1,18 @@
-"""The asyncpg pool every service that owns tables uses."""
+"""The asyncpg pool every service that owns tables uses, and how a service
+opens its database at start-up."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import asyncpg
 
+from mendkit import migrations
+from mendkit.embedded_postgres import database_url_or_embedded
 from mendkit.errors import Unavailable
 
 
@@ -38,3 +43,24 @@ async def database_errors(what: str) -> AsyncIterator[None]:
     except (OSError, asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.CannotConnectNowError,
             asyncpg.exceptions.TooManyConnectionsError) as error:
         raise Unavailable(f"the {what} database is unreachable: {type(error).__name__}") from error
+
+
+@contextlib.asynccontextmanager
+async def opened(database_url: str, home: Path, pg_port: int, *, component: str, migrations_dir: Path | None,
+                 pool_size: int, init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+                 ) -> AsyncIterator[asyncpg.Pool]:
+    """A service's database at start-up: `database_url`, or the embedded server
+    (started, and stopped again on the way out); `component`'s migrations
+    applied unless `migrations_dir` is None; a pool, closed on the way out."""
+    url, embedded = await database_url_or_embedded(database_url, home, pg_port)
+    pool = None
+    try:
+        if migrations_dir is not None:
+            await migrations.apply_at(url, component, migrations_dir)
+        pool = await create_pool(url, pool_size, init)
+        yield pool
+    finally:
+        if pool is not None:
+            await pool.close()
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)

@@ -26,7 +26,6 @@ from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
 from mend.trainer.v1 import trainer_service_pb2 as tpb
 from mend.trainer.v1 import trainer_service_pb2_grpc as tpb_grpc
 from mendkit import clients, database, migrations
-from mendkit.embedded_postgres import database_url_or_embedded
 from mendkit.entrypoint import run_command
 from mendkit.errors import FailedPrecondition
 from mendkit.page_tokens import PageTokens
@@ -67,30 +66,24 @@ def models(settings: Settings, closers: list) -> tuple[ChatModel, Judge]:
 
 @asynccontextmanager
 async def open_trainer(settings: Settings) -> AsyncIterator[Trainer]:
-    url, embedded = await database_url_or_embedded(settings.database_url, settings.home, settings.embedded_pg_port)
     closers: list = []
-    pool = None
-    try:
-        await migrations.apply_at(url, "trainer", MIGRATIONS)
-        pool = await database.create_pool(url, 5)
-        teacher, judge = await asyncio.to_thread(models, settings, closers)
-        policy = Policy(settings.feedback_threshold, settings.publish_policy, settings.covered_similarity,
-                        settings.duplicate_similarity)
-        async with clients.insecure_channel(settings.interactions_address,
-                                            [(INTERACTIONS, "ListInteractions"), (INTERACTIONS, "MarkProcessed")],
-                                            deadline_s=30) as interactions, \
-                clients.insecure_channel(settings.bot_address, [(KNOWLEDGE, "BatchSearchKnowledge"),
-                                                                (KNOWLEDGE, "UpsertEntries")],
-                                         deadline_s=30) as knowledge:
-            yield Trainer(pool, ipb_grpc.InteractionsServiceStub(interactions),
-                          bpb_grpc.KnowledgeServiceStub(knowledge), teacher, policy, judge)
-    finally:
-        for close in closers:
-            await close()
-        if pool is not None:
-            await pool.close()
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
+    async with database.opened(settings.database_url, settings.home, settings.embedded_pg_port, component="trainer",
+                               migrations_dir=MIGRATIONS, pool_size=5) as pool:
+        try:
+            teacher, judge = await asyncio.to_thread(models, settings, closers)
+            policy = Policy(settings.feedback_threshold, settings.publish_policy, settings.covered_similarity,
+                            settings.duplicate_similarity)
+            async with clients.insecure_channel(settings.interactions_address,
+                                                [(INTERACTIONS, "ListInteractions"), (INTERACTIONS, "MarkProcessed")],
+                                                deadline_s=30) as interactions, \
+                    clients.insecure_channel(settings.bot_address, [(KNOWLEDGE, "BatchSearchKnowledge"),
+                                                                    (KNOWLEDGE, "UpsertEntries")],
+                                             deadline_s=30) as knowledge:
+                yield Trainer(pool, ipb_grpc.InteractionsServiceStub(interactions),
+                              bpb_grpc.KnowledgeServiceStub(knowledge), teacher, policy, judge)
+        finally:
+            for close in closers:
+                await close()
 
 
 async def run(settings: Settings) -> int:
