@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mendkit.embedded_postgres import DEFAULT_HOME, DEFAULT_PORT
-from mendkit.page_tokens import secret_from_env
-from mendkit.settings import SettingsError, env_bool, env_choice, env_float, env_int, env_str
+from mendkit.settings import SettingsError, env_bool, env_choice, env_float, env_int, env_str, shared_from_env
 
 
 @dataclass(frozen=True)
@@ -64,16 +62,12 @@ class Settings:
         if embeddings == "openai" and not env_str("OPENAI_EMBEDDING_DIMENSION", ""):
             raise SettingsError("OPENAI_EMBEDDING_DIMENSION is required when MEND_EMBEDDINGS=openai")
         return cls(
-            database_url=env_str("DATABASE_URL", ""),
+            **shared_from_env(),
             host=env_str("BOT_HOST", "127.0.0.1"),
             port=env_int("BOT_PORT", 50052, minimum=0, maximum=65535),
             pool_max_size=env_int("BOT_DB_POOL_SIZE", 10, minimum=1, maximum=200),
             vector_store=vector_store,
             embeddings=embeddings,
-            page_token_secret=secret_from_env(),
-            home=Path(env_str("MEND_HOME", str(DEFAULT_HOME))),
-            embedded_pg_port=env_int("MEND_PG_PORT", DEFAULT_PORT, minimum=1, maximum=65535),
-            log_level=env_str("LOG_LEVEL", "INFO"),
             interactions_address=env_str("INTERACTIONS_ADDR", "127.0.0.1:50051"),
             llm=llm,
             llm_threads=env_int("MEND_LLM_THREADS", 2, minimum=1, maximum=64),

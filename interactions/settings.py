@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mendkit.embedded_postgres import DEFAULT_HOME, DEFAULT_PORT
-from mendkit.page_tokens import secret_from_env
-from mendkit.settings import env_bool, env_int, env_str
+from mendkit.settings import env_bool, env_int, env_str, shared_from_env
 
 
 @dataclass(frozen=True)
@@ -30,17 +28,13 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> "Settings":
-        database_url = env_str("DATABASE_URL", "")
+        shared = shared_from_env()
         return cls(
-            database_url=database_url,
+            **shared,
             host=env_str("INTERACTIONS_HOST", "127.0.0.1"),
             port=env_int("INTERACTIONS_PORT", 50051, minimum=0, maximum=65535),
             pool_max_size=env_int("INTERACTIONS_DB_POOL_SIZE", 10, minimum=1, maximum=200),
             # The embedded default migrates itself; a managed database is migrated
             # by the explicit `python -m interactions migrate` (a Helm hook).
-            migrate_on_start=env_bool("INTERACTIONS_MIGRATE_ON_START", not database_url),
-            page_token_secret=secret_from_env(),
-            home=Path(env_str("MEND_HOME", str(DEFAULT_HOME))),
-            embedded_pg_port=env_int("MEND_PG_PORT", DEFAULT_PORT, minimum=1, maximum=65535),
-            log_level=env_str("LOG_LEVEL", "INFO"),
+            migrate_on_start=env_bool("INTERACTIONS_MIGRATE_ON_START", not shared["database_url"]),
         )

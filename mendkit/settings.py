@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 _REQUIRED = object()
 
@@ -100,3 +101,19 @@ def env_choice(
     if value not in choices:
         raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
+
+
+def shared_from_env() -> dict[str, object]:
+    """The settings every service with a database reads, named as the fields of
+    their Settings: DATABASE_URL (empty: the embedded server), MEND_HOME,
+    MEND_PG_PORT, MEND_PAGE_TOKEN_SECRET and LOG_LEVEL."""
+    from mendkit.embedded_postgres import DEFAULT_HOME, DEFAULT_PORT
+    from mendkit.page_tokens import secret_from_env
+
+    return {
+        "database_url": env_str("DATABASE_URL", ""),
+        "home": Path(env_str("MEND_HOME", str(DEFAULT_HOME))),
+        "embedded_pg_port": env_int("MEND_PG_PORT", DEFAULT_PORT, minimum=1, maximum=65535),
+        "page_token_secret": secret_from_env(),
+        "log_level": env_str("LOG_LEVEL", "INFO"),
+    }

@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mendkit.embedded_postgres import DEFAULT_HOME, DEFAULT_PORT
-from mendkit.page_tokens import secret_from_env
 
-from mendkit.settings import SettingsError, env_choice, env_float, env_int, env_str
+from mendkit.settings import SettingsError, env_choice, env_float, env_int, env_str, shared_from_env
 
 
 @dataclass(frozen=True)
@@ -50,6 +48,7 @@ class Settings:
             raise SettingsError("MEND_PUBLISH_POLICY=auto needs a cloud teacher (MEND_LLM=bedrock or openai); "
                                 "the embedded model's fixes always wait for review")
         return cls(
+            **shared_from_env(),
             interactions_address=env_str("INTERACTIONS_ADDR", "127.0.0.1:50051"),
             bot_address=env_str("BOT_ADDR", "127.0.0.1:50052"),
             feedback_threshold=env_int("FEEDBACK_THRESHOLD", 5, minimum=1, maximum=1_000_000),
@@ -59,11 +58,6 @@ class Settings:
             teacher=teacher,
             teacher_model=env_str("MEND_TEACHER_MODEL", ""),
             judge_model=env_str("MEND_JUDGE_MODEL", ""),
-            log_level=env_str("LOG_LEVEL", "INFO"),
-            database_url=env_str("DATABASE_URL", ""),
             host=env_str("TRAINER_HOST", "127.0.0.1"),
             port=env_int("TRAINER_PORT", 50053, minimum=0, maximum=65535),
-            page_token_secret=secret_from_env(),
-            home=Path(env_str("MEND_HOME", str(DEFAULT_HOME))),
-            embedded_pg_port=env_int("MEND_PG_PORT", DEFAULT_PORT, minimum=1, maximum=65535),
         )
