@@ -1,6 +1,7 @@
 """Server interceptors: domain errors to canonical status codes (and request
-bytes that do not parse to INVALID_ARGUMENT), and one log line per RPC. grpc.aio interceptors see only the handler, so both wrap the
-handler's behaviour function."""
+bytes that do not parse to INVALID_ARGUMENT), and one log line per RPC.
+grpc.aio interceptors see only the handler, so both wrap the handler's
+behaviour function."""
 
 from __future__ import annotations
 

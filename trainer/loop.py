@@ -68,7 +68,7 @@ MODEL_CONCURRENCY = 4
 SEARCH_TIMEOUT_S = 120
 MAX_ANSWER_TOKENS = 300
 # A fix of an earlier page a reviewer has since taken out of the index: the
-# page's questions that joined it get the reviewer's verdict (below, `_grow`).
+# page's questions that joined it get the reviewer's verdict (`_Run._write`).
 WITHDRAWN = {"rejected": ipb.TRAINING_OUTCOME_REJECTED, "rolled_back": ipb.TRAINING_OUTCOME_ROLLED_BACK}
 RECORDED_STATUS = {"published": bpb.ENTRY_STATUS_PUBLISHED, "proposed": bpb.ENTRY_STATUS_PROPOSED}
 # Given the ids of the earlier fixes a page grows, holds them against review
@@ -248,8 +248,8 @@ class _Run:
         for group, entry in changes:
             if group not in failed:
                 group.fix = self.fixes[entry.entry_id] = Fix(entry, list(group.interaction_ids))
-                outcomes[group] = self.outcome if group in taught else self._outcome(state_of(recorded, entry),
-                                                                                     entry.status)
+                outcomes[group] = (self.outcome if group in taught
+                                   else self._outcome(recorded.get(entry.entry_id, ("", ""))[0], entry.status))
         return outcomes
 
     @staticmethod
@@ -286,10 +286,6 @@ class _Run:
         del entry.provenance.interaction_ids[:]
         entry.provenance.interaction_ids.extend(group.interaction_ids)
         return entry
-
-
-def state_of(recorded: dict[str, tuple[str, str]], entry: bpb.KnowledgeEntry) -> str:
-    return recorded.get(entry.entry_id, ("", ""))[0]
 
 
 async def run_once(interactions: ipb_grpc.InteractionsServiceStub, knowledge: bpb_grpc.KnowledgeServiceStub,

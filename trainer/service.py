@@ -50,6 +50,12 @@ def _fix_id(value: str) -> str:
     return validation.text("fix_id", value, max_chars=128, required=True)
 
 
+def _signed(request: pb.ApproveFixRequest | pb.RejectFixRequest | pb.RollbackFixRequest) -> tuple[str, str]:
+    """Who reviews (required: every fix's history names a person) and why."""
+    return (validation.text("reviewer", request.reviewer, max_chars=128, required=True),
+            validation.text("note", request.note, max_chars=MAX_TEXT))
+
+
 class TrainerService(pb_grpc.TrainerServiceServicer):
     def __init__(self, trainer: Trainer, page_tokens: PageTokens) -> None:
         self._trainer = trainer
@@ -112,19 +118,13 @@ class TrainerService(pb_grpc.TrainerServiceServicer):
         answer = validation.text("answer", request.answer, max_chars=validation.MAX_ANSWER_CHARS)
         if answer and not answer.strip():  # given, it replaces the answer: 1 to 32,000 characters, not blank
             raise InvalidArgument("answer", "must not be blank when given (leave it empty to keep the answer)")
-        row = await self._trainer.review(_fix_id(request.fix_id), "approve",
-                                         validation.text("reviewer", request.reviewer, max_chars=128, required=True),
-                                         validation.text("note", request.note, max_chars=MAX_TEXT), answer)
+        row = await self._trainer.review(_fix_id(request.fix_id), "approve", *_signed(request), answer)
         return pb.ApproveFixResponse(fix=fix_message(row))
 
     async def RejectFix(self, request: pb.RejectFixRequest, context: object) -> pb.RejectFixResponse:
-        row = await self._trainer.review(_fix_id(request.fix_id), "reject",
-                                         validation.text("reviewer", request.reviewer, max_chars=128, required=True),
-                                         validation.text("note", request.note, max_chars=MAX_TEXT))
+        row = await self._trainer.review(_fix_id(request.fix_id), "reject", *_signed(request))
         return pb.RejectFixResponse(fix=fix_message(row))
 
     async def RollbackFix(self, request: pb.RollbackFixRequest, context: object) -> pb.RollbackFixResponse:
-        row = await self._trainer.review(_fix_id(request.fix_id), "rollback",
-                                         validation.text("reviewer", request.reviewer, max_chars=128, required=True),
-                                         validation.text("note", request.note, max_chars=MAX_TEXT))
+        row = await self._trainer.review(_fix_id(request.fix_id), "rollback", *_signed(request))
         return pb.RollbackFixResponse(fix=fix_message(row))
