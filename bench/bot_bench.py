@@ -33,10 +33,10 @@ from pgvector.asyncpg import register_vector
 from bot.__main__ import migrate as migrate_bot
 from bot.chat import Chatbot, Retrieval
 from bot.chat_log import ChatLog
-from bot.embeddings.local_minilm import LocalMiniLM
+from mendmodels.embeddings.local_minilm import LocalMiniLM
 from bot.ingest import collect
 from bot.knowledge import Knowledge
-from bot.llm.local_gguf import LocalGGUF, prepare
+from mendmodels.chat.local_gguf import LocalGGUF, prepare
 from bot.persona import Persona
 from bot.vectorstores.pgvector_store import PgVectorStore
 from interactions.__main__ import migrate as migrate_interactions

@@ -362,7 +362,7 @@ def start_server(stack: contextlib.ExitStack, url: str) -> tuple[subprocess.Pope
     # No OTLP export even if the caller's environment asks for one: results must not
     # depend on a collector. Tracing itself still runs, as in production.
     env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_EXPORTER")}
-    env.update(DATABASE_URL=url, INTERACTIONS_PORT=str(port), INTERACTIONS_MIGRATE_ON_START="false",
+    env.update(DATABASE_URL=url, INTERACTIONS_PORT=str(port), MEND_MIGRATE_ON_START="false",
                LOG_LEVEL="WARNING")
     server = subprocess.Popen([sys.executable, "-m", "interactions"], env=env, cwd=REPO)
     stack.callback(stop_server, server)

@@ -26,7 +26,7 @@ import grpc
 from pgvector.asyncpg import register_vector
 
 from bot.__main__ import KNOWLEDGE_SERVICE, migrate as migrate_bot
-from bot.embeddings.local_minilm import LocalMiniLM
+from mendmodels.embeddings.local_minilm import LocalMiniLM
 from bot.knowledge import Knowledge
 from bot.knowledge_service import KnowledgeService
 from bot.vectorstores.pgvector_store import PgVectorStore
@@ -39,6 +39,8 @@ from mendkit.embedded_postgres import EmbeddedPostgres, ensure_database
 from mendkit.page_tokens import PageTokens
 from mendkit.server import Registration, start_server
 from trainer.loop import Policy, run_once
+
+BRAND = "Alder & Finch"  # the teacher's brand in these runs
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TOPICS = ["tent", "backpack", "jacket", "boots", "stove", "sleeping bag", "headlamp", "gift card", "parcel", "order"]
@@ -132,7 +134,7 @@ async def main(count: int, workers: int) -> dict:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}", interceptors=[counter]) as channel:
                 started = time.perf_counter()
                 counts = await run_once(ipb_grpc.InteractionsServiceStub(channel), bpb_grpc.KnowledgeServiceStub(channel),
-                                        teacher, Policy(5, "review", 0.8, 0.8))
+                                        teacher, Policy(5, "review", 0.8, 0.8, BRAND))
                 wall = time.perf_counter() - started
             fixes = await pool.fetchval("SELECT count(*) FROM knowledge_entries WHERE source = 'self-healing-feedback'")
             keys = await pool.fetchval("SELECT count(*) FROM knowledge_vectors")

@@ -7,32 +7,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import grpc
 from pgvector.asyncpg import register_vector
 
-from bot import adapters
 from bot.chat import Chatbot, Retrieval
 from bot.chat_log import ChatLog
 from bot.chat_service import ChatService
-from bot.llm.local_gguf import prepare
-from bot.persona import Persona
-from mend.interactions.v1 import interactions_service_pb2 as interactions_pb
-from mend.interactions.v1 import interactions_service_pb2_grpc as interactions_grpc
-from mendkit import clients
-
 from bot.knowledge import Knowledge
 from bot.knowledge_service import KnowledgeService
+from bot.persona import Persona
 from bot.settings import Settings
+from bot.vectorstores.select import vector_store
 from mend.bot.v1 import bot_service_pb2 as pb
 from mend.bot.v1 import bot_service_pb2_grpc as pb_grpc
-from mendkit import database, migrations
+from mend.interactions.v1 import interactions_service_pb2 as interactions_pb
+from mend.interactions.v1 import interactions_service_pb2_grpc as interactions_grpc
+from mendkit import clients, database, migrations
 from mendkit.entrypoint import run_command
 from mendkit.page_tokens import PageTokens
 from mendkit.server import Registration, serve_until_signalled
+from mendkit.settings import MigrateSettings
+from mendmodels import select
+from mendmodels.chat.local_gguf import prepare
 
 KNOWLEDGE_SERVICE = pb.DESCRIPTOR.services_by_name["KnowledgeService"].full_name
 CHAT_SERVICE = pb.DESCRIPTOR.services_by_name["ChatService"].full_name
@@ -45,24 +45,21 @@ async def migrate(url: str) -> list[int]:
 
 
 @asynccontextmanager
-async def open_knowledge(settings: Settings, closers: list[adapters.Closer]) -> AsyncIterator[Knowledge]:
-    """The database (embedded unless DATABASE_URL), migrated, and the index on it."""
-    async with database.opened(settings.database_url, settings.home, settings.embedded_pg_port, component="bot",
-                               migrations_dir=MIGRATIONS, pool_size=settings.pool_max_size,
-                               init=register_vector) as pool:
-        try:
-            embedder = adapters.embedder(settings, closers)
-            store = adapters.vector_store(settings, pool, embedder, closers)
-            await store.prepare()
-            yield Knowledge(pool, store, embedder)
-        finally:
-            for close in reversed(closers):
-                await close()
+async def open_knowledge(settings: Settings, stack: AsyncExitStack) -> AsyncIterator[Knowledge]:
+    """The database (embedded unless DATABASE_URL), migrated when the shared
+    rule says so, and the index on it; what it opened closes with `stack`."""
+    pool = await stack.enter_async_context(database.opened(
+        settings.shared, component="bot", migrations_dir=MIGRATIONS, pool_size=settings.pool_max_size,
+        init=register_vector))
+    embedder = select.embedder(settings.embedder, stack)
+    store = vector_store(settings, pool, embedder, stack)
+    await store.prepare()
+    yield Knowledge(pool, store, embedder)
 
 
 def build_chatbot(settings: Settings, knowledge: Knowledge, interactions: grpc.aio.Channel,
-                  closers: list[adapters.Closer]) -> Chatbot:
-    model = adapters.chat_model(settings, closers)
+                  stack: AsyncExitStack) -> Chatbot:
+    model = select.chat_model(settings.chat, settings.shared.home, stack)
     persona = Persona(brand=settings.brand, bot_name=settings.bot_name, tone=settings.tone,
                       handoff=settings.handoff, system_prompt=settings.system_prompt)
     log = ChatLog(knowledge.pool, interactions_grpc.InteractionsServiceStub(interactions))
@@ -71,38 +68,36 @@ def build_chatbot(settings: Settings, knowledge: Knowledge, interactions: grpc.a
 
 
 async def serve(settings: Settings) -> None:
-    closers: list[adapters.Closer] = []
-    async with open_knowledge(settings, closers) as knowledge:
-        interactions = clients.insecure_channel(
-            settings.interactions_address, [(INTERACTIONS_SERVICE, "CreateInteraction")])
-        chatbot = await asyncio.to_thread(build_chatbot, settings, knowledge, interactions, closers)
+    async with AsyncExitStack() as stack:
+        knowledge = await stack.enter_async_context(open_knowledge(settings, stack))
+        interactions = await stack.enter_async_context(clients.insecure_channel(
+            settings.interactions_address, [(INTERACTIONS_SERVICE, "CreateInteraction")]))
+        chatbot = await asyncio.to_thread(build_chatbot, settings, knowledge, interactions, stack)
         delivery = asyncio.create_task(chatbot.log.run_delivery())
+        stack.callback(delivery.cancel)
         registrations = [
             Registration(ChatService(chatbot), pb_grpc.add_ChatServiceServicer_to_server, CHAT_SERVICE),
-            Registration(KnowledgeService(knowledge, PageTokens(settings.page_token_secret)),
+            Registration(KnowledgeService(knowledge, PageTokens(settings.shared.page_token_secret)),
                          pb_grpc.add_KnowledgeServiceServicer_to_server, KNOWLEDGE_SERVICE),
         ]
-        try:
-            await serve_until_signalled(registrations, settings.address)
-        finally:
-            delivery.cancel()
-            await interactions.close()
+        await serve_until_signalled(registrations, settings.listen.address)
 
 
 async def ingest_command(settings: Settings, paths: list[Path], source: str) -> None:
     from bot.ingest import ingest
 
-    async with open_knowledge(settings, []) as knowledge:
+    async with AsyncExitStack() as stack:
+        knowledge = await stack.enter_async_context(open_knowledge(settings, stack))
         count = await ingest(knowledge, paths, source)
     print(f"ingested {count} entries from {', '.join(map(str, paths))} (source {source!r})")
 
 
-async def migrate_command(settings: Settings) -> None:
-    await migrations.migrate_command(settings.database_url, settings.home, settings.embedded_pg_port, "bot", MIGRATIONS)
+async def migrate_command(settings: MigrateSettings) -> None:
+    await migrations.migrate_command(settings.shared, "bot", MIGRATIONS)
 
 
 async def prepare_command(settings: Settings) -> None:
-    path = await asyncio.to_thread(prepare, settings.home / "models")
+    path = await asyncio.to_thread(prepare, settings.shared.home / "models")
     print(f"model ready: {path}")
 
 
@@ -116,10 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("ingest needs at least one path")
     commands = {
         "serve": serve,
-        "migrate": migrate_command,
         "prepare-model": prepare_command,
         "ingest": lambda settings: ingest_command(settings, args.paths, args.source),
     }
+    if args.command == "migrate":  # reads the database settings alone
+        return run_command("bot", MigrateSettings.from_env, migrate_command)
     return run_command("bot", Settings.from_env, commands[args.command])
 
 

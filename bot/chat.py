@@ -15,7 +15,7 @@ from opentelemetry import trace
 from bot import persona as prompts
 from bot.chat_log import ChatLog
 from bot.knowledge import Hit, Knowledge
-from bot.llm.base import ChatModel
+from mendmodels.chat.base import ChatModel
 from bot.persona import Persona
 from mend.bot.v1 import bot_service_pb2 as pb
 from mend.interactions.v1 import interactions_service_pb2 as ipb

@@ -13,8 +13,8 @@ import numpy as np
 
 from bot import catalog
 from bot.catalog import Entry
-from bot.embeddings.base import Embedder
-from bot.embeddings.cache import CachedEmbedder
+from mendmodels.embeddings.base import Embedder
+from mendmodels.embeddings.cache import CachedEmbedder
 from bot.vectorstores.base import KeyVector, VectorHit, VectorQuery, VectorStore
 from mendkit.errors import NotFound
 

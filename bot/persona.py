@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bot.chat_log import Turn
 from bot.knowledge import Hit
-from bot.llm.base import Message
+from mendmodels.chat.base import Message
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,13 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from gateway_envoy.config import Params, Tracing, Upstream
-from mendkit.settings import SettingsError, env_float, env_int, env_str
-
-DEFAULT_PORT = 8080
-DEFAULT_ADMIN_PORT = 9901
-DEFAULT_WEB_PORT = 8081
+from mendkit import addresses
+from mendkit.addresses import Part
+from mendkit.settings import SettingsError, address_of, env_float, env_int, env_str
 
 
-def _upstream(variable: str, default: str, environ: Mapping[str, str] | None) -> Upstream:
-    value = env_str(variable, default, environ=environ)
+def _upstream(part: Part, environ: Mapping[str, str] | None) -> Upstream:
+    variable, value = part.address_variable, address_of(part, environ)
     host, _, port = value.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise SettingsError(f"{variable} must be host:port, got {value!r}")
@@ -37,11 +35,13 @@ def local(environ: Mapping[str, str] | None = None) -> Params:
     per_second = env_int("GATEWAY_RATE_LIMIT_PER_SECOND", 20, minimum=1, environ=environ)
     return Params(
         listen_address=env_str("GATEWAY_HOST", "127.0.0.1", environ=environ),
-        port=env_int("GATEWAY_PORT", DEFAULT_PORT, minimum=1, maximum=65535, environ=environ),
-        admin_port=env_int("GATEWAY_ADMIN_PORT", DEFAULT_ADMIN_PORT, minimum=1, maximum=65535, environ=environ),
-        bot=_upstream("BOT_ADDR", "127.0.0.1:50052", environ),
-        interactions=_upstream("INTERACTIONS_ADDR", "127.0.0.1:50051", environ),
-        web=_upstream("WEB_ADDR", f"127.0.0.1:{DEFAULT_WEB_PORT}", environ),
+        port=env_int(addresses.GATEWAY.port_variable, addresses.GATEWAY.port, minimum=1, maximum=65535,
+                     environ=environ),
+        admin_port=env_int(addresses.GATEWAY_ADMIN.port_variable, addresses.GATEWAY_ADMIN.port, minimum=1,
+                           maximum=65535, environ=environ),
+        bot=_upstream(addresses.BOT, environ),
+        interactions=_upstream(addresses.INTERACTIONS, environ),
+        web=_upstream(addresses.WEB, environ),
         rate_limit_max_tokens=env_int("GATEWAY_RATE_LIMIT_BURST", 2 * per_second, minimum=1, environ=environ),
         rate_limit_tokens_per_fill=per_second,
         rate_limit_fill_interval="1s",

@@ -15,6 +15,7 @@ from mendkit import database, migrations
 from mendkit.entrypoint import run_command
 from mendkit.page_tokens import PageTokens
 from mendkit.server import Registration, serve_until_signalled
+from mendkit.settings import MigrateSettings
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["InteractionsService"].full_name
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -25,24 +26,24 @@ async def migrate(url: str) -> list[int]:
 
 
 async def serve(settings: Settings) -> None:
-    async with database.opened(settings.database_url, settings.home, settings.embedded_pg_port,
-                               component="interactions", pool_size=settings.pool_max_size,
-                               migrations_dir=MIGRATIONS if settings.migrate_on_start else None) as pool:
-        servicer = InteractionsService(pool, PageTokens(settings.page_token_secret))
+    async with database.opened(settings.shared, component="interactions", migrations_dir=MIGRATIONS,
+                               pool_size=settings.pool_max_size) as pool:
+        servicer = InteractionsService(pool, PageTokens(settings.shared.page_token_secret))
         registration = Registration(servicer, pb_grpc.add_InteractionsServiceServicer_to_server, SERVICE_NAME)
-        await serve_until_signalled([registration], settings.address)
+        await serve_until_signalled([registration], settings.listen.address)
 
 
-async def migrate_command(settings: Settings) -> None:
-    await migrations.migrate_command(settings.database_url, settings.home, settings.embedded_pg_port,
-                                     "interactions", MIGRATIONS)
+async def migrate_command(settings: MigrateSettings) -> None:
+    await migrations.migrate_command(settings.shared, "interactions", MIGRATIONS)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m interactions", description=__doc__)
     parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
     args = parser.parse_args(argv)
-    return run_command("interactions", Settings.from_env, serve if args.command == "serve" else migrate_command)
+    if args.command == "migrate":  # reads the database settings alone
+        return run_command("interactions", MigrateSettings.from_env, migrate_command)
+    return run_command("interactions", Settings.from_env, serve)
 
 
 if __name__ == "__main__":

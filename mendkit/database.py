@@ -14,6 +14,7 @@ import asyncpg
 from mendkit import migrations
 from mendkit.embedded_postgres import database_url_or_embedded
 from mendkit.errors import Unavailable
+from mendkit.settings import Shared
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
@@ -46,16 +47,15 @@ async def database_errors(what: str) -> AsyncIterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def opened(database_url: str, home: Path, pg_port: int, *, component: str, migrations_dir: Path | None,
-                 pool_size: int, init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
-                 ) -> AsyncIterator[asyncpg.Pool]:
-    """A service's database at start-up: `database_url`, or the embedded server
-    (started, and stopped again on the way out); `component`'s migrations
-    applied unless `migrations_dir` is None; a pool, closed on the way out."""
-    url, embedded = await database_url_or_embedded(database_url, home, pg_port)
+async def opened(shared: Shared, *, component: str, migrations_dir: Path, pool_size: int,
+                 init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None) -> AsyncIterator[asyncpg.Pool]:
+    """A service's database at start-up: `shared.database_url`, or the embedded
+    server (started, and stopped again on the way out); `component`'s migrations
+    applied when `shared.migrate_on_start`; a pool, closed on the way out."""
+    url, embedded = await database_url_or_embedded(shared.database_url, shared.home, shared.embedded_pg_port)
     pool = None
     try:
-        if migrations_dir is not None:
+        if shared.migrate_on_start:
             await migrations.apply_at(url, component, migrations_dir)
         pool = await create_pool(url, pool_size, init)
         yield pool

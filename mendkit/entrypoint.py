@@ -11,15 +11,16 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
 from mendkit.logs import setup_logging
-from mendkit.settings import SettingsError
+from mendkit.settings import SettingsError, Shared
 from mendkit.telemetry import setup_telemetry
 
 
-class _HasLogLevel(Protocol):
-    log_level: str
+class _HasShared(Protocol):
+    @property
+    def shared(self) -> Shared: ...
 
 
-S = TypeVar("S", bound=_HasLogLevel)
+S = TypeVar("S", bound=_HasShared)
 
 
 def run_command(service: str, load_settings: Callable[[], S], command: Callable[[S], Awaitable[int | None]]) -> int:
@@ -28,7 +29,7 @@ def run_command(service: str, load_settings: Callable[[], S], command: Callable[
     except SettingsError as error:
         print(f"{service}: {error}", file=sys.stderr)
         return 2
-    setup_logging(service, settings.log_level)
+    setup_logging(service, settings.shared.log_level)
     shutdown_telemetry = setup_telemetry(service)
     log = logging.getLogger(service)
     try:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import asyncpg
 
+from mendkit.settings import Shared
+
 _log = logging.getLogger("mendkit.migrations")
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Any constant works; it only has to be the same for every migrating process.
@@ -101,12 +103,12 @@ async def apply_at(url: str, component: str, directory: Path) -> list[int]:
         await connection.close()
 
 
-async def migrate_command(database_url: str, home: Path, pg_port: int, component: str, directory: Path) -> None:
+async def migrate_command(shared: Shared, component: str, directory: Path) -> None:
     """What `python -m <service> migrate` does: migrate (the embedded database
     when no URL is given, stopped again afterwards) and say what was applied."""
     from mendkit.embedded_postgres import database_url_or_embedded
 
-    url, embedded = await database_url_or_embedded(database_url, home, pg_port)
+    url, embedded = await database_url_or_embedded(shared.database_url, shared.home, shared.embedded_pg_port)
     try:
         applied = await apply_at(url, component, directory)
         print(f"applied {len(applied)} migration(s): {applied}" if applied else "database is up to date")

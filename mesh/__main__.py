@@ -23,6 +23,7 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from mendkit import addresses
 from mendkit.embedded_postgres import DEFAULT_HOME, DEFAULT_PORT, EmbeddedPostgres, ensure_database
 from mendkit.settings import SettingsError, env_int, env_str
 
@@ -40,14 +41,15 @@ class Service:
 
 # The order is the start order: a part starts after those it calls.
 SERVICES = [
-    Service("interactions", "interactions", "INTERACTIONS_PORT", 50051),
-    Service("bot", "bot", "BOT_PORT", 50052),
-    Service("trainer", "trainer", "TRAINER_PORT", 50053),
-    Service("web", "mesh.static_site", "WEB_PORT", 8081, probe="http"),
-    Service("gateway", "gateway_envoy", "GATEWAY_PORT", 8080, probe="http", arguments=("run",)),
+    Service("interactions", "interactions", addresses.INTERACTIONS.port_variable, addresses.INTERACTIONS.port),
+    Service("bot", "bot", addresses.BOT.port_variable, addresses.BOT.port),
+    Service("trainer", "trainer", addresses.TRAINER.port_variable, addresses.TRAINER.port),
+    Service("web", "mesh.static_site", addresses.WEB.port_variable, addresses.WEB.port, probe="http"),
+    Service("gateway", "gateway_envoy", addresses.GATEWAY.port_variable, addresses.GATEWAY.port, probe="http",
+            arguments=("run",)),
 ]
 # Envoy's admin interface (loopback only) needs a free port too.
-GATEWAY_ADMIN = Service("gateway admin", "", "GATEWAY_ADMIN_PORT", 9901)
+GATEWAY_ADMIN = Service("gateway admin", "", addresses.GATEWAY_ADMIN.port_variable, addresses.GATEWAY_ADMIN.port)
 WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
 SAMPLE_KNOWLEDGE = Path(__file__).resolve().parent.parent / "knowledge" / "sample"
 
@@ -136,6 +138,7 @@ async def run() -> int:
         steps = [
             ("applying database migrations", ["interactions", "migrate"]),
             ("applying database migrations", ["bot", "migrate"]),
+            ("applying database migrations", ["trainer", "migrate"]),
             ("preparing the embedded chat model (once)", ["bot", "prepare-model"]),
             ("loading the sample knowledge base (unchanged entries are skipped)",
              ["bot", "ingest", str(SAMPLE_KNOWLEDGE), "--source", "sample-kb"]),

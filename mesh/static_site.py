@@ -10,10 +10,10 @@ import sys
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from mendkit import addresses
 from mendkit.settings import SettingsError, env_int, env_str
 
 WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
-DEFAULT_PORT = 8081
 
 
 class PageHandler(SimpleHTTPRequestHandler):
@@ -40,7 +40,7 @@ class PageHandler(SimpleHTTPRequestHandler):
 def main() -> int:
     try:
         host = env_str("WEB_HOST", "127.0.0.1")
-        port = env_int("WEB_PORT", DEFAULT_PORT, minimum=1, maximum=65535)
+        port = env_int(addresses.WEB.port_variable, addresses.WEB.port, minimum=1, maximum=65535)
     except SettingsError as error:
         print(f"web: {error}", file=sys.stderr)
         return 2

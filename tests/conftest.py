@@ -30,6 +30,8 @@ from mendkit.embedded_postgres import EmbeddedPostgres, ensure_database  # noqa:
 from mendkit.page_tokens import PageTokens  # noqa: E402
 from mendkit.server import Registration, start_server  # noqa: E402
 
+BRAND = "Alder & Finch"  # the teacher's brand in these runs
+
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
@@ -116,7 +118,7 @@ async def wait_for_port(port: int, timeout: float = 30.0) -> None:
 
 @pytest.fixture(scope="session")
 def embedder():
-    from bot.embeddings.local_minilm import LocalMiniLM
+    from mendmodels.embeddings.local_minilm import LocalMiniLM
 
     return LocalMiniLM()
 
@@ -169,7 +171,7 @@ async def knowledge(knowledge_address: str, knowledge_index):
 @pytest.fixture(scope="session")
 def chat_model():
     """The real embedded chat model (Qwen2.5 0.5B on llama.cpp)."""
-    from bot.llm.local_gguf import LocalGGUF, prepare
+    from mendmodels.chat.local_gguf import LocalGGUF, prepare
     from mendkit.embedded_postgres import DEFAULT_HOME
 
     return LocalGGUF(prepare(DEFAULT_HOME / "models"), temperature=0.0)
@@ -228,7 +230,7 @@ async def trainer_setup(database_url, pool, interactions_address, knowledge_addr
     async with grpc.aio.insecure_channel(interactions_address) as ichannel, \
             grpc.aio.insecure_channel(knowledge_address) as kchannel:
         trainer = Trainer(pool, interactions_grpc.InteractionsServiceStub(ichannel),
-                          bot_grpc.KnowledgeServiceStub(kchannel), None, Policy(2, "review", 0.8, 0.7))
+                          bot_grpc.KnowledgeServiceStub(kchannel), None, Policy(2, "review", 0.8, 0.7, BRAND))
         servicer = TrainerService(trainer, PageTokens(b"tests-page-token-secret"))
         running = await start_server(
             [Registration(servicer, trainer_grpc.add_TrainerServiceServicer_to_server, TRAINER)], "127.0.0.1:0")

@@ -30,9 +30,9 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from bot.embeddings.bedrock import BedrockEmbedder
-from bot.llm.base import Message
-from bot.llm.bedrock import BedrockChat, converse_messages
+from mendmodels.embeddings.bedrock import BedrockEmbedder
+from mendmodels.chat.base import Message
+from mendmodels.chat.bedrock import BedrockChat, converse_messages
 from mendkit.errors import FailedPrecondition, ResourceExhausted, Unavailable
 
 REGION = "us-east-1"

@@ -317,8 +317,8 @@ class BlockingLLM:
 
 
 async def test_the_embedded_model_refuses_at_once_when_its_queue_is_full(chat, knowledge, chat_model, monkeypatch):
-    from bot.llm import local_gguf
-    from bot.llm.base import Message
+    from mendmodels.chat import local_gguf
+    from mendmodels.chat.base import Message
     from mendkit.errors import ResourceExhausted
 
     stub, _ = chat

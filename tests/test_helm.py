@@ -508,8 +508,8 @@ def container_environment(documents: list[dict[str, Any]], container: dict[str, 
     return environment
 
 
-# Which settings each command reads (the trainer builds its models from the bot's settings).
-SETTINGS_OF = {"interactions": ["interactions"], "bot": ["bot"], "trainer": ["trainer", "bot"]}
+# Which settings each command reads.
+SETTINGS_OF = {"interactions": ["interactions"], "bot": ["bot"], "trainer": ["trainer"]}
 
 
 @pytest.mark.parametrize("scenario", ["production", "everything", "openai-pgvector", "embedded-models"])
@@ -536,21 +536,21 @@ def test_the_services_accept_the_settings_the_chart_gives_them(
                 monkeypatch.setenv(name, value)
             for settings_of in SETTINGS_OF[command[2]]:
                 settings = classes[settings_of].from_env()
-                assert settings.database_url == SECRETS["databaseUrl"]
-                assert settings.log_level == "INFO"
+                assert settings.shared.database_url == SECRETS["databaseUrl"]
+                assert settings.shared.log_level == "INFO"
+                assert settings.shared.migrate_on_start is False  # the hook migrates
             if command[3] == "serve":
                 settings = classes[command[2]].from_env()
-                assert settings.host == "0.0.0.0" and settings.port == container["ports"][0]["containerPort"]
-                assert len(settings.page_token_secret) >= 16
+                assert settings.listen.host == "0.0.0.0"
+                assert settings.listen.port == container["ports"][0]["containerPort"]
+                assert len(settings.shared.page_token_secret) >= 16
             if command[2] in ("bot", "trainer") and command[3] != "migrate":
                 bot = BotSettings.from_env()
-                assert (bot.vector_store, bot.llm, bot.embeddings) == tuple(
+                assert (bot.vector_store, bot.chat.provider, bot.embedder.provider) == tuple(
                     render_config(chart, SCENARIOS[scenario])[k] for k in ("vectorStore", "llm", "embeddings"))
                 # Every interactions pod, for the clients' round_robin policy.
                 assert bot.interactions_address == \
                     f"dns:///{FULLNAME}-interactions-headless.{NAMESPACE}.svc.cluster.local:50051"
-            if command[2] == "interactions":
-                assert InteractionsSettings.from_env().migrate_on_start is False  # the hook migrates
             checked += 1
     assert checked >= 6
 
@@ -560,7 +560,12 @@ def render_config(chart: helm.Chart, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_every_setting_in_the_config_map_is_one_a_service_reads(chart: helm.Chart) -> None:
-    sources = "".join(p.read_text() for d in ("interactions", "bot", "trainer", "mendkit") for p in (REPO / d).glob("*.py"))
+    from mendkit import addresses
+
+    sources = "".join(p.read_text() for d in ("interactions", "bot", "trainer", "mendkit", "mendmodels")
+                      for p in (REPO / d).glob("*.py"))
+    sources += "".join(f'"{getattr(part, v)}"' for part in (addresses.INTERACTIONS, addresses.BOT, addresses.TRAINER)
+                       for v in ("host_variable", "port_variable", "address_variable"))
     documents = render(chart, {**EVERYTHING, "config": {**EVERYTHING["config"], "extra": {}}})
     (settings,) = [c for c in of_kind(documents, "ConfigMap") if c["metadata"]["name"] == FULLNAME]
     for name in settings["data"]:

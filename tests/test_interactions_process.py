@@ -132,7 +132,7 @@ async def test_migrate_command_migrates_a_new_database_then_is_idempotent(postgr
     [
         ("INTERACTIONS_PORT", "not-a-port", "INTERACTIONS_PORT must be an integer"),
         ("MEND_PAGE_TOKEN_SECRET", "short", "MEND_PAGE_TOKEN_SECRET must be at least 16 characters"),
-        ("INTERACTIONS_MIGRATE_ON_START", "perhaps", "INTERACTIONS_MIGRATE_ON_START must be true or false"),
+        ("MEND_MIGRATE_ON_START", "perhaps", "MEND_MIGRATE_ON_START must be true or false"),
     ],
 )
 def test_bad_settings_stop_the_process_naming_the_variable(variable, value, message):

@@ -19,9 +19,9 @@ import httpx
 import numpy as np
 import pytest
 
-from bot.embeddings.openai_compatible import OpenAICompatibleEmbedder
-from bot.llm.base import Message
-from bot.llm.openai_compatible import OpenAICompatibleChat
+from mendmodels.embeddings.openai_compatible import OpenAICompatibleEmbedder
+from mendmodels.chat.base import Message
+from mendmodels.chat.openai_compatible import OpenAICompatibleChat
 from mendkit.errors import FailedPrecondition, MendError, ResourceExhausted, Unavailable
 from tests.conftest import PYTHON, REPO, free_port
 from tests.openai_server import answer_for, vector_for

@@ -144,6 +144,6 @@ def test_settings_print_without_their_secrets(monkeypatch):
     monkeypatch.setenv("MEND_PAGE_TOKEN_SECRET", token_secret)
     monkeypatch.setenv("OPENAI_API_KEY", key)
     for settings in (InteractionsSettings.from_env(), BotSettings.from_env(), TrainerSettings.from_env()):
-        assert settings.database_url.endswith("@db.example:5432/mend")  # read, yet not shown
+        assert settings.shared.database_url.endswith("@db.example:5432/mend")  # read, yet not shown
         shown = repr(settings)
         assert password not in shown and token_secret not in shown and key not in shown, shown

@@ -16,8 +16,10 @@ from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
 from tests.test_knowledge_service import RETURNS, upsert
 from trainer.loop import SOURCE, Policy, run_once
 
-AUTO = Policy(threshold=2, publish="auto", covered_similarity=0.8, duplicate_similarity=0.7)
-REVIEW = Policy(threshold=2, publish="review", covered_similarity=0.8, duplicate_similarity=0.7)
+BRAND = "Alder & Finch"  # the teacher's brand in these runs
+
+AUTO = Policy(threshold=2, publish="auto", covered_similarity=0.8, duplicate_similarity=0.7, brand=BRAND)
+REVIEW = Policy(threshold=2, publish="review", covered_similarity=0.8, duplicate_similarity=0.7, brand=BRAND)
 
 
 class Teacher:
@@ -116,7 +118,7 @@ async def test_a_failing_teacher_leaves_the_question_for_the_next_run(interactio
     stored = await processed(interactions)
     assert not stored[failing].processed_for_training
     assert stored[failing].training_outcome == ipb.TRAINING_OUTCOME_FAILED
-    again = await run_once(interactions, knowledge, Teacher(), Policy(1, "auto", 0.8, 0.7))
+    again = await run_once(interactions, knowledge, Teacher(), Policy(1, "auto", 0.8, 0.7, BRAND))
     assert (again.read, again.fixed) == (1, 1)
 
 
@@ -154,13 +156,16 @@ async def test_the_job_command_reports_its_counts_and_fails_with_status_1(intera
 
     await dislike(interactions, "Do you rent out tents?")
 
-    async def job(env: dict[str, str]) -> tuple[int, str]:
+    async def job(env: dict[str, str], command: str = "run") -> tuple[int, str]:
         process = await asyncio.create_subprocess_exec(
-            PYTHON, "-m", "trainer", "run", cwd=REPO, env={**os.environ, **env},
+            PYTHON, "-m", "trainer", command, cwd=REPO, env={**os.environ, **env},
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         output = (await asyncio.wait_for(process.communicate(), 120))[0].decode()
         return process.returncode, output
 
+    # As in the cluster: a managed database is migrated first (the Helm hook), not by the Job.
+    code, output = await job({"DATABASE_URL": database_url}, "migrate")
+    assert code == 0, output
     code, output = await job({"DATABASE_URL": database_url, "INTERACTIONS_ADDR": interactions_address,
                               "BOT_ADDR": knowledge_address, "FEEDBACK_THRESHOLD": "5"})
     assert code == 0, output
@@ -249,7 +254,9 @@ async def test_a_model_judge_decides_what_is_covered(interactions, knowledge, re
     assert judge_model.shown[0].rstrip().endswith("Does the knowledge above already answer the question?")
 
 
-def test_cloud_teacher_and_judge_default_to_sonnet_and_haiku(monkeypatch):
+async def test_cloud_teacher_and_judge_default_to_sonnet_and_haiku(monkeypatch):
+    from contextlib import AsyncExitStack
+
     from trainer.__main__ import HAIKU, SONNET, models
     from trainer.judge import ModelJudge, SimilarityJudge
     from trainer.settings import Settings
@@ -257,13 +264,14 @@ def test_cloud_teacher_and_judge_default_to_sonnet_and_haiku(monkeypatch):
     monkeypatch.setenv("MEND_LLM", "bedrock")
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
     monkeypatch.setenv("MEND_PUBLISH_POLICY", "auto")
-    teacher, judge = models(Settings.from_env(), [])
-    assert teacher.model_id == SONNET and isinstance(judge, ModelJudge) and judge.model.model_id == HAIKU
-    monkeypatch.setenv("MEND_JUDGE_MODEL", "anthropic.claude-3-5-haiku-20241022-v1:0")
-    assert models(Settings.from_env(), [])[1].model.model_id == "anthropic.claude-3-5-haiku-20241022-v1:0"
-    monkeypatch.setenv("MEND_LLM", "local")
-    monkeypatch.setenv("MEND_PUBLISH_POLICY", "review")
-    assert isinstance(models(Settings.from_env(), [])[1], SimilarityJudge)
+    async with AsyncExitStack() as stack:
+        teacher, judge = models(Settings.from_env(), stack)
+        assert teacher.model_id == SONNET and isinstance(judge, ModelJudge) and judge.model.model_id == HAIKU
+        monkeypatch.setenv("MEND_JUDGE_MODEL", "anthropic.claude-3-5-haiku-20241022-v1:0")
+        assert models(Settings.from_env(), stack)[1].model.model_id == "anthropic.claude-3-5-haiku-20241022-v1:0"
+        monkeypatch.setenv("MEND_LLM", "local")
+        monkeypatch.setenv("MEND_PUBLISH_POLICY", "review")
+        assert isinstance(models(Settings.from_env(), stack)[1], SimilarityJudge)
 
 
 # --- large runs: a few round trips per page, not one per question ---------------------
@@ -339,7 +347,7 @@ async def test_a_run_killed_after_a_page_grew_a_fix_adopts_it_when_run_again(int
     written = {f.entry_id: list(f.questions) for f in await fixes(knowledge)}
     assert len(written) == 2 and TENTS[:3] in written.values()  # the second page grew the tents fix, unmarked
     teacher = Teacher()
-    counts = await run_once(interactions, knowledge, teacher, Policy(1, "review", 0.8, 0.7))
+    counts = await run_once(interactions, knowledge, teacher, Policy(1, "review", 0.8, 0.7, BRAND))
     # Its questions are in a proposed fix, which no judge sees: without adoption they would get a second fix.
     assert (counts.read, counts.proposed, counts.failed) == (2, 2, 0) and teacher.asked == []
     assert {f.entry_id: list(f.questions) for f in await fixes(knowledge)} == written
@@ -408,3 +416,28 @@ async def test_the_teacher_writes_a_few_answers_at_a_time(interactions, knowledg
     counts = await run_once(interactions, knowledge, teacher, AUTO)
     assert counts.fixed == 9 and len(teacher.asked) == 9
     assert teacher.most == MODEL_CONCURRENCY == 4
+
+
+async def test_the_teacher_writes_for_the_brand_the_settings_name(interactions, knowledge, monkeypatch):
+    """MEND_BRAND_NAME reaches the teacher's prompt through the trainer's own
+    settings (it once always named the default brand)."""
+    from trainer.__main__ import policy
+    from trainer.settings import Settings
+
+    class Prompted(Teacher):
+        def __init__(self) -> None:
+            super().__init__()
+            self.systems: list[str] = []
+
+        async def stream(self, messages, max_tokens):  # noqa: ANN001, ANN201
+            self.systems.append(messages[0].content)
+            async for piece in super().stream(messages, max_tokens):
+                yield piece
+
+    monkeypatch.setenv("MEND_BRAND_NAME", "Lumen Outdoor Co.")
+    monkeypatch.setenv("FEEDBACK_THRESHOLD", "1")
+    await dislike(interactions, "Do you sell gift cards for kayaks?")
+    teacher = Prompted()
+    counts = await run_once(interactions, knowledge, teacher, policy(Settings.from_env()))
+    assert counts.proposed == 1 and teacher.systems, counts  # under review, the default policy
+    assert all("Lumen Outdoor Co." in system and BRAND not in system for system in teacher.systems)

@@ -10,15 +10,10 @@ import argparse
 import asyncio
 import sys
 import uuid
-from dataclasses import replace
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
-
-from bot.llm.base import ChatModel
-from bot.settings import Settings as BotSettings
-from trainer.judge import Judge, ModelJudge, SimilarityJudge
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.bot.v1 import bot_service_pb2_grpc as bpb_grpc
 from mend.interactions.v1 import interactions_service_pb2 as ipb
@@ -30,6 +25,10 @@ from mendkit.entrypoint import run_command
 from mendkit.errors import FailedPrecondition
 from mendkit.page_tokens import PageTokens
 from mendkit.server import Registration, serve_until_signalled
+from mendkit.settings import MigrateSettings
+from mendmodels import select
+from mendmodels.chat.base import ChatModel
+from trainer.judge import Judge, ModelJudge, SimilarityJudge
 from trainer.loop import Policy
 from trainer.runs import Trainer
 from trainer.service import TrainerService
@@ -45,45 +44,39 @@ SONNET = "anthropic.claude-3-sonnet-20240229-v1:0"
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 
 
-def models(settings: Settings, closers: list) -> tuple[ChatModel, Judge]:
-    """The teacher and the judge, through the bot's chat-model adapters (same
-    MEND_LLM and variables). The embedded model cannot judge reliably, so with
-    it the judge is a similarity threshold."""
-    from bot import adapters
+def models(settings: Settings, stack: AsyncExitStack) -> tuple[ChatModel, Judge]:
+    """The teacher and the judge, from the model layer (MEND_LLM and its
+    variables). The embedded model cannot judge reliably, so with it the judge
+    is a similarity threshold."""
+    chat, home = settings.chat, settings.shared.home
+    if chat.provider == "local":
+        return select.chat_model(chat, home, stack), SimilarityJudge(settings.covered_similarity)
+    bedrock = chat.provider == "bedrock"
+    teacher = settings.teacher_model or (SONNET if bedrock else "")
+    judge = settings.judge_model or (HAIKU if bedrock else "")
+    return (select.chat_model(chat, home, stack, model=teacher),
+            ModelJudge(select.chat_model(chat, home, stack, model=judge)))
 
-    bot_settings = BotSettings.from_env()
-    if settings.teacher == "local":
-        return adapters.chat_model(bot_settings, closers), SimilarityJudge(settings.covered_similarity)
-    if settings.teacher == "bedrock":
-        teacher_settings = replace(bot_settings, bedrock_chat_model=settings.teacher_model or SONNET)
-        judge_settings = replace(bot_settings, bedrock_chat_model=settings.judge_model or HAIKU)
-    else:
-        teacher_settings = replace(bot_settings, openai_chat_model=settings.teacher_model or bot_settings.openai_chat_model)
-        judge_settings = replace(bot_settings, openai_chat_model=settings.judge_model or bot_settings.openai_chat_model)
-    return (adapters.chat_model(teacher_settings, closers),
-            ModelJudge(adapters.chat_model(judge_settings, closers)))
+
+def policy(settings: Settings) -> Policy:
+    return Policy(settings.feedback_threshold, settings.publish_policy, settings.covered_similarity,
+                  settings.duplicate_similarity, settings.brand)
 
 
 @asynccontextmanager
 async def open_trainer(settings: Settings) -> AsyncIterator[Trainer]:
-    closers: list = []
-    async with database.opened(settings.database_url, settings.home, settings.embedded_pg_port, component="trainer",
-                               migrations_dir=MIGRATIONS, pool_size=5) as pool:
-        try:
-            teacher, judge = await asyncio.to_thread(models, settings, closers)
-            policy = Policy(settings.feedback_threshold, settings.publish_policy, settings.covered_similarity,
-                            settings.duplicate_similarity)
-            async with clients.insecure_channel(settings.interactions_address,
-                                                [(INTERACTIONS, "ListInteractions"), (INTERACTIONS, "MarkProcessed")],
-                                                deadline_s=30) as interactions, \
-                    clients.insecure_channel(settings.bot_address, [(KNOWLEDGE, "BatchSearchKnowledge"),
-                                                                    (KNOWLEDGE, "UpsertEntries")],
-                                             deadline_s=30) as knowledge:
-                yield Trainer(pool, ipb_grpc.InteractionsServiceStub(interactions),
-                              bpb_grpc.KnowledgeServiceStub(knowledge), teacher, policy, judge)
-        finally:
-            for close in closers:
-                await close()
+    async with AsyncExitStack() as stack:
+        pool = await stack.enter_async_context(database.opened(
+            settings.shared, component="trainer", migrations_dir=MIGRATIONS, pool_size=5))
+        teacher, judge = await asyncio.to_thread(models, settings, stack)
+        interactions = await stack.enter_async_context(clients.insecure_channel(
+            settings.interactions_address, [(INTERACTIONS, "ListInteractions"), (INTERACTIONS, "MarkProcessed")],
+            deadline_s=30))
+        knowledge = await stack.enter_async_context(clients.insecure_channel(
+            settings.bot_address, [(KNOWLEDGE, "BatchSearchKnowledge"), (KNOWLEDGE, "UpsertEntries")],
+            deadline_s=30))
+        yield Trainer(pool, ipb_grpc.InteractionsServiceStub(interactions), bpb_grpc.KnowledgeServiceStub(knowledge),
+                      teacher, policy(settings), judge)
 
 
 async def run(settings: Settings) -> int:
@@ -108,25 +101,26 @@ async def run(settings: Settings) -> int:
 
 async def serve(settings: Settings) -> int:
     async with open_trainer(settings) as trainer:
-        servicer = TrainerService(trainer, PageTokens(settings.page_token_secret))
+        servicer = TrainerService(trainer, PageTokens(settings.shared.page_token_secret))
         await serve_until_signalled([Registration(servicer, tpb_grpc.add_TrainerServiceServicer_to_server,
-                                                  TRAINER)], settings.address)
+                                                  TRAINER)], settings.listen.address)
     return 0
 
 
-async def migrate(settings: Settings) -> int:
-    await migrations.migrate_command(settings.database_url, settings.home, settings.embedded_pg_port,
-                                     "trainer", MIGRATIONS)
+async def migrate(settings: MigrateSettings) -> int:
+    await migrations.migrate_command(settings.shared, "trainer", MIGRATIONS)
     return 0
 
 
-COMMANDS = {"serve": serve, "run": run, "migrate": migrate}
+COMMANDS = {"serve": serve, "run": run}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__)
-    parser.add_argument("command", nargs="?", default="serve", choices=list(COMMANDS))
+    parser.add_argument("command", nargs="?", default="serve", choices=[*COMMANDS, "migrate"])
     args = parser.parse_args(argv)
+    if args.command == "migrate":  # reads the database settings alone: no model is chosen or loaded
+        return run_command("trainer", MigrateSettings.from_env, migrate)
     return run_command("trainer", Settings.from_env, COMMANDS[args.command])
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.llm.base import ChatModel, Message
+from mendmodels.chat.base import ChatModel, Message
 from mend.bot.v1 import bot_service_pb2 as bpb
 
 

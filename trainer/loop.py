@@ -40,7 +40,7 @@ from typing import TypeVar
 
 from opentelemetry import trace
 
-from bot.llm.base import ChatModel, Message
+from mendmodels.chat.base import ChatModel, Message
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.bot.v1 import bot_service_pb2_grpc as bpb_grpc
 from mend.interactions.v1 import interactions_service_pb2 as ipb
@@ -98,7 +98,7 @@ class Policy:
     publish: str  # "auto" | "review"
     covered_similarity: float
     duplicate_similarity: float
-    brand: str = "Alder & Finch"
+    brand: str  # the teacher writes for it (MEND_BRAND_NAME)
 
 
 async def pages(interactions: ipb_grpc.InteractionsServiceStub) -> AsyncIterator[list[ipb.Interaction]]:

@@ -8,12 +8,12 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import asyncpg
 from google.protobuf.field_mask_pb2 import FieldMask
 
-from bot.llm.base import ChatModel
+from mendmodels.chat.base import ChatModel
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.bot.v1 import bot_service_pb2_grpc as bpb_grpc
 from mend.interactions.v1 import interactions_service_pb2 as ipb
@@ -96,8 +96,7 @@ class Trainer:
     async def _run(self, connection: asyncpg.Connection, run_id: uuid.UUID, force: bool) -> None:
         state, error, counts = "succeeded", "", Counts()
         try:
-            policy = Policy(1 if force else self.policy.threshold, self.policy.publish,
-                            self.policy.covered_similarity, self.policy.duplicate_similarity, self.policy.brand)
+            policy = replace(self.policy, threshold=1) if force else self.policy
             counts = await run_once(self.interactions, self.knowledge, self.teacher, policy, str(run_id),
                                     on_fixes=lambda fixes: self._record_fixes(connection, run_id, fixes),
                                     judge=self.judge,

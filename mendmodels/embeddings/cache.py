@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bot.embeddings.base import Embedder
+from mendmodels.embeddings.base import Embedder
 
 # 20,000 vectors: a 10,000-question run and its fixes fit (30 MB at 384-d, 80 MB at 1024-d).
 CAPACITY = 20_000

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bot.llm.openai_compatible import OpenAIEndpoint
+from mendmodels.providers.openai import OpenAIEndpoint
 
 BATCH = 64  # texts per request: well under every server's input limit
 

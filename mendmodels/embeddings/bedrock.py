@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from bot.llm.bedrock import bedrock_client, bedrock_error
+from mendmodels.providers.bedrock import bedrock_client, bedrock_error
 from mendkit.errors import FailedPrecondition
 
 DIMENSIONS = (256, 512, 1024)  # the sizes Titan v2 offers

@@ -19,7 +19,7 @@ import threading
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-from bot.llm.base import Message
+from mendmodels.chat.base import Message
 from mendkit.errors import ResourceExhausted
 
 _log = logging.getLogger("bot.llm")
