@@ -25,6 +25,7 @@ WORKDIR /src
 COPY pyproject.toml requirements.lock ./
 COPY gen/python ./gen/python
 COPY mendkit ./mendkit
+COPY mendmodels ./mendmodels
 COPY interactions ./interactions
 COPY bot ./bot
 COPY trainer ./trainer
