@@ -33,10 +33,8 @@ from pgvector.asyncpg import register_vector
 from bot.__main__ import migrate as migrate_bot
 from bot.chat import Chatbot, Retrieval
 from bot.chat_log import ChatLog
-from mendmodels.embeddings.local_minilm import LocalMiniLM
 from bot.ingest import collect
 from bot.knowledge import Knowledge
-from mendmodels.chat.local_gguf import LocalGGUF, prepare
 from bot.persona import Persona
 from bot.vectorstores.pgvector_store import PgVectorStore
 from interactions.__main__ import migrate as migrate_interactions
@@ -47,6 +45,8 @@ from mendkit import clients, database
 from mendkit.embedded_postgres import DEFAULT_HOME, EmbeddedPostgres, ensure_database
 from mendkit.page_tokens import PageTokens
 from mendkit.server import Registration, start_server
+from mendmodels.chat.local_gguf import LocalGGUF, prepare
+from mendmodels.embeddings.local_minilm import LocalMiniLM
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "bot.json"
@@ -81,7 +81,8 @@ async def load_vectors(pool, vectors: np.ndarray, space: str) -> None:
             records=[(i, "article", "synthetic", "bench", "published") for i in ids])
         for start in range(0, len(ids), 10_000):
             await connection.copy_records_to_table(
-                "knowledge_vectors", columns=["space", "entry_id", "key_no", "key_text", "status", "source", "embedding"],
+                "knowledge_vectors",
+                columns=["space", "entry_id", "key_no", "key_text", "status", "source", "embedding"],
                 records=[(space, ids[n], 0, "", "published", "bench", vectors[n])
                          for n in range(start, min(start + 10_000, len(ids)))])
             print(f"  loaded {min(start + 10_000, len(ids)):,} / {len(ids):,} vectors", flush=True)
@@ -125,7 +126,7 @@ async def bench_retrieval(pool, embedder: LocalMiniLM, sizes: list[int], queries
 def store_index(store: PgVectorStore) -> str:
     from bot.vectorstores.pgvector_store import _index_name
 
-    return _index_name(store._space)  # noqa: SLF001 - the bench cleans up what the store made
+    return _index_name(store._space)
 
 
 class Silent:
@@ -133,7 +134,7 @@ class Silent:
 
     model_id = "none"
 
-    async def stream(self, messages, max_tokens):  # noqa: ANN001, ANN201
+    async def stream(self, messages, max_tokens):
         raise AssertionError("the overhead benchmark must not reach the model")
         yield ""
 

@@ -13,7 +13,8 @@ paths in the same run, so that drift on the machine hits all three alike:
 
 "Envoy gRPC minus direct" is the hop itself. The gRPC-web paths also carry a
 different client than grpc's C core: httpx is a full-featured Python client,
-so the lean client shows how much of its number is Envoy and how much is httpx. Results: bench/results/gateway.json, docs/benchmarks.md.
+so the lean client shows how much of its number is Envoy and how much is httpx.
+Results: bench/results/gateway.json, docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -30,8 +31,16 @@ from pathlib import Path
 import grpc
 import httpx
 
-from bench.interactions_bench import (REPO, code_version, machine_info, percentile, prepare_database,
-                                      start_embedded_postgres, start_server, wait_until_serving)
+from bench.interactions_bench import (
+    REPO,
+    code_version,
+    machine_info,
+    percentile,
+    prepare_database,
+    start_embedded_postgres,
+    start_server,
+    wait_until_serving,
+)
 from gateway_envoy import grpc_web
 from mend.interactions.v1 import interactions_service_pb2 as pb
 from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc
@@ -49,7 +58,7 @@ class LeanGrpcWebClient:
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
 
-    async def __aenter__(self) -> "LeanGrpcWebClient":
+    async def __aenter__(self) -> LeanGrpcWebClient:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         return self
 

@@ -31,7 +31,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 import asyncpg
@@ -190,7 +190,8 @@ class CpuMeter:
         self._seconds = time.perf_counter() - self._started
         self.used = {name: sum(cpu - self._before[name].get(pid, 0.0) for pid, cpu in tree_cpu_s(root).items())
                      for name, root in self.pids.items()}
-        self._busy, self._stolen = (after - before for after, before in zip(machine_cpu_s(), self._machine))
+        self._busy, self._stolen = (after - before
+                                    for after, before in zip(machine_cpu_s(), self._machine, strict=True))
 
     def percent(self, loadgen_cpu_s: float) -> dict[str, int | None]:
         """The split; the load generator measures its own CPU time, over the same window."""
@@ -311,7 +312,7 @@ async def bench_list(connection: asyncpg.Connection, address: str, cpu: CpuMeter
 
     queue = await connection.fetchval(
         "SELECT count(*) FROM interactions WHERE feedback = -1 AND processed_for_training = false")
-    deep_cursor = (deep_row.timestamp.ToDatetime(timezone.utc), uuid.UUID(deep_row.interaction_id)) if deep_row else None
+    deep_cursor = (deep_row.timestamp.ToDatetime(UTC), uuid.UUID(deep_row.interaction_id)) if deep_row else None
     result = {
         "queue_rows": queue,
         "first_page": {"pages": len(first_times), **latency_summary(first_times)},
@@ -381,8 +382,11 @@ def stop_server(server: subprocess.Popen) -> None:
         print(f"warning: the interactions server exited with code {server.returncode}", file=sys.stderr)
 
 
-async def wait_until_serving(address: str, server: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
+SERVE_WAIT_S = 60.0
+
+
+async def wait_until_serving(address: str, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + SERVE_WAIT_S
     async with grpc.aio.insecure_channel(address) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         while True:
@@ -393,7 +397,7 @@ async def wait_until_serving(address: str, server: subprocess.Popen, timeout: fl
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the interactions server did not serve on {address} in {timeout} s")
+                raise TimeoutError(f"the interactions server did not serve on {address} in {SERVE_WAIT_S} s")
             await asyncio.sleep(0.2)
 
 
@@ -531,7 +535,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pages", type=int, default=200, help="pages to follow with next_page_token (default 200)")
     parser.add_argument("--database-url", default="",
                         help="an empty, scratch PostgreSQL database instead of a temporary embedded one")
-    parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS.relative_to(REPO)})")
+    parser.add_argument("--output", type=Path, default=RESULTS,
+                        help=f"JSON results (default {RESULTS.relative_to(REPO)})")
     return parser.parse_args(argv)
 
 

@@ -25,12 +25,13 @@ from pathlib import Path
 import grpc
 from pgvector.asyncpg import register_vector
 
-from bot.__main__ import KNOWLEDGE_SERVICE, migrate as migrate_bot
-from mendmodels.embeddings.local_minilm import LocalMiniLM
+from bot.__main__ import KNOWLEDGE_SERVICE
+from bot.__main__ import migrate as migrate_bot
 from bot.knowledge import Knowledge
 from bot.knowledge_service import KnowledgeService
 from bot.vectorstores.pgvector_store import PgVectorStore
-from interactions.__main__ import SERVICE_NAME, migrate as migrate_interactions
+from interactions.__main__ import SERVICE_NAME
+from interactions.__main__ import migrate as migrate_interactions
 from interactions.service import InteractionsService
 from mend.bot.v1 import bot_service_pb2_grpc as bpb_grpc
 from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
@@ -38,6 +39,7 @@ from mendkit import database
 from mendkit.embedded_postgres import EmbeddedPostgres, ensure_database
 from mendkit.page_tokens import PageTokens
 from mendkit.server import Registration, start_server
+from mendmodels.embeddings.local_minilm import LocalMiniLM
 from trainer.loop import Policy, run_once
 
 BRAND = "Alder & Finch"  # the teacher's brand in these runs
@@ -54,7 +56,7 @@ class FastTeacher:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def stream(self, messages, max_tokens):  # noqa: ANN001, ANN201
+    async def stream(self, messages, max_tokens):
         self.calls += 1
         yield "A fixed improved answer for benchmarking."
 
@@ -68,7 +70,7 @@ class TimedEmbedder:
         self.texts = 0
         self.seconds = 0.0
 
-    async def embed(self, texts):  # noqa: ANN001, ANN201
+    async def embed(self, texts):
         started = time.perf_counter()
         try:
             return await self.inner.embed(texts)
@@ -84,7 +86,7 @@ class CountCalls(grpc.aio.UnaryUnaryClientInterceptor):
         self.calls: Counter[str] = Counter()
         self.seconds: Counter[str] = Counter()
 
-    async def intercept_unary_unary(self, continuation, details, request):  # noqa: ANN001, ANN201
+    async def intercept_unary_unary(self, continuation, details, request):
         method = details.method.decode() if isinstance(details.method, bytes) else details.method
         self.calls[method] += 1
         started = time.perf_counter()
@@ -99,7 +101,7 @@ class TimedStore(PgVectorStore):
 
     search_seconds = 0.0
 
-    async def search_many(self, queries):  # noqa: ANN001, ANN201
+    async def search_many(self, queries):
         started = time.perf_counter()
         try:
             return await super().search_many(queries)
@@ -133,8 +135,9 @@ async def main(count: int, workers: int) -> dict:
             counter, teacher = CountCalls(), FastTeacher()
             async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}", interceptors=[counter]) as channel:
                 started = time.perf_counter()
-                counts = await run_once(ipb_grpc.InteractionsServiceStub(channel), bpb_grpc.KnowledgeServiceStub(channel),
-                                        teacher, Policy(5, "review", 0.8, 0.8, BRAND))
+                counts = await run_once(ipb_grpc.InteractionsServiceStub(channel),
+                                        bpb_grpc.KnowledgeServiceStub(channel), teacher,
+                                        Policy(5, "review", 0.8, 0.8, BRAND))
                 wall = time.perf_counter() - started
             fixes = await pool.fetchval("SELECT count(*) FROM knowledge_entries WHERE source = 'self-healing-feedback'")
             keys = await pool.fetchval("SELECT count(*) FROM knowledge_vectors")
@@ -170,7 +173,8 @@ if __name__ == "__main__":
     parser.add_argument("--out", help="results file name in bench/results (default: by size)")
     args = parser.parse_args()
     summary = run(args.interactions, args.runs, args.embed_workers)
-    path = RESULTS / (args.out or ("trainer.json" if args.interactions == 10_000 else f"trainer_{args.interactions}.json"))
+    default = "trainer.json" if args.interactions == 10_000 else f"trainer_{args.interactions}.json"
+    path = RESULTS / (args.out or default)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps({k: v for k, v in summary.items() if k != "results"}, indent=2))

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import yaml
 
 from gateway_envoy.routes import DENIED_MESSAGE, PUBLIC_ROUTES, PublicRoute
 
-Number = Union[int, str]  # a number, or a template expression that becomes one
+Number = int | str  # a number, or a template expression that becomes one
 
 GRPC_WEB_HEADERS = "content-type,x-grpc-web,x-user-agent,grpc-timeout,traceparent,tracestate"
 EXPOSED_HEADERS = "grpc-status,grpc-message,grpc-status-details-bin"
@@ -41,7 +41,7 @@ class Upstream:
 @dataclass(frozen=True)
 class Tracing:
     collector: Upstream  # OTLP/gRPC
-    sampling_percent: Number
+    sampling_percent: float | str  # a percentage, or a template expression that becomes one
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ def local(environ: Mapping[str, str] | None = None) -> Params:
 
 
 def _value(path: str) -> str:
-    return "{{ .Values.%s }}" % path
+    return f"{{{{ .Values.{path} }}}}"
 
 
 def kubernetes() -> Params:

@@ -192,6 +192,7 @@ async def mark_processed(pool: asyncpg.Pool, marks: Sequence[Mark]) -> list[asyn
             found = {row["interaction_id"] for row in rows}
             missing = [str(i) for i in ids if i not in found]
             # Raising inside the transaction rolls every update of the batch back.
-            raise NotFound(f"interactions do not exist: {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else ""))
+            more = " ..." if len(missing) > 10 else ""
+            raise NotFound(f"interactions do not exist: {', '.join(missing[:10])}{more}")
     by_id = {row["interaction_id"]: row for row in rows}
     return [by_id[i] for i in ids]

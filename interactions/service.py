@@ -7,18 +7,20 @@ import json
 import json.scanner
 import math
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
+import grpc
 from opentelemetry import trace
 
 from interactions import repository
 from mend.interactions.v1 import interactions_service_pb2 as pb
 from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc
 from mendkit import validation
-from mendkit.timestamps import timestamp_fields
 from mendkit.errors import InvalidArgument
 from mendkit.page_tokens import PageTokens
+from mendkit.timestamps import timestamp_fields
 
 MAX_QUERY_CHARS = validation.MAX_QUESTION_CHARS
 MAX_RESPONSE_CHARS = validation.MAX_ANSWER_CHARS
@@ -50,12 +52,13 @@ _REASON_FROM_DB = {word: value for value, word in _REASON_TO_DB.items()}
 # json's C scanner without json.loads' Python layers around it (a third of its
 # time on a row's `sources`). It reads one JSON value from an index; the text is
 # PostgreSQL's rendering of a jsonb value, so it is exactly one value.
-_scan_json = json.scanner.make_scanner(json.JSONDecoder())
+# (typeshed types the C scanner's context argument as the scanner class itself.)
+_scan_json = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
 
 
-def interaction_fields(row: asyncpg.Record) -> dict[str, object]:
+def interaction_fields(row: asyncpg.Record) -> dict[str, Any]:
     """The `Interaction` of a row, as constructor arguments: nested messages as
     dicts, so that protobuf builds them in place. A list page of 100 rows costs
     about half as much this way as with a message per submessage copied in."""
@@ -139,18 +142,21 @@ class InteractionsService(pb_grpc.InteractionsServiceServicer):
         self._pool = pool
         self._tokens = page_tokens
 
-    async def CreateInteraction(self, request: pb.CreateInteractionRequest, context: object) -> pb.CreateInteractionResponse:
+    async def CreateInteraction(self, request: pb.CreateInteractionRequest,
+                               context: grpc.aio.ServicerContext) -> pb.CreateInteractionResponse:
         if not request.HasField("interaction"):
             raise InvalidArgument("interaction", "is required")
         row = await repository.create(self._pool, _new_interaction(request.interaction))
         return pb.CreateInteractionResponse(interaction=to_message(row))
 
-    async def GetInteraction(self, request: pb.GetInteractionRequest, context: object) -> pb.GetInteractionResponse:
+    async def GetInteraction(self, request: pb.GetInteractionRequest,
+                            context: grpc.aio.ServicerContext) -> pb.GetInteractionResponse:
         interaction_id = validation.uuid_field("interaction_id", request.interaction_id)
         row = await repository.get(self._pool, interaction_id)
         return pb.GetInteractionResponse(interaction=to_message(row))
 
-    async def ListInteractions(self, request: pb.ListInteractionsRequest, context: object) -> pb.ListInteractionsResponse:
+    async def ListInteractions(self, request: pb.ListInteractionsRequest,
+                              context: grpc.aio.ServicerContext) -> pb.ListInteractionsResponse:
         size = validation.page_size("page_size", request.page_size)
         validation.enum_value("feedback", request.feedback, pb.FeedbackFilter, allow_unspecified=True)
         start = validation.timestamp("start_time", request.start_time) if request.HasField("start_time") else None
@@ -168,14 +174,16 @@ class InteractionsService(pb_grpc.InteractionsServiceServicer):
         )
         filters = [where.feedback, where.processed_for_training, str(start), str(end), where.conversation_id]
         after = self._tokens.after(request.page_token, filters, lambda cursor: (
-            datetime.fromtimestamp(cursor[0] / 1_000_000, timezone.utc), uuid.UUID(cursor[1])))
+            datetime.fromtimestamp(cursor[0] / 1_000_000, UTC), uuid.UUID(cursor[1])))
         rows, next_token = self._tokens.page(
             await repository.list_page(self._pool, where, after, size + 1), size, filters,
             lambda last: [int(last["timestamp"].timestamp()) * 1_000_000 + last["timestamp"].microsecond,
                           str(last["interaction_id"])])
-        return pb.ListInteractionsResponse(interactions=[interaction_fields(r) for r in rows], next_page_token=next_token)
+        return pb.ListInteractionsResponse(interactions=[interaction_fields(r) for r in rows],
+                                           next_page_token=next_token)
 
-    async def SubmitFeedback(self, request: pb.SubmitFeedbackRequest, context: object) -> pb.SubmitFeedbackResponse:
+    async def SubmitFeedback(self, request: pb.SubmitFeedbackRequest,
+                            context: grpc.aio.ServicerContext) -> pb.SubmitFeedbackResponse:
         interaction_id = validation.uuid_field("interaction_id", request.interaction_id)
         rating = validation.enum_value("rating", request.rating, pb.Rating, allow_unspecified=False)
         reason = validation.enum_value("reason", request.reason, pb.FeedbackReason, allow_unspecified=True)
@@ -185,7 +193,8 @@ class InteractionsService(pb_grpc.InteractionsServiceServicer):
         )
         return pb.SubmitFeedbackResponse(interaction=to_message(row))
 
-    async def MarkProcessed(self, request: pb.MarkProcessedRequest, context: object) -> pb.MarkProcessedResponse:
+    async def MarkProcessed(self, request: pb.MarkProcessedRequest,
+                           context: grpc.aio.ServicerContext) -> pb.MarkProcessedResponse:
         if not 1 <= len(request.marks) <= MAX_MARKS:
             raise InvalidArgument("marks", f"must hold 1 to {MAX_MARKS} marks, got {len(request.marks)}")
         marks = []
@@ -196,7 +205,8 @@ class InteractionsService(pb_grpc.InteractionsServiceServicer):
             if interaction_id in seen:
                 raise InvalidArgument(f"{path}.interaction_id", "appears twice in the batch")
             seen.add(interaction_id)
-            outcome = validation.enum_value(f"{path}.outcome", mark.outcome, pb.TrainingOutcome, allow_unspecified=False)
+            outcome = validation.enum_value(f"{path}.outcome", mark.outcome, pb.TrainingOutcome,
+                                            allow_unspecified=False)
             marks.append(
                 repository.Mark(
                     interaction_id=interaction_id,

@@ -15,7 +15,7 @@ class Settings:
     pool_max_size: int
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         return cls(
             shared=Shared.from_env(),
             listen=Listen.from_env(addresses.INTERACTIONS),

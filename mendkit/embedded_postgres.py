@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import asyncpg
 
@@ -67,6 +68,14 @@ def _lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+class _RunAs(TypedDict, total=False):
+    """subprocess arguments that run a command as the postgres system user."""
+
+    user: str
+    group: str
+    extra_groups: list[str]
+
+
 @dataclass
 class EmbeddedPostgres:
     """One embedded server. `start()` reuses a server already running on the
@@ -84,14 +93,15 @@ class EmbeddedPostgres:
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{DATABASE}"
 
-    def _run_as(self) -> dict[str, object]:
+    def _run_as(self) -> _RunAs:
         # The group matters too: kept as root's, it would make group bits (not
         # "other" bits) decide access to root-owned parent folders.
-        return {"user": SYSTEM_USER, "group": SYSTEM_USER, "extra_groups": []} if os.geteuid() == 0 else {}
+        return _RunAs(user=SYSTEM_USER, group=SYSTEM_USER, extra_groups=[]) if os.geteuid() == 0 else _RunAs()
 
     def _prepare_root(self) -> None:
         if not system_user_exists():
-            subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", SYSTEM_USER], check=True, capture_output=True)
+            subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", SYSTEM_USER],
+                           check=True, capture_output=True)
         entry = pwd.getpwnam(SYSTEM_USER)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
@@ -177,12 +187,15 @@ class EmbeddedPostgres:
             _log.info("stopped embedded PostgreSQL")
 
 
-async def ensure_database(url: str, timeout: float = 30.0) -> None:
+SERVER_WAIT_S = 30.0  # how long a starting server may take to accept connections
+
+
+async def ensure_database(url: str) -> None:
     """Creates the database named in `url` if it does not exist yet (the
     embedded server starts with only `postgres`), waiting for the server."""
     admin_url = url.rsplit("/", 1)[0] + "/postgres"
     name = url.rsplit("/", 1)[1].split("?")[0]
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + SERVER_WAIT_S
     while True:
         try:
             connection = await asyncpg.connect(admin_url)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
 from mendkit.logs import setup_logging
 from mendkit.settings import SettingsError, Shared
@@ -23,7 +23,8 @@ class _HasShared(Protocol):
 S = TypeVar("S", bound=_HasShared)
 
 
-def run_command(service: str, load_settings: Callable[[], S], command: Callable[[S], Awaitable[int | None]]) -> int:
+def run_command(service: str, load_settings: Callable[[], S],
+                command: Callable[[S], Coroutine[Any, Any, int | None]]) -> int:
     try:
         settings = load_settings()
     except SettingsError as error:
@@ -37,7 +38,7 @@ def run_command(service: str, load_settings: Callable[[], S], command: Callable[
     except (OSError, ValueError) as error:  # a taken port, an unreachable database, a bad input file
         log.error(str(error))
         return 1
-    except Exception:  # noqa: BLE001 - a scheduled Job's exit status must say it failed
+    except Exception:
         log.exception("failed")
         return 1
     finally:

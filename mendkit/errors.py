@@ -1,5 +1,5 @@
 """Domain errors, raised by service logic and turned into canonical gRPC status
-codes by `mendkit.interceptors.ErrorInterceptor`. Logic code never touches the
+codes by `mendkit.interceptors.ErrorAndLogInterceptor`. Logic code never touches the
 gRPC context, so it stays testable without a server."""
 
 from __future__ import annotations

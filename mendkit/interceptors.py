@@ -78,7 +78,8 @@ def _log_rpc(method: str, started: float, context: grpc.aio.ServicerContext) -> 
         code = next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
     _log.info(
         "rpc finished",
-        extra={"rpc.method": method, "rpc.code": code.name, "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
+        extra={"rpc.method": method, "rpc.code": code.name,
+               "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
     )
 
 

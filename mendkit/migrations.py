@@ -87,7 +87,8 @@ async def apply(connection: asyncpg.Connection, component: str, directory: Path)
                     "INSERT INTO schema_migrations (component, version, name, checksum) VALUES ($1, $2, $3, $4)",
                     component, migration.version, migration.name, migration.checksum,
                 )
-            _log.info("applied migration", extra={"component": component, "version": migration.version, "migration": migration.name})
+            _log.info("applied migration",
+                      extra={"component": component, "version": migration.version, "migration": migration.name})
             done.append(migration.version)
         return done
     finally:

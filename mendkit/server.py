@@ -10,6 +10,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -18,18 +19,20 @@ from grpc_reflection.v1alpha import reflection
 from mendkit.interceptors import ErrorAndLogInterceptor
 
 _log = logging.getLogger("mendkit.server")
+# A servicer class; each generated `add_FooServicer_to_server` takes its own.
+S = TypeVar("S")
 
 # 4 MiB is gRPC's default; Mend's largest request (a knowledge upsert batch) stays far below.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
-class Registration:
+class Registration(Generic[S]):
     """One servicer to serve: `add` is the generated `add_FooServicer_to_server`,
     `service_name` the full proto name (for health and reflection)."""
 
-    servicer: object
-    add: Callable[[object, grpc.aio.Server], None]
+    servicer: S
+    add: Callable[[S, grpc.aio.Server], None]
     service_name: str
 
 
@@ -45,7 +48,7 @@ class RunningServer:
         await self.server.stop(grace)
 
 
-async def start_server(registrations: Sequence[Registration], address: str) -> RunningServer:
+async def start_server(registrations: Sequence[Registration[Any]], address: str) -> RunningServer:
     """Builds and starts a server on `address` ("host:port"; port 0 picks a free one)."""
     server = grpc.aio.server(
         interceptors=[ErrorAndLogInterceptor()],
@@ -73,7 +76,7 @@ async def start_server(registrations: Sequence[Registration], address: str) -> R
 
 
 async def serve_until_signalled(
-    registrations: Sequence[Registration],
+    registrations: Sequence[Registration[Any]],
     address: str,
     *,
     grace: float = 10.0,

@@ -125,7 +125,7 @@ class Shared:
     migrate_on_start: bool
 
     @classmethod
-    def from_env(cls) -> "Shared":
+    def from_env(cls) -> Shared:
         """DATABASE_URL, MEND_HOME, MEND_PG_PORT, MEND_PAGE_TOKEN_SECRET, LOG_LEVEL
         and MEND_MIGRATE_ON_START."""
         from mendkit.embedded_postgres import DEFAULT_HOME, DEFAULT_PORT
@@ -150,7 +150,7 @@ class MigrateSettings:
     shared: Shared
 
     @classmethod
-    def from_env(cls) -> "MigrateSettings":
+    def from_env(cls) -> MigrateSettings:
         return cls(Shared.from_env())
 
 
@@ -166,7 +166,7 @@ class Listen:
         return f"{self.host}:{self.port}"
 
     @classmethod
-    def from_env(cls, part: Part) -> "Listen":
+    def from_env(cls, part: Part) -> Listen:
         """`<PART>_HOST` (loopback by default) and `<PART>_PORT` (its default port)."""
         return cls(env_str(part.host_variable, LOOPBACK),
                    env_int(part.port_variable, part.port, minimum=0, maximum=65535))

@@ -4,7 +4,8 @@ the offending field, so a caller always learns which field to fix."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Literal, Protocol, TypeVar, overload
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -31,6 +32,10 @@ def text(field: str, value: str, *, max_chars: int, required: bool = False) -> s
     return value
 
 
+@overload
+def uuid_field(field: str, value: str, *, required: Literal[True] = True) -> uuid.UUID: ...
+@overload
+def uuid_field(field: str, value: str, *, required: bool) -> uuid.UUID | None: ...
 def uuid_field(field: str, value: str, *, required: bool = True) -> uuid.UUID | None:
     """A UUID in any standard spelling; None when empty and not required."""
     if not value:
@@ -43,9 +48,18 @@ def uuid_field(field: str, value: str, *, required: bool = True) -> uuid.UUID | 
         raise InvalidArgument(field, f"must be a UUID, got {value[:64]!r}") from None
 
 
-def enum_value(field: str, value: int, enum_type: object, *, allow_unspecified: bool) -> int:
+class _EnumType(Protocol):
+    """A generated protobuf enum (its `EnumTypeWrapper`)."""
+
+    def values(self) -> list[int]: ...
+
+
+E = TypeVar("E", bound=int)
+
+
+def enum_value(field: str, value: E, enum_type: _EnumType, *, allow_unspecified: bool) -> E:
     """An enum value the contract defines (proto3 enums accept any integer on the wire)."""
-    if value not in enum_type.values():  # type: ignore[attr-defined]
+    if value not in enum_type.values():
         raise InvalidArgument(field, f"{value} is not a known value")
     if value == 0 and not allow_unspecified:
         raise InvalidArgument(field, "is required")
@@ -63,6 +77,6 @@ def timestamp(field: str, value: Timestamp) -> datetime:
     """A Timestamp as an aware datetime; one outside 0001-01-01..9999-12-31 or
     with nanos outside 0..999,999,999 (which protobuf cannot convert) is refused."""
     try:
-        return value.ToDatetime(timezone.utc)
+        return value.ToDatetime(UTC)
     except (ValueError, OverflowError):
         raise InvalidArgument(field, "must be a valid timestamp between 0001-01-01 and 9999-12-31") from None

@@ -28,7 +28,7 @@ class ChatModelSettings:
     openai_api_key: str = field(default="", repr=False)
 
     @classmethod
-    def from_env(cls) -> "ChatModelSettings":
+    def from_env(cls) -> ChatModelSettings:
         provider = env_choice("MEND_LLM", "local", PROVIDERS)
         return cls(
             provider=provider,
@@ -53,7 +53,7 @@ class EmbedderSettings:
     openai_api_key: str = field(default="", repr=False)
 
     @classmethod
-    def from_env(cls) -> "EmbedderSettings":
+    def from_env(cls) -> EmbedderSettings:
         provider = env_choice("MEND_EMBEDDINGS", "local", PROVIDERS)
         openai = provider == "openai"
         if openai and not env_str("OPENAI_EMBEDDING_DIMENSION", ""):

@@ -87,15 +87,17 @@ async def _page_served(port: int) -> bool:
         return False
 
 
-async def wait_until_ready(service: Service, port: int, process: asyncio.subprocess.Process,
-                           timeout: float = 60) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+READY_WAIT_S = 60  # a part that is not ready by then is reported as failed
+
+
+async def wait_until_ready(service: Service, port: int, process: asyncio.subprocess.Process) -> None:
+    deadline = asyncio.get_running_loop().time() + READY_WAIT_S
     ready = _grpc_serving if service.probe == "grpc" else _page_served
     while not await ready(port):
         if process.returncode is not None:
             raise RuntimeError(f"{service.name} exited with status {process.returncode} while starting")
         if asyncio.get_running_loop().time() > deadline:
-            raise RuntimeError(f"{service.name} did not become ready within {timeout:.0f} s")
+            raise RuntimeError(f"{service.name} did not become ready within {READY_WAIT_S} s")
         await asyncio.sleep(0.2)
 
 
@@ -154,7 +156,8 @@ async def run() -> int:
             port = ports[service.name]
             log_path = logs / f"{service.name}.log"
             say(f"starting {service.name} on 127.0.0.1:{port} (log: {log_path})")
-            with open(log_path, "ab") as log:
+            # Opened off the event loop; the child keeps its own copy of the descriptor.
+            with await asyncio.to_thread(open, log_path, "ab") as log:
                 processes[service.name] = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", service.module, *service.arguments,
                     env={**env, service.port_variable: str(port)},
@@ -197,7 +200,7 @@ async def run() -> int:
                 process.send_signal(signal.SIGTERM)
                 try:
                     await asyncio.wait_for(process.wait(), 20)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     say(f"{name} did not stop within 20 s; killing it")
                     process.kill()
                     await process.wait()

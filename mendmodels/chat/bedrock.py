@@ -9,9 +9,10 @@ when a client is built, so a local-only install needs no AWS packages.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from mendkit.errors import Unavailable
@@ -57,10 +58,8 @@ class BedrockChat:
     def _generate(self, request: dict[str, Any], out: asyncio.Queue[str | Exception | None],
                   loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
         def put(item: str | Exception | None) -> None:
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening any more
                 loop.call_soon_threadsafe(out.put_nowait, item)
-            except RuntimeError:  # the loop is closed: nobody is listening any more
-                pass
 
         stream = None
         finished = False

@@ -19,8 +19,8 @@ import threading
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-from mendmodels.chat.base import Message
 from mendkit.errors import ResourceExhausted
+from mendmodels.chat.base import Message
 
 _log = logging.getLogger("bot.llm")
 
@@ -52,7 +52,8 @@ def prepare(models_dir: Path, progress: bool = True) -> Path:
             try:
                 part = Path(importlib.import_module(name).get_part_path())
             except ImportError:
-                raise RuntimeError(f"the model package {name.replace('_', '-')} is missing; run ./scripts/setup") from None
+                missing = name.replace("_", "-")
+                raise RuntimeError(f"the model package {missing} is missing; run ./scripts/setup") from None
             with open(part, "rb") as handle:
                 for block in iter(lambda: handle.read(1 << 22), b""):
                     digest.update(block)
@@ -80,7 +81,7 @@ class LocalGGUF:
         class _LLM(LLM):
             # cyllama 0.2 has no thread setting and llama.cpp defaults to 4,
             # which halves decode speed on 2 cores: set it on each new context.
-            def _ensure_context(self, prompt_length, config):  # type: ignore[no-untyped-def]
+            def _ensure_context(self, prompt_length, config):
                 context = super()._ensure_context(prompt_length, config)
                 if context.n_threads != threads:
                     context.set_n_threads(threads, threads)

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from mendmodels.providers.bedrock import bedrock_client, bedrock_error
 from mendkit.errors import FailedPrecondition
+from mendmodels.providers.bedrock import bedrock_client, bedrock_error
 
 DIMENSIONS = (256, 512, 1024)  # the sizes Titan v2 offers
 CONCURRENCY = 4  # requests in flight per embedder: fast ingests, well under the default quotas

@@ -43,7 +43,7 @@ class CachedEmbedder:
                 out[row] = vector
         if missing:
             fresh = await self.inner.embed(list(missing))
-            for (text, rows), vector in zip(missing.items(), fresh):
+            for (text, rows), vector in zip(missing.items(), fresh, strict=True):
                 out[rows] = vector
                 if len(text) <= MAX_CACHED_CHARS:
                     self._vectors[text] = np.array(vector, dtype=np.float32)

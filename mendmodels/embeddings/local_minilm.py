@@ -89,7 +89,7 @@ class LocalMiniLM:
             results = self._workers.map(lambda chunk: self._batch([texts[i] for i in chunk]), chunks)
         else:
             results = (self._batch([texts[i] for i in chunk]) for chunk in chunks)
-        for chunk, vectors in zip(chunks, results):
+        for chunk, vectors in zip(chunks, results, strict=True):
             out[chunk] = vectors
         return out
 

@@ -48,7 +48,7 @@ class OpenAICompatibleEmbedder:
             raise endpoint.invalid("answered /embeddings without a readable data list") from None
         if indexes != list(range(len(texts))):
             raise endpoint.invalid(f"returned embeddings for indexes {indexes[:10]}..., expected 0..{len(texts) - 1}")
-        for index, vector in zip(indexes, vectors):
+        for index, vector in zip(indexes, vectors, strict=True):
             if not isinstance(vector, list) or len(vector) != self.dimension:
                 size = len(vector) if isinstance(vector, list) else type(vector).__name__
                 raise endpoint.invalid(f"returned a {size}-dimensional embedding for input {index}, but the "
