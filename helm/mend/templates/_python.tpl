@@ -28,12 +28,16 @@ services, the trainer's CronJob and the hook Jobs are built from these.
 {{/*
 The environment of a Python container: where it runs (for telemetry), the
 collector, and the secrets it needs, each through a secretKeyRef. Call with
-(dict "root" $ "secrets" (list "database" "pageToken" "cloud") ["databaseSecret" NAME]).
+(dict "root" $ "secrets" (list "database" "pageToken" "vectorStore" "chatModel" "embedder") ["databaseSecret" NAME]).
 - database: DATABASE_URL
-- pageToken: MEND_PAGE_TOKEN_SECRET (list RPCs sign their page tokens with it)
-- cloud: the keys of the selected cloud parts (Pinecone; OpenAI and static AWS
-  keys, which are optional because an endpoint may need no key and AWS
-  credentials may come from IRSA)
+- pageToken: MEND_PAGE_TOKEN_SECRET (only where list RPCs sign their page tokens:
+  the services, not the CronJob, the ingest Job or the hooks)
+- vectorStore: PINECONE_API_KEY, with config.vectorStore=pinecone
+- chatModel: the credentials of the chat model's provider (config.llm)
+- embedder: the credentials of the embedder's provider (config.embeddings)
+A provider's credentials are OPENAI_API_KEY for `openai`, the static AWS keys
+for `bedrock`; both are optional references, because an endpoint may need no key
+and AWS credentials may come from IRSA. `local` needs none.
 */}}
 {{- define "mend.python.env" -}}
 {{- $root := .root }}
@@ -62,25 +66,31 @@ collector, and the secrets it needs, each through a secretKeyRef. Call with
 {{- if has "pageToken" .secrets }}
 {{ include "mend.python.secretEnv" (dict "root" $root "name" "MEND_PAGE_TOKEN_SECRET" "key" "pageTokenSecret" "secret" $secret) }}
 {{- end }}
-{{- if has "cloud" .secrets }}
-{{- if eq $root.Values.config.vectorStore "pinecone" }}
+{{- if and (has "vectorStore" .secrets) (eq $root.Values.config.vectorStore "pinecone") }}
 {{ include "mend.python.secretEnv" (dict "root" $root "name" "PINECONE_API_KEY" "key" "pineconeApiKey" "secret" $secret) }}
 {{- end }}
-{{- if include "mend.usesOpenAI" $root }}
+{{- $providers := list }}
+{{- if has "chatModel" .secrets }}
+{{- $providers = append $providers $root.Values.config.llm }}
+{{- end }}
+{{- if has "embedder" .secrets }}
+{{- $providers = append $providers $root.Values.config.embeddings }}
+{{- end }}
+{{- if has "openai" $providers }}
 {{ include "mend.python.secretEnv" (dict "root" $root "name" "OPENAI_API_KEY" "key" "openaiApiKey" "secret" $secret "optional" true) }}
 {{- end }}
-{{- if include "mend.usesBedrock" $root }}
+{{- if has "bedrock" $providers }}
 {{ include "mend.python.secretEnv" (dict "root" $root "name" "AWS_ACCESS_KEY_ID" "key" "awsAccessKeyId" "secret" $secret "optional" true) }}
 {{ include "mend.python.secretEnv" (dict "root" $root "name" "AWS_SECRET_ACCESS_KEY" "key" "awsSecretAccessKey" "secret" $secret "optional" true) }}
-{{- end }}
 {{- end }}
 {{- end }}
 
 {{/*
 A Python container. Call with (dict "root" $ "name" NAME "args" (list "bot" "serve")
-"secrets" LIST "resources" MAP ["settings" true] ["databaseSecret" NAME]).
-`settings` mounts the shared settings ConfigMap as environment variables; the
-pre-install hook Jobs run before it exists and pass their few settings inline.
+"secrets" LIST "resources" MAP ["settings" COMPONENT] ["databaseSecret" NAME]).
+`settings` mounts that component's settings ConfigMap (_settings.tpl) as
+environment variables; the pre-install hook Jobs run before it exists and pass
+their few settings inline.
 */}}
 {{- define "mend.python.container" -}}
 {{- $root := .root -}}
@@ -98,7 +108,7 @@ pre-install hook Jobs run before it exists and pass their few settings inline.
   {{- if .settings }}
   envFrom:
     - configMapRef:
-        name: {{ include "mend.fullname" $root }}
+        name: {{ include "mend.settingsName" (dict "root" $root "component" .settings) }}
   {{- end }}
   env:
     {{- include "mend.python.env" . | nindent 4 }}
@@ -192,12 +202,14 @@ terminationGracePeriodSeconds: {{ . }}
 {{- end }}
 
 {{/*
-Annotations that roll a pod when its settings or secrets change.
+Annotations that roll a pod when its settings (its component's ConfigMap only)
+or the chart-made Secret change. Call with (dict "root" $ "component" "bot").
 */}}
 {{- define "mend.checksums" -}}
-checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
-{{- if not .Values.secrets.existingSecret }}
-checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256sum }}
+{{- $root := .root }}
+checksum/config: {{ include "mend.settings" . | sha256sum }}
+{{- if not $root.Values.secrets.existingSecret }}
+checksum/secret: {{ include (print $root.Template.BasePath "/secret.yaml") $root | sha256sum }}
 {{- end }}
 {{- end }}
 
@@ -230,14 +242,14 @@ spec:
         {{- toYaml . | nindent 8 }}
         {{- end }}
       annotations:
-        {{- include "mend.checksums" $root | nindent 8 }}
+        {{- include "mend.checksums" $ctx | nindent 8 }}
         {{- with $values.podAnnotations }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
     spec:
       {{- include "mend.podSpec" (dict "root" $root "values" $values "serviceAccount" true) | nindent 6 }}
       containers:
-        {{- include "mend.python.container" (dict "root" $root "name" .component "args" (list .component "serve") "secrets" .secrets "resources" $values.resources "settings" true) | nindent 8 }}
+        {{- include "mend.python.container" (dict "root" $root "name" .component "args" (list .component "serve") "secrets" .secrets "resources" $values.resources "settings" .component) | nindent 8 }}
           ports:
             - name: grpc
               containerPort: {{ $values.port }}

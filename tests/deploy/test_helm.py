@@ -2,11 +2,14 @@
 Go SDK (helm-python-sdk), linted, its values.schema.json enforced, every
 manifest validated against the Kubernetes schemas (kubernetes-validate, strict),
 the gateway's rendered Envoy configuration validated by Envoy itself, and the
-settings the chart hands the services parsed by the services' own settings code."""
+settings the chart hands the services parsed by the services' own settings code,
+which also record what they read: every Python container must be given only
+variables its command reads, and those it must have."""
 
 from __future__ import annotations
 
 import base64
+import importlib
 import os
 import re
 import subprocess
@@ -20,7 +23,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # tests/deploy/test_helm.py
 CHART = REPO / "helm" / "mend"
 RELEASE, NAMESPACE = "shop", "care"
 FULLNAME = f"{RELEASE}-mend"
@@ -66,12 +69,22 @@ EMBEDDED_MODELS = {
     "secrets": {"databaseUrl": SECRETS["databaseUrl"]},
     "config": {"vectorStore": "pgvector", "llm": "local", "embeddings": "local"},
 }
+# The chat model and the embedder on different providers: the trainer gets the chat model's credentials only.
+MIXED_PROVIDERS = {
+    "secrets": {"databaseUrl": SECRETS["databaseUrl"], "pineconeApiKey": SECRETS["pineconeApiKey"],
+                "openaiApiKey": SECRETS["openaiApiKey"]},
+    "config": {"vectorStore": "pinecone", "llm": "openai", "embeddings": "bedrock",
+               "openai": {"baseUrl": "https://llm.example.com/v1", "chatModel": "gpt-4o-mini"},
+               "trainer": {"publishPolicy": "auto", "teacherModel": "gpt-4o"}},
+    "ingest": {"enabled": True},
+}
 SCENARIOS = {
     "production": PRODUCTION,
     "everything": EVERYTHING,
     "existing-secret": EXISTING_SECRET,
     "openai-pgvector": OPENAI_PGVECTOR,
     "embedded-models": EMBEDDED_MODELS,
+    "mixed-providers": MIXED_PROVIDERS,
 }
 KUBERNETES_VERSIONS = ["1.27.0", "1.30.0", kubernetes_validate.utils.latest_version()]
 
@@ -297,7 +310,8 @@ def test_no_secret_value_is_written_anywhere_but_a_secret(chart: helm.Chart, sce
             continue
         text = yaml.safe_dump(document)
         for value in given:
-            assert value not in text, f"a secret value is written into {document['kind']}/{document['metadata']['name']}"
+            where = f"{document['kind']}/{document['metadata']['name']}"
+            assert value not in text, f"a secret value is written into {where}"
     for workload, spec in pod_specs(documents):
         for container in containers(spec):
             for variable in container.get("env", []):
@@ -316,7 +330,8 @@ def test_irsa_goes_on_the_service_account(chart: helm.Chart) -> None:
         deployment = named(documents, "Deployment", f"{FULLNAME}-{name}")
         assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == account["metadata"]["name"]
     cronjob = named(documents, "CronJob", f"{FULLNAME}-trainer-run")
-    assert cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["serviceAccountName"] == account["metadata"]["name"]
+    cron_pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert cron_pod["serviceAccountName"] == account["metadata"]["name"]
 
 
 # --- workloads ---
@@ -461,17 +476,31 @@ def test_only_the_gateway_is_open_to_everyone(chart: helm.Chart) -> None:
     assert of_kind(render(chart, {**PRODUCTION, "networkPolicy": {"enabled": False}}), "NetworkPolicy") == []
 
 
-def test_settings_changes_roll_the_pods(chart: helm.Chart) -> None:
-    def checksums(values: dict[str, Any]) -> dict[str, str]:
-        documents = render(chart, values)
-        return {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
-                for d in of_kind(documents, "Deployment")}
+def test_settings_changes_roll_the_pods_that_read_them(chart: helm.Chart) -> None:
+    """A component's settings roll its own pods (checksum/config), not the others'."""
+    fixed = {**PRODUCTION, "secrets": {**PRODUCTION["secrets"], "pageTokenSecret": SECRETS["pageTokenSecret"]}}
 
-    before = checksums({**PRODUCTION, "secrets": {**PRODUCTION["secrets"], "pageTokenSecret": SECRETS["pageTokenSecret"]}})
-    after = checksums({**PRODUCTION, "secrets": {**PRODUCTION["secrets"], "pageTokenSecret": SECRETS["pageTokenSecret"]},
-                       "config": {"retrieval": {"k": 5}}})
-    assert before[f"{FULLNAME}-bot"] != after[f"{FULLNAME}-bot"]
-    assert before[f"{FULLNAME}-gateway"] == after[f"{FULLNAME}-gateway"]
+    def checksums(config: dict[str, Any]) -> dict[str, str]:
+        documents = render(chart, {**fixed, "config": config})
+        found = {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+                 for d in of_kind(documents, "Deployment")}
+        cronjob = named(documents, "CronJob", f"{FULLNAME}-trainer-run")
+        found[f"{FULLNAME}-trainer-run"] = cronjob["spec"]["jobTemplate"]["spec"]["template"]["metadata"][
+            "annotations"]["checksum/config"]
+        return found
+
+    def rolled(config: dict[str, Any]) -> set[str]:
+        after = checksums(config)
+        return {name.removeprefix(f"{FULLNAME}-") for name, checksum in before.items() if after[name] != checksum}
+
+    before = checksums({})
+    assert rolled({"retrieval": {"k": 5}}) == {"bot"}
+    assert rolled({"trainer": {"feedbackThreshold": 9}}) == {"trainer", "trainer-run"}
+    assert rolled({"persona": {"brandName": "Birch & Co"}}) == {"bot", "trainer", "trainer-run"}
+    assert rolled({"embeddings": "local"}) == {"bot"}  # the trainer has no embedder
+    assert rolled({"logLevel": "DEBUG"}) == {"interactions", "bot", "trainer", "trainer-run"}
+    assert rolled({"extra": {"AWS_STS_REGIONAL_ENDPOINTS": "regional"}}) == {
+        "interactions", "bot", "trainer", "trainer-run"}
 
 
 def test_ingress_points_at_the_gateway(chart: helm.Chart) -> None:
@@ -488,7 +517,8 @@ def test_ingress_points_at_the_gateway(chart: helm.Chart) -> None:
 
 def container_environment(documents: list[dict[str, Any]], container: dict[str, Any]) -> dict[str, str]:
     """The environment a container would start with: its ConfigMap(s), then its
-    env entries, secrets read from the rendered Secrets."""
+    env entries, secrets read from the rendered Secrets (a placeholder for one
+    from a Secret the chart does not make, `secrets.existingSecret`)."""
     config_maps = {c["metadata"]["name"]: c["data"] for c in of_kind(documents, "ConfigMap")}
     secrets = {s["metadata"]["name"]: s["data"] for s in of_kind(documents, "Secret")}
     environment: dict[str, str] = {}
@@ -499,7 +529,9 @@ def container_environment(documents: list[dict[str, Any]], container: dict[str, 
             environment[variable["name"]] = variable["value"]
         elif "secretKeyRef" in variable["valueFrom"]:
             ref = variable["valueFrom"]["secretKeyRef"]
-            if ref["key"] in secrets.get(ref["name"], {}):
+            if ref["name"] not in secrets:
+                environment[variable["name"]] = "from-an-existing-secret"
+            elif ref["key"] in secrets[ref["name"]]:
                 environment[variable["name"]] = base64.b64decode(secrets[ref["name"]][ref["key"]]).decode()
             else:
                 assert ref.get("optional"), f"{variable['name']} refers to a missing secret key"
@@ -508,68 +540,234 @@ def container_environment(documents: list[dict[str, Any]], container: dict[str, 
     return environment
 
 
-# Which settings each command reads.
-SETTINGS_OF = {"interactions": ["interactions"], "bot": ["bot"], "trainer": ["trainer"]}
+def given_names(documents: list[dict[str, Any]], container: dict[str, Any]) -> set[str]:
+    """The names of the variables a container is given (its env entries and the
+    keys of the ConfigMaps it mounts), leaving out where it runs (the downward
+    API, for telemetry) and OpenTelemetry's own OTEL_* variables."""
+    config_maps = {c["metadata"]["name"]: c["data"] for c in of_kind(documents, "ConfigMap")}
+    names = {name for source in container.get("envFrom", []) for name in config_maps[source["configMapRef"]["name"]]}
+    names |= {v["name"] for v in container.get("env", []) if "fieldRef" not in v.get("valueFrom", {})}
+    return {name for name in names if not name.startswith("OTEL_")}
 
 
-@pytest.mark.parametrize("scenario", ["production", "everything", "openai-pgvector", "embedded-models"])
-def test_the_services_accept_the_settings_the_chart_gives_them(
-        chart: helm.Chart, monkeypatch: pytest.MonkeyPatch, scenario: str) -> None:
-    from bot.settings import Settings as BotSettings
-    from interactions.settings import Settings as InteractionsSettings
-    from trainer.settings import Settings as TrainerSettings
+# What each command the chart runs reads: its settings class (module:class), the
+# model parts it uses (whose provider's credentials it may need), and whether it
+# serves list RPCs (and so signs page tokens with MEND_PAGE_TOKEN_SECRET).
+COMMANDS = {
+    ("interactions", "serve"): ("interactions.settings:Settings", (), True),
+    ("bot", "serve"): ("bot.settings:Settings", ("chat", "embedder"), True),
+    ("bot", "ingest"): ("bot.settings:Settings", ("embedder",), False),
+    ("trainer", "serve"): ("trainer.settings:Settings", ("chat",), True),
+    ("trainer", "run"): ("trainer.settings:Settings", ("chat",), False),
+    **{(service, "migrate"): ("mendkit.settings:MigrateSettings", (), False)
+       for service in ("interactions", "bot", "trainer")},
+}
+# Credentials, by the provider that needs them. The settings do not tell who needs
+# them (boto3 reads the AWS keys; the model settings read OPENAI_API_KEY whatever
+# the provider), so a container may get them only for a provider it uses.
+CREDENTIALS = {"local": set(), "openai": {"OPENAI_API_KEY"}, "bedrock": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}}
+ALL_CREDENTIALS = set().union(*CREDENTIALS.values())
+# Selections whose service default (local, pgvector) is not the chart's: set wherever read.
+SELECTIONS = {"MEND_LLM", "MEND_EMBEDDINGS", "MEND_VECTOR_STORE"}
 
-    classes = {"interactions": InteractionsSettings, "bot": BotSettings, "trainer": TrainerSettings}
-    documents = render(chart, SCENARIOS[scenario])
-    checked = 0
+
+def python_containers(documents: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any], tuple[str, str]]]:
+    """(workload name, container, (service, command)) of every `python -m` container."""
     for workload, spec in pod_specs(documents):
         for container in containers(spec):
             command = container.get("command", [])
-            if command[:2] != ["python", "-m"] or command[2] not in SETTINGS_OF:
-                continue
-            environment = container_environment(documents, container)
-            for name in list(os.environ):
-                if re.match(r"^(DATABASE_URL|MEND_|INTERACTIONS_|BOT_|TRAINER_|PINECONE_|OPENAI_|AWS_|BEDROCK_|"
-                            r"FEEDBACK_THRESHOLD|LOG_LEVEL|OTEL_)", name):
-                    monkeypatch.delenv(name)
-            for name, value in environment.items():
-                monkeypatch.setenv(name, value)
-            for settings_of in SETTINGS_OF[command[2]]:
-                settings = classes[settings_of].from_env()
-                assert settings.shared.database_url == SECRETS["databaseUrl"]
-                assert settings.shared.log_level == "INFO"
-                assert settings.shared.migrate_on_start is False  # the hook migrates
-            if command[3] == "serve":
-                settings = classes[command[2]].from_env()
-                assert settings.listen.host == "0.0.0.0"
-                assert settings.listen.port == container["ports"][0]["containerPort"]
-                assert len(settings.shared.page_token_secret) >= 16
-            if command[2] in ("bot", "trainer") and command[3] != "migrate":
-                bot = BotSettings.from_env()
-                assert (bot.vector_store, bot.chat.provider, bot.embedder.provider) == tuple(
-                    render_config(chart, SCENARIOS[scenario])[k] for k in ("vectorStore", "llm", "embeddings"))
-                # Every interactions pod, for the clients' round_robin policy.
-                assert bot.interactions_address == \
-                    f"dns:///{FULLNAME}-interactions-headless.{NAMESPACE}.svc.cluster.local:50051"
-            checked += 1
+            if command[:2] == ["python", "-m"]:
+                yield workload["metadata"]["name"], container, (command[2], command[3])
+
+
+def settings_class(command: tuple[str, str]) -> Any:
+    assert command in COMMANDS, f"the chart runs `python -m {' '.join(command)}`: say in COMMANDS what it reads"
+    module, name = COMMANDS[command][0].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+class RecordingEnviron(dict[str, str]):
+    """A stand-in for os.environ that records the name of every variable read."""
+
+    def __init__(self, environment: dict[str, str]) -> None:
+        super().__init__(environment)
+        self.read: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(str(key))
+        return super().__contains__(key)
+
+
+def read_settings(monkeypatch: pytest.MonkeyPatch, command: tuple[str, str],
+                  environment: dict[str, str]) -> tuple[Any, set[str]]:
+    """The command's settings, parsed from `environment` alone by the service's own
+    from_env(), and the names of every variable it read."""
+    cls = settings_class(command)
+    for module in ("mendkit.embedded_postgres", "mendkit.page_tokens"):  # from_env imports them: not while recording
+        importlib.import_module(module)
+    recording = RecordingEnviron(environment)
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "environ", recording)
+        settings = cls.from_env()
+    return settings, recording.read
+
+
+def extra_names(chart: helm.Chart, values: dict[str, Any]) -> set[str]:
+    return set(render_config(chart, values)["extra"])
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_container_gets_only_the_settings_its_command_reads(
+        chart: helm.Chart, monkeypatch: pytest.MonkeyPatch, scenario: str) -> None:
+    """For every Python container: the variables it is given are ones its command's
+    settings read (recorded while they parse, not guessed from the sources), or
+    the credentials of a provider it uses; and it is given those it must have."""
+    from mendkit import addresses
+
+    documents = render(chart, SCENARIOS[scenario])
+    extra = extra_names(chart, SCENARIOS[scenario])  # the operator's own, for libraries (README, Settings)
+    checked = set()
+    for workload, container, command in python_containers(documents):
+        where = f"{workload}/{container['name']} (python -m {' '.join(command)})"
+        settings, read = read_settings(monkeypatch, command, container_environment(documents, container))
+        _, parts, pages = COMMANDS[command]
+        providers = {getattr(settings, part).provider for part in parts}
+        allowed = (read - ALL_CREDENTIALS).union(*(CREDENTIALS[p] for p in providers))
+        if not pages:
+            allowed.discard("MEND_PAGE_TOKEN_SECRET")  # the random per-process fallback is never used
+        given = given_names(documents, container) - extra
+        assert given <= allowed, f"{where} is given {sorted(given - allowed)}, which it never reads"
+
+        required = {"DATABASE_URL", "LOG_LEVEL"}.union(*(CREDENTIALS[p] for p in providers))
+        required |= read & SELECTIONS
+        required |= {name for name in read if name.endswith("_ADDR")}  # the default is loopback
+        required |= read & {"PINECONE_API_KEY"}  # read only when Pinecone is selected
+        if command[1] != "migrate":
+            required |= {"MEND_HOME", "MEND_MIGRATE_ON_START"}
+        if command[1] == "serve":
+            part = getattr(addresses, command[0].upper())
+            required |= {part.host_variable, part.port_variable, "MEND_PAGE_TOKEN_SECRET"}
+        assert required <= given, f"{where} lacks {sorted(required - given)}"
+        checked.add(command)
+    assert {("interactions", "serve"), ("bot", "serve"), ("trainer", "serve"), ("trainer", "run"),
+            ("bot", "migrate")} <= checked
+
+
+def test_the_recording_environment_sees_what_the_settings_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Guards the test above: the recording sees reads through os.environ.get
+    (mendkit.settings, mendkit.page_tokens), and only the variables read."""
+    settings, read = read_settings(monkeypatch, ("trainer", "run"), {"MEND_LLM": "openai", "OPENAI_BASE_URL": "http://x",
+                                                                     "OPENAI_CHAT_MODEL": "m", "UNRELATED": "1"})
+    assert settings.chat.provider == "openai"
+    assert {"DATABASE_URL", "MEND_PAGE_TOKEN_SECRET", "MEND_LLM", "OPENAI_CHAT_MODEL", "BOT_ADDR"} <= read
+    assert not read & {"UNRELATED", "MEND_EMBEDDINGS", "MEND_VECTOR_STORE", "PINECONE_API_KEY"}
+    _, read = read_settings(monkeypatch, ("bot", "serve"), {"MEND_VECTOR_STORE": "pinecone", "PINECONE_API_KEY": "k"})
+    assert "PINECONE_API_KEY" in read and "OPENAI_EMBEDDING_DIMENSION" not in read
+
+
+def secrets_by_workload(documents: list[dict[str, Any]]) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for workload, variable, _ in secret_refs(documents):
+        found.setdefault(workload, set()).add(variable)
+    return found
+
+
+@pytest.mark.parametrize(("scenario", "chat", "embedder"), [
+    ("production", "bedrock", "bedrock"), ("openai-pgvector", "openai", "openai"),
+    ("embedded-models", "local", "local"), ("mixed-providers", "openai", "bedrock")])
+def test_each_workload_gets_only_the_secrets_it_uses(
+        chart: helm.Chart, scenario: str, chat: str, embedder: str) -> None:
+    values = SCENARIOS[scenario]
+    assert (render_config(chart, values)["llm"], render_config(chart, values)["embeddings"]) == (chat, embedder)
+    pinecone = {"PINECONE_API_KEY"} if render_config(chart, values)["vectorStore"] == "pinecone" else set()
+    database, page_token = {"DATABASE_URL"}, {"MEND_PAGE_TOKEN_SECRET"}
+    expected = {
+        "interactions": database | page_token,
+        "bot": database | page_token | pinecone | CREDENTIALS[chat] | CREDENTIALS[embedder],
+        # The teacher and the judge are chat models: never the embedder's or the vector store's keys.
+        "trainer": database | page_token | CREDENTIALS[chat],
+        "trainer-run": database | CREDENTIALS[chat],  # `trainer run` serves no list RPCs
+        "migrations": database,
+    }
+    if chart.merge_values(values)["ingest"]["enabled"]:
+        expected["ingest"] = database | pinecone | CREDENTIALS[embedder]
+    found = secrets_by_workload(render(chart, values))
+    assert found == {f"{FULLNAME}-{name}": names for name, names in expected.items() if names}
+
+
+def test_each_container_mounts_only_its_components_settings(chart: helm.Chart) -> None:
+    documents = render(chart, EVERYTHING)
+    mounted = {(workload, container["name"]): [s["configMapRef"]["name"] for s in container.get("envFrom", [])]
+               for workload, container, _ in python_containers(documents)}
+    interactions, bot, trainer = (f"{FULLNAME}-{c}" for c in ("interactions", "bot", "trainer"))
+    assert mounted == {
+        (interactions, "interactions"): [interactions],
+        (bot, "bot"): [bot],
+        (f"{FULLNAME}-ingest", "ingest"): [bot],  # `bot ingest` reads the bot's settings
+        (trainer, "trainer"): [trainer],
+        (f"{FULLNAME}-trainer-run", "trainer"): [trainer],
+        **{(f"{FULLNAME}-migrations", c): [] for c in ("interactions", "bot", "trainer")},  # before any ConfigMap
+    }
+    names = {c["metadata"]["name"] for c in of_kind(documents, "ConfigMap")}
+    assert names == {interactions, bot, trainer, f"{FULLNAME}-gateway", f"{FULLNAME}-web"}
+
+
+def test_config_extra_reaches_every_component_but_never_a_managed_setting(chart: helm.Chart) -> None:
+    extra = {"AWS_STS_REGIONAL_ENDPOINTS": "regional", "MEND_RETRIEVAL_K": "9", "PINECONE_INDEX_NAME": "other",
+             "TRAINER_PORT": "1"}
+    documents = render(chart, {**PRODUCTION, "config": {"extra": extra}})
+    data = {c: named(documents, "ConfigMap", f"{FULLNAME}-{c}")["data"] for c in ("interactions", "bot", "trainer")}
+    for component, settings in data.items():
+        assert settings["AWS_STS_REGIONAL_ENDPOINTS"] == "regional", component
+    # A setting the chart manages keeps the chart's value, and stays with the components that read it.
+    assert data["bot"]["MEND_RETRIEVAL_K"] == "3" and data["bot"]["PINECONE_INDEX_NAME"] == "rag-index"
+    assert data["trainer"]["TRAINER_PORT"] == "50053"
+    for component in ("interactions", "trainer"):
+        assert not {"MEND_RETRIEVAL_K", "PINECONE_INDEX_NAME"} & set(data[component]), component
+    assert "TRAINER_PORT" not in data["interactions"] and "TRAINER_PORT" not in data["bot"]
+
+
+@pytest.mark.parametrize("scenario", ["production", "everything", "openai-pgvector", "embedded-models",
+                                      "mixed-providers"])
+def test_the_services_accept_the_settings_the_chart_gives_them(
+        chart: helm.Chart, monkeypatch: pytest.MonkeyPatch, scenario: str) -> None:
+    config = render_config(chart, SCENARIOS[scenario])
+    documents = render(chart, SCENARIOS[scenario])
+    checked = 0
+    for _, container, command in python_containers(documents):
+        settings, _ = read_settings(monkeypatch, command, container_environment(documents, container))
+        assert settings.shared.database_url == SECRETS["databaseUrl"]
+        assert settings.shared.log_level == "INFO"
+        assert settings.shared.migrate_on_start is False  # the hook migrates
+        if command[1] == "serve":
+            assert settings.listen.host == "0.0.0.0"
+            assert settings.listen.port == container["ports"][0]["containerPort"]
+            assert len(settings.shared.page_token_secret) >= 16
+        # Every interactions (and bot) pod, for the clients' round_robin policy.
+        interactions = f"dns:///{FULLNAME}-interactions-headless.{NAMESPACE}.svc.cluster.local:50051"
+        if command == ("bot", "serve") or command == ("bot", "ingest"):
+            assert (settings.vector_store, settings.chat.provider, settings.embedder.provider) == (
+                config["vectorStore"], config["llm"], config["embeddings"])
+            assert settings.interactions_address == interactions
+        if command[0] == "trainer" and command[1] != "migrate":
+            assert settings.chat.provider == config["llm"]
+            assert settings.publish_policy == config["trainer"]["publishPolicy"]
+            assert settings.interactions_address == interactions
+            assert settings.bot_address == f"dns:///{FULLNAME}-bot-headless.{NAMESPACE}.svc.cluster.local:50052"
+        checked += 1
     assert checked >= 6
 
 
 def render_config(chart: helm.Chart, values: dict[str, Any]) -> dict[str, Any]:
     return chart.merge_values(values)["config"]
-
-
-def test_every_setting_in_the_config_map_is_one_a_service_reads(chart: helm.Chart) -> None:
-    from mendkit import addresses
-
-    sources = "".join(p.read_text() for d in ("interactions", "bot", "trainer", "mendkit", "mendmodels")
-                      for p in (REPO / d).glob("*.py"))
-    sources += "".join(f'"{getattr(part, v)}"' for part in (addresses.INTERACTIONS, addresses.BOT, addresses.TRAINER)
-                       for v in ("host_variable", "port_variable", "address_variable"))
-    documents = render(chart, {**EVERYTHING, "config": {**EVERYTHING["config"], "extra": {}}})
-    (settings,) = [c for c in of_kind(documents, "ConfigMap") if c["metadata"]["name"] == FULLNAME]
-    for name in settings["data"]:
-        assert f'"{name}"' in sources, f"{name} is set by the chart but read by no service"
 
 
 # --- the gateway and the page ---
@@ -618,7 +816,8 @@ def test_envoy_routes_to_the_charts_services(chart: helm.Chart) -> None:
         assert host == f"{service}.{NAMESPACE}.svc.cluster.local" and service in headless
         assert port_value == port == headless[service]["spec"]["ports"][0]["port"]
     assert upstreams["otel_collector"] == ("otel-collector.observability", 4317)
-    listeners = {l["name"]: l["address"]["socket_address"]["port_value"] for l in config["static_resources"]["listeners"]}
+    listeners = {listener["name"]: listener["address"]["socket_address"]["port_value"]
+                 for listener in config["static_resources"]["listeners"]}
     assert sorted(listeners.values()) == [8443, 9000]
     (envoy,) = named(documents, "Deployment", f"{FULLNAME}-gateway")["spec"]["template"]["spec"]["containers"]
     assert {p["containerPort"] for p in envoy["ports"]} == {8443, 9000}
@@ -671,11 +870,13 @@ def test_images_and_chart_agree(chart: helm.Chart) -> None:
     python_image = (REPO / "deploy" / "mend.Dockerfile").read_text()
     web_image = (REPO / "deploy" / "web.Dockerfile").read_text()
     values = chart.values
-    assert f"USER {values['podSecurityContext']['runAsUser']}:{values['podSecurityContext']['runAsGroup']}" in python_image
+    pod_context = values["podSecurityContext"]
+    assert f"USER {pod_context['runAsUser']}:{pod_context['runAsGroup']}" in python_image
     assert "MEND_HOME=/var/lib/mend" in python_image
     assert "FROM ${PYTHON_IMAGE}" in python_image and "ARG PYTHON_IMAGE=python:3.11-slim" in python_image
     assert "pip install -c requirements.lock ." in python_image
-    assert f"EXPOSE {values['interactions']['port']} {values['bot']['port']} {values['trainer']['port']}" in python_image
+    ports = (values[c]["port"] for c in ("interactions", "bot", "trainer"))
+    assert "EXPOSE {} {} {}".format(*ports) in python_image
     assert "npm run build:web" in web_image and "/src/web/dist/" in web_image
     assert "nginxinc/nginx-unprivileged" in web_image and values["web"]["podSecurityContext"]["runAsUser"] == 101
     assert '"build:web"' in (REPO / "package.json").read_text()
