@@ -5,9 +5,11 @@ behaviour function."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -66,6 +68,10 @@ async def _abort_for(error: BaseException, context: grpc.aio.ServicerContext) ->
                                 f"a service this one depends on is unavailable: {code.name}: {details}")
         await context.abort(code if code in _PASSED_ON else grpc.StatusCode.FAILED_PRECONDITION,
                             f"a service this one depends on refused the request: {code.name}: {details}")
+    if isinstance(error, NotImplementedError):
+        # How a generated servicer base class says a method is not implemented
+        # (e.g. the health library's List): that is UNIMPLEMENTED, not a fault.
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"not implemented: {error}"[:200])
     _log.exception("unhandled error")
     await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
 
@@ -81,6 +87,46 @@ def _log_rpc(method: str, started: float, context: grpc.aio.ServicerContext) -> 
         extra={"rpc.method": method, "rpc.code": code.name,
                "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
     )
+
+
+class _WriteToQueue:
+    """The call's context, but `write` hands each message to the wrapping generator."""
+
+    def __init__(self, context: grpc.aio.ServicerContext, queue: asyncio.Queue[Any]) -> None:
+        self._context = context
+        self._queue = queue
+
+    async def write(self, message: Any) -> None:
+        await self._queue.put(message)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
+def _writes_as_yields(
+    handler: Callable[[Any, Any], Awaitable[None]],
+) -> Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]:
+    """A `context.write` streaming handler as an async generator of its messages."""
+
+    async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=1)  # the handler waits for each send
+        task = asyncio.ensure_future(handler(request, _WriteToQueue(context, queue)))
+        try:
+            while True:
+                getting = asyncio.ensure_future(queue.get())
+                await asyncio.wait({getting, task}, return_when=asyncio.FIRST_COMPLETED)
+                if getting.done():
+                    yield getting.result()
+                    continue
+                getting.cancel()
+                while not queue.empty():
+                    yield queue.get_nowait()
+                task.result()  # the handler's own error, if it failed
+                return
+        finally:
+            task.cancel()  # the client went away, or the stream ended
+
+    return stream
 
 
 class ErrorAndLogInterceptor(ServerInterceptor):
@@ -122,16 +168,20 @@ class ErrorAndLogInterceptor(ServerInterceptor):
 
         if handler.unary_stream:
             inner_us = handler.unary_stream
+            # A streaming handler is an async generator, or a coroutine that sends with
+            # `context.write` (the health library's Watch); the tracing instrumentation
+            # around this interceptor iterates, so both are served as a generator.
+            stream = inner_us if inspect.isasyncgenfunction(inner_us) else _writes_as_yields(inner_us)
 
             async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 started = time.perf_counter()
                 try:
                     await _refuse_undecodable(request, context)
-                    async for response in inner_us(request, context):
+                    async for response in stream(request, context):
                         yield response
                 except grpc.aio.AbortError:
                     raise
-                except Exception as error:  # noqa: BLE001
+                except Exception as error:  # noqa: BLE001 - every error must map to a status
                     await _abort_for(error, context)
                 finally:
                     if not quiet:

@@ -1,0 +1,53 @@
+"""The library health service through the kit's interceptor, as client-side
+health checking and probes use it: Watch streams the status (it once answered
+INTERNAL on every service) and List, which the library does not implement, is
+UNIMPLEMENTED rather than INTERNAL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from mend.bot.v1 import bot_service_pb2 as bpb
+from mend.interactions.v1 import interactions_service_pb2 as ipb
+from mendkit.server import start_server
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+INTERACTIONS = ipb.DESCRIPTOR.services_by_name["InteractionsService"].full_name
+KNOWLEDGE = bpb.DESCRIPTOR.services_by_name["KnowledgeService"].full_name
+
+
+async def test_interactions_health_watch_and_list(interactions_address):
+    await watch_streams_serving_and_list_is_unimplemented(interactions_address, INTERACTIONS)
+
+
+async def test_bot_health_watch_and_list(knowledge_address):
+    await watch_streams_serving_and_list_is_unimplemented(knowledge_address, KNOWLEDGE)
+
+
+async def watch_streams_serving_and_list_is_unimplemented(address: str, service_name: str) -> None:
+    async with grpc.aio.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", service_name):
+            watch = health.Watch(health_pb2.HealthCheckRequest(service=service), timeout=10)
+            assert (await watch.read()).status == SERVING
+            watch.cancel()
+        with pytest.raises(grpc.aio.AioRpcError) as listed:
+            await health.List(health_pb2.HealthListRequest(), timeout=10)
+        assert listed.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        # Still serving after both.
+        assert (await health.Check(health_pb2.HealthCheckRequest(), timeout=10)).status == SERVING
+
+
+async def test_watch_sees_a_server_go_not_serving_on_shutdown():
+    running = await start_server([], "127.0.0.1:0")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=10)
+        assert (await watch.read()).status == SERVING
+        stopping = asyncio.ensure_future(running.stop(2))
+        assert (await watch.read()).status == NOT_SERVING
+        await stopping
