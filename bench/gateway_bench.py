@@ -44,7 +44,7 @@ from bench.interactions_bench import (
 from gateway_envoy import grpc_web
 from mend.interactions.v1 import interactions_service_pb2 as pb
 from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc
-from tests.edge import running_edge
+from tests.support import running_edge
 
 RESULTS = REPO / "bench" / "results" / "gateway.json"
 FEEDBACK = "/mend.interactions.v1.InteractionsService/SubmitFeedback"
