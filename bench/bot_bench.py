@@ -32,9 +32,12 @@ from pgvector.asyncpg import register_vector
 
 from bot.__main__ import migrate as migrate_bot
 from bot.chat import Chatbot, Retrieval
-from bot.chat_log import ChatLog
+from bot.conversations import Conversations
+from bot.dedup import Dedup
+from bot.exchange import Delta
 from bot.ingest import collect
 from bot.knowledge import Knowledge
+from bot.outbox import Outbox
 from bot.persona import Persona
 from bot.vectorstores.pgvector_store import PgVectorStore
 from interactions.__main__ import migrate as migrate_interactions
@@ -142,8 +145,9 @@ class Silent:
 async def bench_chat(pool, knowledge: Knowledge, model, interactions_address: str, runs: int) -> dict:
     async with clients.insecure_channel(interactions_address) as channel:
         persona = Persona("Alder & Finch", "Mend", "warm", "email care@alderandfinch.example")
-        log = ChatLog(pool, ipb_grpc.InteractionsServiceStub(channel))
-        overhead_bot = Chatbot(knowledge, Silent(), log, persona, Retrieval())
+        outbox = Outbox(pool, ipb_grpc.InteractionsServiceStub(channel))
+        dedup, conversations = Dedup(pool), Conversations(pool)
+        overhead_bot = Chatbot(knowledge, Silent(), persona, outbox, dedup, conversations, Retrieval())
         times = []
         for n in range(runs + 10):
             started = time.perf_counter()
@@ -151,13 +155,13 @@ async def bench_chat(pool, knowledge: Knowledge, model, interactions_address: st
                 pass
             if n >= 10:  # the first ones warm caches and connections
                 times.append(time.perf_counter() - started)
-        pending = await log.pending()
-        model_bot = Chatbot(knowledge, model, log, persona, Retrieval())
+        pending = await outbox.pending()
+        model_bot = Chatbot(knowledge, model, persona, outbox, dedup, conversations, Retrieval())
         first_tokens, rates = [], []
         for question in QUESTIONS:
             started, first, pieces = time.perf_counter(), None, 0
             async for event in model_bot.answer(question, "", None):
-                if event.WhichOneof("event") == "delta":
+                if isinstance(event, Delta):
                     first = first or time.perf_counter()
                     pieces += 1
             ended = time.perf_counter()

@@ -7,18 +7,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
-import grpc
+import asyncpg
 from pgvector.asyncpg import register_vector
 
 from bot.chat import Chatbot, Retrieval
-from bot.chat_log import ChatLog
 from bot.chat_service import ChatService
+from bot.conversations import Conversations
+from bot.dedup import Dedup
 from bot.knowledge import Knowledge
 from bot.knowledge_service import KnowledgeService
+from bot.outbox import Outbox
 from bot.persona import Persona
 from bot.settings import Settings
 from bot.vectorstores.select import vector_store
@@ -44,38 +46,43 @@ async def migrate(url: str) -> list[int]:
     return await migrations.apply_at(url, "bot", MIGRATIONS)
 
 
-@asynccontextmanager
-async def open_knowledge(settings: Settings, stack: AsyncExitStack) -> AsyncIterator[Knowledge]:
+async def open_database(settings: Settings, stack: AsyncExitStack) -> asyncpg.Pool:
     """The database (embedded unless DATABASE_URL), migrated when the shared
-    rule says so, and the index on it; what it opened closes with `stack`."""
-    pool = await stack.enter_async_context(database.opened(
+    rule says so; it closes with `stack`."""
+    return await stack.enter_async_context(database.opened(
         settings.shared, component="bot", migrations_dir=MIGRATIONS, pool_size=settings.pool_max_size,
         init=register_vector))
+
+
+async def open_knowledge(settings: Settings, pool: asyncpg.Pool, stack: AsyncExitStack) -> Knowledge:
+    """The index on the database; what it opened closes with `stack`."""
     embedder = select.embedder(settings.embedder, stack)
     store = vector_store(settings, pool, embedder, stack)
     await store.prepare()
-    yield Knowledge(pool, store, embedder)
+    return Knowledge(pool, store, embedder)
 
 
-def build_chatbot(settings: Settings, knowledge: Knowledge, interactions: grpc.aio.Channel,
+def build_chatbot(settings: Settings, knowledge: Knowledge, pool: asyncpg.Pool, outbox: Outbox,
                   stack: AsyncExitStack) -> Chatbot:
     model = select.chat_model(settings.chat, settings.shared.home, stack)
     persona = Persona(brand=settings.brand, bot_name=settings.bot_name, tone=settings.tone,
                       handoff=settings.handoff, system_prompt=settings.system_prompt)
-    log = ChatLog(knowledge.pool, interactions_grpc.InteractionsServiceStub(interactions))
     retrieval = Retrieval(k=settings.retrieval_k, threshold=settings.similarity_threshold)
-    return Chatbot(knowledge, model, log, persona, retrieval, record_text=settings.record_chat_text)
+    return Chatbot(knowledge, model, persona, outbox, Dedup(pool), Conversations(pool), retrieval,
+                   record_text=settings.record_chat_text)
 
 
 async def serve(settings: Settings) -> None:
     async with AsyncExitStack() as stack:
-        knowledge = await stack.enter_async_context(open_knowledge(settings, stack))
+        pool = await open_database(settings, stack)
+        knowledge = await open_knowledge(settings, pool, stack)
         interactions = await stack.enter_async_context(clients.insecure_channel(
             settings.interactions_address, [(INTERACTIONS_SERVICE, "CreateInteraction")]))
-        chatbot = await asyncio.to_thread(build_chatbot, settings, knowledge, interactions, stack)
-        delivery = asyncio.create_task(chatbot.log.run_delivery())
+        outbox = Outbox(pool, interactions_grpc.InteractionsServiceStub(interactions))
+        chatbot = await asyncio.to_thread(build_chatbot, settings, knowledge, pool, outbox, stack)
+        delivery = asyncio.create_task(outbox.run_delivery())
         stack.callback(delivery.cancel)
-        registrations = [
+        registrations: list[Registration[Any]] = [
             Registration(ChatService(chatbot), pb_grpc.add_ChatServiceServicer_to_server, CHAT_SERVICE),
             Registration(KnowledgeService(knowledge, PageTokens(settings.shared.page_token_secret)),
                          pb_grpc.add_KnowledgeServiceServicer_to_server, KNOWLEDGE_SERVICE),
@@ -87,7 +94,8 @@ async def ingest_command(settings: Settings, paths: list[Path], source: str) -> 
     from bot.ingest import ingest
 
     async with AsyncExitStack() as stack:
-        knowledge = await stack.enter_async_context(open_knowledge(settings, stack))
+        pool = await open_database(settings, stack)
+        knowledge = await open_knowledge(settings, pool, stack)
         count = await ingest(knowledge, paths, source)
     print(f"ingested {count} entries from {', '.join(map(str, paths))} (source {source!r})")
 

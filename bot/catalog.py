@@ -11,8 +11,8 @@ import asyncpg
 from mendkit.database import database_errors
 from mendkit.errors import NotFound
 
-_COLUMNS = ("entry_id, kind, title, content, questions, source, provenance, status, metadata, create_time, update_time, "
-            "vectors_pending")
+_COLUMNS = ("entry_id, kind, title, content, questions, source, provenance, status, metadata, create_time, "
+            "update_time, vectors_pending")
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,8 @@ async def vectors_written(pool: asyncpg.Pool, written: Sequence[Entry]) -> None:
 
 async def delete(pool: asyncpg.Pool, entry_id: str) -> bool:
     async with database_errors("knowledge"):
-        return await pool.fetchval("DELETE FROM knowledge_entries WHERE entry_id = $1 RETURNING true", entry_id) or False
+        deleted = await pool.fetchval("DELETE FROM knowledge_entries WHERE entry_id = $1 RETURNING true", entry_id)
+    return bool(deleted)
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,8 @@ class ListFilter:
 async def list_page(
     pool: asyncpg.Pool, where: ListFilter, after: tuple[datetime, str] | None, limit: int
 ) -> list[Entry]:
-    conditions, params = [], []
+    conditions: list[str] = []
+    params: list[object] = []
     for column, value in (("source", where.source), ("status", where.status), ("kind", where.kind)):
         if value:
             params.append(value)

@@ -68,7 +68,9 @@ def read_csv(path: Path, source: str) -> list[Entry]:
 def chunk_markdown(text: str) -> tuple[str, list[tuple[str, str]]]:
     """(article title, [(section title, chunk text)]): one chunk per `##`
     section, split at paragraphs when a section is long."""
-    title, sections, current, lines = "", [], "", []
+    title, current = "", ""
+    sections: list[tuple[str, str]] = []
+    lines: list[str] = []
     for line in text.splitlines():
         if line.startswith("# ") and not title:
             title = line[2:].strip()
@@ -120,7 +122,8 @@ def collect(paths: Iterable[Path], source: str) -> list[Entry]:
 def _progress(done: int, total: int, started: float) -> None:
     width = 30
     filled = width * done // max(total, 1)
-    line = f"ingest: [{'#' * filled}{'.' * (width - filled)}] {done}/{total} entries  {time.monotonic() - started:.1f} s"
+    elapsed = time.monotonic() - started
+    line = f"ingest: [{'#' * filled}{'.' * (width - filled)}] {done}/{total} entries  {elapsed:.1f} s"
     # A redrawn bar on a terminal, plain lines in logs and CI.
     end = "\r" if sys.stderr.isatty() and done < total else "\n"
     print(line, end=end, file=sys.stderr, flush=True)

@@ -7,16 +7,17 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 import asyncpg
 import numpy as np
 
 from bot import catalog
-from bot.catalog import Entry
-from mendmodels.embeddings.base import Embedder
-from mendmodels.embeddings.cache import CachedEmbedder
+from bot.catalog import Entry, ListFilter
 from bot.vectorstores.base import KeyVector, VectorHit, VectorQuery, VectorStore
 from mendkit.errors import NotFound
+from mendmodels.embeddings.base import Embedder
+from mendmodels.embeddings.cache import CachedEmbedder
 
 _log = logging.getLogger("bot.knowledge")
 # Entries of one upsert written at once (ids are distinct within a batch). Their
@@ -87,7 +88,8 @@ class Knowledge:
                     and (e.entry_id not in existing or existing[e.entry_id].vectors_pending
                          or existing[e.entry_id].retrieval_keys != e.retrieval_keys)]
         texts = [key for n in to_embed for key in resolved[n].retrieval_keys]
-        vectors = await self.embedder.embed(texts) if texts else []
+        # No key changed: no model call, and no vectors to take.
+        vectors = await self.embedder.embed(texts) if texts else np.empty((0, 0), np.float32)
         keys_of: dict[int, list[KeyVector]] = {}
         offset = 0
         for n in to_embed:
@@ -148,7 +150,7 @@ class Knowledge:
         queries (at most its k), so that a caller can group near-duplicates."""
         vectors = await self.embedder.embed([q.text for q in queries])
         found = await self.store.search_many([VectorQuery(vector, q.k, q.statuses, q.source)
-                                              for vector, q in zip(vectors, queries)])
+                                              for vector, q in zip(vectors, queries, strict=True)])
         hits = await self._resolve(found, [q.statuses for q in queries])
         similar = (peers(vectors, peer_similarity, [q.k for q in queries]) if peer_similarity > 0
                    else [[] for _ in queries])
@@ -161,7 +163,16 @@ class Knowledge:
         # (or vanished) since it was written never answers.
         return [[Hit(entries[h.entry_id], h.score, h.key_text) for h in hits
                  if h.entry_id in entries and entries[h.entry_id].status in wanted]
-                for hits, wanted in zip(found, statuses)]
+                for hits, wanted in zip(found, statuses, strict=True)]
+
+    async def get(self, entry_id: str) -> Entry:
+        """The catalogue's entry; NotFound when there is none."""
+        return await catalog.get(self.pool, entry_id)
+
+    async def list_page(self, where: ListFilter, after: tuple[datetime, str] | None, limit: int) -> list[Entry]:
+        """Up to `limit` entries matching `where`, in (create_time, entry_id)
+        order, after the cursor `after` when given."""
+        return await catalog.list_page(self.pool, where, after, limit)
 
     async def delete(self, entry_id: str, allow_missing: bool) -> None:
         await self.store.delete(entry_id)

@@ -8,16 +8,16 @@ import uuid
 from dataclasses import replace
 from datetime import datetime
 
+import grpc
 
-from bot import catalog
-from bot.catalog import Entry
+from bot.catalog import Entry, ListFilter
 from bot.knowledge import Hit, Knowledge, Query
 from mend.bot.v1 import bot_service_pb2 as pb
 from mend.bot.v1 import bot_service_pb2_grpc as pb_grpc
 from mendkit import validation
-from mendkit.timestamps import to_timestamp
 from mendkit.errors import InvalidArgument
 from mendkit.page_tokens import PageTokens
+from mendkit.timestamps import to_timestamp
 
 MAX_CONTENT_CHARS = validation.MAX_ANSWER_CHARS
 MAX_QUESTION_CHARS = validation.MAX_QUESTION_CHARS
@@ -40,13 +40,14 @@ _UPDATABLE = {"title", "content", "questions", "source", "provenance", "status",
 
 def to_message(entry: Entry) -> pb.KnowledgeEntry:
     provenance = pb.Provenance.FromString(bytes.fromhex(entry.provenance.get("pb", "")))
-    if not provenance.HasField("create_time") and entry.create_time is not None:
-        provenance.create_time.CopyFrom(to_timestamp(entry.create_time))
+    created = to_timestamp(entry.create_time)
+    if not provenance.HasField("create_time") and created is not None:
+        provenance.create_time.CopyFrom(created)
     return pb.KnowledgeEntry(
         entry_id=entry.entry_id, kind=_KIND_FROM[entry.kind], title=entry.title, content=entry.content,
         questions=entry.questions, source=entry.source, provenance=provenance,
         status=_STATUS_FROM[entry.status], metadata=entry.metadata,
-        create_time=to_timestamp(entry.create_time), update_time=to_timestamp(entry.update_time),
+        create_time=created, update_time=to_timestamp(entry.update_time),
     )
 
 
@@ -126,12 +127,19 @@ def _matched(hit: Hit) -> str:
     return hit.matched_key if hit.entry.kind == "qa" else ""
 
 
+def _cursor(entry: Entry) -> list[str]:
+    # Stored entries always carry their create_time (the column is NOT NULL).
+    assert entry.create_time is not None
+    return [entry.create_time.isoformat(), entry.entry_id]
+
+
 class KnowledgeService(pb_grpc.KnowledgeServiceServicer):
     def __init__(self, knowledge: Knowledge, page_tokens: PageTokens) -> None:
         self._knowledge = knowledge
         self._tokens = page_tokens
 
-    async def SearchKnowledge(self, request: pb.SearchKnowledgeRequest, context: object) -> pb.SearchKnowledgeResponse:
+    async def SearchKnowledge(self, request: pb.SearchKnowledgeRequest,
+                              context: grpc.aio.ServicerContext) -> pb.SearchKnowledgeResponse:
         query = search_query(request, "")
         hits = await self._knowledge.search(query.text, query.k, query.statuses, query.source)
         return pb.SearchKnowledgeResponse(hits=[
@@ -140,7 +148,7 @@ class KnowledgeService(pb_grpc.KnowledgeServiceServicer):
         ])
 
     async def BatchSearchKnowledge(self, request: pb.BatchSearchKnowledgeRequest,
-                                   context: object) -> pb.BatchSearchKnowledgeResponse:
+                                   context: grpc.aio.ServicerContext) -> pb.BatchSearchKnowledgeResponse:
         if not 1 <= len(request.queries) <= MAX_BATCH_QUERIES:
             raise InvalidArgument("queries", f"must hold 1 to {MAX_BATCH_QUERIES} queries, got {len(request.queries)}")
         if not 0 <= request.peer_similarity <= 1:
@@ -153,11 +161,12 @@ class KnowledgeService(pb_grpc.KnowledgeServiceServicer):
                 hits=[pb.BatchSearchHit(entry_id=hit.entry.entry_id, score=hit.score, matched_question=_matched(hit))
                       for hit in found],
                 peers=[pb.PeerQuery(query_index=peer.index, score=peer.score) for peer in similar])
-                for found, similar in zip(hits, peers)],
+                for found, similar in zip(hits, peers, strict=True)],
             # Each entry once: the trainer's questions find the same few fixes again and again.
             entries=[to_message(entry) for entry in entries.values()])
 
-    async def UpsertEntries(self, request: pb.UpsertEntriesRequest, context: object) -> pb.UpsertEntriesResponse:
+    async def UpsertEntries(self, request: pb.UpsertEntriesRequest,
+                            context: grpc.aio.ServicerContext) -> pb.UpsertEntriesResponse:
         if not 1 <= len(request.entries) <= MAX_BATCH:
             raise InvalidArgument("entries", f"must hold 1 to {MAX_BATCH} entries, got {len(request.entries)}")
         entries = [from_message(message, f"entries[{index}]") for index, message in enumerate(request.entries)]
@@ -169,31 +178,34 @@ class KnowledgeService(pb_grpc.KnowledgeServiceServicer):
         stored = await self._knowledge.upsert(entries)
         return pb.UpsertEntriesResponse(entries=[to_message(e) for e in stored])
 
-    async def GetEntry(self, request: pb.GetEntryRequest, context: object) -> pb.GetEntryResponse:
-        entry = await catalog.get(self._knowledge.pool, entry_id_field("entry_id", request.entry_id))
+    async def GetEntry(self, request: pb.GetEntryRequest, context: grpc.aio.ServicerContext) -> pb.GetEntryResponse:
+        entry = await self._knowledge.get(entry_id_field("entry_id", request.entry_id))
         return pb.GetEntryResponse(entry=to_message(entry))
 
-    async def ListEntries(self, request: pb.ListEntriesRequest, context: object) -> pb.ListEntriesResponse:
+    async def ListEntries(self, request: pb.ListEntriesRequest,
+                          context: grpc.aio.ServicerContext) -> pb.ListEntriesResponse:
         size = validation.page_size("page_size", request.page_size)
         validation.enum_value("status", request.status, pb.EntryStatus, allow_unspecified=True)
         validation.enum_value("kind", request.kind, pb.EntryKind, allow_unspecified=True)
-        where = catalog.ListFilter(source=validation.text("source", request.source, max_chars=MAX_SOURCE_CHARS),
-                                   status=_STATUS.get(request.status), kind=_KIND.get(request.kind))
+        where = ListFilter(source=validation.text("source", request.source, max_chars=MAX_SOURCE_CHARS),
+                           status=_STATUS.get(request.status), kind=_KIND.get(request.kind))
         filters = [where.source, where.status, where.kind]
         after = self._tokens.after(request.page_token, filters,
                                    lambda cursor: (datetime.fromisoformat(cursor[0]), str(cursor[1])))
-        entries, token = self._tokens.page(await catalog.list_page(self._knowledge.pool, where, after, size + 1),
-                                           size, filters, lambda last: [last.create_time.isoformat(), last.entry_id])
+        entries, token = self._tokens.page(await self._knowledge.list_page(where, after, size + 1), size, filters,
+                                           _cursor)
         return pb.ListEntriesResponse(entries=[to_message(e) for e in entries], next_page_token=token)
 
-    async def UpdateEntry(self, request: pb.UpdateEntryRequest, context: object) -> pb.UpdateEntryResponse:
+    async def UpdateEntry(self, request: pb.UpdateEntryRequest,
+                          context: grpc.aio.ServicerContext) -> pb.UpdateEntryResponse:
         paths = list(request.update_mask.paths)
         if not paths:
             raise InvalidArgument("update_mask", "must name at least one field")
         for path in paths:
             if path not in _UPDATABLE:
-                raise InvalidArgument("update_mask", f"{path!r} cannot be updated; allowed: {', '.join(sorted(_UPDATABLE))}")
-        current = await catalog.get(self._knowledge.pool, entry_id_field("entry.entry_id", request.entry.entry_id))
+                allowed = ", ".join(sorted(_UPDATABLE))
+                raise InvalidArgument("update_mask", f"{path!r} cannot be updated; allowed: {allowed}")
+        current = await self._knowledge.get(entry_id_field("entry.entry_id", request.entry.entry_id))
         merged = to_message(current)
         for path in paths:
             if path in ("questions",):
@@ -214,6 +226,7 @@ class KnowledgeService(pb_grpc.KnowledgeServiceServicer):
         stored = await self._knowledge.upsert([entry])
         return pb.UpdateEntryResponse(entry=to_message(stored[0]))
 
-    async def DeleteEntry(self, request: pb.DeleteEntryRequest, context: object) -> pb.DeleteEntryResponse:
+    async def DeleteEntry(self, request: pb.DeleteEntryRequest,
+                          context: grpc.aio.ServicerContext) -> pb.DeleteEntryResponse:
         await self._knowledge.delete(entry_id_field("entry_id", request.entry_id), request.allow_missing)
         return pb.DeleteEntryResponse()

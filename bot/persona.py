@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.chat_log import Turn
+from bot.conversations import Turn
 from bot.knowledge import Hit
 from mendmodels.chat.base import Message
 

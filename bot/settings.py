@@ -6,7 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mendkit import addresses
-from mendkit.settings import Listen, Shared, address_of, brand_from_env, env_bool, env_choice, env_float, env_int, env_str
+from mendkit.settings import (
+    Listen,
+    Shared,
+    address_of,
+    brand_from_env,
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_str,
+)
 from mendmodels.settings import ChatModelSettings, EmbedderSettings
 
 
@@ -35,7 +45,7 @@ class Settings:
     pinecone_api_key: str = field(default="", repr=False)
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         vector_store = env_choice("MEND_VECTOR_STORE", "pgvector", ("pgvector", "pinecone"))
         return cls(
             shared=Shared.from_env(),
@@ -48,7 +58,8 @@ class Settings:
             brand=brand_from_env(),
             bot_name=env_str("MEND_BOT_NAME", "Mend"),
             tone=env_str("MEND_BRAND_TONE", "warm, clear and practical"),
-            handoff=env_str("MEND_HANDOFF", "write to care@alderandfinch.example or chat with us 8:00-20:00 CET on weekdays"),
+            handoff=env_str("MEND_HANDOFF",
+                            "write to care@alderandfinch.example or chat with us 8:00-20:00 CET on weekdays"),
             system_prompt=env_str("MEND_SYSTEM_PROMPT", ""),
             retrieval_k=env_int("MEND_RETRIEVAL_K", 3, minimum=1, maximum=20),
             similarity_threshold=env_float("MEND_SIMILARITY_THRESHOLD", 0.45, minimum=-1.0, maximum=1.0),

@@ -1,16 +1,18 @@
 """Shared fixtures: one real PostgreSQL for the session (the embedded server in a
 temporary folder, or `MEND_TEST_DATABASE_URL`), the interactions service on a
-real grpc.aio server, and an in-memory span exporter installed before any gRPC
-object exists (the instrumentors patch constructors)."""
+real grpc.aio server, the bot's knowledge index and embedded chat model, the
+OpenAI-compatible test server, and an in-memory span exporter installed before
+any gRPC object exists (the instrumentors patch constructors). Fixtures that one
+part alone uses are in that part's conftest.py; builders and helpers are in
+tests/support.py."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
-import sys
+import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import asyncpg
 import grpc
@@ -22,6 +24,7 @@ from mendkit.telemetry import setup_telemetry
 SPANS = InMemorySpanExporter()
 setup_telemetry("mend-tests", exporter=SPANS)
 
+# After setup_telemetry on purpose (hence E402): see the docstring.
 from interactions import repository  # noqa: E402
 from interactions.__main__ import SERVICE_NAME, migrate  # noqa: E402
 from interactions.service import InteractionsService  # noqa: E402
@@ -29,17 +32,7 @@ from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc  # noq
 from mendkit.embedded_postgres import EmbeddedPostgres, ensure_database  # noqa: E402
 from mendkit.page_tokens import PageTokens  # noqa: E402
 from mendkit.server import Registration, start_server  # noqa: E402
-
-BRAND = "Alder & Finch"  # the teacher's brand in these runs
-
-REPO = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support import DIMENSION, PYTHON, REPO, Peer, free_port  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -100,19 +93,6 @@ def spans() -> InMemorySpanExporter:
     return SPANS
 
 
-async def wait_for_port(port: int, timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.1)
-
-
 # --- the bot's knowledge index ---------------------------------------------------
 
 
@@ -165,77 +145,41 @@ async def knowledge(knowledge_address: str, knowledge_index):
         yield bot_grpc.KnowledgeServiceStub(channel)
 
 
-# --- the bot's chat ----------------------------------------------------------------
+# --- the bot's chat model -----------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
 def chat_model():
-    """The real embedded chat model (Qwen2.5 0.5B on llama.cpp)."""
-    from mendmodels.chat.local_gguf import LocalGGUF, prepare
+    """The real embedded chat model (Qwen2.5-Coder-1.5B-Instruct, Q4_K_M, on llama.cpp)."""
     from mendkit.embedded_postgres import DEFAULT_HOME
+    from mendmodels.chat.local_gguf import LocalGGUF, prepare
 
     return LocalGGUF(prepare(DEFAULT_HOME / "models"), temperature=0.0)
 
 
-def make_chatbot(knowledge_index, chat_model, interactions_address: str):
-    from bot.chat import Chatbot
-    from bot.chat_log import ChatLog
-    from bot.persona import Persona
-    from mend.interactions.v1 import interactions_service_pb2_grpc as interactions_grpc
-    from mendkit import clients
-
-    channel = clients.insecure_channel(interactions_address)
-    persona = Persona(brand="Alder & Finch", bot_name="Mend", tone="warm", handoff="email care@alderandfinch.example")
-    log = ChatLog(knowledge_index.pool, interactions_grpc.InteractionsServiceStub(channel))
-    return Chatbot(knowledge_index, chat_model, log, persona), channel
+# --- the OpenAI-compatible test server (the model adapters' and the bot's peer) ------------
 
 
-@pytest.fixture
-async def chat(knowledge_index, chat_model, interactions_address, pool):
-    """A ChatService stub over a real channel; the bot logs to the real interactions service."""
-    from bot.__main__ import CHAT_SERVICE
-    from bot.chat_service import ChatService
-    from mend.bot.v1 import bot_service_pb2_grpc as bot_grpc
-
-    await knowledge_index.pool.execute("TRUNCATE knowledge_entries CASCADE; TRUNCATE chat_log")
-    await pool.execute("TRUNCATE interactions")
-    chatbot, interactions_channel = make_chatbot(knowledge_index, chat_model, interactions_address)
-    running = await start_server(
-        [Registration(ChatService(chatbot), bot_grpc.add_ChatServiceServicer_to_server, CHAT_SERVICE)], "127.0.0.1:0")
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-        yield bot_grpc.ChatServiceStub(channel), chatbot
-    await running.stop(1)
-    await interactions_channel.close()
-
-
-# --- the trainer's admin service ---------------------------------------------------
-
-
-@pytest.fixture
-async def trainer_setup(database_url, pool, interactions_address, knowledge_address, interactions, knowledge):
-    """TrainerService on a real server, over the real interactions and knowledge
-    services; the test sets `teacher` and `policy` on the returned Trainer."""
-    from mend.bot.v1 import bot_service_pb2_grpc as bot_grpc
-    from mend.interactions.v1 import interactions_service_pb2_grpc as interactions_grpc
-    from mend.trainer.v1 import trainer_service_pb2_grpc as trainer_grpc
-    from mendkit import migrations as mend_migrations
-    from trainer.__main__ import MIGRATIONS, TRAINER
-    from trainer.loop import Policy
-    from trainer.runs import Trainer
-    from trainer.service import TrainerService
-
-    async with pool.acquire() as connection:
-        await mend_migrations.apply(connection, "trainer", MIGRATIONS)
-    await pool.execute("TRUNCATE trainer_runs, trainer_fixes")
-    async with grpc.aio.insecure_channel(interactions_address) as ichannel, \
-            grpc.aio.insecure_channel(knowledge_address) as kchannel:
-        trainer = Trainer(pool, interactions_grpc.InteractionsServiceStub(ichannel),
-                          bot_grpc.KnowledgeServiceStub(kchannel), None, Policy(2, "review", 0.8, 0.7, BRAND))
-        servicer = TrainerService(trainer, PageTokens(b"tests-page-token-secret"))
-        running = await start_server(
-            [Registration(servicer, trainer_grpc.add_TrainerServiceServicer_to_server, TRAINER)], "127.0.0.1:0")
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            yield trainer_grpc.TrainerServiceStub(channel), trainer
-        for task in list(servicer.background):
-            await task
-        await running.stop(1)
+@pytest.fixture(scope="session")
+def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
+    """tests/doubles/openai_server.py as its own process on a free port."""
+    folder = tmp_path_factory.mktemp("openai-server")
+    port = free_port()
+    with open(folder / "stderr.txt", "w") as stderr:
+        process = subprocess.Popen(
+            [PYTHON, str(REPO / "tests" / "doubles" / "openai_server.py"), "--port", str(port),
+             "--log", str(folder / "requests.jsonl"), "--dimension", str(DIMENSION)],
+            stdout=subprocess.DEVNULL, stderr=stderr)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"the test server did not start: {(folder / 'stderr.txt').read_text()}") from None
+            time.sleep(0.05)
+    yield Peer(f"http://127.0.0.1:{port}/v1", folder / "requests.jsonl")
+    process.terminate()
+    process.wait(10)

@@ -82,7 +82,7 @@ async def open_trainer(settings: Settings) -> AsyncIterator[Trainer]:
 async def run(settings: Settings) -> int:
     async with open_trainer(settings) as trainer:
         try:
-            row, task = await trainer.start(uuid.uuid4(), "schedule", force=False)
+            started, task = await trainer.start(uuid.uuid4(), "schedule", force=False)
         except FailedPrecondition as busy:
             # Another run (one started by an admin, say) is already working
             # through the same queue; this schedule's work is being done, so
@@ -91,12 +91,12 @@ async def run(settings: Settings) -> int:
             return 0
         if task is not None:
             await task
-        row = await trainer.get_run(row["run_id"])
-    counts = row["counts"]
-    print(f"trainer: run {row['run_id']} {row['state']}: read {counts.get('read', 0)}, gated {counts.get('gated', 0)}, "
+        run = await trainer.get_run(started.run_id)
+    counts = run.counts
+    print(f"trainer: run {run.run_id} {run.state}: read {counts.get('read', 0)}, gated {counts.get('gated', 0)}, "
           f"covered {counts.get('covered', 0)}, fixed {counts.get('fixed', 0)}, proposed {counts.get('proposed', 0)}, "
-          f"failed {counts.get('failed', 0)}" + (f" ({row['error_message']})" if row["error_message"] else ""))
-    return 1 if row["state"] == "failed" else 0
+          f"failed {counts.get('failed', 0)}" + (f" ({run.error_message})" if run.error_message else ""))
+    return 1 if run.state == "failed" else 0
 
 
 async def serve(settings: Settings) -> int:

@@ -117,7 +117,7 @@ class Fold:
     def join_fixes(self) -> list[int]:
         """Steps 1 and 2. Returns the questions left for the judge."""
         left = []
-        for index, (item, found) in enumerate(zip(self.items, self.hits)):
+        for index, (item, found) in enumerate(zip(self.items, self.hits, strict=True)):
             adopted = self._adopted(item, found)
             if adopted is not None:
                 self._join(index, self._extend(adopted))  # already in it: no room needed

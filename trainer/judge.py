@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from mendmodels.chat.base import ChatModel, Message
 from mend.bot.v1 import bot_service_pb2 as bpb
+from mendmodels.chat.base import ChatModel, Message
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ costs a few round trips, however many questions it holds:
    reviewer may have approved, edited or rejected one since the run wrote it);
 4. the page's fixes are recorded (`on_fixes`), then one MarkProcessed marks the
    page with each question's outcome and entry id.
-Steps 3 and 4 run inside `hold` (trainer/runs.py locks the rows of the earlier
-fixes the page grows), so no review of those fixes runs between reading their
-state and marking their new questions.
+Steps 3 and 4 run inside `hold` (trainer/repository.py locks the rows of the
+earlier fixes the page grows), so no review of those fixes runs between reading
+their state and marking their new questions.
 
 Crash safety: a fix's id derives from its first interaction and its provenance
 lists every interaction in it, so a run killed after an upsert and started
@@ -35,16 +35,17 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TypeVar
+from datetime import UTC, datetime
+from functools import partial
+from typing import NamedTuple, TypeVar
 
 from opentelemetry import trace
 
-from mendmodels.chat.base import ChatModel, Message
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.bot.v1 import bot_service_pb2_grpc as bpb_grpc
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
+from mendmodels.chat.base import ChatModel, Message
 from trainer import writes
 from trainer.fold import Fix, Fold, Group, entry_id
 from trainer.judge import Hit, Judge, SimilarityJudge
@@ -69,12 +70,20 @@ SEARCH_TIMEOUT_S = 120
 MAX_ANSWER_TOKENS = 300
 # A fix of an earlier page a reviewer has since taken out of the index: the
 # page's questions that joined it get the reviewer's verdict (`_Run._write`).
-WITHDRAWN = {"rejected": ipb.TRAINING_OUTCOME_REJECTED, "rolled_back": ipb.TRAINING_OUTCOME_ROLLED_BACK}
+WITHDRAWN: dict[str, ipb.TrainingOutcome] = {"rejected": ipb.TRAINING_OUTCOME_REJECTED,
+                                             "rolled_back": ipb.TRAINING_OUTCOME_ROLLED_BACK}
 RECORDED_STATUS = {"published": bpb.ENTRY_STATUS_PUBLISHED, "proposed": bpb.ENTRY_STATUS_PROPOSED}
 # Given the ids of the earlier fixes a page grows, holds them against review
 # until the page is marked, and yields what is on record for each:
 # fix id -> (state, answer), the answer as a reviewer may have edited it.
 Hold = Callable[[list[str]], AbstractAsyncContextManager[dict[str, tuple[str, str]]]]
+
+
+class Written(NamedTuple):
+    """A group's fix as a page left it, and the outcome of the group's questions."""
+
+    outcome: ipb.TrainingOutcome
+    fix: Fix
 
 
 @contextlib.asynccontextmanager
@@ -164,7 +173,7 @@ class _Run:
         self.status = bpb.ENTRY_STATUS_PUBLISHED if auto else bpb.ENTRY_STATUS_PROPOSED
         self.outcome = ipb.TRAINING_OUTCOME_FIXED if auto else ipb.TRAINING_OUTCOME_PROPOSED
 
-    def _mark(self, item: ipb.Interaction, outcome: int, entry: str = "") -> ipb.ProcessedMark:
+    def _mark(self, item: ipb.Interaction, outcome: ipb.TrainingOutcome, entry: str = "") -> ipb.ProcessedMark:
         return ipb.ProcessedMark(interaction_id=item.interaction_id, outcome=outcome, knowledge_entry_id=entry,
                                  training_run_id=self.run_id)
 
@@ -175,14 +184,14 @@ class _Run:
                 queries=[bpb.SearchKnowledgeRequest(query=item.user_query, k=K, statuses=SEARCHED) for item in items],
                 peer_similarity=self.policy.duplicate_similarity), timeout=SEARCH_TIMEOUT_S)
             entries = {entry.entry_id: entry for entry in response.entries}
-            fold = Fold(items, [[Hit(entries[h.entry_id], h.score) for h in result.hits] for result in response.results],
-                        self.fixes, self.policy.duplicate_similarity, SOURCE)
+            hits = [[Hit(entries[h.entry_id], h.score) for h in result.hits] for result in response.results]
+            fold = Fold(items, hits, self.fixes, self.policy.duplicate_similarity, SOURCE)
             marks: dict[int, ipb.ProcessedMark] = {}
             left = fold.join_fixes()
             verdicts = await _few_at_a_time([
-                lambda i=i: self.judge.covering(items[i].user_query, fold.published(i)) for i in left])
+                partial(self.judge.covering, items[i].user_query, fold.published(i)) for i in left])
             uncovered = []
-            for index, verdict in zip(left, verdicts):
+            for index, verdict in zip(left, verdicts, strict=True):
                 if isinstance(verdict, Exception):
                     marks[index] = self._mark(items[index], ipb.TRAINING_OUTCOME_FAILED)
                 elif verdict is not None:
@@ -194,13 +203,14 @@ class _Run:
             taught = await self._teach(items, fold)
             earlier = [group.fix.entry.entry_id for group in fold.groups if group.fix is not None]
             async with self.hold(earlier) as recorded:
-                outcomes = await self._write(fold, taught, recorded)
-                if self.on_fixes is not None and outcomes:
-                    await self.on_fixes([group.fix for group in fold.groups if group in outcomes])
+                written = await self._write(fold, taught, recorded)
+                if self.on_fixes is not None and written:
+                    await self.on_fixes([written[group].fix for group in fold.groups if group in written])
                 for group in fold.groups:
+                    done = written.get(group)
                     for index in group.members:
-                        marks[index] = (self._mark(items[index], outcomes[group], group.fix.entry.entry_id)
-                                        if group in outcomes else self._mark(items[index], ipb.TRAINING_OUTCOME_FAILED))
+                        marks[index] = (self._mark(items[index], done.outcome, done.fix.entry.entry_id)
+                                        if done is not None else self._mark(items[index], ipb.TRAINING_OUTCOME_FAILED))
                 await self.interactions.MarkProcessed(ipb.MarkProcessedRequest(marks=[marks[i] for i in sorted(marks)]))
             marked = [mark.outcome for mark in marks.values()]
             self.counts.covered += marked.count(ipb.TRAINING_OUTCOME_COVERED)
@@ -214,17 +224,17 @@ class _Run:
         """The new fixes the teacher could answer, each with its entry."""
         new = [group for group in fold.groups if group.fix is None]
         answers = await _few_at_a_time([
-            lambda g=g: teach(self.teacher, self.policy.brand, items[g.members[0]], fold.published(g.members[0]))
+            partial(teach, self.teacher, self.policy.brand, items[g.members[0]], fold.published(g.members[0]))
             for g in new])
         return {group: self._new_entry(group, items[group.members[0]], answer)
-                for group, answer in zip(new, answers) if not isinstance(answer, Exception)}
+                for group, answer in zip(new, answers, strict=True) if not isinstance(answer, Exception)}
 
     async def _write(self, fold: Fold, taught: dict[Group, bpb.KnowledgeEntry],
-                     recorded: dict[str, tuple[str, str]]) -> dict[Group, int]:
+                     recorded: dict[str, tuple[str, str]]) -> dict[Group, Written]:
         """Upserts the page's new fixes and the earlier fixes that gained questions,
-        in the same batches. Returns the outcome of each group whose fix is in the
-        index (or was withdrawn by a reviewer), with `fix` set to it as now stored."""
-        outcomes: dict[Group, int] = {}
+        in the same batches. Returns, for each group whose fix is in the index (or
+        was withdrawn by a reviewer), its questions' outcome and the fix as now stored."""
+        written: dict[Group, Written] = {}
         changes: list[tuple[Group, bpb.KnowledgeEntry]] = list(taught.items())
         for group in fold.groups:
             if group.fix is None or group in taught:
@@ -237,23 +247,24 @@ class _Run:
                 # (which marks every question of a fix). The verdict was on the answer
                 # to this question, so a reviewer would not expect it proposed again
                 # at once; a later dislike finds no entry and leads a new fix.
-                outcomes[group] = WITHDRAWN[state]
-                group.fix = self.fixes[group.fix.entry.entry_id] = Fix(self._grown_entry(group, "", ""),
-                                                                       list(group.interaction_ids))
+                fix = self.fixes[group.fix.entry.entry_id] = Fix(self._grown_entry(group, "", ""),
+                                                                 list(group.interaction_ids))
+                written[group] = Written(WITHDRAWN[state], fix)
             elif not group.changed:  # an adopted fix and the questions already in it
-                outcomes[group] = self._outcome(state, group.fix.entry.status)
+                written[group] = Written(self._outcome(state, group.fix.entry.status), group.fix)
             else:
                 changes.append((group, self._grown_entry(group, state, answer)))
         failed = await writes.upsert(self.knowledge, changes)
         for group, entry in changes:
             if group not in failed:
-                group.fix = self.fixes[entry.entry_id] = Fix(entry, list(group.interaction_ids))
-                outcomes[group] = (self.outcome if group in taught
-                                   else self._outcome(recorded.get(entry.entry_id, ("", ""))[0], entry.status))
-        return outcomes
+                fix = self.fixes[entry.entry_id] = Fix(entry, list(group.interaction_ids))
+                written[group] = Written(self.outcome if group in taught
+                                         else self._outcome(recorded.get(entry.entry_id, ("", ""))[0], entry.status),
+                                         fix)
+        return written
 
     @staticmethod
-    def _outcome(state: str, status: int) -> int:
+    def _outcome(state: str, status: int) -> ipb.TrainingOutcome:
         """A question in an existing fix: fixed once the fix is published, proposed until then."""
         published = state == "published" if state else status == bpb.ENTRY_STATUS_PUBLISHED
         return ipb.TRAINING_OUTCOME_FIXED if published else ipb.TRAINING_OUTCOME_PROPOSED
@@ -265,7 +276,7 @@ class _Run:
             provenance=bpb.Provenance(interaction_ids=group.interaction_ids, teacher_model=self.teacher.model_id,
                                       prompt_version=PROMPT_VERSION, training_run_id=self.run_id,
                                       created_by="trainer"))
-        entry.provenance.create_time.FromDatetime(datetime.now(timezone.utc))
+        entry.provenance.create_time.FromDatetime(datetime.now(UTC))
         return entry
 
     @staticmethod

@@ -1,4 +1,5 @@
-"""RPC handlers of TrainerService (admin): validate, call `Trainer`, convert."""
+"""RPC handlers of TrainerService (admin): validate, call `Trainer`, convert its
+results to messages (run_message and fix_message, the one place that does)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,16 @@ import asyncio
 import uuid
 from datetime import datetime
 
-import asyncpg
+import grpc
 
 from mend.trainer.v1 import trainer_service_pb2 as pb
 from mend.trainer.v1 import trainer_service_pb2_grpc as pb_grpc
 from mendkit import validation
-from mendkit.database import database_errors
 from mendkit.errors import InvalidArgument
 from mendkit.page_tokens import PageTokens
 from mendkit.timestamps import to_timestamp
-from trainer.runs import FIX_COLUMNS, RUN_COLUMNS, Trainer
+from trainer.repository import FixRecord, RunRecord
+from trainer.runs import Trainer
 
 _RUN_STATE = {pb.RUN_STATE_RUNNING: "running", pb.RUN_STATE_SUCCEEDED: "succeeded", pb.RUN_STATE_FAILED: "failed",
               pb.RUN_STATE_SKIPPED_BELOW_THRESHOLD: "skipped_below_threshold"}
@@ -26,24 +27,23 @@ _FIX_STATE_FROM = {v: k for k, v in _FIX_STATE.items()}
 MAX_TEXT = 2_000
 
 
-def run_message(row: asyncpg.Record) -> pb.Run:
-    counts = row["counts"]
+def run_message(run: RunRecord) -> pb.Run:
     return pb.Run(
-        run_id=str(row["run_id"]), state=_RUN_STATE_FROM[row["state"]],
-        trigger=pb.RUN_TRIGGER_SCHEDULE if row["trigger"] == "schedule" else pb.RUN_TRIGGER_MANUAL,
-        forced=row["forced"],
-        publish_policy=pb.PUBLISH_POLICY_AUTO if row["publish_policy"] == "auto" else pb.PUBLISH_POLICY_REVIEW,
-        feedback_threshold=row["feedback_threshold"], start_time=to_timestamp(row["start_time"]),
-        end_time=to_timestamp(row["end_time"]), counts=pb.RunCounts(**counts), error_message=row["error_message"])
+        run_id=str(run.run_id), state=_RUN_STATE_FROM[run.state],
+        trigger=pb.RUN_TRIGGER_SCHEDULE if run.trigger == "schedule" else pb.RUN_TRIGGER_MANUAL,
+        forced=run.forced,
+        publish_policy=pb.PUBLISH_POLICY_AUTO if run.publish_policy == "auto" else pb.PUBLISH_POLICY_REVIEW,
+        feedback_threshold=run.feedback_threshold, start_time=to_timestamp(run.start_time),
+        end_time=to_timestamp(run.end_time), counts=pb.RunCounts(**run.counts), error_message=run.error_message)
 
 
-def fix_message(row: asyncpg.Record) -> pb.Fix:
+def fix_message(fix: FixRecord) -> pb.Fix:
     return pb.Fix(
-        fix_id=row["fix_id"], run_id=str(row["run_id"]), entry_id=row["fix_id"], question=row["questions"][0],
-        questions=row["questions"], answer=row["answer"], interaction_ids=row["interaction_ids"],
-        state=_FIX_STATE_FROM[row["state"]], teacher_model=row["teacher_model"],
-        prompt_version=row["prompt_version"], create_time=to_timestamp(row["create_time"]),
-        reviewer=row["reviewer"], review_time=to_timestamp(row["review_time"]), review_note=row["review_note"])
+        fix_id=fix.fix_id, run_id=str(fix.run_id), entry_id=fix.fix_id, question=fix.questions[0],
+        questions=fix.questions, answer=fix.answer, interaction_ids=fix.interaction_ids,
+        state=_FIX_STATE_FROM[fix.state], teacher_model=fix.teacher_model,
+        prompt_version=fix.prompt_version, create_time=to_timestamp(fix.create_time),
+        reviewer=fix.reviewer, review_time=to_timestamp(fix.review_time), review_note=fix.review_note)
 
 
 def _fix_id(value: str) -> str:
@@ -60,71 +60,60 @@ class TrainerService(pb_grpc.TrainerServiceServicer):
     def __init__(self, trainer: Trainer, page_tokens: PageTokens) -> None:
         self._trainer = trainer
         self._tokens = page_tokens
-        self.background: set[asyncio.Task] = set()
+        self.background: set[asyncio.Task[None]] = set()
 
-    async def StartRun(self, request: pb.StartRunRequest, context: object) -> pb.StartRunResponse:
+    async def StartRun(self, request: pb.StartRunRequest, context: grpc.aio.ServicerContext) -> pb.StartRunResponse:
         run_id = validation.uuid_field("request_id", request.request_id, required=False) or uuid.uuid4()
-        row, task = await self._trainer.start(run_id, "manual", request.force)
+        run, task = await self._trainer.start(run_id, "manual", request.force)
         if task is not None:
             self.background.add(task)
             task.add_done_callback(self.background.discard)
-        return pb.StartRunResponse(run=run_message(row))
+        return pb.StartRunResponse(run=run_message(run))
 
-    async def GetRun(self, request: pb.GetRunRequest, context: object) -> pb.GetRunResponse:
+    async def GetRun(self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext) -> pb.GetRunResponse:
         return pb.GetRunResponse(run=run_message(await self._trainer.get_run(
             validation.uuid_field("run_id", request.run_id))))
 
-    async def _page(self, table: str, columns: str, key: tuple[str, str, str], filters: dict[str, object],
-                    size: int, token: str) -> tuple[list[asyncpg.Record], str]:
-        """Newest first; `key` is (time column, id column, id type) for the keyset cursor."""
-        when, ident, ident_type = key
-        where, params = [], []
-        for column, value in filters.items():
-            if value:
-                params.append(value)
-                where.append(f"{column} = ${len(params)}")
-        bound = [str(v) for v in filters.values()]
-        after = self._tokens.after(token, bound, lambda cursor: [
-            datetime.fromisoformat(cursor[0]), uuid.UUID(cursor[1]) if ident_type == "uuid" else str(cursor[1])])
-        if after is not None:
-            params += after
-            where.append(f"({when}, {ident}) < (${len(params) - 1}, ${len(params)})")
-        sql = f"SELECT {columns} FROM {table}" + (" WHERE " + " AND ".join(where) if where else "")
-        async with database_errors("trainer"):
-            rows = await self._trainer.pool.fetch(f"{sql} ORDER BY {when} DESC, {ident} DESC LIMIT {size + 1}",
-                                                  *params)
-        return self._tokens.page(rows, size, bound, lambda last: [last[when].isoformat(), str(last[ident])])
-
-    async def ListRuns(self, request: pb.ListRunsRequest, context: object) -> pb.ListRunsResponse:
+    async def ListRuns(self, request: pb.ListRunsRequest, context: grpc.aio.ServicerContext) -> pb.ListRunsResponse:
         size = validation.page_size("page_size", request.page_size)
         validation.enum_value("state", request.state, pb.RunState, allow_unspecified=True)
-        rows, token = await self._page("trainer_runs", RUN_COLUMNS, ("start_time", "run_id", "uuid"),
-                                       {"state": _RUN_STATE.get(request.state, "")}, size, request.page_token)
-        return pb.ListRunsResponse(runs=[run_message(r) for r in rows], next_page_token=token)
+        state = _RUN_STATE.get(request.state, "")
+        filters = [state]  # a page token is bound to them
+        after = self._tokens.after(request.page_token, filters, lambda cursor: (
+            datetime.fromisoformat(cursor[0]), uuid.UUID(cursor[1])))
+        runs, token = self._tokens.page(await self._trainer.list_runs(state, after, size + 1), size, filters,
+                                        lambda last: [last.start_time.isoformat(), str(last.run_id)])
+        return pb.ListRunsResponse(runs=[run_message(run) for run in runs], next_page_token=token)
 
-    async def GetFix(self, request: pb.GetFixRequest, context: object) -> pb.GetFixResponse:
+    async def GetFix(self, request: pb.GetFixRequest, context: grpc.aio.ServicerContext) -> pb.GetFixResponse:
         return pb.GetFixResponse(fix=fix_message(await self._trainer.get_fix(_fix_id(request.fix_id))))
 
-    async def ListFixes(self, request: pb.ListFixesRequest, context: object) -> pb.ListFixesResponse:
+    async def ListFixes(self, request: pb.ListFixesRequest,
+                        context: grpc.aio.ServicerContext) -> pb.ListFixesResponse:
         size = validation.page_size("page_size", request.page_size)
         validation.enum_value("state", request.state, pb.FixState, allow_unspecified=True)
+        state = _FIX_STATE.get(request.state, "")
         run_id = validation.uuid_field("run_id", request.run_id, required=False)
-        rows, token = await self._page("trainer_fixes", FIX_COLUMNS, ("create_time", "fix_id", "text"),
-                                       {"state": _FIX_STATE.get(request.state, ""), "run_id": run_id},
-                                       size, request.page_token)
-        return pb.ListFixesResponse(fixes=[fix_message(r) for r in rows], next_page_token=token)
+        filters = [state, str(run_id)]  # a page token is bound to them
+        after = self._tokens.after(request.page_token, filters, lambda cursor: (
+            datetime.fromisoformat(cursor[0]), str(cursor[1])))
+        fixes, token = self._tokens.page(await self._trainer.list_fixes(state, run_id, after, size + 1), size,
+                                         filters, lambda last: [last.create_time.isoformat(), last.fix_id])
+        return pb.ListFixesResponse(fixes=[fix_message(fix) for fix in fixes], next_page_token=token)
 
-    async def ApproveFix(self, request: pb.ApproveFixRequest, context: object) -> pb.ApproveFixResponse:
+    async def ApproveFix(self, request: pb.ApproveFixRequest,
+                         context: grpc.aio.ServicerContext) -> pb.ApproveFixResponse:
         answer = validation.text("answer", request.answer, max_chars=validation.MAX_ANSWER_CHARS)
         if answer and not answer.strip():  # given, it replaces the answer: 1 to 32,000 characters, not blank
             raise InvalidArgument("answer", "must not be blank when given (leave it empty to keep the answer)")
-        row = await self._trainer.review(_fix_id(request.fix_id), "approve", *_signed(request), answer)
-        return pb.ApproveFixResponse(fix=fix_message(row))
+        fix = await self._trainer.review(_fix_id(request.fix_id), "approve", *_signed(request), answer)
+        return pb.ApproveFixResponse(fix=fix_message(fix))
 
-    async def RejectFix(self, request: pb.RejectFixRequest, context: object) -> pb.RejectFixResponse:
-        row = await self._trainer.review(_fix_id(request.fix_id), "reject", *_signed(request))
-        return pb.RejectFixResponse(fix=fix_message(row))
+    async def RejectFix(self, request: pb.RejectFixRequest, context: grpc.aio.ServicerContext) -> pb.RejectFixResponse:
+        fix = await self._trainer.review(_fix_id(request.fix_id), "reject", *_signed(request))
+        return pb.RejectFixResponse(fix=fix_message(fix))
 
-    async def RollbackFix(self, request: pb.RollbackFixRequest, context: object) -> pb.RollbackFixResponse:
-        row = await self._trainer.review(_fix_id(request.fix_id), "rollback", *_signed(request))
-        return pb.RollbackFixResponse(fix=fix_message(row))
+    async def RollbackFix(self, request: pb.RollbackFixRequest,
+                          context: grpc.aio.ServicerContext) -> pb.RollbackFixResponse:
+        fix = await self._trainer.review(_fix_id(request.fix_id), "rollback", *_signed(request))
+        return pb.RollbackFixResponse(fix=fix_message(fix))

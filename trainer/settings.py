@@ -7,8 +7,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mendkit import addresses
-from mendkit.settings import (Listen, SettingsError, Shared, address_of, brand_from_env, env_choice, env_float,
-                              env_int, env_str)
+from mendkit.settings import (
+    Listen,
+    SettingsError,
+    Shared,
+    address_of,
+    brand_from_env,
+    env_choice,
+    env_float,
+    env_int,
+    env_str,
+)
 from mendmodels.settings import ChatModelSettings
 
 
@@ -35,7 +44,7 @@ class Settings:
     brand: str
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         chat = ChatModelSettings.from_env()
         policy = env_choice("MEND_PUBLISH_POLICY", "review", ("auto", "review"))
         if chat.provider == "local" and policy == "auto":

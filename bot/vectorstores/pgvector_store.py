@@ -99,7 +99,8 @@ class PgVectorStore:
     async def search(
         self, vector: Sequence[float], k: int, statuses: Sequence[str], source: str | None
     ) -> list[VectorHit]:
-        params: list[object] = [np.asarray(vector, np.float32), self._space, list(statuses), k * KEYS_PER_ENTRY_HEADROOM]
+        params: list[object] = [np.asarray(vector, np.float32), self._space, list(statuses),
+                                k * KEYS_PER_ENTRY_HEADROOM]
         where = "space = $2 AND status = ANY($3::text[])"
         if source:
             params.append(source)
@@ -151,4 +152,4 @@ class PgVectorStore:
         found: list[list[VectorHit]] = [[] for _ in queries]
         for row in rows:
             found[row["n"] - 1].append(VectorHit(row["entry_id"], row["key_text"], float(row["score"])))
-        return [best_per_entry(hits, q.k) for hits, q in zip(found, queries)]
+        return [best_per_entry(hits, q.k) for hits, q in zip(found, queries, strict=True)]

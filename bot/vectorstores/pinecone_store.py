@@ -98,7 +98,7 @@ class PineconeStore:
 
     def _entry_ids(self, entry_id: str) -> list[str]:
         # Listing by id prefix is what serverless indexes support for "all of an entry's vectors".
-        found = []
+        found: list[str] = []
         for page in self._index.list(prefix=f"{entry_id}#", namespace=self._namespace):
             found.extend(item.id for item in page.vectors if item.id and _owner(item.id) == entry_id)
         return found

@@ -4,45 +4,12 @@ and reports a taken port plainly."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import signal
 import socket
 import subprocess
 
-from tests.conftest import PYTHON, REPO
-from tests.edge import free_ports
-from tests.test_interactions_process import grpcurl
-
-
-async def start_mesh(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, list[str]]:
-    # The README's run command itself: its set-up step finds everything in place
-    # (the test command ran it), then it execs `python -m mesh`.
-    process = await asyncio.create_subprocess_exec(
-        str(REPO / "scripts" / "up"), cwd=REPO, env={**os.environ, "DATABASE_URL": "", **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )
-    lines: list[str] = []
-    while True:
-        line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
-        assert line, "mesh exited early:\n" + "".join(lines)
-        lines.append(line)
-        if "Press Ctrl-C to stop" in line:
-            return process, lines
-
-
-async def interrupt(process: asyncio.subprocess.Process) -> tuple[int, str]:
-    process.send_signal(signal.SIGINT)
-    rest = (await asyncio.wait_for(process.stdout.read(), 60)).decode()
-    return await process.wait(), rest
-
-
-def mesh_env(home) -> dict[str, str]:
-    """Every port the mesh opens, free, and a home of its own."""
-    ports = ("MEND_PG_PORT", "INTERACTIONS_PORT", "BOT_PORT", "TRAINER_PORT", "WEB_PORT", "GATEWAY_PORT",
-             "GATEWAY_ADMIN_PORT")
-    return {"MEND_HOME": str(home), **{name: str(port) for name, port in zip(ports, free_ports(len(ports)))}}
+from tests.support import PYTHON, REPO, grpcurl, interrupt, mesh_env, start_mesh
 
 
 async def test_mesh_comes_up_stops_cleanly_and_reuses_data(tmp_path):

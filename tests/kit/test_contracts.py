@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 BUF = REPO / "node_modules" / ".bin" / "buf"
 

@@ -4,23 +4,22 @@ interactions service and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import uuid
 
 import grpc
 import pytest
 
+from bot import messages
 from bot.__main__ import INTERACTIONS_SERVICE
+from bot.exchange import Exchange, Facts
 from interactions.service import InteractionsService
 from mend.bot.v1 import bot_service_pb2 as pb
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
 from mendkit.page_tokens import PageTokens
 from mendkit.server import Registration, start_server
-from tests.conftest import free_port, make_chatbot
-from tests.test_interactions_service import expect_status
-from tests.test_knowledge_service import ARTICLE, RETURNS, SHIPPING, upsert
+from tests.support import ARTICLE, RETURNS, SHIPPING, expect_status, free_port, make_chatbot, upsert
 
 OFF_TOPIC = "What is the capital city of Peru?"
 
@@ -77,6 +76,32 @@ async def test_conversation_and_request_ids(chat, knowledge):
                         grpc.StatusCode.ALREADY_EXISTS, request_id)
 
 
+async def test_a_row_logged_before_the_outbox_split_replays_exactly(chat, knowledge_index):
+    """chat_log rows hold the ChatResponse bytes the bot gave: a retry of such a
+    row's request id gets that very response, on Chat and on ChatStream."""
+    stub, _ = chat
+    request_id = uuid.uuid4()
+    logged = pb.ChatResponse(
+        answer="You can return unused items within 60 days.", interaction_id=str(request_id),
+        conversation_id="conv-old", grounded=True,
+        sources=[pb.Source(entry_id="faq-returns", title="Returns", snippet="You can return", score=0.8125,
+                           source="test-kb")],
+        generation=pb.GenerationFacts(model="old-model", input_tokens=7, output_tokens=9, retrieval_ms=3,
+                                      time_to_first_token_ms=120, total_ms=450))
+    await knowledge_index.pool.execute(
+        """INSERT INTO chat_log (interaction_id, conversation_id, query, answer, grounded, request, response,
+                                 delivered_at)
+           VALUES ($1, 'conv-old', 'Can I return it?', $2, true, '', $3, now())""",
+        request_id, logged.answer, logged.SerializeToString())
+    assert await stub.Chat(pb.ChatRequest(query="Can I return it?", request_id=str(request_id))) == logged
+    events = await stream(stub, "Can I return it?", request_id=str(request_id))
+    assert [e.WhichOneof("event") for e in events] == ["start", "delta", "end"]
+    assert events[0].start == pb.ChatStreamStart(interaction_id=str(request_id), conversation_id="conv-old",
+                                                 sources=logged.sources)
+    assert events[1].delta.text == logged.answer
+    assert events[2].end == pb.ChatStreamEnd(grounded=True, generation=logged.generation)
+
+
 @pytest.mark.parametrize(
     ("request_", "field"),
     [
@@ -103,10 +128,10 @@ async def test_answers_while_interactions_is_down_and_delivers_once_it_is_back(
     port = free_port()
     chatbot, channel = make_chatbot(knowledge_index, chat_model, f"127.0.0.1:{port}")
     try:
-        events = [e async for e in chatbot.answer(OFF_TOPIC, "", None)]
+        events = [messages.stream_event(e) async for e in chatbot.answer(OFF_TOPIC, "", None)]
         interaction_id = events[0].start.interaction_id
         assert events[-1].WhichOneof("event") == "end"
-        assert await chatbot.log.pending() == 1
+        assert await chatbot.outbox.pending() == 1
         assert await pool.fetchval("SELECT count(*) FROM interactions WHERE interaction_id = $1",
                                    uuid.UUID(interaction_id)) == 0
 
@@ -115,8 +140,8 @@ async def test_answers_while_interactions_is_down_and_delivers_once_it_is_back(
             [Registration(servicer, ipb_grpc.add_InteractionsServiceServicer_to_server, INTERACTIONS_SERVICE)],
             f"127.0.0.1:{port}")
         try:
-            assert await chatbot.log.deliver_pending() == 1
-            assert await chatbot.log.pending() == 0
+            assert await chatbot.outbox.deliver_pending() == 1
+            assert await chatbot.outbox.pending() == 0
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as direct:
                 rated = await ipb_grpc.InteractionsServiceStub(direct).SubmitFeedback(
                     ipb.SubmitFeedbackRequest(interaction_id=interaction_id, rating=ipb.RATING_DISLIKE))
@@ -136,7 +161,7 @@ class RecordingModel:
     def __init__(self) -> None:
         self.prompts: list[list] = []
 
-    async def stream(self, messages, max_tokens):  # noqa: ANN001, ANN201
+    async def stream(self, messages, max_tokens):
         self.prompts.append(list(messages))
         for piece in ["Returns ", "are ", "free."]:
             yield piece
@@ -149,9 +174,9 @@ async def test_a_conversation_carries_its_earlier_turns_into_the_prompt(knowledg
     from bot.chat import Chatbot
 
     base, channel = make_chatbot(knowledge_index, model, "127.0.0.1:1")
-    chatbot = Chatbot(knowledge_index, model, base.log, base.persona)
+    chatbot = Chatbot(knowledge_index, model, base.persona, base.outbox, base.dedup, base.conversations)
     try:
-        first = [e async for e in chatbot.answer("What is your return policy?", "conv-7", None)]
+        first = [messages.stream_event(e) async for e in chatbot.answer("What is your return policy?", "conv-7", None)]
         [e async for e in chatbot.answer("And how long does delivery take?", "conv-7", None)]
         [e async for e in chatbot.answer("When will my parcel arrive?", "conv-other", None)]
     finally:
@@ -207,11 +232,9 @@ async def test_chat_text_goes_into_the_generate_span_only_when_enabled(chat, kno
 
 
 def _exchange(query: str, answer: str, interaction_id: uuid.UUID | None = None):
-    interaction_id = str(interaction_id or uuid.uuid4())
-    request = ipb.CreateInteractionRequest(interaction=ipb.Interaction(
-        interaction_id=interaction_id, conversation_id="conv-outbox", user_query=query, bot_response=answer))
-    response = pb.ChatResponse(answer=answer, interaction_id=interaction_id, conversation_id="conv-outbox")
-    return request, response
+    exchange = Exchange(interaction_id=interaction_id or uuid.uuid4(), conversation_id="conv-outbox", query=query,
+                        answer=answer, sources=(), grounded=False, facts=Facts())
+    return messages.interaction_request(exchange), exchange
 
 
 async def test_an_exchange_interactions_refuses_is_parked_and_the_rest_are_still_delivered(
@@ -226,12 +249,12 @@ async def test_an_exchange_interactions_refuses_is_parked_and_the_rest_are_still
     try:
         poisoned = _exchange("Where is my order 4411?", "It left on Monday.", taken)
         good = [_exchange(f"Question {n}?", f"Answer {n}.") for n in range(3)]
-        for request, response in [poisoned, *good]:  # the poisoned one is the oldest
-            await chatbot.log.record(request, response)
-        assert await chatbot.log.pending() == 4
-        with caplog.at_level("ERROR", logger="bot.chat_log"):
-            assert await chatbot.log.deliver_pending() == 3
-        assert await chatbot.log.pending() == 0
+        for _, exchange in [poisoned, *good]:  # the poisoned one is the oldest
+            await chatbot.outbox.record(exchange)
+        assert await chatbot.outbox.pending() == 4
+        with caplog.at_level("ERROR", logger="bot.outbox"):
+            assert await chatbot.outbox.deliver_pending() == 3
+        assert await chatbot.outbox.pending() == 0
         for request, _ in good:
             rated = await interactions.SubmitFeedback(ipb.SubmitFeedbackRequest(
                 interaction_id=request.interaction.interaction_id, rating=ipb.RATING_LIKE))
@@ -243,11 +266,11 @@ async def test_an_exchange_interactions_refuses_is_parked_and_the_rest_are_still
         # The one stored under that id is still the other one, untouched.
         assert await pool.fetchval("SELECT user_query FROM interactions WHERE interaction_id = $1",
                                    taken) == "Someone else's question"
-        [error] = [r for r in caplog.records if r.name == "bot.chat_log" and r.levelname == "ERROR"]
+        [error] = [r for r in caplog.records if r.name == "bot.outbox" and r.levelname == "ERROR"]
         assert error.interaction_id == str(taken) and error.code == "ALREADY_EXISTS"
         assert "4411" not in error.getMessage() + str(error.__dict__) and "Monday" not in str(error.__dict__)
         # A later pass does not try the parked one again.
-        assert await chatbot.log.deliver_pending() == 0
+        assert await chatbot.outbox.deliver_pending() == 0
     finally:
         await channel.close()
 
@@ -262,7 +285,7 @@ class GatedModel:
         self.entered = [asyncio.Event(), asyncio.Event()]
         self.gate = asyncio.Event()
 
-    async def stream(self, messages, max_tokens):  # noqa: ANN001, ANN201
+    async def stream(self, messages, max_tokens):
         self.calls += 1
         self.entered[min(self.calls, 2) - 1].set()
         await self.gate.wait()
@@ -281,14 +304,14 @@ async def test_two_concurrent_calls_with_one_request_id_answer_once(chat, knowle
     first = asyncio.ensure_future(stub.Chat(request))
     await model.entered[0].wait()  # the first call is answering, its answer not yet logged
     missed = asyncio.Event()
-    find = chatbot.log.find
+    find = chatbot.dedup.find
 
-    async def observed_find(request_id):  # noqa: ANN001, ANN202
+    async def observed_find(request_id):
         if (stored := await find(request_id)) is None:
             missed.set()
         return stored
 
-    monkeypatch.setattr(chatbot.log, "find", observed_find)
+    monkeypatch.setattr(chatbot.dedup, "find", observed_find)
     second = asyncio.ensure_future(stub.Chat(request))
     await missed.wait()  # the second call found nothing logged yet
     model.gate.set()
@@ -296,7 +319,7 @@ async def test_two_concurrent_calls_with_one_request_id_answer_once(chat, knowle
     assert one.interaction_id == two.interaction_id == request.request_id
     assert one.answer == two.answer == "answer 1" and one == two
     assert model.calls == 1
-    assert await chatbot.log.pending() == 0
+    assert await chatbot.outbox.pending() == 0
     assert await pool.fetchval("SELECT bot_response FROM interactions WHERE interaction_id = $1",
                                uuid.UUID(request.request_id)) == "answer 1"
     assert await knowledge_index.pool.fetchval("SELECT count(*) FROM chat_log WHERE interaction_id = $1",
@@ -310,16 +333,16 @@ class BlockingLLM:
     def __init__(self) -> None:
         self.release = threading.Event()
 
-    def chat(self, messages, config, stream):  # noqa: ANN001, ANN201
+    def chat(self, messages, config, stream):
         yield "first"
         self.release.wait()
         yield " done"
 
 
 async def test_the_embedded_model_refuses_at_once_when_its_queue_is_full(chat, knowledge, chat_model, monkeypatch):
+    from mendkit.errors import ResourceExhausted
     from mendmodels.chat import local_gguf
     from mendmodels.chat.base import Message
-    from mendkit.errors import ResourceExhausted
 
     stub, _ = chat
     await upsert(knowledge, RETURNS)
@@ -360,18 +383,18 @@ async def test_a_request_id_another_replica_is_answering_waits_for_its_logged_an
     one, channel_one = make_chatbot(knowledge_index, model, interactions_address)
     two, channel_two = make_chatbot(knowledge_index, model, interactions_address)
     refused = asyncio.Event()
-    claim = two.log.claim
+    claim = two.dedup.claim
 
-    async def observed_claim(request_id):  # noqa: ANN001, ANN202
+    async def observed_claim(request_id):
         if not (claimed := await claim(request_id)):
             refused.set()
         return claimed
 
-    monkeypatch.setattr(two.log, "claim", observed_claim)
+    monkeypatch.setattr(two.dedup, "claim", observed_claim)
     request_id = uuid.uuid4()
 
-    async def ask(chatbot) -> list[pb.ChatStreamResponse]:  # noqa: ANN001
-        return [e async for e in chatbot.answer("Can I send back an item?", "", request_id)]
+    async def ask(chatbot) -> list[pb.ChatStreamResponse]:
+        return [messages.stream_event(e) async for e in chatbot.answer("Can I send back an item?", "", request_id)]
 
     try:
         first = asyncio.ensure_future(ask(one))

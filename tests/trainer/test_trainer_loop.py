@@ -13,47 +13,11 @@ from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.bot.v1 import bot_service_pb2_grpc as bpb_grpc
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
-from tests.test_knowledge_service import RETURNS, upsert
+from tests.support import BRAND, PYTHON, REPO, RETURNS, Teacher, dislike, free_port, processed, upsert
 from trainer.loop import SOURCE, Policy, run_once
-
-BRAND = "Alder & Finch"  # the teacher's brand in these runs
 
 AUTO = Policy(threshold=2, publish="auto", covered_similarity=0.8, duplicate_similarity=0.7, brand=BRAND)
 REVIEW = Policy(threshold=2, publish="review", covered_similarity=0.8, duplicate_similarity=0.7, brand=BRAND)
-
-
-class Teacher:
-    """Deterministic: the improved answer names the question it answers."""
-
-    model_id = "teacher-double"
-
-    def __init__(self, fail_on: str = "") -> None:
-        self.fail_on = fail_on
-        self.asked: list[str] = []
-
-    async def stream(self, messages, max_tokens):  # noqa: ANN001, ANN201
-        question = messages[-1].content.split("\n")[0].removeprefix("A customer asked: ")
-        self.asked.append(question)
-        if self.fail_on and self.fail_on in question:
-            raise RuntimeError("teacher unavailable")
-        for piece in ["Yes, ", "we rent tents ", "for 15 euros a weekend."]:
-            yield piece
-
-
-async def dislike(interactions, *questions: str) -> list[str]:
-    ids = []
-    for question in questions:
-        created = (await interactions.CreateInteraction(ipb.CreateInteractionRequest(
-            interaction=ipb.Interaction(user_query=question, bot_response="I don't know.")))).interaction
-        await interactions.SubmitFeedback(ipb.SubmitFeedbackRequest(
-            interaction_id=created.interaction_id, rating=ipb.RATING_DISLIKE, comment="not helpful"))
-        ids.append(created.interaction_id)
-    return ids
-
-
-async def processed(interactions) -> dict[str, ipb.Interaction]:
-    page = await interactions.ListInteractions(ipb.ListInteractionsRequest(page_size=1000))
-    return {i.interaction_id: i for i in page.interactions}
 
 
 async def fixes(knowledge) -> list[bpb.KnowledgeEntry]:
@@ -91,7 +55,8 @@ async def test_covered_questions_are_skipped_and_new_ones_fixed_and_published(in
 
 
 async def test_near_duplicates_become_one_fix_with_every_phrasing(interactions, knowledge):
-    ids = await dislike(interactions, "Do you rent out tents?", "Can I rent a tent from you?", "Do you sell gift cards?")
+    ids = await dislike(interactions, "Do you rent out tents?", "Can I rent a tent from you?",
+                        "Do you sell gift cards?")
     teacher = Teacher()
     counts = await run_once(interactions, knowledge, teacher, AUTO)
     assert counts.fixed == 3 and len(teacher.asked) == 2
@@ -129,12 +94,13 @@ class CrashBeforeMarking:
         self.stub = stub
         self.ListInteractions = stub.ListInteractions
 
-    async def MarkProcessed(self, request):  # noqa: N802, ANN001, ANN201
+    async def MarkProcessed(self, request):
         raise RuntimeError("killed")
 
 
 async def test_a_run_killed_before_marking_then_run_again_writes_no_duplicate(interactions, knowledge):
-    ids = await dislike(interactions, "Do you rent out tents?", "Can I rent a tent from you?", "Do you sell gift cards?")
+    ids = await dislike(interactions, "Do you rent out tents?", "Can I rent a tent from you?",
+                        "Do you sell gift cards?")
     with pytest.raises(RuntimeError, match="killed"):
         await run_once(CrashBeforeMarking(interactions), knowledge, Teacher(), AUTO)
     written = sorted(f.entry_id for f in await fixes(knowledge))
@@ -151,8 +117,6 @@ async def test_the_job_command_reports_its_counts_and_fails_with_status_1(intera
                                                                           interactions_address, knowledge_address):
     import asyncio
     import os
-
-    from tests.conftest import PYTHON, REPO, free_port
 
     await dislike(interactions, "Do you rent out tents?")
 
@@ -199,7 +163,6 @@ async def test_the_migrate_command_migrates_a_new_database_without_loading_model
     import asyncpg
 
     from mendkit.embedded_postgres import ensure_database
-    from tests.conftest import PYTHON, REPO
 
     url = postgres_server.rsplit("/", 1)[0] + f"/mend_trainer_migrate_{os.getpid()}"
     await ensure_database(url)
@@ -236,7 +199,7 @@ class YesNo:
         self.reply = reply
         self.shown: list[str] = []
 
-    async def stream(self, messages, max_tokens):  # noqa: ANN001, ANN201
+    async def stream(self, messages, max_tokens):
         self.shown.append(messages[-1].content)
         yield self.reply
 
@@ -283,7 +246,7 @@ class Calls(grpc.aio.UnaryUnaryClientInterceptor):
     def __init__(self) -> None:
         self.made: Counter[str] = Counter()
 
-    async def intercept_unary_unary(self, continuation, details, request):  # noqa: ANN001, ANN201
+    async def intercept_unary_unary(self, continuation, details, request):
         method = details.method.decode() if isinstance(details.method, bytes) else details.method
         self.made[method.rsplit("/", 1)[-1]] += 1
         return await continuation(details, request)
@@ -320,7 +283,8 @@ async def test_a_run_makes_a_few_calls_per_page_however_many_questions(counted, 
     assert calls.made == {"ListInteractions": 3, "BatchSearchKnowledge": 3, "UpsertEntries": 3, "MarkProcessed": 3}
     assert sorted(teacher.asked) == sorted([TENTS[0], *OTHERS])  # one answer per fix
     tents = next(f for f in await fixes(knowledge) if TENTS[0] in f.questions)
-    assert list(tents.questions) == TENTS and list(tents.provenance.interaction_ids) == [ids[0], ids[5], ids[10], ids[11]]
+    assert list(tents.questions) == TENTS
+    assert list(tents.provenance.interaction_ids) == [ids[0], ids[5], ids[10], ids[11]]
     stored = await processed(interactions)
     assert {stored[i].knowledge_entry_id for i in (ids[0], ids[5], ids[10], ids[11])} == {tents.entry_id}
 
@@ -336,7 +300,7 @@ async def test_a_run_killed_after_a_page_grew_a_fix_adopts_it_when_run_again(int
             self.ListInteractions = stub.ListInteractions
             self.stub, self.marked = stub, 0
 
-        async def MarkProcessed(self, request):  # noqa: N802, ANN001, ANN201
+        async def MarkProcessed(self, request):
             self.marked += 1
             if self.marked == 2:
                 raise RuntimeError("killed")
@@ -374,7 +338,7 @@ class LongWinded(Teacher):
         super().__init__()
         self.about = about
 
-    async def stream(self, messages, max_tokens):  # noqa: ANN001, ANN201
+    async def stream(self, messages, max_tokens):
         async for piece in super().stream(messages, max_tokens):
             yield piece
         if self.about in self.asked[-1]:
@@ -399,7 +363,7 @@ class Overlapping(Teacher):
         super().__init__()
         self.writing = self.most = 0
 
-    async def stream(self, messages, max_tokens):  # noqa: ANN001, ANN201
+    async def stream(self, messages, max_tokens):
         self.writing += 1
         self.most = max(self.most, self.writing)
         await asyncio.sleep(0.05)
@@ -429,7 +393,7 @@ async def test_the_teacher_writes_for_the_brand_the_settings_name(interactions, 
             super().__init__()
             self.systems: list[str] = []
 
-        async def stream(self, messages, max_tokens):  # noqa: ANN001, ANN201
+        async def stream(self, messages, max_tokens):
             self.systems.append(messages[0].content)
             async for piece in super().stream(messages, max_tokens):
                 yield piece

@@ -20,10 +20,8 @@ from gateway_envoy.__main__ import HELM_FILE, render_target, validate
 from gateway_envoy.routes import DENIED_MESSAGE
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
-from tests.conftest import REPO, free_port
-from tests.edge import running_edge
-from tests.otlp_receiver import start_receiver
-from tests.test_interactions_process import GRPCURL
+from tests.doubles.otlp_receiver import start_receiver
+from tests.support import CHAT_PAGE, GRPCURL, REPO, free_port, make_chatbot, running_edge
 
 FEEDBACK = "/mend.interactions.v1.InteractionsService/SubmitFeedback"
 GRPC_TOOLS_PROTOS = str(Path(grpc.__file__).parent.parent / "grpc_tools" / "_proto")
@@ -74,7 +72,6 @@ async def bot_address(knowledge_index, chat_model, interactions_address):
     from bot.chat_service import ChatService
     from mend.bot.v1 import bot_service_pb2_grpc as bot_grpc
     from mendkit.server import Registration, start_server
-    from tests.conftest import make_chatbot
 
     chatbot, channel = make_chatbot(knowledge_index, chat_model, interactions_address)
     running = await start_server(
@@ -91,7 +88,7 @@ async def edge(tmp_path_factory, bot_address, interactions_address):
         yield running
 
 
-async def eventually(condition, timeout: float = 10) -> bool:
+async def eventually(condition, timeout: float = 10) -> bool:  # noqa: ASYNC109 - a polling limit: False, not an error
     for _ in range(int(timeout * 10)):
         if condition():
             return True
@@ -143,7 +140,7 @@ async def test_admin_rpcs_are_refused_on_the_public_listener(edge, method, spans
     assert not [s for s in spans.get_finished_spans() if s.context.trace_id == int(trace_id, 16)]
 
 
-async def run(*command: str, timeout: float) -> subprocess.CompletedProcess:
+async def run(*command: str, timeout: float) -> subprocess.CompletedProcess:  # noqa: ASYNC109 - subprocess.run kills the child
     # In a thread: the in-process services share this test's event loop.
     return await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
@@ -271,7 +268,7 @@ async def test_envoy_continues_the_browsers_trace_and_exports_its_span(
 async def test_page_says_plainly_when_the_bot_cannot_be_reached(tmp_path, interactions_address):
     dead_bot = f"127.0.0.1:{free_port()}"
     async with running_edge(tmp_path, bot=dead_bot, interactions=interactions_address) as broken:
-        page = await run("node", str(REPO / "tests" / "browser" / "chat_page.mjs"), "fail", broken.url + "/",
+        page = await run("node", str(CHAT_PAGE), "fail", broken.url + "/",
                          "Where is my parcel?", timeout=120)
     assert page.returncode == 0, page.stderr
     seen = json.loads(page.stdout)

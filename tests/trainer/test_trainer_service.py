@@ -12,8 +12,7 @@ import pytest
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.trainer.v1 import trainer_service_pb2 as pb
-from tests.test_interactions_service import expect_status
-from tests.test_trainer_loop import Teacher, dislike, processed
+from tests.support import Teacher, dislike, expect_status, free_port, processed
 
 
 async def finished(stub, run_id: str) -> pb.Run:
@@ -68,7 +67,8 @@ async def test_reject_and_rollback_take_the_entry_out_of_the_index(trainer_setup
     rejected, rolled = fixes
     await stub.RejectFix(pb.RejectFixRequest(fix_id=rejected.fix_id, reviewer="ana"))
     await stub.ApproveFix(pb.ApproveFixRequest(fix_id=rolled.fix_id, reviewer="ana"))
-    undone = (await stub.RollbackFix(pb.RollbackFixRequest(fix_id=rolled.fix_id, reviewer="ana", note="wrong price"))).fix
+    undone = (await stub.RollbackFix(pb.RollbackFixRequest(fix_id=rolled.fix_id, reviewer="ana",
+                                                           note="wrong price"))).fix
     assert undone.state == pb.FIX_STATE_ROLLED_BACK and undone.review_note == "wrong price"
     for fix in (rejected, rolled):
         await expect_status(knowledge.GetEntry(bpb.GetEntryRequest(entry_id=fix.entry_id)), grpc.StatusCode.NOT_FOUND)
@@ -86,7 +86,7 @@ class SlowTeacher(Teacher):
         super().__init__()
         self.release = asyncio.Event()
 
-    async def stream(self, messages, max_tokens):  # noqa: ANN001, ANN201
+    async def stream(self, messages, max_tokens):
         await self.release.wait()
         async for piece in super().stream(messages, max_tokens):
             yield piece
@@ -121,6 +121,44 @@ async def test_below_the_threshold_a_run_is_skipped_unless_forced(trainer_setup,
     assert [r.run_id for r in runs] == [forced.run_id]
 
 
+async def test_runs_and_fixes_page_newest_first_ties_broken_by_id(trainer_setup, pool):
+    from datetime import UTC, datetime, timedelta
+
+    stub, _ = trainer_setup
+    at = datetime(2025, 3, 1, 12, tzinfo=UTC)
+    runs = [(uuid.uuid4(), at - timedelta(minutes=n // 3), "failed" if n % 2 else "succeeded") for n in range(7)]
+    await pool.executemany("INSERT INTO trainer_runs (run_id, state, trigger, publish_policy, feedback_threshold, "
+                           "start_time) VALUES ($1, $3, 'schedule', 'review', 2, $2)", runs)
+    fixes = [(f"fix-{n:02d}", runs[n % 2][0], at - timedelta(minutes=n // 3)) for n in range(7)]
+    await pool.executemany("INSERT INTO trainer_fixes (fix_id, run_id, questions, answer, interaction_ids, state, "
+                           "teacher_model, prompt_version, create_time) "
+                           "VALUES ($1, $2, '{q}', 'a', '{}', 'proposed', 'm', 'v', $3)", fixes)
+
+    async def every(list_page, request, field: str) -> tuple[list, int]:
+        """Every item, following the page tokens; and how many pages that took."""
+        found, pages = [], 0
+        while True:
+            response = await list_page(request)
+            pages += 1
+            found += getattr(response, field)
+            if not response.next_page_token:
+                return found, pages
+            request.page_token = response.next_page_token
+
+    newest = sorted(runs, key=lambda r: (r[1], r[0]), reverse=True)
+    found, pages = await every(stub.ListRuns, pb.ListRunsRequest(page_size=2), "runs")
+    assert [r.run_id for r in found] == [str(r[0]) for r in newest] and pages == 4
+    found, _ = await every(stub.ListRuns, pb.ListRunsRequest(page_size=2, state=pb.RUN_STATE_FAILED), "runs")
+    assert [r.run_id for r in found] == [str(r[0]) for r in newest if r[2] == "failed"]
+    found, _ = await every(stub.ListFixes, pb.ListFixesRequest(page_size=2, run_id=str(runs[0][0])), "fixes")
+    ones = sorted((f for f in fixes if f[1] == runs[0][0]), key=lambda f: (f[2], f[0]), reverse=True)
+    assert [f.fix_id for f in found] == [f[0] for f in ones] == ["fix-02", "fix-00", "fix-04", "fix-06"]
+    # A token serves only the filters it was issued for.
+    token = (await stub.ListFixes(pb.ListFixesRequest(page_size=1, run_id=str(runs[0][0])))).next_page_token
+    await expect_status(stub.ListFixes(pb.ListFixesRequest(page_size=1, page_token=token)),
+                        grpc.StatusCode.INVALID_ARGUMENT, "page_token", "different filters")
+
+
 async def test_bad_admin_input(trainer_setup):
     stub, _ = trainer_setup
     await expect_status(stub.GetRun(pb.GetRunRequest(run_id="nope")), grpc.StatusCode.INVALID_ARGUMENT, "run_id")
@@ -149,7 +187,7 @@ class PausingTeacher(Teacher):
         self.question = question
         self.release = asyncio.Event()
 
-    async def stream(self, messages, max_tokens):  # noqa: ANN001, ANN201
+    async def stream(self, messages, max_tokens):
         if self.question in messages[-1].content:
             await self.release.wait()
         async for piece in super().stream(messages, max_tokens):
@@ -269,17 +307,17 @@ class _FinalUpdateFails:
     def __init__(self, pool) -> None:
         self.pool = pool
 
-    def __getattr__(self, name):  # noqa: ANN001, ANN204
+    def __getattr__(self, name):
         return getattr(self.pool, name)
 
-    async def acquire(self):  # noqa: ANN201
+    async def acquire(self):
         connection = await self.pool.acquire()
 
         class Connection:
-            def __getattr__(self, name):  # noqa: ANN001, ANN204
+            def __getattr__(self, name):
                 return getattr(connection, name)
 
-            async def execute(self, sql, *args):  # noqa: ANN001, ANN201
+            async def execute(self, sql, *args):
                 if sql.startswith("UPDATE trainer_runs SET state = $2"):
                     raise ConnectionError("the database went away")
                 return await connection.execute(sql, *args)
@@ -288,7 +326,7 @@ class _FinalUpdateFails:
         wrapped.real = connection
         return wrapped
 
-    async def release(self, connection) -> None:  # noqa: ANN001
+    async def release(self, connection) -> None:
         await self.pool.release(getattr(connection, "real", connection))
 
 
@@ -324,7 +362,6 @@ async def test_two_starts_with_one_request_id_at_once_return_the_same_run(traine
 
 async def test_a_review_while_the_bot_is_down_is_unavailable_naming_the_dependency(trainer_setup, interactions):
     from mend.bot.v1 import bot_service_pb2_grpc as bpb_grpc
-    from tests.conftest import free_port
 
     stub, trainer = trainer_setup
     _, fixes, _ = await run_with_fixes(stub, trainer, interactions)

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from bot import ingest
-from tests.conftest import REPO
+from tests.support import REPO
 
 SAMPLE = REPO / "knowledge" / "sample"
 EVAL = [json.loads(line) for line in (REPO / "tests" / "data" / "retrieval_eval.jsonl").read_text().splitlines()

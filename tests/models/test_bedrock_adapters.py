@@ -30,10 +30,10 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from mendmodels.embeddings.bedrock import BedrockEmbedder
+from mendkit.errors import FailedPrecondition, ResourceExhausted, Unavailable
 from mendmodels.chat.base import Message
 from mendmodels.chat.bedrock import BedrockChat, converse_messages
-from mendkit.errors import FailedPrecondition, ResourceExhausted, Unavailable
+from mendmodels.embeddings.bedrock import BedrockEmbedder
 
 REGION = "us-east-1"
 SECRET = "testing-SECRET-KEY"
@@ -234,7 +234,8 @@ async def test_chat_streams_deltas_in_order_with_the_converse_request(client: An
     assert (model.last_input_tokens, model.last_output_tokens) == (42, 3)
     (request,) = sent
     # The wire request: the model id in the path, everything else in the JSON body.
-    assert request.url == f"https://bedrock-runtime.{REGION}.amazonaws.com/model/{HAIKU.replace(':', '%3A')}/converse-stream"
+    assert request.url == (f"https://bedrock-runtime.{REGION}.amazonaws.com/model/{HAIKU.replace(':', '%3A')}"
+                           "/converse-stream")
     assert json.loads(request.body) == {"messages": TURNS, "system": [{"text": "You are Mend."}],
                                         "inferenceConfig": {"maxTokens": 80, "temperature": 0.5}}
     assert body.closed.is_set()

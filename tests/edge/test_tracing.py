@@ -11,7 +11,8 @@ import grpc
 import pytest
 
 from mend.interactions.v1 import interactions_service_pb2 as pb
-from tests.conftest import PYTHON, REPO, free_port
+from tests.doubles.otlp_receiver import start_receiver
+from tests.support import PYTHON, REPO, free_port, start, stop
 
 
 async def test_create_is_one_trace_from_client_to_database(interactions, spans):
@@ -47,8 +48,6 @@ async def test_a_service_process_exports_spans_over_otlp_continuing_the_callers_
     import grpc
 
     from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc
-    from tests.otlp_receiver import start_receiver
-    from tests.test_interactions_process import start, stop
 
     collector, receiver, collector_port = await start_receiver()
     try:
@@ -95,8 +94,6 @@ async def test_secrets_stay_out_of_logs_and_traces(database_url):
     failing one: the database password and the page-token secret appear in
     neither their logs nor anything they export."""
     from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc
-    from tests.otlp_receiver import start_receiver
-    from tests.test_interactions_process import start, stop
 
     parts = urlsplit(database_url)
     password = parts.password

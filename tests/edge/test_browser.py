@@ -15,12 +15,8 @@ import subprocess
 
 import pytest
 
-from tests.conftest import REPO
-from tests.otlp_receiver import start_receiver
-from tests.test_interactions_process import grpcurl
-from tests.test_mesh import interrupt, mesh_env, start_mesh
-
-PAGE_SCRIPT = REPO / "tests" / "browser" / "chat_page.mjs"
+from tests.doubles.otlp_receiver import start_receiver
+from tests.support import CHAT_PAGE, REPO, grpcurl, interrupt, mesh_env, start_mesh
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +34,7 @@ async def mesh(tmp_path_factory):
 
 
 async def page(mode: str, url: str, question: str, comment: str = "") -> dict:
-    run = await asyncio.to_thread(subprocess.run, ["node", str(PAGE_SCRIPT), mode, url, question, comment],
+    run = await asyncio.to_thread(subprocess.run, ["node", str(CHAT_PAGE), mode, url, question, comment],
                                   capture_output=True, text=True, timeout=400, cwd=REPO)
     assert run.returncode == 0, run.stderr
     seen = json.loads(run.stdout)

@@ -3,31 +3,13 @@ and the real local MiniLM embedder."""
 
 from __future__ import annotations
 
+import asyncpg
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from mend.bot.v1 import bot_service_pb2 as pb
-from tests.test_interactions_service import expect_status
-
-RETURNS = pb.KnowledgeEntry(
-    entry_id="faq-returns", kind=pb.ENTRY_KIND_QA, source="test-kb",
-    content="You can return unused items within 60 days for a full refund.",
-    questions=["How do I return something?", "What is your return policy?", "Can I send back an item?"],
-)
-SHIPPING = pb.KnowledgeEntry(
-    entry_id="faq-shipping", kind=pb.ENTRY_KIND_QA, source="test-kb",
-    content="Standard shipping takes 3-5 business days and is free over 75 euros.",
-    questions=["How long does delivery take?", "When will my parcel arrive?"],
-)
-ARTICLE = pb.KnowledgeEntry(
-    entry_id="care:1", kind=pb.ENTRY_KIND_ARTICLE, source="test-kb", title="Caring for down sleeping bags",
-    content="Wash down sleeping bags rarely, with a down-specific soap, and tumble dry on low heat with dryer balls.",
-)
-
-
-async def upsert(stub, *entries: pb.KnowledgeEntry) -> list[pb.KnowledgeEntry]:
-    return list((await stub.UpsertEntries(pb.UpsertEntriesRequest(entries=entries))).entries)
+from tests.support import ARTICLE, RETURNS, SHIPPING, expect_status, upsert
 
 
 async def search(stub, query: str, **kwargs) -> list[pb.KnowledgeHit]:
@@ -152,10 +134,12 @@ async def test_list_pages_and_filters(knowledge):
         (pb.KnowledgeEntry(kind=pb.ENTRY_KIND_QA, source="", content="a", questions=["q"]), "entries[0].source"),
         (pb.KnowledgeEntry(source="s", content="a", questions=["q"]), "entries[0].kind"),
         (pb.KnowledgeEntry(kind=7, source="s", content="a", questions=["q"]), "entries[0].kind"),
-        (pb.KnowledgeEntry(kind=pb.ENTRY_KIND_ARTICLE, source="s", content="a", questions=["q"]), "entries[0].questions"),
+        (pb.KnowledgeEntry(kind=pb.ENTRY_KIND_ARTICLE, source="s", content="a", questions=["q"]),
+         "entries[0].questions"),
         (pb.KnowledgeEntry(entry_id="bad id!", kind=pb.ENTRY_KIND_QA, source="s", content="a", questions=["q"]),
          "entries[0].entry_id"),
-        (pb.KnowledgeEntry(kind=pb.ENTRY_KIND_QA, source="s", content="a" * 32001, questions=["q"]), "entries[0].content"),
+        (pb.KnowledgeEntry(kind=pb.ENTRY_KIND_QA, source="s", content="a" * 32001, questions=["q"]),
+         "entries[0].content"),
     ],
 )
 async def test_upsert_rejects_bad_entries_naming_the_field(knowledge, entry, field):
@@ -176,7 +160,8 @@ async def test_bad_search_and_update_requests(knowledge):
     await upsert(knowledge, RETURNS)
     await expect_status(knowledge.UpdateEntry(pb.UpdateEntryRequest(entry=RETURNS)),
                         grpc.StatusCode.INVALID_ARGUMENT, "update_mask")
-    await expect_status(knowledge.UpdateEntry(pb.UpdateEntryRequest(entry=RETURNS, update_mask=FieldMask(paths=["kind"]))),
+    await expect_status(knowledge.UpdateEntry(pb.UpdateEntryRequest(entry=RETURNS,
+                                                                    update_mask=FieldMask(paths=["kind"]))),
                         grpc.StatusCode.INVALID_ARGUMENT, "update_mask")
     await expect_status(knowledge.UpdateEntry(pb.UpdateEntryRequest(
         entry=pb.KnowledgeEntry(entry_id="missing"), update_mask=FieldMask(paths=["title"]))),
@@ -203,7 +188,7 @@ async def test_a_batch_search_finds_what_each_search_finds_and_lists_each_entry_
     request.queries[1].source = "other-kb"  # per-query filters apply per query
     response = await knowledge.BatchSearchKnowledge(request)
     assert len(response.results) == len(questions)
-    for query, result in zip(request.queries, response.results):
+    for query, result in zip(request.queries, response.results, strict=True):
         single = (await knowledge.SearchKnowledge(query)).hits
         assert [(h.entry_id, h.matched_question) for h in result.hits] == \
                [(h.entry.entry_id, h.matched_question) for h in single]
@@ -302,7 +287,7 @@ async def test_a_grown_entry_writes_only_its_new_keys(knowledge, knowledge_index
 async def test_pinecone_batch_search_answers_each_query_as_its_own_search():
     from bot.vectorstores.base import KeyVector, VectorQuery
     from bot.vectorstores.pinecone_store import PineconeStore
-    from tests.fake_pinecone import FakePinecone
+    from tests.doubles.fake_pinecone import FakePinecone
 
     axes = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
     with FakePinecone(dimension=3) as fake:
@@ -385,7 +370,7 @@ async def test_a_batch_that_fails_in_the_database_writes_none_of_its_entries(kno
     # Past the service's checks, the catalogue's CHECK constraint refuses the last entry (after
     # more good ones than are written at once, so that some are written before it is tried).
     refused = replace(from_message(SHIPPING, "entries[5]"), status="bogus")
-    with pytest.raises(Exception):
+    with pytest.raises(asyncpg.CheckViolationError, match="status"):
         await knowledge_index.upsert([*good, refused])
     assert await knowledge_index.pool.fetchval("SELECT count(*) FROM knowledge_entries") == 0
     assert await knowledge_index.pool.fetchval("SELECT count(*) FROM knowledge_vectors") == 0

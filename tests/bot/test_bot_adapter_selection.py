@@ -8,22 +8,22 @@ from __future__ import annotations
 import asyncio
 import json
 
-from tests.fake_pinecone import FakePinecone
-from tests.test_interactions_process import grpcurl, start, stop
-from tests.test_openai_compatible import DIMENSION, peer  # noqa: F401 - the OpenAI-compatible server fixture
+from tests.doubles.fake_pinecone import FakePinecone
+from tests.support import DIMENSION, grpcurl, start, stop
 
 QUESTION = "Do you repair broken tent poles?"
 
 
 async def test_bot_runs_on_pinecone_and_an_openai_compatible_endpoint(
-        peer, database_url, interactions_address, knowledge_index, pool):  # noqa: F811
+        peer, database_url, interactions_address, knowledge_index, pool):
     await knowledge_index.pool.execute("TRUNCATE knowledge_entries CASCADE")
     with FakePinecone(dimension=DIMENSION) as pinecone:
         process, port = await start_bot(pinecone, peer.url, database_url, interactions_address)
         try:
             entry = {"entry_id": "faq-poles", "kind": "ENTRY_KIND_QA", "source": "test-kb",
                      "content": "Yes: a tent pole section costs 15 euros to repair.", "questions": [QUESTION]}
-            upserted = grpcurl(port, "-d", json.dumps({"entries": [entry]}), "mend.bot.v1.KnowledgeService/UpsertEntries")
+            upserted = grpcurl(port, "-d", json.dumps({"entries": [entry]}),
+                               "mend.bot.v1.KnowledgeService/UpsertEntries")
             assert upserted.returncode == 0, upserted.stderr
             assert pinecone.ids() == ["faq-poles#0"]
 

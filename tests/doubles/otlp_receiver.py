@@ -11,7 +11,7 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
         self.spans: list[tuple[str, object]] = []  # (service.name, Span)
         self.exported = bytearray()  # every request as received, to search for what must not be there
 
-    async def Export(self, request, context):  # noqa: N802 - the OTLP method name
+    async def Export(self, request, context):  # the OTLP method name
         self.exported += request.SerializeToString()
         for resource_spans in request.resource_spans:
             attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from mend.interactions.v1 import interactions_service_pb2 as pb
+from tests.support import expect_status
 
 LOG = "mend.interactions.v1.InteractionsService"
 
@@ -22,15 +23,6 @@ def exchange(query: str = "Where is my order?", **fields: object) -> pb.Interact
 async def create(stub, query: str = "Where is my order?", **fields: object) -> pb.Interaction:
     response = await stub.CreateInteraction(pb.CreateInteractionRequest(interaction=exchange(query, **fields)))
     return response.interaction
-
-
-async def expect_status(call, code: grpc.StatusCode, *in_message: str) -> str:
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await call
-    assert raised.value.code() == code, raised.value.details()
-    for text in in_message:
-        assert text in raised.value.details()
-    return raised.value.details()
 
 
 # --- create and get ---------------------------------------------------------
@@ -53,7 +45,7 @@ async def test_create_stores_every_field_and_get_returns_it(interactions, pool):
     assert created.feedback == 0 and not created.processed_for_training
     # Stamped by the database when stored, between two readings of its clock.
     after = await pool.fetchval("SELECT clock_timestamp()")
-    assert before <= created.timestamp.ToDatetime(timezone.utc) <= after
+    assert before <= created.timestamp.ToDatetime(UTC) <= after
 
     got = (await interactions.GetInteraction(pb.GetInteractionRequest(interaction_id=chosen))).interaction
     assert got == created
@@ -121,7 +113,8 @@ async def test_trace_id_defaults_to_the_request_trace(interactions, spans):
 
 async def test_feedback_is_stored_as_plus_and_minus_one(interactions, pool):
     liked, disliked = await create(interactions, "a"), await create(interactions, "b")
-    await interactions.SubmitFeedback(pb.SubmitFeedbackRequest(interaction_id=liked.interaction_id, rating=pb.RATING_LIKE))
+    await interactions.SubmitFeedback(pb.SubmitFeedbackRequest(interaction_id=liked.interaction_id,
+                                                               rating=pb.RATING_LIKE))
     response = await interactions.SubmitFeedback(
         pb.SubmitFeedbackRequest(
             interaction_id=disliked.interaction_id, rating=pb.RATING_DISLIKE,
@@ -265,7 +258,7 @@ async def test_filters_by_time_range_and_conversation(interactions, pool):
     old = await create(interactions, "old", conversation_id="c1")
     mid = await create(interactions, "mid", conversation_id="c2")
     new = await create(interactions, "new", conversation_id="c1")
-    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
     for offset, item in enumerate((old, mid, new)):
         await pool.execute('UPDATE interactions SET "timestamp" = $1 WHERE interaction_id = $2',
                            base + timedelta(days=offset), uuid.UUID(item.interaction_id))
@@ -329,7 +322,8 @@ async def test_a_tampered_page_token_is_rejected(interactions):
         (pb.Interaction(user_query="q", bot_response="a",
                         sources=[pb.KnowledgeSource(entry_id="x")] * 21), "interaction.sources"),
         (pb.Interaction(user_query="q", bot_response="a",
-                        sources=[pb.KnowledgeSource(entry_id="x", score=float("nan"))]), "interaction.sources[0].score"),
+                        sources=[pb.KnowledgeSource(entry_id="x", score=float("nan"))]),
+         "interaction.sources[0].score"),
     ],
 )
 async def test_create_rejects_bad_fields_naming_them(interactions, pool, interaction, field):

@@ -178,7 +178,7 @@ def _check_filter(flt: dict[str, Any]) -> None:
 def _clean_metadata(metadata: dict[str, Any], path: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in metadata.items():
-        if isinstance(value, bool) or isinstance(value, str):
+        if isinstance(value, (bool, str)):
             out[key] = value
         elif isinstance(value, (int, float)):
             out[key] = float(value)  # stored as a 64-bit float, returned as one
@@ -198,7 +198,7 @@ class Record:
 
 
 def _cosine(a: list[float], b: list[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b))
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
     return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
 
 
@@ -352,7 +352,7 @@ class FakePinecone:
         if "paginationToken" in arg:
             try:
                 after = json.loads(base64.b64decode(arg["paginationToken"]))["skip_past"]
-            except Exception:
+            except (ValueError, KeyError, TypeError):  # not base64, not JSON, or not the object we made
                 raise BadRequest("paginationToken: invalid") from None
         namespace = arg.get("namespace", "")
         ids = sorted((vid for vid in self.namespaces.get(namespace or DEFAULT_NAMESPACE, {})
@@ -426,10 +426,10 @@ class FakePinecone:
                     record["status"] = error.status
                     self._reply(error.status, {"code": error.code, "message": str(error), "details": []})
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:  # http.server's naming
                 self._serve("GET")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:  # http.server's naming
                 self._serve("POST")
 
         return Handler

@@ -1,5 +1,5 @@
 """The Pinecone store with the real `pinecone` SDK against a local fake of
-Pinecone's data-plane REST API (tests/fake_pinecone.py), which validates every
+Pinecone's data-plane REST API (tests/doubles/fake_pinecone.py), which validates every
 request body against the API's models, so a wrong call shape fails here."""
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ import pytest
 
 from bot.vectorstores.base import KeyVector
 from bot.vectorstores.pinecone_store import PineconeStore
-from tests.fake_pinecone import FakePinecone
+from tests.doubles.fake_pinecone import FakePinecone
 
 # Four orthogonal directions and blends of them: similarities are easy to reason about.
 E = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
 
 
 def blend(*weights: float) -> list[float]:
-    return [sum(w * e[i] for w, e in zip(weights, E)) for i in range(4)]
+    return [sum(w * e[i] for w, e in zip(weights, E, strict=True)) for i in range(4)]
 
 
 def keys(*vectors: list[float]) -> list[KeyVector]:

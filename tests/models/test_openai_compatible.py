@@ -1,17 +1,15 @@
 """The OpenAI-compatible chat model and embedder against a real HTTP peer:
-tests/openai_server.py, run as its own process on a free port."""
+tests/doubles/openai_server.py, run as its own process on a free port (the
+`peer` fixture in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-import socket
-import subprocess
 import time
 import traceback
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,46 +17,15 @@ import httpx
 import numpy as np
 import pytest
 
-from mendmodels.embeddings.openai_compatible import OpenAICompatibleEmbedder
+from mendkit.errors import FailedPrecondition, MendError, ResourceExhausted, Unavailable
 from mendmodels.chat.base import Message
 from mendmodels.chat.openai_compatible import OpenAICompatibleChat
-from mendkit.errors import FailedPrecondition, MendError, ResourceExhausted, Unavailable
-from tests.conftest import PYTHON, REPO, free_port
-from tests.openai_server import answer_for, vector_for
+from mendmodels.embeddings.openai_compatible import OpenAICompatibleEmbedder
+from tests.doubles.openai_server import answer_for, vector_for
+from tests.support import DIMENSION, Peer, free_port
 
 KEY = "sk-test-0123456789-SECRET"
-DIMENSION = 16
 MESSAGES = [Message("system", "You are Mend."), Message("user", "Where is my tent order?")]
-
-
-@dataclass
-class Peer:
-    url: str  # the base URL, ending in /v1
-    log: Path
-
-
-@pytest.fixture(scope="session")
-def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
-    folder = tmp_path_factory.mktemp("openai-server")
-    port = free_port()
-    with open(folder / "stderr.txt", "w") as stderr:
-        process = subprocess.Popen(
-            [PYTHON, str(REPO / "tests" / "openai_server.py"), "--port", str(port),
-             "--log", str(folder / "requests.jsonl"), "--dimension", str(DIMENSION)],
-            stdout=subprocess.DEVNULL, stderr=stderr)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"the test server did not start: {(folder / 'stderr.txt').read_text()}") from None
-            time.sleep(0.05)
-    yield Peer(f"http://127.0.0.1:{port}/v1", folder / "requests.jsonl")
-    process.terminate()
-    process.wait(10)
 
 
 class Recorded:
@@ -145,7 +112,7 @@ async def test_closing_early_closes_the_connection(make, recorded):
     await stream.aclose()
     # The server finds out when its next writes fail: well within a second.
     deadline = time.monotonic() + 5
-    while not (gone := recorded.entries("disconnected")) and time.monotonic() < deadline:
+    while not (gone := recorded.entries("disconnected")) and time.monotonic() < deadline:  # noqa: ASYNC110 - polling another process's log
         await asyncio.sleep(0.05)
     assert gone and gone[0]["model"] == "slow" and gone[0]["sent"] < gone[0]["of"] / 2
 
@@ -161,7 +128,7 @@ async def test_cancelling_the_consumer_closes_the_connection(make, recorded):
     with pytest.raises(asyncio.CancelledError):
         await task
     deadline = time.monotonic() + 5
-    while not recorded.entries("disconnected") and time.monotonic() < deadline:
+    while not recorded.entries("disconnected") and time.monotonic() < deadline:  # noqa: ASYNC110 - polling another process's log
         await asyncio.sleep(0.05)
     assert recorded.entries("disconnected")
 

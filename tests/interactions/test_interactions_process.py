@@ -6,46 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import signal
 import subprocess
 
 import asyncpg
 import pytest
 
-from tests.conftest import PYTHON, REPO, free_port, wait_for_port
-
-GRPCURL = shutil.which("grpcurl") or str(REPO / ".venv" / "bin" / "grpcurl")
-
-
-async def start(env: dict[str, str], module: str = "interactions",
-                port_variable: str = "INTERACTIONS_PORT") -> tuple[asyncio.subprocess.Process, int]:
-    """`python -m <module>` on a free port, once it accepts connections."""
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        PYTHON, "-m", module,
-        env={**os.environ, port_variable: str(port), **env},
-        cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        await wait_for_port(port)
-    except OSError:
-        process.kill()
-        print((await process.stdout.read()).decode())
-        raise
-    return process, port
-
-
-async def stop(process: asyncio.subprocess.Process) -> tuple[int, list[dict]]:
-    process.send_signal(signal.SIGTERM)
-    output = (await asyncio.wait_for(process.stdout.read(), 30)).decode()
-    code = await asyncio.wait_for(process.wait(), 30)
-    return code, [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-
-
-def grpcurl(port: int, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([GRPCURL, "-plaintext", *args[:-1], f"127.0.0.1:{port}", args[-1]],
-                          capture_output=True, text=True, timeout=30)
+from tests.support import PYTHON, REPO, free_port, grpcurl, start, stop
 
 
 async def test_grpcurl_lists_services_and_calls_through_reflection(database_url):
@@ -71,7 +37,7 @@ async def test_grpcurl_lists_services_and_calls_through_reflection(database_url)
     messages = [line["message"] for line in logs]
     assert messages[-2:] == ["shutting down", "stopped"]
     # The log carries the RPC and, for the create, the trace it ran under.
-    create_logs = [l for l in logs if l.get("rpc.method", "").endswith("/CreateInteraction")]
+    create_logs = [line for line in logs if line.get("rpc.method", "").endswith("/CreateInteraction")]
     assert create_logs and create_logs[0]["rpc.code"] == "OK" and len(create_logs[0]["trace_id"]) == 32
     assert "Norway" not in json.dumps(logs)  # chat text stays out of the logs
 
@@ -145,8 +111,9 @@ def test_bad_settings_stop_the_process_naming_the_variable(variable, value, mess
 async def test_a_taken_port_is_reported_plainly(database_url):
     process, port = await start({"DATABASE_URL": database_url})
     try:
-        second = subprocess.run([PYTHON, "-m", "interactions"], cwd=REPO, capture_output=True, text=True, timeout=60,
-                                env={**os.environ, "DATABASE_URL": database_url, "INTERACTIONS_PORT": str(port)})
+        second = await asyncio.to_thread(
+            subprocess.run, [PYTHON, "-m", "interactions"], cwd=REPO, capture_output=True, text=True, timeout=60,
+            env={**os.environ, "DATABASE_URL": database_url, "INTERACTIONS_PORT": str(port)})
         assert second.returncode == 1
         assert f"cannot listen on 127.0.0.1:{port}" in second.stderr
     finally:

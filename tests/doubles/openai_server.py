@@ -1,6 +1,6 @@
 """A small OpenAI-compatible server for tests: a protocol peer, not a model.
 
-    python tests/openai_server.py --port N [--log requests.jsonl] [--dimension 16]
+    python tests/doubles/openai_server.py --port N [--log requests.jsonl] [--dimension 16]
 
 POST /v1/chat/completions answers "Echo: <last user message>" in word pieces,
 streamed as OpenAI and llama.cpp's server do (a chunk with the role, content
@@ -113,10 +113,10 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive and chunked streams, as real servers do
     server: Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base signature
+    def log_message(self, format: str, *args: Any) -> None:  # the base signature
         pass  # the JSONL log is the record
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:  # http.server's naming
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         try:
             body = json.loads(raw)

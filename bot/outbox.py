@@ -8,8 +8,8 @@ An exchange interactions refuses for good (e.g. ALREADY_EXISTS: its id names an
 interaction with other content) is parked (`failed_at`, the refusal in
 `last_error`, an error logged) and the exchanges after it are still delivered.
 
-`claim`/`release` mark a request id as being answered (`chat_claims`), so a
-retried request id is answered once, by whichever call claimed it first.
+The rows written here also serve replays (`bot.dedup`) and conversation
+history (`bot.conversations`); only the outbox writes them.
 """
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
 
 import asyncpg
 import grpc
 
-from mend.bot.v1 import bot_service_pb2 as bot_pb
+from bot import messages
+from bot.exchange import Exchange
 from mend.interactions.v1 import interactions_service_pb2 as pb
 from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc
 from mendkit.database import database_errors
 
-_log = logging.getLogger("bot.chat_log")
+_log = logging.getLogger("bot.outbox")
 DELIVERY_DEADLINE_S = 2.0
 DELIVERY_BATCH = 100
 RETENTION = "7 days"
@@ -40,59 +40,31 @@ TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXC
 # retried on the next, never parked.
 REFUSED = frozenset({grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.INVALID_ARGUMENT,
                      grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.OUT_OF_RANGE})
-# A claim older than this belongs to a process that died while answering.
-CLAIM_LEASE = "5 minutes"
 
 
-@dataclass(frozen=True)
-class Turn:
-    query: str
-    answer: str
-
-
-class ChatLog:
+class Outbox:
     def __init__(self, pool: asyncpg.Pool, interactions: pb_grpc.InteractionsServiceStub) -> None:
         self._pool = pool
         self._interactions = interactions
 
-    async def find(self, interaction_id: uuid.UUID) -> tuple[str, bot_pb.ChatResponse] | None:
-        """A stored exchange (its query and response), for idempotent retries."""
-        async with database_errors("bot"):
-            row = await self._pool.fetchrow("SELECT query, response FROM chat_log WHERE interaction_id = $1",
-                                            interaction_id)
-        return None if row is None else (row["query"], bot_pb.ChatResponse.FromString(row["response"]))
+    async def send(self, exchange: Exchange, trace_id: str = "") -> None:
+        """Durable first, then delivered: the customer's answer never waits on
+        interactions being up, and the exchange is never lost."""
+        request = await self.record(exchange, trace_id)
+        await self.deliver(exchange.interaction_id, request)
 
-    async def history(self, conversation_id: str, turns: int) -> list[Turn]:
-        """The conversation's last `turns` exchanges, oldest first."""
-        async with database_errors("bot"):
-            rows = await self._pool.fetch(
-                """SELECT query, answer FROM chat_log WHERE conversation_id = $1
-                   ORDER BY created_at DESC LIMIT $2""", conversation_id, turns)
-        return [Turn(row["query"], row["answer"]) for row in reversed(rows)]
-
-    async def record(self, request: pb.CreateInteractionRequest, response: bot_pb.ChatResponse) -> None:
-        interaction = request.interaction
+    async def record(self, exchange: Exchange, trace_id: str = "") -> bytes:
+        """Stores the exchange (once: a second record of its id is ignored);
+        returns the serialized CreateInteractionRequest to deliver."""
+        request = messages.interaction_request(exchange, trace_id).SerializeToString()
         async with database_errors("bot"):
             await self._pool.execute(
                 """INSERT INTO chat_log (interaction_id, conversation_id, query, answer, grounded, request, response)
                    VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (interaction_id) DO NOTHING""",
-                uuid.UUID(interaction.interaction_id), interaction.conversation_id, interaction.user_query,
-                interaction.bot_response, response.grounded, request.SerializeToString(), response.SerializeToString(),
+                exchange.interaction_id, exchange.conversation_id, exchange.query, exchange.answer, exchange.grounded,
+                request, messages.chat_response(exchange).SerializeToString(),
             )
-
-    async def claim(self, request_id: uuid.UUID) -> bool:
-        """True if this call now owns answering `request_id` (no one else is
-        answering it, or the one who was has outlived the lease)."""
-        async with database_errors("bot"):
-            return await self._pool.fetchval(
-                f"""INSERT INTO chat_claims (request_id) VALUES ($1)
-                    ON CONFLICT (request_id) DO UPDATE SET claimed_at = now()
-                    WHERE chat_claims.claimed_at < now() - interval '{CLAIM_LEASE}'
-                    RETURNING true""", request_id) is not None
-
-    async def release(self, request_id: uuid.UUID) -> None:
-        async with database_errors("bot"):
-            await self._pool.execute("DELETE FROM chat_claims WHERE request_id = $1", request_id)
+        return request
 
     async def deliver(self, interaction_id: uuid.UUID, request: bytes | None = None, *,
                       patient: bool = False) -> grpc.StatusCode:

@@ -1,0 +1,242 @@
+"""All SQL on the trainer's own tables (`trainer_runs`, `trainer_fixes`) and its
+run lock. trainer/runs.py calls these with validated values; nothing else in
+Mend touches the tables."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+import asyncpg
+
+from mend.bot.v1 import bot_service_pb2 as bpb
+from mendkit.database import database_errors
+from trainer.fold import Fix
+from trainer.loop import Counts
+
+# One run at a time across every trainer process (the CronJob and the admin
+# server): a session advisory lock, held on a connection of the run's own for
+# the whole run.
+RUN_LOCK = 0x74726169  # "trai"
+ABANDONED = "abandoned: the process running it stopped"
+_RUN_COLUMNS = ("run_id, state, trigger, forced, publish_policy, feedback_threshold, counts, error_message, "
+                "start_time, end_time")
+# What a run records of a fix; a review adds the rest.
+_FIX_WRITTEN = "fix_id, run_id, questions, answer, interaction_ids, state, teacher_model, prompt_version, create_time"
+_FIX_COLUMNS = f"{_FIX_WRITTEN}, reviewer, review_time, review_note"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A row of `trainer_runs`."""
+
+    run_id: uuid.UUID
+    state: str  # running | succeeded | failed | skipped_below_threshold
+    trigger: str  # schedule | manual
+    forced: bool
+    publish_policy: str  # auto | review
+    feedback_threshold: int
+    counts: dict[str, int]  # Counts' fields; those of a run still running are its progress
+    error_message: str
+    start_time: datetime
+    end_time: datetime | None
+
+
+@dataclass(frozen=True)
+class FixRecord:
+    """A row of `trainer_fixes`: a fix a run wrote, and its review."""
+
+    fix_id: str  # the knowledge entry's id
+    run_id: uuid.UUID
+    questions: list[str]
+    answer: str
+    interaction_ids: list[str]
+    state: str  # proposed | published | rejected | rolled_back
+    teacher_model: str
+    prompt_version: str
+    create_time: datetime
+    reviewer: str
+    review_time: datetime | None
+    review_note: str
+
+
+class RunLockTaken(Exception):
+    """Another run holds the run lock."""
+
+
+def _run(row: asyncpg.Record) -> RunRecord:
+    return RunRecord(**row)
+
+
+def _fix(row: asyncpg.Record) -> FixRecord:
+    return FixRecord(**row)
+
+
+async def get_run(pool: asyncpg.Pool, run_id: uuid.UUID) -> RunRecord | None:
+    async with database_errors("trainer"):
+        row = await pool.fetchrow(f"SELECT {_RUN_COLUMNS} FROM trainer_runs WHERE run_id = $1", run_id)
+    return None if row is None else _run(row)
+
+
+async def get_fix(pool: asyncpg.Pool, fix_id: str) -> FixRecord | None:
+    async with database_errors("trainer"):
+        row = await pool.fetchrow(f"SELECT {_FIX_COLUMNS} FROM trainer_fixes WHERE fix_id = $1", fix_id)
+    return None if row is None else _fix(row)
+
+
+async def _newest_first(pool: asyncpg.Pool, table: str, columns: str, key: tuple[str, str],
+                        filters: dict[str, object], after: Sequence[object] | None, limit: int) -> list[asyncpg.Record]:
+    """Up to `limit` rows matching `filters` (an empty value: any), newest first
+    after the cursor `after`. `key` is (time column, id column): the id breaks
+    ties between rows of the same time, so no row is skipped or served twice."""
+    when, ident = key
+    where: list[str] = []
+    params: list[object] = []
+    for column, value in filters.items():
+        if value:
+            params.append(value)
+            where.append(f"{column} = ${len(params)}")
+    if after is not None:
+        params += after
+        where.append(f"({when}, {ident}) < (${len(params) - 1}, ${len(params)})")
+    sql = f"SELECT {columns} FROM {table}" + (" WHERE " + " AND ".join(where) if where else "")
+    async with database_errors("trainer"):
+        return await pool.fetch(f"{sql} ORDER BY {when} DESC, {ident} DESC LIMIT {int(limit)}", *params)
+
+
+async def list_runs(pool: asyncpg.Pool, state: str, after: tuple[datetime, uuid.UUID] | None,
+                    limit: int) -> list[RunRecord]:
+    """Runs in `state` (empty: any), newest first after (start_time, run_id)."""
+    rows = await _newest_first(pool, "trainer_runs", _RUN_COLUMNS, ("start_time", "run_id"), {"state": state},
+                               after, limit)
+    return [_run(row) for row in rows]
+
+
+async def list_fixes(pool: asyncpg.Pool, state: str, run_id: uuid.UUID | None, after: tuple[datetime, str] | None,
+                     limit: int) -> list[FixRecord]:
+    """Fixes in `state` (empty: any) of `run_id` (None: any run), newest first after (create_time, fix_id)."""
+    rows = await _newest_first(pool, "trainer_fixes", _FIX_COLUMNS, ("create_time", "fix_id"),
+                               {"state": state, "run_id": run_id}, after, limit)
+    return [_fix(row) for row in rows]
+
+
+# --- a run: its own connection, which holds the run lock --------------------------
+
+
+async def _unlock(pool: asyncpg.Pool, connection: asyncpg.Connection) -> None:
+    try:
+        await connection.execute("SELECT pg_advisory_unlock_all()")
+    finally:
+        await pool.release(connection)
+
+
+@contextlib.asynccontextmanager
+async def run_connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A connection for one run, out of the pool until the block ends. The run
+    lock is a session lock, so it is taken on this connection and released
+    before the connection goes back: the pool resets no session state
+    (mendkit.database), and a pooled connection must not keep the lock."""
+    async with database_errors("trainer"):
+        # Acquired, not `async with pool.acquire()`: the run's task keeps it past the block that starts the run.
+        connection = await pool.acquire()
+    try:
+        yield connection
+    except BaseException:
+        with contextlib.suppress(Exception):  # the error that matters is the one being raised
+            await _unlock(pool, connection)
+        raise
+    await _unlock(pool, connection)
+
+
+async def insert_run(connection: asyncpg.Connection, run_id: uuid.UUID, trigger: str, forced: bool,
+                     publish_policy: str, feedback_threshold: int) -> RunRecord | None:
+    """Records a running run and takes the run lock on `connection`, in one
+    transaction. None when a run with this id is on record already (nothing
+    changes); RunLockTaken when another run holds the lock (nothing is recorded)."""
+    async with database_errors("trainer"), connection.transaction():
+        # The row first, in one transaction with the lock: a start racing this one
+        # with the same run_id waits on the row, then finds it.
+        row = await connection.fetchrow(
+            f"""INSERT INTO trainer_runs (run_id, state, trigger, forced, publish_policy, feedback_threshold)
+                VALUES ($1, 'running', $2, $3, $4, $5) ON CONFLICT (run_id) DO NOTHING RETURNING {_RUN_COLUMNS}""",
+            run_id, trigger, forced, publish_policy, feedback_threshold)
+        if row is None:
+            return None
+        if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", RUN_LOCK):
+            raise RunLockTaken  # rolls the row back
+        # Every running run holds the lock: holding it proves any other row
+        # still 'running' belongs to a process that stopped (killed, crashed).
+        await connection.execute(
+            "UPDATE trainer_runs SET state = 'failed', error_message = $2, end_time = now() "
+            "WHERE state = 'running' AND run_id <> $1", run_id, ABANDONED)
+    return _run(row)
+
+
+async def record_progress(connection: asyncpg.Connection, run_id: uuid.UUID, counts: Counts) -> None:
+    """The counts so far, for GetRun while the run is still running."""
+    await connection.execute("UPDATE trainer_runs SET counts = $2 WHERE run_id = $1 AND state = 'running'",
+                             run_id, asdict(counts))
+
+
+async def finish_run(connection: asyncpg.Connection, run_id: uuid.UUID, state: str, counts: Counts,
+                     error_message: str) -> None:
+    await connection.execute(
+        "UPDATE trainer_runs SET state = $2, counts = $3, error_message = $4, end_time = now() "
+        "WHERE run_id = $1", run_id, state, asdict(counts), error_message)
+
+
+@contextlib.asynccontextmanager
+async def hold_fixes(connection: asyncpg.Connection, fix_ids: list[str]) -> AsyncIterator[dict[str, tuple[str, str]]]:
+    """The states and answers of the fixes a page grows, with their rows locked
+    until the block ends (the page is recorded and marked): a review (which
+    locks its fix's row for its whole course) either finished before, and the
+    page writes its verdict and edited answer, or waits."""
+    async with connection.transaction():
+        rows = await connection.fetch(
+            "SELECT fix_id, state, answer FROM trainer_fixes WHERE fix_id = ANY($1::text[]) "
+            "ORDER BY fix_id FOR UPDATE", fix_ids)
+        yield {row["fix_id"]: (row["state"], row["answer"]) for row in rows}
+
+
+async def record_fixes(connection: asyncpg.Connection, run_id: uuid.UUID, fixes: list[Fix]) -> None:
+    """New fixes are recorded whole; a fix on record gains only questions and
+    interactions (its state and answer are the reviewer's)."""
+    await connection.executemany(
+        f"""INSERT INTO trainer_fixes ({_FIX_WRITTEN})
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
+            ON CONFLICT (fix_id) DO UPDATE SET questions = EXCLUDED.questions,
+                interaction_ids = EXCLUDED.interaction_ids""",
+        [(f.entry.entry_id, run_id, list(f.entry.questions), f.entry.content, f.interaction_ids,
+          "published" if f.entry.status == bpb.ENTRY_STATUS_PUBLISHED else "proposed",
+          f.entry.provenance.teacher_model, f.entry.provenance.prompt_version) for f in fixes])
+
+
+# --- a review: one transaction that holds the fix's row ------------------------
+
+
+@contextlib.asynccontextmanager
+async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A connection in a transaction until the block ends; committed unless the block raises."""
+    async with database_errors("trainer"), pool.acquire() as connection, connection.transaction():
+        yield connection
+
+
+async def lock_fix(connection: asyncpg.Connection, fix_id: str) -> FixRecord | None:
+    """The fix, its row locked until the transaction ends."""
+    row = await connection.fetchrow(f"SELECT {_FIX_COLUMNS} FROM trainer_fixes WHERE fix_id = $1 FOR UPDATE", fix_id)
+    return None if row is None else _fix(row)
+
+
+async def record_review(connection: asyncpg.Connection, fix_id: str, was: str, state: str, reviewer: str, note: str,
+                        answer: str) -> FixRecord:
+    """The fix, `was` in state, now in `state`, signed by `reviewer`; `answer`
+    (when not empty) replaces its answer."""
+    row = await connection.fetchrow(
+        f"""UPDATE trainer_fixes SET state = $2, reviewer = $3, review_note = $4, review_time = now(),
+                   answer = CASE WHEN $5 = '' THEN answer ELSE $5 END
+             WHERE fix_id = $1 AND state = $6 RETURNING {_FIX_COLUMNS}""",
+        fix_id, state, reviewer, note, answer, was)
+    return _fix(row)
