@@ -21,6 +21,8 @@ from trainer.loop import Counts
 # server): a session advisory lock, held on a connection of the run's own for
 # the whole run.
 RUN_LOCK = 0x74726169  # "trai"
+# How long a start waits for a run that has recorded its end to release the lock.
+FINISHING_RUN_WAIT = "2s"
 ABANDONED = "abandoned: the process running it stopped"
 _RUN_COLUMNS = ("run_id, state, trigger, forced, publish_policy, feedback_threshold, counts, error_message, "
                 "start_time, end_time")
@@ -166,7 +168,17 @@ async def insert_run(connection: asyncpg.Connection, run_id: uuid.UUID, trigger:
         if row is None:
             return None
         if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", RUN_LOCK):
-            raise RunLockTaken  # rolls the row back
+            if await connection.fetchval("SELECT EXISTS (SELECT 1 FROM trainer_runs WHERE state = 'running' "
+                                         "AND run_id <> $1)", run_id):
+                raise RunLockTaken  # rolls the row back
+            # No run is running, yet the lock is held: a run that has just recorded its
+            # end is letting go of it (its row is updated before its lock goes). Wait
+            # for that, briefly, rather than refuse a start that would succeed a moment later.
+            await connection.execute(f"SET LOCAL lock_timeout = '{FINISHING_RUN_WAIT}'")
+            try:
+                await connection.execute("SELECT pg_advisory_lock($1)", RUN_LOCK)
+            except asyncpg.LockNotAvailableError:
+                raise RunLockTaken from None
         # Every running run holds the lock: holding it proves any other row
         # still 'running' belongs to a process that stopped (killed, crashed).
         await connection.execute(

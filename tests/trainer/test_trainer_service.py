@@ -384,3 +384,26 @@ async def test_a_blank_edited_answer_is_invalid(trainer_setup, interactions):
     await expect_status(stub.ApproveFix(pb.ApproveFixRequest(fix_id=fixes[0].fix_id, answer="  \n ", reviewer="ana")),
                         grpc.StatusCode.INVALID_ARGUMENT, "answer")
     assert (await stub.GetFix(pb.GetFixRequest(fix_id=fixes[0].fix_id))).fix.state == pb.FIX_STATE_PROPOSED
+
+
+async def test_a_start_right_after_a_run_ends_waits_for_its_lock_instead_of_refusing(trainer_setup, interactions,
+                                                                                    database_url):
+    """A run's row says it ended a moment before its lock goes; a start in that
+    moment waits for the lock rather than answering "another run is in progress"
+    (seen once as a flaky back-to-back start). A run really in progress is still refused."""
+    import asyncpg
+
+    from trainer.runs import RUN_LOCK
+
+    stub, trainer = trainer_setup
+    trainer.teacher = Teacher()
+    await dislike(interactions, "Do you rent out tents?")
+    holder = await asyncpg.connect(database_url)  # the lock held, no run running: a run letting go
+    try:
+        assert await holder.fetchval("SELECT pg_try_advisory_lock($1)", RUN_LOCK)
+        asyncio.get_running_loop().call_later(0.3, lambda: asyncio.ensure_future(
+            holder.execute("SELECT pg_advisory_unlock_all()")))
+        started = await stub.StartRun(pb.StartRunRequest(force=True))
+        assert (await finished(stub, started.run.run_id)).state == pb.RUN_STATE_SUCCEEDED
+    finally:
+        await holder.close()
