@@ -111,6 +111,7 @@ def _writes_as_yields(
     async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=1)  # the handler waits for each send
         task = asyncio.ensure_future(handler(request, _WriteToQueue(context, queue)))
+        getting: asyncio.Future[Any] | None = None
         try:
             while True:
                 getting = asyncio.ensure_future(queue.get())
@@ -125,6 +126,8 @@ def _writes_as_yields(
                 return
         finally:
             task.cancel()  # the client went away, or the stream ended
+            if getting is not None:
+                getting.cancel()
 
     return stream
 

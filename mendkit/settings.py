@@ -132,6 +132,10 @@ class Shared:
         from mendkit.page_tokens import secret_from_env
 
         database_url = env_str("DATABASE_URL", "")
+        if env_str("INTERACTIONS_MIGRATE_ON_START", ""):
+            # Renamed when every service came to follow one rule: refuse it rather than ignore it.
+            raise SettingsError("INTERACTIONS_MIGRATE_ON_START is now MEND_MIGRATE_ON_START "
+                                "(one rule for every service)")
         return cls(
             database_url=database_url,
             home=Path(env_str("MEND_HOME", str(DEFAULT_HOME))),

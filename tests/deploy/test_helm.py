@@ -372,6 +372,26 @@ def test_migrations_run_as_a_hook_before_install_and_upgrade(chart: helm.Chart) 
                 if j["metadata"]["name"].endswith("-migrations")]
 
 
+@pytest.mark.parametrize(("migrations", "self_migrating"), [
+    ({}, set()),  # the hook migrates all three
+    ({"enabled": False}, {"interactions", "bot", "trainer"}),
+    ({"components": ["interactions", "bot"]}, {"trainer"}),
+])
+def test_a_component_the_hook_does_not_migrate_migrates_itself(
+        chart: helm.Chart, migrations: dict[str, Any], self_migrating: set[str]) -> None:
+    documents = render(chart, {**PRODUCTION, "migrations": migrations})
+    seen = set()
+    for _, spec in pod_specs(documents):
+        for container in containers(spec):
+            command = container.get("command", [])
+            if command[:2] != ["python", "-m"] or command[3] not in ("serve", "run"):
+                continue
+            migrates = container_environment(documents, container).get("MEND_MIGRATE_ON_START")
+            assert migrates == ("true" if command[2] in self_migrating else "false"), (command, migrates)
+            seen.add(command[2])
+    assert seen == {"interactions", "bot", "trainer"}
+
+
 def test_every_command_the_chart_runs_exists() -> None:
     """`python -m <service> <command>` for every command the chart uses, checked
     against each service's own argument parser."""

@@ -57,7 +57,9 @@ Call with (dict "root" $ "component" "bot").
 {{- $root := .root }}
 {{- $v := $root.Values }}
 {{- $c := $v.config }}
-{{- $data := dict "LOG_LEVEL" $c.logLevel "MEND_HOME" "/var/lib/mend" "MEND_MIGRATE_ON_START" "false" }}
+{{- /* The hook migrates the components it lists; any other migrates itself at start. */}}
+{{- $hooked := and $v.migrations.enabled (has .component $v.migrations.components) }}
+{{- $data := dict "LOG_LEVEL" $c.logLevel "MEND_HOME" "/var/lib/mend" "MEND_MIGRATE_ON_START" (ternary "false" "true" $hooked) }}
 {{- if eq .component "interactions" }}
 {{- $data = merge $data (dict
   "INTERACTIONS_HOST" "0.0.0.0"
