@@ -45,6 +45,7 @@ from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.bot.v1 import bot_service_pb2_grpc as bpb_grpc
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
+from mendkit.errors import ResourceExhausted
 from mendmodels.chat.base import ChatModel, Message
 from trainer import writes
 from trainer.fold import Fix, Fold, Group, entry_id
@@ -62,9 +63,13 @@ PROMPT_VERSION = "fix-v1"
 PAGE = 1000
 K = 3
 SEARCHED = [bpb.ENTRY_STATUS_PUBLISHED, bpb.ENTRY_STATUS_PROPOSED]
-# Judge and teacher calls in flight: enough to hide a cloud model's latency,
-# few enough to stay inside its default rate limits.
+# Judge and teacher calls in flight for a model that does not say what it can
+# take (`ChatModel.concurrency`; the embedded model takes 1): enough to hide a
+# cloud model's latency, few enough to stay inside its default rate limits.
 MODEL_CONCURRENCY = 4
+# A model that answers "busy" (RESOURCE_EXHAUSTED: throttled, or its queue is
+# full) is asked again after these pauses, then the question fails for this run.
+BUSY_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 # A page's search embeds 1,000 questions: longer than the channel's default deadline.
 SEARCH_TIMEOUT_S = 120
 MAX_ANSWER_TOKENS = 300
@@ -140,16 +145,36 @@ async def teach(teacher: ChatModel, brand: str, item: ipb.Interaction, context: 
     return answer
 
 
-async def _few_at_a_time(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T | Exception]:
-    """Each call's result or exception, in order, with at most MODEL_CONCURRENCY running."""
-    slots = asyncio.Semaphore(MODEL_CONCURRENCY)
+def concurrency_of(model: object) -> int:
+    """The calls `model` takes at once (its `concurrency`; MODEL_CONCURRENCY if it does not say)."""
+    return max(1, int(getattr(model, "concurrency", MODEL_CONCURRENCY)))
+
+
+async def _patiently(call: Callable[[], Awaitable[T]]) -> T:
+    """`call`, asked again with growing pauses while the model answers busy."""
+    for pause in BUSY_BACKOFF_S:
+        try:
+            return await call()
+        except ResourceExhausted as busy:
+            _log.info("the model is busy; asking again", extra={"pause_s": pause, "error": str(busy)[:200]})
+            await asyncio.sleep(pause)
+    return await call()
+
+
+async def _few_at_a_time(calls: Sequence[Callable[[], Awaitable[T]]], concurrency: int,
+                         failures: list[str]) -> list[T | Exception]:
+    """Each call's result or exception, in order, with at most `concurrency`
+    running; a failure's text is added to `failures`."""
+    slots = asyncio.Semaphore(concurrency)
 
     async def one(call: Callable[[], Awaitable[T]]) -> T | Exception:
         async with slots:
             try:
-                return await call()
+                return await _patiently(call)
             except Exception as error:  # noqa: BLE001 - one bad question must not stop the run
-                _log.warning("a model call failed", extra={"error": f"{type(error).__name__}: {error}"[:300]})
+                failure = f"{type(error).__name__}: {error}"[:300]
+                _log.warning("a model call failed", extra={"error": failure})
+                failures.append(failure)
                 return error
 
     return list(await asyncio.gather(*(one(call) for call in calls)))
@@ -158,7 +183,7 @@ async def _few_at_a_time(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T 
 class _Run:
     def __init__(self, interactions: ipb_grpc.InteractionsServiceStub, knowledge: bpb_grpc.KnowledgeServiceStub,
                  teacher: ChatModel, judge: Judge, policy: Policy, run_id: str,
-                 on_fixes: Callable[[list[Fix]], Awaitable[None]] | None, hold: Hold) -> None:
+                 on_fixes: Callable[[list[Fix]], Awaitable[None]] | None, hold: Hold, failures: list[str]) -> None:
         self.interactions = interactions
         self.knowledge = knowledge
         self.teacher = teacher
@@ -168,6 +193,7 @@ class _Run:
         self.on_fixes = on_fixes
         self.hold = hold
         self.counts = Counts()
+        self.failures = failures  # why questions failed, for the run's record
         self.fixes: dict[str, Fix] = {}  # every fix of this run, by entry id
         auto = policy.publish == "auto"
         self.status = bpb.ENTRY_STATUS_PUBLISHED if auto else bpb.ENTRY_STATUS_PROPOSED
@@ -188,8 +214,9 @@ class _Run:
             fold = Fold(items, hits, self.fixes, self.policy.duplicate_similarity, SOURCE)
             marks: dict[int, ipb.ProcessedMark] = {}
             left = fold.join_fixes()
-            verdicts = await _few_at_a_time([
-                partial(self.judge.covering, items[i].user_query, fold.published(i)) for i in left])
+            verdicts = await _few_at_a_time(
+                [partial(self.judge.covering, items[i].user_query, fold.published(i)) for i in left],
+                concurrency_of(getattr(self.judge, "model", self.judge)), self.failures)
             uncovered = []
             for index, verdict in zip(left, verdicts, strict=True):
                 if isinstance(verdict, Exception):
@@ -223,9 +250,9 @@ class _Run:
     async def _teach(self, items: list[ipb.Interaction], fold: Fold) -> dict[Group, bpb.KnowledgeEntry]:
         """The new fixes the teacher could answer, each with its entry."""
         new = [group for group in fold.groups if group.fix is None]
-        answers = await _few_at_a_time([
-            partial(teach, self.teacher, self.policy.brand, items[g.members[0]], fold.published(g.members[0]))
-            for g in new])
+        answers = await _few_at_a_time(
+            [partial(teach, self.teacher, self.policy.brand, items[g.members[0]], fold.published(g.members[0]))
+             for g in new], concurrency_of(self.teacher), self.failures)
         return {group: self._new_entry(group, items[group.members[0]], answer)
                 for group, answer in zip(new, answers, strict=True) if not isinstance(answer, Exception)}
 
@@ -254,7 +281,7 @@ class _Run:
                 written[group] = Written(self._outcome(state, group.fix.entry.status), group.fix)
             else:
                 changes.append((group, self._grown_entry(group, state, answer)))
-        failed = await writes.upsert(self.knowledge, changes)
+        failed = await writes.upsert(self.knowledge, changes, self.failures)
         for group, entry in changes:
             if group not in failed:
                 fix = self.fixes[entry.entry_id] = Fix(entry, list(group.interaction_ids))
@@ -304,15 +331,16 @@ async def run_once(interactions: ipb_grpc.InteractionsServiceStub, knowledge: bp
                    on_fixes: Callable[[list[Fix]], Awaitable[None]] | None = None,
                    judge: Judge | None = None,
                    on_progress: Callable[[Counts], Awaitable[None]] | None = None,
-                   hold: Hold | None = None) -> Counts:
+                   hold: Hold | None = None, failures: list[str] | None = None) -> Counts:
     """One run. `on_fixes` records a page's fixes before any of its interactions is
     marked, so that every marked interaction's fix is on record for review and undo.
     After each page the counts so far are logged and passed to `on_progress`: a
     large run takes minutes, and its Job log and GetRun show how far it is.
     `hold` (see `Hold`) keeps reviews of a page's earlier fixes out while it grows
-    and marks them; without it, the entries' status decides their questions' outcome."""
+    and marks them; without it, the entries' status decides their questions' outcome.
+    `failures` collects why questions failed (a model call, a write), for the run's record."""
     run = _Run(interactions, knowledge, teacher, judge or SimilarityJudge(policy.covered_similarity), policy,
-               run_id or str(uuid.uuid4()), on_fixes, hold or _no_hold)
+               run_id or str(uuid.uuid4()), on_fixes, hold or _no_hold, [] if failures is None else failures)
     counts = run.counts
     with _tracer.start_as_current_span("mend.trainer.run") as span:
         stream = pages(interactions)
@@ -348,5 +376,8 @@ async def run_once(interactions: ipb_grpc.InteractionsServiceStub, knowledge: bp
             await one(page)
         for name, value in vars(counts).items():
             span.set_attribute(f"mend.trainer.{name}", value)
+        if counts.failed:
+            _log.error(f"{counts.failed} of {counts.read} interactions failed; they stay in the queue for the next run",
+                       extra={"run_id": run.run_id, "first_failure": run.failures[0] if run.failures else ""})
         _log.info("run finished", extra={"run_id": run.run_id, **vars(counts), "fixes": len(run.fixes)})
         return counts

@@ -35,6 +35,13 @@ Action = Literal["approve", "reject", "rollback"]
 _DONE = {"approve": "approved", "reject": "rejected", "rollback": "rolled back"}
 
 
+def failed_message(counts: Counts, failures: list[str]) -> str:
+    """What a run in which questions failed says about it (GetRun, the Job's output)."""
+    cause = f"; first failure: {failures[0]}" if failures else ""
+    return (f"{counts.failed} of {counts.read} interactions failed and stay in the queue for the next run"
+            f"{cause}")[:1000]
+
+
 class Trainer:
     def __init__(self, pool: asyncpg.Pool, interactions: ipb_grpc.InteractionsServiceStub,
                  knowledge: bpb_grpc.KnowledgeServiceStub, teacher: ChatModel, policy: Policy,
@@ -82,15 +89,24 @@ class Trainer:
         # starts again in this process; the next run marks this one abandoned.
         async with held:
             state, error, counts = "succeeded", "", Counts()
+            failures: list[str] = []
             try:
                 policy = replace(self.policy, threshold=1) if force else self.policy
                 counts = await run_once(self.interactions, self.knowledge, self.teacher, policy, str(run_id),
                                         on_fixes=partial(repository.record_fixes, connection, run_id),
                                         judge=self.judge,
                                         on_progress=partial(repository.record_progress, connection, run_id),
-                                        hold=partial(repository.hold_fixes, connection))
+                                        hold=partial(repository.hold_fixes, connection), failures=failures)
                 if counts.gated and not force:
                     state = "skipped_below_threshold"
+                elif counts.failed:
+                    # The fixes of the other questions are written; the failed ones stay
+                    # unprocessed for the next run. The run still failed at its job.
+                    state, error = "failed", failed_message(counts, failures)
+            except asyncio.CancelledError:
+                # The process is stopping: not a success; the next run would call it abandoned anyway.
+                state, error = "failed", "cancelled: the trainer stopped during the run"
+                raise
             except Exception as failure:  # noqa: BLE001 - recorded on the run
                 state, error = "failed", f"{type(failure).__name__}: {failure}"[:1000]
                 _log.exception("run failed", extra={"run_id": str(run_id)})

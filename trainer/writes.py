@@ -36,8 +36,10 @@ def _failure(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"[:300]
 
 
-async def upsert(knowledge: bpb_grpc.KnowledgeServiceStub, changes: Sequence[tuple[K, bpb.KnowledgeEntry]]) -> set[K]:
-    """Writes each change's entry; returns the keys of those that could not be written."""
+async def upsert(knowledge: bpb_grpc.KnowledgeServiceStub, changes: Sequence[tuple[K, bpb.KnowledgeEntry]],
+                 failures: list[str]) -> set[K]:
+    """Writes each change's entry; returns the keys of those that could not be
+    written, and adds why to `failures`."""
     failed: set[K] = set()
     for batch in batches(changes):
         try:
@@ -45,6 +47,7 @@ async def upsert(knowledge: bpb_grpc.KnowledgeServiceStub, changes: Sequence[tup
             continue
         except Exception as error:  # noqa: BLE001 - one bad fix must not stop the run
             _log.warning("could not write fixes", extra={"error": _failure(error), "entries": len(batch)})
+            failures.append(_failure(error))
             refused = isinstance(error, grpc.aio.AioRpcError) and error.code() == grpc.StatusCode.INVALID_ARGUMENT
         if not refused or len(batch) == 1:
             failed |= {key for key, _ in batch}
@@ -55,5 +58,6 @@ async def upsert(knowledge: bpb_grpc.KnowledgeServiceStub, changes: Sequence[tup
                 await knowledge.UpsertEntries(bpb.UpsertEntriesRequest(entries=[entry]))
             except Exception as error:  # noqa: BLE001 - its questions are marked failed
                 _log.warning("could not write a fix", extra={"error": _failure(error)})
+                failures.append(_failure(error))
                 failed.add(key)
     return failed

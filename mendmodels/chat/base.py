@@ -15,6 +15,9 @@ class Message:
 
 class ChatModel(Protocol):
     model_id: str
+    # How many answers it generates at once without refusing (RESOURCE_EXHAUSTED,
+    # "busy"); callers that fan out, like the trainer, stay within it.
+    concurrency: int
 
     def stream(self, messages: Sequence[Message], max_tokens: int) -> AsyncIterator[str]:
         """Yields the answer's text as it is generated. Closing the iterator

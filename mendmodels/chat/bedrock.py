@@ -19,6 +19,8 @@ from mendkit.errors import Unavailable
 from mendmodels.chat.base import Message
 from mendmodels.providers.bedrock import MAX_STREAMS, bedrock_client, bedrock_error
 
+CALLS_IN_FLIGHT = 4
+
 
 def converse_messages(messages: Sequence[Message]) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
     """(system, messages) as Converse takes them. Converse wants alternating
@@ -44,6 +46,8 @@ class BedrockChat:
     def __init__(self, model_id: str = "anthropic.claude-3-haiku-20240307-v1:0", region: str | None = None,
                  client: Any | None = None, temperature: float = 0.2, max_streams: int = MAX_STREAMS) -> None:
         self.model_id = model_id
+        # Calls a caller keeps in flight: the account's default on-demand quotas, not the threads.
+        self.concurrency = CALLS_IN_FLIGHT
         self._client = bedrock_client(region, client)
         self._region: str = self._client.meta.region_name
         self._temperature = temperature

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib
-import logging
 import sys
 import threading
 from collections.abc import AsyncIterator, Sequence
@@ -21,8 +20,6 @@ from pathlib import Path
 
 from mendkit.errors import ResourceExhausted
 from mendmodels.chat.base import Message
-
-_log = logging.getLogger("bot.llm")
 
 MODEL_ID = "qwen2.5-coder-1.5b-instruct-q4_k_m"
 MODEL_FILE = f"{MODEL_ID}.gguf"
@@ -74,6 +71,7 @@ def prepare(models_dir: Path, progress: bool = True) -> Path:
 
 class LocalGGUF:
     model_id = MODEL_ID
+    concurrency = 1  # one llama.cpp context: one answer at a time (a few more may wait)
 
     def __init__(self, path: Path, threads: int = 2, temperature: float = 0.2) -> None:
         from cyllama import LLM, GenerationConfig

@@ -44,6 +44,8 @@ class OpenAICompatibleChat:
     def __init__(self, base_url: str, model: str, api_key: str = "", temperature: float = 0.2,
                  timeout_s: float = 60) -> None:
         self.model_id = model
+        # Calls a caller keeps in flight: enough to hide latency, within common rate limits.
+        self.concurrency = 4
         self._endpoint = OpenAIEndpoint(base_url, model, api_key, timeout_s)
         self._temperature = temperature
 

@@ -407,3 +407,21 @@ async def test_a_start_right_after_a_run_ends_waits_for_its_lock_instead_of_refu
         assert (await finished(stub, started.run.run_id)).state == pb.RUN_STATE_SUCCEEDED
     finally:
         await holder.close()
+
+
+async def test_a_run_in_which_questions_failed_says_so(trainer_setup, interactions, caplog):
+    """Not SUCCEEDED with an empty message: FAILED, how many failed and why, and
+    an ERROR line in the log; the other question's fix is still written."""
+    import logging
+
+    stub, trainer = trainer_setup
+    trainer.teacher = Teacher(fail_on="tents")
+    await dislike(interactions, "Do you rent out tents?", "Do you sell gift cards?")
+    with caplog.at_level(logging.ERROR, logger="trainer"):
+        started = await stub.StartRun(pb.StartRunRequest(force=True))
+        run = await finished(stub, started.run.run_id)
+    assert run.state == pb.RUN_STATE_FAILED
+    assert (run.counts.read, run.counts.proposed, run.counts.failed) == (2, 1, 1)
+    assert run.error_message.startswith("1 of 2 interactions failed and stay in the queue for the next run")
+    assert "RuntimeError: teacher unavailable" in run.error_message
+    assert any(r.levelno == logging.ERROR and "1 of 2 interactions failed" in r.getMessage() for r in caplog.records)
