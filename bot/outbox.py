@@ -43,7 +43,7 @@ REFUSED = frozenset({grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.INVALID_ARG
 
 
 class Outbox:
-    def __init__(self, pool: asyncpg.Pool, interactions: pb_grpc.InteractionsServiceStub) -> None:
+    def __init__(self, pool: asyncpg.Pool, interactions: pb_grpc.InteractionsServiceAsyncStub) -> None:
         self._pool = pool
         self._interactions = interactions
 

@@ -139,9 +139,9 @@ class ErrorAndLogInterceptor(ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
@@ -150,7 +150,8 @@ class ErrorAndLogInterceptor(ServerInterceptor):
         quiet = method.startswith("/grpc.health.") or method.startswith("/grpc.reflection.")
 
         if handler.unary_unary:
-            inner_uu = handler.unary_unary
+            # grpc's stubs type handlers as synchronous; on a grpc.aio server they are coroutine functions.
+            inner_uu: Callable[..., Any] = handler.unary_unary
 
             async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 started = time.perf_counter()
@@ -170,7 +171,7 @@ class ErrorAndLogInterceptor(ServerInterceptor):
             )
 
         if handler.unary_stream:
-            inner_us = handler.unary_stream
+            inner_us: Callable[..., Any] = handler.unary_stream
             # A streaming handler is an async generator, or a coroutine that sends with
             # `context.write` (the health library's Watch); the tracing instrumentation
             # around this interceptor iterates, so both are served as a generator.

@@ -115,7 +115,7 @@ class Policy:
     brand: str  # the teacher writes for it (MEND_BRAND_NAME)
 
 
-async def pages(interactions: ipb_grpc.InteractionsServiceStub) -> AsyncIterator[list[ipb.Interaction]]:
+async def pages(interactions: ipb_grpc.InteractionsServiceAsyncStub) -> AsyncIterator[list[ipb.Interaction]]:
     """Disliked, unprocessed interactions, oldest first, a page at a time. The page
     token is a cursor, so marking a page before reading the next skips nothing."""
     token = ""
@@ -181,8 +181,9 @@ async def _few_at_a_time(calls: Sequence[Callable[[], Awaitable[T]]], concurrenc
 
 
 class _Run:
-    def __init__(self, interactions: ipb_grpc.InteractionsServiceStub, knowledge: bpb_grpc.KnowledgeServiceStub,
-                 teacher: ChatModel, judge: Judge, policy: Policy, run_id: str,
+    def __init__(self, interactions: ipb_grpc.InteractionsServiceAsyncStub,
+                 knowledge: bpb_grpc.KnowledgeServiceAsyncStub, teacher: ChatModel, judge: Judge, policy: Policy,
+                 run_id: str,
                  on_fixes: Callable[[list[Fix]], Awaitable[None]] | None, hold: Hold, failures: list[str]) -> None:
         self.interactions = interactions
         self.knowledge = knowledge
@@ -326,7 +327,7 @@ class _Run:
         return entry
 
 
-async def run_once(interactions: ipb_grpc.InteractionsServiceStub, knowledge: bpb_grpc.KnowledgeServiceStub,
+async def run_once(interactions: ipb_grpc.InteractionsServiceAsyncStub, knowledge: bpb_grpc.KnowledgeServiceAsyncStub,
                    teacher: ChatModel, policy: Policy, run_id: str | None = None,
                    on_fixes: Callable[[list[Fix]], Awaitable[None]] | None = None,
                    judge: Judge | None = None,

@@ -43,8 +43,8 @@ def failed_message(counts: Counts, failures: list[str]) -> str:
 
 
 class Trainer:
-    def __init__(self, pool: asyncpg.Pool, interactions: ipb_grpc.InteractionsServiceStub,
-                 knowledge: bpb_grpc.KnowledgeServiceStub, teacher: ChatModel, policy: Policy,
+    def __init__(self, pool: asyncpg.Pool, interactions: ipb_grpc.InteractionsServiceAsyncStub,
+                 knowledge: bpb_grpc.KnowledgeServiceAsyncStub, teacher: ChatModel, policy: Policy,
                  judge: Judge | None = None) -> None:
         self.pool = pool
         self.interactions = interactions

@@ -36,7 +36,7 @@ def _failure(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"[:300]
 
 
-async def upsert(knowledge: bpb_grpc.KnowledgeServiceStub, changes: Sequence[tuple[K, bpb.KnowledgeEntry]],
+async def upsert(knowledge: bpb_grpc.KnowledgeServiceAsyncStub, changes: Sequence[tuple[K, bpb.KnowledgeEntry]],
                  failures: list[str]) -> set[K]:
     """Writes each change's entry; returns the keys of those that could not be
     written, and adds why to `failures`."""
