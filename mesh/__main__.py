@@ -24,8 +24,8 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mendkit import addresses
-from mendkit.embedded_postgres import DEFAULT_HOME, DEFAULT_PORT, EmbeddedPostgres, ensure_database
-from mendkit.settings import SettingsError, env_int, env_str
+from mendkit.embedded_postgres import EmbeddedPostgres, ensure_database
+from mendkit.settings import SettingsError, Shared, env_int
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,8 @@ async def wait_until_ready(service: Service, port: int, process: asyncio.subproc
 
 
 async def run() -> int:
-    home = Path(env_str("MEND_HOME", str(DEFAULT_HOME)))
+    shared = Shared.from_env()  # the database and home every service will read too
+    home = shared.home
     ports = {s.name: env_int(s.port_variable, s.default_port, minimum=1, maximum=65535)
              for s in [*SERVICES, GATEWAY_ADMIN]}
     if len(set(ports.values())) < len(ports):
@@ -120,10 +121,10 @@ async def run() -> int:
         say(f"the chat page is not built ({WEB_DIST} is missing); run ./scripts/setup or `npm run build:web`")
         return 1
 
-    database_url = env_str("DATABASE_URL", "")
+    database_url = shared.database_url
     database: EmbeddedPostgres | None = None
     if not database_url:
-        database = EmbeddedPostgres(home=home, port=env_int("MEND_PG_PORT", DEFAULT_PORT, minimum=1, maximum=65535))
+        database = EmbeddedPostgres(home=home, port=shared.embedded_pg_port)
         say(f"starting the embedded PostgreSQL (data in {database.data_dir})")
         database_url = await asyncio.to_thread(database.start)
         await ensure_database(database_url)
@@ -132,8 +133,9 @@ async def run() -> int:
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "DATABASE_URL": database_url, "MEND_HOME": str(home),
-           "INTERACTIONS_ADDR": f"127.0.0.1:{ports['interactions']}", "BOT_ADDR": f"127.0.0.1:{ports['bot']}",
-           "WEB_ADDR": f"127.0.0.1:{ports['web']}", "GATEWAY_ADMIN_PORT": str(ports["gateway admin"])}
+           **{part.address_variable: f"{addresses.LOOPBACK}:{ports[part.name]}"
+              for part in (addresses.INTERACTIONS, addresses.BOT, addresses.WEB)},
+           addresses.GATEWAY_ADMIN.port_variable: str(ports[addresses.GATEWAY_ADMIN.name])}
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

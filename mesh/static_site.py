@@ -39,7 +39,7 @@ class PageHandler(SimpleHTTPRequestHandler):
 
 def main() -> int:
     try:
-        host = env_str("WEB_HOST", "127.0.0.1")
+        host = env_str(addresses.WEB.host_variable, addresses.LOOPBACK)
         port = env_int(addresses.WEB.port_variable, addresses.WEB.port, minimum=1, maximum=65535)
     except SettingsError as error:
         print(f"web: {error}", file=sys.stderr)
