@@ -4,15 +4,19 @@ interactions service and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import uuid
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from bot import messages
 from bot.__main__ import INTERACTIONS_SERVICE
+from bot.chat import Retrieval
 from bot.exchange import Exchange, Facts
+from bot.outbox import DELIVERY_BATCH
 from interactions.service import InteractionsService
 from mend.bot.v1 import bot_service_pb2 as pb
 from mend.interactions.v1 import interactions_service_pb2 as ipb
@@ -193,6 +197,57 @@ async def test_a_conversation_carries_its_earlier_turns_into_the_prompt(knowledg
 GROUNDED = "Can I send back a tent I haven't used?"
 
 
+async def test_a_hit_scoring_exactly_the_threshold_answers(chat, knowledge, knowledge_index, monkeypatch):
+    """The threshold is the lowest similarity that still answers: a question
+    whose best hit scores exactly MEND_SIMILARITY_THRESHOLD is answered from it."""
+    stub, chatbot = chat
+    await upsert(knowledge, RETURNS, SHIPPING)
+    [best, *_] = await knowledge_index.search(GROUNDED, chatbot.retrieval.k, ["published"], None)
+    assert best.entry.entry_id == "faq-returns"
+    model = RecordingModel()
+    monkeypatch.setattr(chatbot, "model", model)
+    monkeypatch.setattr(chatbot, "retrieval", Retrieval(threshold=best.score))
+    at = await stub.Chat(pb.ChatRequest(query=GROUNDED))
+    assert at.grounded, f"a hit scoring exactly the threshold ({best.score!r}) did not answer"
+    assert at.answer == "Returns are free." and [s.entry_id for s in at.sources] == ["faq-returns"]
+    # The least bit above that score, and the same question is not answered from it.
+    monkeypatch.setattr(chatbot, "retrieval", Retrieval(threshold=math.nextafter(best.score, math.inf)))
+    above = await stub.Chat(pb.ChatRequest(query=GROUNDED))
+    assert not above.grounded and list(above.sources) == [] and "don't know" in above.answer
+    assert len(model.prompts) == 1
+
+
+async def test_a_proposed_fix_does_not_answer_customers_until_it_is_published(chat, knowledge, pool, monkeypatch):
+    """A fix the trainer proposed is still under review: even when it is the
+    only match, Chat does not answer from it (nor show it as a source); once a
+    reviewer publishes it, the same question is answered from it."""
+    stub, chatbot = chat
+    model = RecordingModel()
+    monkeypatch.setattr(chatbot, "model", model)
+    proposed = pb.KnowledgeEntry()
+    proposed.CopyFrom(SHIPPING)
+    proposed.status = pb.ENTRY_STATUS_PROPOSED
+    await upsert(knowledge, proposed)
+    question = "When will my parcel arrive?"
+    # It is a match, and a strong one: what keeps it out is its status alone.
+    [hit] = (await knowledge.SearchKnowledge(pb.SearchKnowledgeRequest(
+        query=question, k=3, statuses=[pb.ENTRY_STATUS_PROPOSED]))).hits
+    assert hit.entry.entry_id == "faq-shipping" and hit.score >= chatbot.retrieval.threshold
+
+    response = await stub.Chat(pb.ChatRequest(query=question))
+    assert not response.grounded, "Chat answered from a PROPOSED entry"
+    assert list(response.sources) == [] and "don't know" in response.answer
+    assert model.prompts == []  # its text never reached the model either
+    assert await pool.fetchval("SELECT sources FROM interactions WHERE interaction_id = $1",
+                               uuid.UUID(response.interaction_id)) == []
+
+    await knowledge.UpdateEntry(pb.UpdateEntryRequest(
+        entry=pb.KnowledgeEntry(entry_id="faq-shipping", status=pb.ENTRY_STATUS_PUBLISHED),
+        update_mask=FieldMask(paths=["status"])))
+    published = await stub.Chat(pb.ChatRequest(query=question))
+    assert published.grounded and [s.entry_id for s in published.sources] == ["faq-shipping"]
+
+
 async def test_a_chat_is_one_trace_from_the_bot_to_interactions(chat, knowledge, spans):
     """A grounded question, so the `mend.llm.generate` span (where chat text
     would go) exists; with record_text off no span carries the chat's text."""
@@ -271,6 +326,35 @@ async def test_an_exchange_interactions_refuses_is_parked_and_the_rest_are_still
         assert "4411" not in error.getMessage() + str(error.__dict__) and "Monday" not in str(error.__dict__)
         # A later pass does not try the parked one again.
         assert await chatbot.outbox.deliver_pending() == 0
+    finally:
+        await channel.close()
+
+
+async def test_a_full_batch_of_parked_exchanges_does_not_hold_up_newer_ones(
+        knowledge_index, interactions, interactions_address, pool):
+    """However many exchanges are parked (a whole delivery batch of them, or
+    more), an exchange answered later is still delivered by the next pass, so
+    its feedback is not NOT_FOUND."""
+    await knowledge_index.pool.execute("TRUNCATE chat_log")
+    taken = [uuid.uuid4() for _ in range(DELIVERY_BATCH)]
+    await pool.execute("INSERT INTO interactions (interaction_id, user_query, bot_response) "
+                       "SELECT unnest($1::uuid[]), 'Someone else''s question', 'Someone else''s answer'", taken)
+    chatbot, channel = make_chatbot(knowledge_index, RecordingModel(), interactions_address)
+    try:
+        for n, interaction_id in enumerate(taken):
+            await chatbot.outbox.record(_exchange(f"Where is my order {n}?", "It left on Monday.", interaction_id)[1])
+        assert await chatbot.outbox.deliver_pending() == 0
+        assert await knowledge_index.pool.fetchval(
+            "SELECT count(*) FROM chat_log WHERE failed_at IS NOT NULL") == DELIVERY_BATCH
+
+        request, newer = _exchange("Do you rent tents?", "Yes, for 15 euros a weekend.")
+        await chatbot.outbox.record(newer)
+        assert await chatbot.outbox.pending() == 1
+        assert await chatbot.outbox.deliver_pending() == 1, "the newer exchange was not delivered"
+        assert await chatbot.outbox.pending() == 0
+        rated = await interactions.SubmitFeedback(ipb.SubmitFeedbackRequest(
+            interaction_id=request.interaction.interaction_id, rating=ipb.RATING_LIKE))
+        assert rated.interaction.user_query == "Do you rent tents?"
     finally:
         await channel.close()
 

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from interactions.__main__ import SERVICE_NAME
+from interactions.service import InteractionsService
 from mend.interactions.v1 import interactions_service_pb2 as pb
+from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc
+from mendkit import database as mend_database
+from mendkit.page_tokens import PageTokens
+from mendkit.server import Registration, start_server
 from tests.support import expect_status
 
 LOG = "mend.interactions.v1.InteractionsService"
@@ -23,6 +31,11 @@ def exchange(query: str = "Where is my order?", **fields: object) -> pb.Interact
 async def create(stub, query: str = "Where is my order?", **fields: object) -> pb.Interaction:
     response = await stub.CreateInteraction(pb.CreateInteractionRequest(interaction=exchange(query, **fields)))
     return response.interaction
+
+
+async def create_exact(stub, query: str, answer: str, **fields: object) -> pb.Interaction:
+    request = pb.CreateInteractionRequest(interaction=pb.Interaction(user_query=query, bot_response=answer, **fields))
+    return (await stub.CreateInteraction(request)).interaction
 
 
 # --- create and get ---------------------------------------------------------
@@ -91,6 +104,19 @@ async def test_a_reused_id_with_other_sources_or_generation_facts_is_already_exi
                     {"sources": [], "generation": facts}):
         await expect_status(create(interactions, "Same words", interaction_id=chosen, **changed),
                             grpc.StatusCode.ALREADY_EXISTS, chosen)
+
+
+async def test_a_reused_id_with_another_question_but_the_same_answer_is_already_exists(interactions):
+    """A client that reuses an id for a new question must hear so, even when the
+    answer text happens to be the same ("I don't know" answers many questions):
+    it must not get the earlier question's row back as if its own were stored."""
+    chosen = str(uuid.uuid4())
+    answer = "I'm sorry, I don't know the answer to that."
+    first = await create_exact(interactions, "Do you rent tents?", answer, interaction_id=chosen)
+    await expect_status(create_exact(interactions, "Do you sell gift cards?", answer, interaction_id=chosen),
+                        grpc.StatusCode.ALREADY_EXISTS, chosen)
+    got = (await interactions.GetInteraction(pb.GetInteractionRequest(interaction_id=chosen))).interaction
+    assert got == first and got.user_query == "Do you rent tents?"
 
 
 async def test_concurrent_retries_of_one_create_store_one_row(interactions, pool):
@@ -288,6 +314,80 @@ async def test_a_page_token_is_bound_to_its_filters(interactions):
         ),
         grpc.StatusCode.INVALID_ARGUMENT, "page_token",
     )
+
+
+@asynccontextmanager
+async def service_whose_planner_sorts(database_url: str) -> AsyncIterator[pb_grpc.InteractionsServiceStub]:
+    """The real InteractionsService on its own server, over PostgreSQL sessions
+    that may not read an index in order: every listing is a scan and a sort, the
+    plan PostgreSQL picks by itself for a selective filter on a big table."""
+
+    async def no_ordered_index_scans(connection) -> None:
+        await connection.execute("SET enable_indexscan = off; SET enable_indexonlyscan = off; "
+                                 "SET enable_bitmapscan = off")
+
+    pool = await mend_database.create_pool(database_url, 2, init=no_ordered_index_scans)
+    running = await start_server([Registration(InteractionsService(pool, PageTokens(b"tests-page-token-secret")),
+                                               pb_grpc.add_InteractionsServiceServicer_to_server, SERVICE_NAME)],
+                                 "127.0.0.1:0")
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            yield pb_grpc.InteractionsServiceStub(channel)
+    finally:
+        await running.stop(0)
+        await pool.close()
+
+
+async def test_rows_stored_in_one_transaction_are_each_listed_once_across_pages(interactions, pool, database_url):
+    """Rows written in one transaction share their timestamp (now() is the
+    transaction's start): paging through them, a reader such as the trainer
+    must still see every row exactly once, none skipped at a page boundary,
+    whichever plan PostgreSQL runs the listing with."""
+    before = await create(interactions, "before the batch")
+    batch = [uuid.uuid4() for _ in range(60)]
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.executemany(
+            "INSERT INTO interactions (interaction_id, user_query, bot_response, feedback) "
+            "VALUES ($1, $2, 'I don''t know.', -1)",
+            [(interaction_id, f"batched question {n}") for n, interaction_id in enumerate(batch)])
+    after = await create(interactions, "after the batch")
+    assert await pool.fetchval('SELECT count(DISTINCT "timestamp") FROM interactions WHERE interaction_id = ANY($1)',
+                               batch) == 1
+    expected = sorted(str(i) for i in batch)
+
+    async with service_whose_planner_sorts(database_url) as sorting:
+        for stub in (interactions, sorting):
+            items, pages = await list_all(stub, page_size=7)
+            ids = [i.interaction_id for i in items]
+            assert len(ids) == 62, f"{62 - len(ids)} of 62 rows were not listed (or listed twice)"
+            assert pages == 9
+            assert ids[0] == before.interaction_id and ids[-1] == after.interaction_id
+            assert sorted(ids[1:-1]) == expected
+            # The trainer's own listing (disliked, not yet processed) pages the same way.
+            queue, _ = await list_all(stub, page_size=7, feedback=pb.FEEDBACK_FILTER_DISLIKED,
+                                      processed_for_training=False)
+            assert sorted(i.interaction_id for i in queue) == expected
+
+
+@pytest.mark.parametrize("replayed_with", [{"processed_for_training": True}, {}])
+async def test_a_page_token_is_bound_to_the_processed_filter(interactions, replayed_with):
+    """The trainer pages through unprocessed interactions; its token replayed
+    with another processed filter (or none) is refused, not followed into a
+    listing it was never issued for."""
+    for n in range(3):
+        await create(interactions, f"q{n}")
+    page = await interactions.ListInteractions(pb.ListInteractionsRequest(page_size=1, processed_for_training=False))
+    assert page.next_page_token
+    await expect_status(
+        interactions.ListInteractions(
+            pb.ListInteractionsRequest(page_size=1, page_token=page.next_page_token, **replayed_with)
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT, "page_token",
+    )
+    # With the filter it was issued for, the token goes on.
+    following = await interactions.ListInteractions(
+        pb.ListInteractionsRequest(page_size=1, processed_for_training=False, page_token=page.next_page_token))
+    assert [i.user_query for i in following.interactions] == ["q1"]
 
 
 async def test_a_tampered_page_token_is_rejected(interactions):
