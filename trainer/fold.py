@@ -7,8 +7,10 @@ Per question, in the page's order:
    carries the id derived from it): a run that died before marking it wrote that
    fix. The fix is adopted and the question stays in it, so a re-run neither
    writes a second fix nor loses the first.
-2. A fix of this run (from an earlier page) is among its hits, at least
-   `threshold` similar: it joins the best one with room.
+2. A fix of this run (from an earlier page), or a fix of an earlier run still
+   waiting for review (a PROPOSED self-healing entry), is among its hits, at
+   least `threshold` similar: it joins the best one with room. So new dislikes
+   on a topic grow its pending fix instead of starting a second one.
 3. (loop.py) The judge says a published entry already answers it: covered.
 4. An earlier question of the page, at least `threshold` similar, is in a fix
    with room: it joins that fix. The page was searched before its new fixes
@@ -102,17 +104,26 @@ class Fold:
             self._extending[fix.entry.entry_id] = Group.extending(fix)
         return self._extending[fix.entry.entry_id]
 
+    def _adopt(self, entry: bpb.KnowledgeEntry) -> Fix:
+        """A self-healing entry in the index as a fix of this run (once)."""
+        if entry.entry_id not in self.fixes:
+            adopted = bpb.KnowledgeEntry()
+            adopted.CopyFrom(entry)
+            self.fixes[entry.entry_id] = Fix(adopted, list(entry.provenance.interaction_ids))
+        return self.fixes[entry.entry_id]
+
     def _adopted(self, item: ipb.Interaction, found: Sequence[Hit]) -> Fix | None:
         for hit in found:
             entry = hit.entry
             if entry.source == self.source and (entry.entry_id == entry_id(item.interaction_id)
                                                 or item.interaction_id in entry.provenance.interaction_ids):
-                if entry.entry_id not in self.fixes:
-                    adopted = bpb.KnowledgeEntry()
-                    adopted.CopyFrom(entry)
-                    self.fixes[entry.entry_id] = Fix(adopted, list(entry.provenance.interaction_ids))
-                return self.fixes[entry.entry_id]
+                return self._adopt(entry)
         return None
+
+    def _pending(self, hit: Hit) -> bool:
+        """A fix of an earlier run that still waits for review, close enough to join."""
+        return (hit.entry.source == self.source and hit.entry.status == bpb.ENTRY_STATUS_PROPOSED
+                and hit.score >= self.threshold)
 
     def join_fixes(self) -> list[int]:
         """Steps 1 and 2. Returns the questions left for the judge."""
@@ -122,6 +133,9 @@ class Fold:
             if adopted is not None:
                 self._join(index, self._extend(adopted))  # already in it: no room needed
                 continue
+            for hit in found:
+                if hit.entry.entry_id not in self.fixes and self._pending(hit):
+                    self._adopt(hit.entry)
             close = (self._extend(self.fixes[hit.entry.entry_id]) for hit in found
                      if hit.entry.entry_id in self.fixes and hit.score >= self.threshold)
             group = next((g for g in close if g.takes(item)), None)

@@ -405,3 +405,25 @@ async def test_the_teacher_writes_for_the_brand_the_settings_name(interactions, 
     counts = await run_once(interactions, knowledge, teacher, policy(Settings.from_env()))
     assert counts.proposed == 1 and teacher.systems, counts  # under review, the default policy
     assert all("Lumen Outdoor Co." in system and BRAND not in system for system in teacher.systems)
+
+
+async def test_new_dislikes_on_a_topic_join_its_fix_still_waiting_for_review(interactions, knowledge):
+    """Across runs: a proposed fix of an earlier run absorbs new near-duplicate
+    questions instead of a second fix appearing for the same topic."""
+    first, = await dislike(interactions, "Do you rent out tents?")
+    counts = await run_once(interactions, knowledge, Teacher(), Policy(1, "review", 0.8, 0.7, BRAND))
+    assert counts.proposed == 1
+    (pending,) = await fixes(knowledge)
+    later = await dislike(interactions, "Do you rent out tents for a weekend?", "Can I rent a tent from you?")
+    teacher = Teacher()
+    counts = await run_once(interactions, knowledge, teacher, Policy(1, "review", 0.8, 0.7, BRAND))
+    assert (counts.read, counts.proposed, counts.failed) == (2, 2, 0), counts
+    assert teacher.asked == []  # nothing new to write: the pending fix already answers the topic
+    (grown,) = await fixes(knowledge)
+    assert grown.entry_id == pending.entry_id and grown.status == bpb.ENTRY_STATUS_PROPOSED
+    assert set(grown.questions) == {"Do you rent out tents?", "Do you rent out tents for a weekend?",
+                                    "Can I rent a tent from you?"}
+    assert set(grown.provenance.interaction_ids) == {first, *later}
+    stored = await processed(interactions)
+    assert {stored[i].knowledge_entry_id for i in later} == {pending.entry_id}
+    assert {stored[i].training_outcome for i in later} == {ipb.TRAINING_OUTCOME_PROPOSED}
