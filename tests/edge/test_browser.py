@@ -44,6 +44,50 @@ async def page(mode: str, url: str, question: str, comment: str = "") -> dict:
     return seen
 
 
+def assert_form_closed(view: dict, where: str) -> None:
+    """The dislike form is not on screen: Chromium renders none of it, and it takes no room."""
+    assert not view["formVisible"], (where, view)
+    assert not any(view["partsVisible"].values()), (where, view)
+    assert view["display"] == "none", (where, view)
+    assert view["form"]["width"] == 0 and view["form"]["height"] == 0, (where, view)
+    assert view["hiddenShown"] == [], (where, view)
+
+
+def assert_form_open(view: dict, where: str) -> None:
+    """The dislike form is on screen and laid out as meant: a grid on its own line
+    under the buttons, reason above comment above "Send feedback", each as wide
+    as the form, none wider than the answer or the screen."""
+    assert view["formVisible"] and all(view["partsVisible"].values()), (where, view)
+    assert view["display"] == "grid", (where, view)
+    form, group, parts = view["form"], view["group"], view["parts"]
+    assert form["top"] >= view["dislike"]["bottom"], (where, view)
+    assert abs(form["width"] - group["width"]) < 1, (where, view)
+    select, comment, send = parts["select"], parts["comment"], parts["send"]
+    assert select["bottom"] <= comment["top"] and comment["bottom"] <= send["top"], (where, view)
+    for name in ("select", "comment"):
+        assert parts[name]["width"] > 0.8 * form["width"] and parts[name]["height"] > 0, (where, name, view)
+    for box in parts.values():
+        assert form["left"] - 0.5 <= box["left"] and box["right"] <= form["right"] + 0.5, (where, view)
+    assert view["scrollWidth"] <= view["innerWidth"], (where, view)
+    assert view["hiddenShown"] == [], (where, view)
+
+
+def assert_dislike_form_as_seen(seen: dict) -> None:
+    """Closed under a fresh answer, open after "Not helpful" (with the reason
+    focused), and closed again once sent, with the thanks showing."""
+    views = seen["formViews"]
+    for width, pixels in (("phone", 390), ("laptop", 1366)):
+        assert views["closed"][width]["innerWidth"] == views["open"][width]["innerWidth"] == pixels, views
+        assert_form_closed(views["closed"][width], f"before Not helpful, {width}")
+        assert_form_open(views["open"][width], f"after Not helpful, {width}")
+    # Where the person tapped (the phone): the focused reason is on screen, not under the sticky question box.
+    tapped = views["open"]["phone"]
+    assert tapped["focused"] == "reason" and tapped["focusedSeen"], tapped
+    sent = views["sent"]["phone"]
+    assert_form_closed(sent, "after Send feedback, phone")
+    assert sent["statusVisible"] and sent["status"].startswith("Thanks"), sent
+
+
 def snake(value):
     """grpcurl names fields as the descriptors it got say; compare in snake_case."""
     if isinstance(value, dict):
@@ -69,6 +113,7 @@ async def test_a_customer_chats_sees_sources_and_dislikes_with_a_reason(mesh):
     assert "60" in seen["answer"]
     assert any("return" in source.lower() for source in seen["sources"])
     assert seen["tabsToDislike"] < 30
+    assert_dislike_form_as_seen(seen)
     assert seen["feedbackStatus"].startswith("Thanks")
 
     interaction = admin(env, "interactions", "mend.interactions.v1.InteractionsService/GetInteraction",
@@ -98,6 +143,7 @@ async def test_the_bot_heals_a_disliked_question(mesh):
     env, url, receiver = mesh
     before = await page("converse", url, "Do you rent out kayaks?", "I wanted to know about renting.")
     assert before["state"] == "done" and before["grounded"] == "false" and not before["sources"]
+    assert_dislike_form_as_seen(before)
 
     # The scheduled Job would wait for FEEDBACK_THRESHOLD dislikes; an admin forces a run now.
     run = admin(env, "trainer", "mend.trainer.v1.TrainerService/StartRun", {"force": True})["run"]
