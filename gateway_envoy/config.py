@@ -10,6 +10,12 @@ Filter order matters: grpc_web first (it turns gRPC-web into gRPC and back,
 including Envoy's own local replies), then cors (answers preflights before
 anything counts them), then the local rate limit, then the request size cap,
 then the router.
+
+The page is served from the same origin as its API, so it needs no CORS: by
+default no other origin is allowed, and only origins listed exactly
+(`cors_allowed_origins`) get `Access-Control-Allow-Origin`. The tracer and
+its collector's cluster exist only when tracing is on; for Kubernetes they are
+wrapped in the chart's `{{- if .Values.telemetry.enabled }}`.
 """
 
 from __future__ import annotations
@@ -42,6 +48,9 @@ class Upstream:
 class Tracing:
     collector: Upstream  # OTLP/gRPC
     sampling_percent: float | str  # a percentage, or a template expression that becomes one
+    # A Helm condition (Kubernetes): the tracer and the collector's cluster are
+    # rendered inside `{{- if <condition> }}`, so they exist only with telemetry on.
+    enabled_if: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,10 @@ class Params:
     rate_limit_max_tokens: Number
     rate_limit_tokens_per_fill: Number
     rate_limit_fill_interval: str
-    cors_origin_regex: str
+    # Origins allowed to call the API cross-origin, matched exactly (ignoring
+    # case); none by default. Or a template expression that becomes the list of
+    # Envoy string matchers (Kubernetes).
+    cors_allowed_origins: tuple[str, ...] | str
     tracing: Tracing | None
     # Resolve upstream names through DNS (Kubernetes Services) instead of
     # taking them as IP addresses (the local mesh).
@@ -131,14 +143,24 @@ def _denied(prefix: str) -> dict[str, Any]:
                 "envoy.extensions.filters.http.buffer.v3.BufferPerRoute", disabled=True)}}
 
 
+def origin_matchers(origins: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Envoy string matchers allowing exactly `origins` (browsers send them lowercase)."""
+    return [{"exact": origin, "ignore_case": True} for origin in origins]
+
+
 def _route_config(params: Params) -> dict[str, Any]:
+    origins = params.cors_allowed_origins
     cors = _typed(
         "envoy.extensions.filters.http.cors.v3.CorsPolicy",
-        allow_origin_string_match=[{"safe_regex": {"regex": params.cors_origin_regex}}],
+        # Empty (the default): no origin but the page's own, which needs no CORS.
+        allow_origin_string_match=origins if isinstance(origins, str) else origin_matchers(origins),
         allow_methods="POST, GET, OPTIONS",
         allow_headers=GRPC_WEB_HEADERS,
         expose_headers=EXPOSED_HEADERS,
         max_age="86400",
+        # A preflight from an origin not allowed is answered by Envoy without
+        # Access-Control-Allow-Origin, never forwarded to a service.
+        forward_not_matching_preflights=False,
     )
     page = {
         "name": "page",
@@ -343,10 +365,33 @@ def build(params: Params) -> dict[str, Any]:
 
 
 _QUOTED_TEMPLATE = re.compile(r"'(\{\{[^'\n]*\}\})'")
+# The first lines of the tracer (in the connection manager) and of its cluster.
+TRACING_BLOCKS = (re.compile(r"( *)tracing:"), re.compile(r"( *)- name: otel_collector"))
+
+
+def _only_if(text: str, first_line: re.Pattern[str], condition: str) -> str:
+    """Wraps the YAML block starting at the one line matching `first_line` (it
+    ends before the next line indented no deeper) in a Helm `if`."""
+    lines = text.split("\n")
+    starts = [i for i, line in enumerate(lines) if first_line.fullmatch(line)]
+    if len(starts) != 1:
+        raise ValueError(f"expected one line matching {first_line.pattern!r}, found {len(starts)}")
+    start = starts[0]
+    indent = len(lines[start]) - len(lines[start].lstrip(" "))
+    end = start + 1
+    while end < len(lines) and lines[end] and len(lines[end]) - len(lines[end].lstrip(" ")) > indent:
+        end += 1
+    margin = " " * indent
+    return "\n".join([*lines[:start], f"{margin}{{{{- if {condition} }}}}", *lines[start:end],
+                      f"{margin}{{{{- end }}}}", *lines[end:]])
 
 
 def render(params: Params, header: str = "") -> str:
     """The configuration as YAML; quoted Helm expressions are unquoted so that
-    `tpl` turns them into plain numbers and names."""
+    `tpl` turns them into plain numbers, names and lists, and the tracer is
+    wrapped in its Helm condition."""
     text = yaml.safe_dump(build(params), sort_keys=False, width=1000)
+    if params.tracing is not None and params.tracing.enabled_if is not None:
+        for block in TRACING_BLOCKS:
+            text = _only_if(text, block, params.tracing.enabled_if)
     return header + _QUOTED_TEMPLATE.sub(r"\1", text)

@@ -4,6 +4,8 @@ filled in by the chart)."""
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -19,6 +21,25 @@ def _upstream(part: Part, environ: Mapping[str, str] | None) -> Upstream:
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise SettingsError(f"{variable} must be host:port, got {value!r}")
     return Upstream(host, int(port))
+
+
+CORS_VARIABLE = "GATEWAY_CORS_ALLOWED_ORIGINS"
+# scheme://host[:port], as a browser sends it in Origin: no path, no trailing slash, no wildcard.
+_ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?")
+
+
+def cors_allowed_origins(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The origins allowed to call the API from another site: none unless listed.
+    The page is served from the API's own origin and needs no CORS."""
+    if (os.environ if environ is None else environ).get("GATEWAY_CORS_ORIGIN_REGEX", "").strip():
+        raise SettingsError(f"GATEWAY_CORS_ORIGIN_REGEX is no longer read: list the origins allowed cross-origin, "
+                            f"exactly, in {CORS_VARIABLE} (comma-separated, e.g. https://shop.example)")
+    origins = tuple(o.strip() for o in env_str(CORS_VARIABLE, "", environ=environ).split(",") if o.strip())
+    for origin in origins:
+        if not _ORIGIN.fullmatch(origin):
+            raise SettingsError(f"{CORS_VARIABLE} must list origins such as https://shop.example "
+                                f"(scheme://host[:port], no path), got {origin!r}")
+    return origins
 
 
 def local(environ: Mapping[str, str] | None = None) -> Params:
@@ -45,7 +66,7 @@ def local(environ: Mapping[str, str] | None = None) -> Params:
         rate_limit_max_tokens=env_int("GATEWAY_RATE_LIMIT_BURST", 2 * per_second, minimum=1, environ=environ),
         rate_limit_tokens_per_fill=per_second,
         rate_limit_fill_interval="1s",
-        cors_origin_regex=env_str("GATEWAY_CORS_ORIGIN_REGEX", ".*", environ=environ),
+        cors_allowed_origins=cors_allowed_origins(environ),
         tracing=tracing,
         dns=False,
     )
@@ -69,10 +90,12 @@ def kubernetes() -> Params:
         rate_limit_max_tokens=_value("gateway.rateLimit.maxTokens"),
         rate_limit_tokens_per_fill=_value("gateway.rateLimit.tokensPerFill"),
         rate_limit_fill_interval=_value("gateway.rateLimit.fillInterval"),
-        cors_origin_regex="{{ .Values.gateway.cors.allowOriginRegex | quote }}",
+        cors_allowed_origins='{{ include "mend.corsOriginMatchers" . }}',
+        # Rendered only with telemetry on: no collector cluster or tracer otherwise.
         tracing=Tracing(
-            Upstream('{{ .Values.telemetry.collectorHost | default "localhost" }}', _value("telemetry.collectorPort")),
-            "{{ if .Values.telemetry.enabled }}{{ .Values.telemetry.gatewaySamplingPercent }}{{ else }}0{{ end }}",
+            Upstream(_value("telemetry.collectorHost"), _value("telemetry.collectorPort")),
+            _value("telemetry.gatewaySamplingPercent"),
+            enabled_if=".Values.telemetry.enabled",
         ),
         dns=True,
     )

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import helm_python as helm
 import kubernetes_validate
@@ -46,7 +47,7 @@ EVERYTHING = {
     "interactions": {"autoscaling": {"enabled": True}},
     "bot": {"autoscaling": {"enabled": True}, "nodeSelector": {"pool": "cpu"}},
     "gateway": {"autoscaling": {"enabled": True}, "service": {"type": "LoadBalancer"},
-                "cors": {"allowOriginRegex": r"^https://chat\.example\.com$"}},
+                "cors": {"allowedOrigins": ["https://chat.example.com"]}},
     "web": {"autoscaling": {"enabled": True}},
     "trainer": {"cronJob": {"timeZone": "Europe/Berlin", "ttlSecondsAfterFinished": 86400}},
     "ingest": {"enabled": True},
@@ -211,6 +212,12 @@ BAD_VALUES = {
         "migrations:\n  components: [interactions, gateway]\n", "/migrations/components/1"),
     "sampling above 100 percent": ("telemetry:\n  gatewaySamplingPercent: 150\n", "/telemetry/gatewaySamplingPercent"),
     "required value removed": ("config:\n  llm: null\n", "llm"),
+    "CORS origin with a path": ("gateway:\n  cors:\n    allowedOrigins: [https://chat.example.com/]\n",
+                                "/gateway/cors/allowedOrigins/0"),
+    "CORS wildcard": ("gateway:\n  cors:\n    allowedOrigins: ['*']\n", "/gateway/cors/allowedOrigins/0"),
+    "the old CORS regex": ("gateway:\n  cors:\n    allowOriginRegex: .*\n", "allowOriginRegex"),
+    "egress port as text": ("networkPolicy:\n  egress:\n    database:\n      ports: [{port: 5432, protocol: tcp}]\n",
+                            "/networkPolicy/egress/database/ports/0/protocol"),
 }
 
 
@@ -477,23 +484,187 @@ def test_labels_and_selectors(chart: helm.Chart) -> None:
     assert len(set(selectors)) == len(selectors)  # no two workloads select each other's pods
 
 
+def policies_by_component(documents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    policies = {}
+    for policy in of_kind(documents, "NetworkPolicy"):
+        component = policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+        assert component not in policies, f"two NetworkPolicies select the {component} pods"
+        assert policy["metadata"]["name"] == f"{FULLNAME}-{component}"
+        policies[component] = policy["spec"]
+    return policies
+
+
+def pod_template_labels(workload: dict[str, Any]) -> dict[str, str]:
+    if workload["kind"] == "Pod":
+        return workload["metadata"]["labels"]
+    if workload["kind"] == "CronJob":
+        return workload["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    return workload["spec"]["template"]["metadata"]["labels"]
+
+
 def test_only_the_gateway_is_open_to_everyone(chart: helm.Chart) -> None:
-    documents = render(chart, PRODUCTION)
-    policies = {p["metadata"]["name"]: p["spec"] for p in of_kind(documents, "NetworkPolicy")}
-    gateway, internal = policies[f"{FULLNAME}-gateway"], policies[f"{FULLNAME}-internal"]
-    assert gateway["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "gateway"
-    assert [p["port"] for p in gateway["ingress"][0]["ports"]] == [8080, 9901]
-    (selected,) = internal["podSelector"]["matchExpressions"]
-    assert set(selected["values"]) == {"interactions", "bot", "trainer", "web"}
-    (allowed,) = internal["ingress"][0]["from"]
-    release = allowed["podSelector"]["matchLabels"]
+    admin = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ops"}}}
+    documents = render(chart, {**PRODUCTION, "networkPolicy": {"adminFrom": [admin]}})
+    policies = policies_by_component(documents)
+    (public,) = policies["gateway"]["ingress"]
+    assert "from" not in public and [p["port"] for p in public["ports"]] == [8080, 9901]
+    release = {"app.kubernetes.io/name": "mend", "app.kubernetes.io/instance": RELEASE}
+    for component in ("interactions", "bot", "trainer", "web"):
+        (rule,) = policies[component]["ingress"]
+        assert rule == {"from": [{"podSelector": {"matchLabels": release}}, admin]}, component
+    for component in ("trainer-run", "migrations", "test"):  # nothing connects to them
+        assert policies[component]["ingress"] == [], component
     # Every pod of the release (services, CronJob, hooks, helm test) is one the services accept.
     for workload, _ in pod_specs(documents):
-        template = workload if workload["kind"] == "Pod" else (
-            workload["spec"]["jobTemplate"]["spec"]["template"] if workload["kind"] == "CronJob"
-            else workload["spec"]["template"])
-        assert release.items() <= template["metadata"]["labels"].items(), workload["metadata"]["name"]
+        assert release.items() <= pod_template_labels(workload).items(), workload["metadata"]["name"]
     assert of_kind(render(chart, {**PRODUCTION, "networkPolicy": {"enabled": False}}), "NetworkPolicy") == []
+
+
+# What each component's pods connect to, besides the cluster DNS (which every pod
+# but the page's reaches): other components (on their ports), the database, the
+# model and vector endpoints of the providers it uses, and the OTLP collector.
+EGRESS = {
+    "gateway": {"bot", "interactions", "web", "collector"},
+    "interactions": {"database", "collector"},
+    "bot": {"database", "interactions", "models", "collector"},
+    "trainer": {"database", "interactions", "bot", "models", "collector"},
+    "trainer-run": {"database", "interactions", "bot", "models", "collector"},
+    "migrations": {"database", "collector"},
+    "ingest": {"database", "models", "collector"},
+    "test": {"interactions", "bot", "trainer", "gateway"},
+    "web": set(),
+}
+# The ports of the model and vector endpoints, by scenario and component (none: only
+# embedded models and pgvector): HTTPS for Bedrock, Pinecone and an https
+# OpenAI-compatible endpoint; the port of config.openai.baseUrl otherwise.
+MODEL_PORTS = {
+    "production": {"bot": {443}, "trainer": {443}},
+    "everything": {"bot": {443}, "trainer": {443}, "ingest": {443}},
+    "existing-secret": {"bot": {443}, "trainer": {443}},
+    "openai-pgvector": {"bot": {11434}, "trainer": {11434}},
+    "embedded-models": {},
+    "mixed-providers": {"bot": {443}, "trainer": {443}, "ingest": {443}},
+}
+DNS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+       "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
+Rule = tuple[str, frozenset[tuple[int, str]]]
+
+
+def egress_rules(spec: dict[str, Any]) -> set[Rule]:
+    """A policy's egress as (peer, ports): "dns", a Mend component, "anywhere",
+    or the peer itself."""
+    rules = set()
+    for rule in spec["egress"]:
+        ports = frozenset((p["port"], p.get("protocol", "TCP")) for p in rule["ports"])
+        for peer in rule.get("to") or [None]:
+            if peer is None:
+                name = "anywhere"
+            elif peer == DNS:
+                name = "dns"
+            elif set(peer) == {"podSelector"}:
+                labels = peer["podSelector"]["matchLabels"]
+                assert {k: v for k, v in labels.items() if k != "app.kubernetes.io/component"} == {
+                    "app.kubernetes.io/name": "mend", "app.kubernetes.io/instance": RELEASE}
+                name = labels["app.kubernetes.io/component"]
+            else:
+                name = yaml.safe_dump(peer)
+            rules.add((name, ports))
+    return rules
+
+
+def allows(spec: dict[str, Any], peer: str, port: int) -> bool:
+    return any(name in (peer, "anywhere") and (port, "TCP") in ports for name, ports in egress_rules(spec))
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_each_component_reaches_only_what_it_uses(chart: helm.Chart, scenario: str) -> None:
+    values = chart.merge_values(SCENARIOS[scenario])
+    documents = render(chart, SCENARIOS[scenario])
+    for policy in of_kind(documents, "NetworkPolicy"):
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"], policy["metadata"]["name"]
+    policies = policies_by_component(documents)
+    # Every pod of the release is selected by exactly one policy, for ingress and egress.
+    components = {pod_template_labels(w)["app.kubernetes.io/component"] for w, _ in pod_specs(documents)}
+    assert set(policies) == components
+    expected_ports = {"collector": {values["telemetry"]["collectorPort"]}, "database": {5432},
+                      **{c: {values[c]["port"]} for c in ("interactions", "bot", "trainer", "web", "gateway")}}
+    for component, spec in policies.items():
+        uses = set(EGRESS[component])
+        if not values["telemetry"]["enabled"]:
+            uses.discard("collector")
+        models = MODEL_PORTS[scenario].get(component.removesuffix("-run"), set())
+        if not models:
+            uses.discard("models")
+        expected: set[Rule] = {("dns", frozenset({(53, "UDP"), (53, "TCP")}))} if component != "web" else set()
+        for use in uses:
+            ports = frozenset((port, "TCP") for port in (models if use == "models" else expected_ports[use]))
+            expected.add(("anywhere" if use in ("database", "models", "collector") else use, ports))
+        assert egress_rules(spec) == expected, component
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_address_a_pod_is_given_is_one_its_policy_lets_it_reach(chart: helm.Chart, scenario: str) -> None:
+    """Cross-checks the policies against the addresses the chart hands out: the
+    services' *_ADDR, the collector, the model endpoint, and the gateway's Envoy clusters."""
+    documents = render(chart, SCENARIOS[scenario])
+    policies = policies_by_component(documents)
+    headless = re.compile(rf"(?:dns:///)?{FULLNAME}-([a-z]+)-headless\.{NAMESPACE}\.svc\.cluster\.local")
+    # `bot ingest` reads the bot's settings (its ConfigMap) but never calls interactions.
+    unused = {("ingest", "INTERACTIONS_ADDR")}
+    checked = 0
+    for workload, spec in pod_specs(documents):
+        component = pod_template_labels(workload)["app.kubernetes.io/component"]
+        policy = policies[component]
+        for container in containers(spec):
+            for name, value in container_environment(documents, container).items():
+                if (component, name) in unused:
+                    continue
+                if name.endswith("_ADDR"):
+                    host, _, port = value.rpartition(":")
+                    peer = headless.fullmatch(host)
+                    assert peer and allows(policy, peer[1], int(port)), (workload["metadata"]["name"], name, value)
+                    checked += 1
+                elif name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OPENAI_BASE_URL"):
+                    url = urlsplit(value)
+                    port = url.port or {"https": 443, "http": 80}[url.scheme]
+                    assert allows(policy, "anywhere", port), (workload["metadata"]["name"], name, value)
+                    checked += 1
+    assert checked >= 4
+    envoy = yaml.safe_load(envoy_config(documents))
+    for cluster in envoy["static_resources"]["clusters"]:
+        for group in cluster["load_assignment"]["endpoints"]:
+            for endpoint in group["lb_endpoints"]:
+                address = endpoint["endpoint"]["address"]["socket_address"]
+                if address["address"] == "127.0.0.1":
+                    continue  # its own admin interface
+                peer = headless.fullmatch(address["address"])
+                assert allows(policies["gateway"], peer[1] if peer else "anywhere", address["port_value"]), cluster
+
+
+def test_egress_can_be_narrowed_extended_or_left_open(chart: helm.Chart) -> None:
+    database = [{"ipBlock": {"cidr": "10.20.0.0/16"}}]
+    models = [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}]
+    collector = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}]
+    node_local_dns = [{"ipBlock": {"cidr": "169.254.20.10/32"}}]
+    pod_identity = {"to": [{"ipBlock": {"cidr": "169.254.170.23/32"}}], "ports": [{"port": 80, "protocol": "TCP"}]}
+    values = {**EVERYTHING, "networkPolicy": {"egress": {
+        "dns": {"to": node_local_dns}, "database": {"to": database, "ports": [{"port": 6432, "protocol": "TCP"}]},
+        "models": {"to": models}, "collector": {"to": collector}, "extra": [pod_identity]}}}
+    documents = render(chart, values)
+    policies = policies_by_component(documents)
+    for document in of_kind(documents, "NetworkPolicy"):
+        for version in KUBERNETES_VERSIONS:
+            kubernetes_validate.validate(document, version, strict=True)
+    bot = policies["bot"]["egress"]
+    assert {"to": node_local_dns, "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]} in bot
+    assert {"to": database, "ports": [{"port": 6432, "protocol": "TCP"}]} in bot
+    assert {"to": models, "ports": [{"port": 443, "protocol": "TCP"}]} in bot
+    assert {"to": collector, "ports": [{"port": 4317, "protocol": "TCP"}]} in bot
+    for component, spec in policies.items():
+        assert pod_identity in spec["egress"], component
+    opened = policies_by_component(render(chart, {**PRODUCTION, "networkPolicy": {"egress": {"enabled": False}}}))
+    for component, spec in opened.items():
+        assert spec["policyTypes"] == ["Ingress"] and "egress" not in spec, component
 
 
 def test_settings_changes_roll_the_pods_that_read_them(chart: helm.Chart) -> None:
@@ -850,6 +1021,90 @@ def test_the_page_is_served_on_the_web_port(chart: helm.Chart) -> None:
     assert "listen 8081;" in server and "location = /healthz" in server
     (web,) = named(documents, "Deployment", f"{FULLNAME}-web")["spec"]["template"]["spec"]["containers"]
     assert web["ports"] == [{"name": "http", "containerPort": 8081, "protocol": "TCP"}]
+
+
+@pytest.mark.skipif(PLACEHOLDER, reason="helm/mend/files/envoy.yaml is still a placeholder")
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_the_gateway_traces_only_with_telemetry_on(chart: helm.Chart, scenario: str) -> None:
+    values = chart.merge_values(SCENARIOS[scenario])["telemetry"]
+    text = envoy_config(render(chart, SCENARIOS[scenario]))
+    config = yaml.safe_load(text)
+    clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
+    (public,) = [listener for listener in config["static_resources"]["listeners"] if listener["name"] == "public"]
+    manager = public["filter_chains"][0]["filters"][0]["typed_config"]
+    if values["enabled"]:
+        address = clusters["otel_collector"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"][
+            "address"]["socket_address"]
+        assert (address["address"], address["port_value"]) == (values["collectorHost"], values["collectorPort"])
+        assert manager["tracing"]["random_sampling"]["value"] == values["gatewaySamplingPercent"]
+        assert manager["tracing"]["provider"]["typed_config"]["grpc_service"]["envoy_grpc"]["cluster_name"] == \
+            "otel_collector"
+    else:
+        assert "otel_collector" not in clusters and "tracing" not in manager
+        assert "otel" not in text and str(values["collectorPort"]) not in text
+
+
+def test_the_gateway_allows_only_the_listed_origins_cross_origin(chart: helm.Chart) -> None:
+    def cors(values: dict[str, Any]) -> dict[str, Any]:
+        config = yaml.safe_load(envoy_config(render(chart, values)))
+        (public,) = [listener for listener in config["static_resources"]["listeners"] if listener["name"] == "public"]
+        (host,) = public["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"]
+        return host["typed_per_filter_config"]["envoy.filters.http.cors"]
+
+    default = cors(PRODUCTION)  # the page is same-origin: no other origin is allowed
+    assert default["allow_origin_string_match"] == [] and default["forward_not_matching_preflights"] is False
+    listed = cors({**PRODUCTION, "gateway": {"cors": {"allowedOrigins": ["https://chat.example.com",
+                                                                         "http://localhost:3000"]}}})
+    assert listed["allow_origin_string_match"] == [{"exact": "https://chat.example.com", "ignore_case": True},
+                                                   {"exact": "http://localhost:3000", "ignore_case": True}]
+
+
+def service_ports(documents: list[dict[str, Any]], service: dict[str, Any]) -> dict[int, int]:
+    """A Service's ports and the container ports they reach on the pods it selects
+    (at least one Deployment's)."""
+    selector = service["spec"]["selector"]
+    selected = [spec for workload, spec in pod_specs(documents)
+                if workload["kind"] == "Deployment" and selector.items() <= pod_template_labels(workload).items()]
+    assert selected, f"Service {service['metadata']['name']} selects no pods"
+    offered = [port for spec in selected for container in spec["containers"] for port in container.get("ports", [])]
+    ports = {}
+    for port in service["spec"]["ports"]:
+        target = port.get("targetPort", port["port"])
+        reached = [p["containerPort"] for p in offered if target in (p.get("name"), p["containerPort"])]
+        assert reached, f"Service {service['metadata']['name']} port {port['port']} reaches no container port"
+        ports[port["port"]] = reached[0]
+    return ports
+
+
+# host:port, with or without a scheme (dns:///, http://): the addresses in the test pod's command, args and env.
+ADDRESS = re.compile(r"(?<![\w.-])(?:[a-z][a-z0-9+.-]*:///?)?(?P<host>[a-z][-a-z0-9]*(?:\.[a-z0-9][-a-z0-9]*)*)"
+                     r":(?P<port>[0-9]+)\b")
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_helm_test_checks_only_services_the_chart_renders(chart: helm.Chart, scenario: str) -> None:
+    """`helm test` fails if its pod calls a name no Service of the release answers."""
+    documents = render(chart, SCENARIOS[scenario])
+    domain = chart.merge_values(SCENARIOS[scenario])["clusterDomain"]
+    services = {s["metadata"]["name"]: s for s in of_kind(documents, "Service")}
+    tests = [p for p in of_kind(documents, "Pod") if p["metadata"]["annotations"]["helm.sh/hook"] == "test"]
+    assert tests
+    reached = set()
+    for pod in tests:
+        for container in containers(pod["spec"]):
+            texts = [*container.get("command", []), *container.get("args", []),
+                     *(v["value"] for v in container.get("env", []) if "value" in v)]
+            for match in (m for text in texts for m in ADDRESS.finditer(text)):
+                address, (name, *suffix), port = match[0], match["host"].split("."), int(match["port"])
+                assert suffix in ([], [NAMESPACE], [NAMESPACE, "svc"], [NAMESPACE, "svc", *domain.split(".")]), \
+                    f"{address} is not a name of this namespace's Services"
+                assert name in services, f"the test pod calls {address}, but the chart renders no Service {name}"
+                ports = service_ports(documents, services[name])
+                headless = services[name]["spec"].get("clusterIP") == "None"
+                # A headless name resolves to the pods themselves: the container port is the one to call.
+                assert port in (ports.values() if headless else ports), f"{address}: Service {name} has no such port"
+                reached.add(services[name]["metadata"]["labels"]["app.kubernetes.io/component"])
+    assert reached == {"interactions", "bot", "trainer", "gateway"}
 
 
 # --- documentation and images ---

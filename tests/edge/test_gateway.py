@@ -32,13 +32,40 @@ GRPC_TOOLS_PROTOS = str(Path(grpc.__file__).parent.parent / "grpc_tools" / "_pro
 
 @pytest.mark.parametrize("environ", [
     {},
-    {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317", "GATEWAY_RATE_LIMIT_PER_SECOND": "5"},
+    {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317", "GATEWAY_RATE_LIMIT_PER_SECOND": "5",
+     "GATEWAY_CORS_ALLOWED_ORIGINS": "https://shop.example,http://localhost:3000"},
 ])
 def test_rendered_local_configuration_passes_envoy_validate(tmp_path, environ):
     path = tmp_path / "envoy.yaml"
     path.write_text(config.render(settings.local(environ)))
     result = validate(path)
     assert result.returncode == 0, result.stderr + result.stdout
+
+
+def connection_manager(bootstrap: dict) -> dict:
+    return bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+
+
+def test_the_tracer_and_its_collector_exist_only_with_tracing_on():
+    """Local target (the chart's is checked in tests/deploy/test_helm.py)."""
+    off = config.build(settings.local({}))
+    assert "otel_collector" not in {c["name"] for c in off["static_resources"]["clusters"]}
+    assert "tracing" not in connection_manager(off)
+    on = config.build(settings.local({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317"}))
+    assert "otel_collector" in {c["name"] for c in on["static_resources"]["clusters"]}
+    assert connection_manager(on)["tracing"]["provider"]["name"] == "envoy.tracers.opentelemetry"
+
+
+def test_cors_allows_only_exact_origins_that_are_listed():
+    assert settings.local({}).cors_allowed_origins == ()
+    listed = settings.local({"GATEWAY_CORS_ALLOWED_ORIGINS": " https://shop.example, http://localhost:3000 "})
+    assert listed.cors_allowed_origins == ("https://shop.example", "http://localhost:3000")
+    for bad in ("*", "https://shop.example/", "shop.example", "https://*.example", "https://shop.example/chat"):
+        with pytest.raises(ValueError, match="GATEWAY_CORS_ALLOWED_ORIGINS"):
+            settings.local({"GATEWAY_CORS_ALLOWED_ORIGINS": bad})
+    # The old catch-all setting is refused, not silently ignored.
+    with pytest.raises(ValueError, match="GATEWAY_CORS_ORIGIN_REGEX is no longer read.*GATEWAY_CORS_ALLOWED_ORIGINS"):
+        settings.local({"GATEWAY_CORS_ORIGIN_REGEX": ".*"})
 
 
 def test_helm_chart_carries_the_current_rendering():
@@ -88,6 +115,18 @@ async def edge(tmp_path_factory, bot_address, interactions_address):
         yield running
 
 
+ALLOWED_ORIGINS = ("https://shop.example", "https://care.example:8443")
+
+
+@pytest.fixture(scope="module")
+async def cors_edge(tmp_path_factory, bot_address, interactions_address):
+    """An edge that lets two other sites call the API."""
+    async with running_edge(tmp_path_factory.mktemp("cors-edge"), bot=bot_address, interactions=interactions_address,
+                            GATEWAY_RATE_LIMIT_PER_SECOND="1000",
+                            GATEWAY_CORS_ALLOWED_ORIGINS=", ".join(ALLOWED_ORIGINS)) as running:
+        yield running
+
+
 async def eventually(condition, timeout: float = 10) -> bool:  # noqa: ASYNC109 - a polling limit: False, not an error
     for _ in range(int(timeout * 10)):
         if condition():
@@ -103,16 +142,16 @@ async def new_interaction(interactions) -> str:
     return interaction_id
 
 
-async def test_grpc_web_feedback_reaches_interactions_with_cors_headers(edge, interactions, pool):
+async def test_grpc_web_feedback_from_the_pages_own_origin_reaches_interactions(edge, interactions, pool):
     interaction_id = await new_interaction(interactions)
     async with httpx.AsyncClient() as client:
+        # As the page's browser sends it: a same-origin POST carries its own Origin, and needs no CORS.
         reply = await grpc_web.call(client, edge.url, FEEDBACK, ipb.SubmitFeedbackRequest(
             interaction_id=interaction_id, rating=ipb.RATING_DISLIKE, reason=ipb.FEEDBACK_REASON_OUTDATED),
-            headers={"origin": "https://shop.example"})
+            headers={"origin": edge.url})
     assert reply.grpc_status == 0, reply.grpc_message
     assert ipb.SubmitFeedbackResponse.FromString(reply.messages[0]).interaction.feedback == -1
-    assert reply.headers["access-control-allow-origin"] == "https://shop.example"
-    assert "grpc-status" in reply.headers["access-control-expose-headers"]
+    assert "access-control-allow-origin" not in reply.headers
     row = await pool.fetchrow("SELECT feedback, feedback_reason FROM interactions WHERE interaction_id = $1",
                               uuid.UUID(interaction_id))
     assert row["feedback"] == -1 and row["feedback_reason"] == "outdated"
@@ -161,25 +200,56 @@ async def test_grpcurl_chats_through_envoy(edge):
     assert reply["interactionId"] and "don't know" in reply["answer"]
 
 
-async def test_cors_preflight_allows_grpc_web_headers(edge):
+PREFLIGHT = {"access-control-request-method": "POST",
+             "access-control-request-headers": "content-type,x-grpc-web,x-user-agent,traceparent"}
+
+
+async def test_cors_allows_no_other_origin_by_default(edge, interactions):
+    """The default: same-origin only. Another site's preflight is answered by
+    Envoy without Access-Control-Allow-Origin (never forwarded to a service),
+    and a call it makes anyway gets none either, so its browser refuses it."""
+    interaction_id = await new_interaction(interactions)
     async with httpx.AsyncClient() as client:
-        reply = await client.options(edge.url + "/mend.bot.v1.ChatService/ChatStream", headers={
-            "origin": "https://shop.example", "access-control-request-method": "POST",
-            "access-control-request-headers": "content-type,x-grpc-web,x-user-agent,traceparent"})
+        preflights = [await client.options(edge.url + path, headers={"origin": origin, **PREFLIGHT})
+                      for path in ("/mend.bot.v1.ChatService/ChatStream", FEEDBACK)
+                      for origin in ("https://shop.example", "null")]
+        call = await grpc_web.call(client, edge.url, FEEDBACK, ipb.SubmitFeedbackRequest(
+            interaction_id=interaction_id, rating=ipb.RATING_LIKE), headers={"origin": "https://shop.example"})
+    for preflight in preflights:
+        assert "access-control-allow-origin" not in preflight.headers, preflight.headers
+        assert "x-envoy-upstream-service-time" not in preflight.headers  # Envoy's own answer
+    assert "access-control-allow-origin" not in call.headers
+    assert "access-control-expose-headers" not in call.headers
+
+
+async def test_cors_preflight_allows_grpc_web_headers(cors_edge):
+    async with httpx.AsyncClient() as client:
+        reply = await client.options(cors_edge.url + "/mend.bot.v1.ChatService/ChatStream",
+                                     headers={"origin": "https://shop.example", **PREFLIGHT})
     assert reply.status_code == 200
     assert reply.headers["access-control-allow-origin"] == "https://shop.example"
     allowed = reply.headers["access-control-allow-headers"].split(",")
     assert {"x-grpc-web", "x-user-agent", "grpc-timeout", "traceparent"} <= set(allowed)
 
 
-async def test_cors_refuses_origins_outside_the_setting(tmp_path, bot_address, interactions_address):
-    async with running_edge(tmp_path, bot=bot_address, interactions=interactions_address,
-                            GATEWAY_CORS_ORIGIN_REGEX=r"https://shop\.example") as restricted, httpx.AsyncClient() as c:
-        headers = {"access-control-request-method": "POST", "access-control-request-headers": "x-grpc-web"}
-        other = await c.options(restricted.url + FEEDBACK, headers={"origin": "https://evil.example", **headers})
-        ours = await c.options(restricted.url + FEEDBACK, headers={"origin": "https://shop.example", **headers})
-    assert "access-control-allow-origin" not in other.headers
-    assert ours.headers["access-control-allow-origin"] == "https://shop.example"
+async def test_cors_allows_exactly_the_listed_origins(cors_edge, interactions):
+    interaction_id = await new_interaction(interactions)
+    near_misses = ("https://evil.example", "http://shop.example", "https://shop.example.evil.example",
+                   "https://care.example", "https://care.example:8444", "null")
+    async with httpx.AsyncClient() as client:
+        allowed = {origin: await client.options(cors_edge.url + FEEDBACK, headers={"origin": origin, **PREFLIGHT})
+                   for origin in (*ALLOWED_ORIGINS, "https://SHOP.example")}
+        refused = {origin: await client.options(cors_edge.url + FEEDBACK, headers={"origin": origin, **PREFLIGHT})
+                   for origin in near_misses}
+        call = await grpc_web.call(client, cors_edge.url, FEEDBACK, ipb.SubmitFeedbackRequest(
+            interaction_id=interaction_id, rating=ipb.RATING_LIKE), headers={"origin": "https://care.example:8443"})
+    for origin, reply in allowed.items():
+        assert reply.headers.get("access-control-allow-origin") == origin
+    for origin, reply in refused.items():
+        assert "access-control-allow-origin" not in reply.headers, origin
+    assert call.grpc_status == 0, call.grpc_message
+    assert call.headers["access-control-allow-origin"] == "https://care.example:8443"
+    assert "grpc-status" in call.headers["access-control-expose-headers"]
 
 
 async def test_rate_limit_answers_resource_exhausted_but_the_page_still_loads(

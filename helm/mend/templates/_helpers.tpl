@@ -132,6 +132,17 @@ clusters see every ready pod and balance requests (not connections) across them.
 {{- include "mend.headlessHost" (dict "root" . "component" "web") }}
 {{- end }}
 
+{{/* The origins allowed to call the gateway cross-origin (gateway.cors.allowedOrigins),
+as the JSON list of Envoy string matchers files/envoy.yaml expects: exact, ignoring
+case (browsers send origins lowercase). Empty: none, the page is same-origin. */}}
+{{- define "mend.corsOriginMatchers" -}}
+{{- $matchers := list }}
+{{- range .Values.gateway.cors.allowedOrigins }}
+{{- $matchers = append $matchers (dict "exact" . "ignore_case" true) }}
+{{- end }}
+{{- toJson $matchers }}
+{{- end }}
+
 {{/* `dns:///host:port` of a Python service's headless Service, for the services'
 own clients: gRPC resolves every ready pod and its round_robin policy (set in
 mendkit/clients.py) spreads calls across them, where a ClusterIP would pin each
