@@ -17,10 +17,13 @@ entry, and Knowledge re-checks the entry's status in the catalogue.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from bot.vectorstores.base import KeyVector, VectorHit, VectorQuery, best_per_entry
+from mendkit.errors import FailedPrecondition, MendError, ResourceExhausted, Unavailable
+
+T = TypeVar("T")
 
 # One entry can own many keys; fetch more keys than k so that k distinct entries remain.
 KEYS_PER_ENTRY_HEADROOM = 4
@@ -64,13 +67,15 @@ def _key_text(text: str) -> str:
 class PineconeStore:
     name = "pinecone"
 
-    def __init__(self, index: Any, namespace: str = "", client: Any = None) -> None:
+    def __init__(self, index: Any, namespace: str = "", client: Any = None, api_key: str = "") -> None:
         # `index` is a pinecone Index (typed Any: the SDK is imported lazily, so
         # the bot runs without it when another store is configured). `client`,
         # when given, is the Pinecone client that made it, closed with the store.
+        # `api_key` is kept only to redact it from error text.
         self._index = index
         self._namespace = namespace
         self._client = client
+        self._api_key = api_key
 
     @classmethod
     def connect(cls, api_key: str, index_name: str = "rag-index", host: str | None = None,
@@ -81,7 +86,7 @@ class PineconeStore:
 
         pc = Pinecone(api_key=api_key)
         index = pc.Index(host=host) if host else pc.Index(name=index_name)
-        return cls(index, namespace, client=pc)
+        return cls(index, namespace, client=pc, api_key=api_key)
 
     async def prepare(self) -> None:
         # The index is provisioned outside the bot (its dimension and metric are
@@ -150,23 +155,48 @@ class PineconeStore:
             hits.append(VectorHit(entry_id, str(metadata.get("key_text", "")), float(match.score)))
         return best_per_entry(hits, k)
 
+    async def _call(self, blocking: Callable[..., T], *args: Any) -> T:
+        """A blocking SDK call in a worker thread; its failures become domain errors."""
+        try:
+            return await asyncio.to_thread(blocking, *args)
+        except Exception as error:  # noqa: BLE001 - every SDK failure is mapped, none passes raw
+            raise self._error(error) from None
+
+    def _error(self, error: Exception) -> MendError:
+        """The domain error for an SDK failure. Its text never carries the API key
+        (some error bodies quote it) and is cut short; the status says who can fix it."""
+        # pinecone 10's ApiError carries `status_code`; the older generated clients' `status`.
+        status = getattr(error, "status_code", None) or getattr(error, "status", None)
+        detail = str(getattr(error, "message", None) or getattr(error, "body", None) or type(error).__name__)
+        if self._api_key:
+            detail = detail.replace(self._api_key, "[redacted]")
+        detail = detail[:300]
+        message = f"Pinecone answered HTTP {status}: {detail}" if status else f"Pinecone unreachable: {detail}"
+        if status in (401, 403):
+            return FailedPrecondition(f"{message} (check PINECONE_API_KEY)")
+        if status == 429:
+            return ResourceExhausted(message)
+        if status is None or status >= 500:
+            return Unavailable(message)
+        return FailedPrecondition(message)
+
     # --- the VectorStore protocol ---
 
     async def replace_keys(self, entry_id: str, keys: Sequence[KeyVector], status: str, source: str) -> None:
-        await asyncio.to_thread(self._replace_keys, entry_id, keys, status, source)
+        await self._call(self._replace_keys, entry_id, keys, status, source)
 
     async def set_attributes(self, entry_id: str, status: str, source: str) -> None:
-        await asyncio.to_thread(self._set_attributes, entry_id, status, source)
+        await self._call(self._set_attributes, entry_id, status, source)
 
     async def delete(self, entry_id: str) -> None:
-        await asyncio.to_thread(self._delete, entry_id)
+        await self._call(self._delete, entry_id)
 
     async def search(
         self, vector: Sequence[float], k: int, statuses: Sequence[str], source: str | None
     ) -> list[VectorHit]:
         if not statuses or k <= 0:
             return []  # nothing can match; and the service refuses top_k 0
-        return await asyncio.to_thread(self._search, vector, k, statuses, source)
+        return await self._call(self._search, vector, k, statuses, source)
 
     async def search_many(self, queries: Sequence[VectorQuery]) -> list[list[VectorHit]]:
         slots = asyncio.Semaphore(QUERY_CONCURRENCY)

@@ -178,3 +178,37 @@ async def test_knowledge_on_pinecone_with_the_real_embedder(knowledge_index) -> 
         finally:
             await store.close()
             await knowledge_index.pool.execute("TRUNCATE knowledge_entries CASCADE")
+
+
+async def test_a_refused_key_is_failed_precondition_without_the_key_anywhere(caplog) -> None:
+    """Pinecone (or a gateway before it) may quote the key it refused: the error
+    the bot raises, and so its status and logs, say what to fix without it."""
+    import logging
+
+    from mendkit.errors import FailedPrecondition
+
+    secret = "pcsk_must_not_leak_0123456789abcdef"
+    with FakePinecone(dimension=4, echo_refused_key=True) as server:
+        store = PineconeStore.connect(secret, host=server.host)
+        try:
+            with caplog.at_level(logging.DEBUG), pytest.raises(FailedPrecondition) as refused:
+                await store.search(E[0], 3, ["published"], None)
+        finally:
+            await store.close()
+        assert secret in server.last_refusal_text()  # the double did quote it
+    message = refused.value.message
+    assert "HTTP 401" in message and "PINECONE_API_KEY" in message and "[redacted]" in message
+    assert secret not in message and secret not in caplog.text
+    assert refused.value.__cause__ is None and refused.value.__suppress_context__
+
+
+async def test_an_unreachable_pinecone_is_unavailable() -> None:
+    from mendkit.errors import Unavailable
+    from tests.support import free_port
+
+    store = PineconeStore.connect("pcsk_any", host=f"http://127.0.0.1:{free_port()}")
+    try:
+        with pytest.raises(Unavailable, match="Pinecone unreachable"):
+            await store.search(E[0], 3, ["published"], None)
+    finally:
+        await store.close()

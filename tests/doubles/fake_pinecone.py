@@ -203,15 +203,22 @@ def _cosine(a: list[float], b: list[float]) -> float:
 
 
 class FakePinecone:
-    def __init__(self, dimension: int, api_key: str = "test-api-key") -> None:
+    def __init__(self, dimension: int, api_key: str = "test-api-key", echo_refused_key: bool = False) -> None:
         self.dimension = dimension
         self.api_key = api_key
+        # Some gateways in front of a service quote the key they refused in their error text.
+        self.echo_refused_key = echo_refused_key
         self.namespaces: dict[str, dict[str, Record]] = {}
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-pinecone", daemon=True)
+
+    def last_refusal_text(self) -> str:
+        """The error message of the last request the double refused."""
+        with self._lock:
+            return next((r["refusal"] for r in reversed(self.requests) if "refusal" in r), "")
 
     @property
     def host(self) -> str:
@@ -403,7 +410,9 @@ class FakePinecone:
                     fake.requests.append(record)
                 try:
                     if self.headers.get("Api-Key") != fake.api_key:
-                        raise BadRequest("Invalid API key", status=401, code=16)
+                        sent = self.headers.get("Api-Key") or ""
+                        raise BadRequest(f"Invalid API key {sent}" if fake.echo_refused_key else "Invalid API key",
+                                         status=401, code=16)
                     if not record["api_version"]:
                         raise BadRequest("missing required header X-Pinecone-Api-Version")
                     if method == "GET" and url.path == "/vectors/list":
@@ -423,7 +432,7 @@ class FakePinecone:
                     record["status"] = 200
                     self._reply(200, result)
                 except BadRequest as error:
-                    record["status"] = error.status
+                    record["status"], record["refusal"] = error.status, str(error)
                     self._reply(error.status, {"code": error.code, "message": str(error), "details": []})
 
             def do_GET(self) -> None:  # http.server's naming
