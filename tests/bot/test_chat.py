@@ -498,3 +498,54 @@ async def test_a_request_id_another_replica_is_answering_waits_for_its_logged_an
     assert "".join(e.delta.text for e in replayed[1:-1]) == "answer 1"
     assert replayed[0].start.interaction_id == answered[0].start.interaction_id == str(request_id)
     assert await knowledge_index.pool.fetchval("SELECT count(*) FROM chat_claims") == 0
+
+
+async def test_a_retry_after_the_answering_process_died_is_answered_within_seconds(
+        knowledge_index, knowledge, interactions_address):
+    """The claim of a process killed mid-answer is no longer renewed: a retry takes
+    it over once the short lease lapses (it once waited out a 5-minute lease)."""
+    await knowledge_index.pool.execute("TRUNCATE chat_log, chat_claims")
+    await upsert(knowledge, RETURNS)
+    request_id, stale = uuid.uuid4(), uuid.uuid4()
+    # Its owner stopped renewing a minute ago; another claim was left behind two hours ago.
+    await knowledge_index.pool.execute(
+        "INSERT INTO chat_claims (request_id, claimed_at) VALUES ($1, now() - interval '1 minute'), "
+        "($2, now() - interval '2 hours')", request_id, stale)
+    model = GatedModel()
+    model.gate.set()
+    chatbot, channel = make_chatbot(knowledge_index, model, interactions_address)
+    try:
+        exchange = await asyncio.wait_for(chatbot.reply("Can I send back an item?", "", request_id), 20)
+    finally:
+        await channel.close()
+    assert exchange.answer == "answer 1" and model.calls == 1
+    # Claims left behind long ago are pruned; none is left by the answered one.
+    assert await knowledge_index.pool.fetchval("SELECT count(*) FROM chat_claims") == 0
+
+
+async def test_a_live_answer_longer_than_the_lease_keeps_its_claim(
+        knowledge_index, knowledge, interactions_address, monkeypatch):
+    """The owner renews its claim while it answers: another replica asking the
+    same request id meanwhile waits and replays, even past the lease."""
+    from bot import dedup
+
+    monkeypatch.setattr(dedup, "CLAIM_LEASE_S", 1.0)
+    monkeypatch.setattr(dedup, "CLAIM_RENEW_S", 0.2)
+    await knowledge_index.pool.execute("TRUNCATE chat_log, chat_claims")
+    await upsert(knowledge, RETURNS)
+    model = GatedModel()
+    one, channel_one = make_chatbot(knowledge_index, model, interactions_address)
+    two, channel_two = make_chatbot(knowledge_index, model, interactions_address)
+    request_id = uuid.uuid4()
+    try:
+        first = asyncio.ensure_future(one.reply("Can I send back an item?", "", request_id))
+        await model.entered[0].wait()
+        second = asyncio.ensure_future(two.reply("Can I send back an item?", "", request_id))
+        await asyncio.sleep(2.5)  # two and a half leases
+        assert model.calls == 1, "the other replica took over a claim that was still being renewed"
+        model.gate.set()
+        answered, replayed = await first, await second
+    finally:
+        await channel_one.close()
+        await channel_two.close()
+    assert model.calls == 1 and answered.answer == replayed.answer == "answer 1"
