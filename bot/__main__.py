@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import sys
 from contextlib import AsyncExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,7 @@ async def serve(settings: Settings) -> None:
             Registration(KnowledgeService(knowledge, PageTokens(settings.shared.page_token_secret)),
                          pb_grpc.add_KnowledgeServiceServicer_to_server, KNOWLEDGE_SERVICE),
         ]
-        await serve_until_signalled(registrations, settings.listen.address)
+        await serve_until_signalled(registrations, settings.listen.address, ready=partial(database.reachable, pool))
 
 
 async def ingest_command(settings: Settings, paths: list[Path], source: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 from interactions.service import InteractionsService
@@ -30,7 +31,7 @@ async def serve(settings: Settings) -> None:
                                pool_size=settings.pool_max_size) as pool:
         servicer = InteractionsService(pool, PageTokens(settings.shared.page_token_secret))
         registration = Registration(servicer, pb_grpc.add_InteractionsServiceServicer_to_server, SERVICE_NAME)
-        await serve_until_signalled([registration], settings.listen.address)
+        await serve_until_signalled([registration], settings.listen.address, ready=partial(database.reachable, pool))
 
 
 async def migrate_command(settings: MigrateSettings) -> None:

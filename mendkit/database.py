@@ -36,6 +36,14 @@ async def create_pool(
     return await asyncpg.create_pool(url, min_size=1, max_size=max_size, init=setup, reset=_keep_session)
 
 
+async def reachable(pool: asyncpg.Pool) -> bool:
+    """Whether the database answers now: what a service's readiness follows."""
+    try:
+        return await pool.fetchval("SELECT true", timeout=2) is True
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        return False
+
+
 @contextlib.asynccontextmanager
 async def database_errors(what: str) -> AsyncIterator[None]:
     """A database that cannot be reached is UNAVAILABLE (callers retry), not INTERNAL."""

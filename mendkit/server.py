@@ -21,6 +21,11 @@ from mendkit.interceptors import ErrorAndLogInterceptor
 _log = logging.getLogger("mendkit.server")
 # A servicer class; each generated `add_FooServicer_to_server` takes its own.
 S = TypeVar("S")
+# The health service name a liveness probe asks: SERVING while the process serves,
+# whatever its dependencies do, so an outage of the database never restarts pods.
+# Readiness is "" and each service's own name: SERVING only while `ready` says so.
+LIVENESS = "liveness"
+READINESS_INTERVAL_S = 2.0
 
 # 4 MiB is gRPC's default; Mend's largest request (a knowledge upsert batch) stays far below.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -42,14 +47,38 @@ class RunningServer:
     health: health.aio.HealthServicer
     port: int
     service_names: list[str] = field(default_factory=list)
+    readiness: asyncio.Task[None] | None = None
 
     async def stop(self, grace: float) -> None:
+        if self.readiness is not None:
+            self.readiness.cancel()
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
 
 
-async def start_server(registrations: Sequence[Registration[Any]], address: str) -> RunningServer:
-    """Builds and starts a server on `address` ("host:port"; port 0 picks a free one)."""
+async def _follow_readiness(health_servicer: health.aio.HealthServicer, names: list[str],
+                            ready: Callable[[], Awaitable[bool]]) -> None:
+    """Keeps "" and every service name SERVING while `ready()` holds, NOT_SERVING while not."""
+    serving = True
+    while True:
+        await asyncio.sleep(READINESS_INTERVAL_S)
+        try:
+            now = await asyncio.wait_for(ready(), READINESS_INTERVAL_S)
+        except Exception:  # noqa: BLE001 - a check that fails or hangs means not ready
+            now = False
+        if now != serving:
+            serving = now
+            _log.warning("ready again" if now else "not ready: a dependency is unreachable")
+            status = health_pb2.HealthCheckResponse.SERVING if now else health_pb2.HealthCheckResponse.NOT_SERVING
+            for name in ["", *names]:
+                await health_servicer.set(name, status)
+
+
+async def start_server(registrations: Sequence[Registration[Any]], address: str,
+                       ready: Callable[[], Awaitable[bool]] | None = None) -> RunningServer:
+    """Builds and starts a server on `address` ("host:port"; port 0 picks a free one).
+    `ready`, checked every READINESS_INTERVAL_S, says whether what the services
+    need (their database) is reachable; health follows it, LIVENESS does not."""
     server = grpc.aio.server(
         interceptors=[ErrorAndLogInterceptor()],
         options=[
@@ -70,9 +99,10 @@ async def start_server(registrations: Sequence[Registration[Any]], address: str)
     except RuntimeError as error:
         raise OSError(f"cannot listen on {address}: is the port already taken? ({error})") from None
     await server.start()
-    for name in ["", *names]:
+    for name in ["", *names, LIVENESS]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server=server, health=health_servicer, port=port, service_names=names)
+    following = None if ready is None else asyncio.ensure_future(_follow_readiness(health_servicer, names, ready))
+    return RunningServer(server=server, health=health_servicer, port=port, service_names=names, readiness=following)
 
 
 async def serve_until_signalled(
@@ -81,9 +111,10 @@ async def serve_until_signalled(
     *,
     grace: float = 10.0,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    ready: Callable[[], Awaitable[bool]] | None = None,
 ) -> None:
     """Serves until SIGTERM/SIGINT, then shuts down gracefully."""
-    running = await start_server(registrations, address)
+    running = await start_server(registrations, address, ready)
     _log.info("serving", extra={"address": address, "port": running.port, "services": running.service_names})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -12,6 +12,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 from mend.bot.v1 import bot_service_pb2 as bpb
@@ -103,7 +104,8 @@ async def serve(settings: Settings) -> int:
     async with open_trainer(settings) as trainer:
         servicer = TrainerService(trainer, PageTokens(settings.shared.page_token_secret))
         await serve_until_signalled([Registration(servicer, tpb_grpc.add_TrainerServiceServicer_to_server,
-                                                  TRAINER)], settings.listen.address)
+                                                  TRAINER)], settings.listen.address,
+                                    ready=partial(database.reachable, trainer.pool))
     return 0
 
 

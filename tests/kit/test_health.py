@@ -51,3 +51,42 @@ async def test_watch_sees_a_server_go_not_serving_on_shutdown():
         stopping = asyncio.ensure_future(running.stop(2))
         assert (await watch.read()).status == NOT_SERVING
         await stopping
+
+
+async def test_readiness_follows_the_dependency_and_liveness_does_not(monkeypatch):
+    """While `ready` fails (a database outage), the overall and service statuses
+    are NOT_SERVING, so probes take the pod out of rotation; the liveness service
+    stays SERVING, so the pod is not restarted; both recover with the dependency."""
+    from mendkit import server as kit_server
+
+    monkeypatch.setattr(kit_server, "READINESS_INTERVAL_S", 0.05)
+    up = True
+
+    async def ready() -> bool:
+        if not up:
+            raise OSError("the database is unreachable")
+        return True
+
+    running = await start_server([], "127.0.0.1:0", ready=ready)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+
+            async def status(service: str) -> int:
+                return (await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)).status
+
+            async def settled(service: str, expected: int) -> bool:
+                for _ in range(100):
+                    if await status(service) == expected:
+                        return True
+                    await asyncio.sleep(0.02)
+                return False
+
+            assert await status("") == SERVING and await status(kit_server.LIVENESS) == SERVING
+            up = False
+            assert await settled("", NOT_SERVING)
+            assert await status(kit_server.LIVENESS) == SERVING
+            up = True
+            assert await settled("", SERVING)
+    finally:
+        await running.stop(1)

@@ -189,7 +189,10 @@ terminationGracePeriodSeconds: {{ . }}
 {{- end }}
 {{- end }}
 
-{{/* Native gRPC health probes (grpc.health.v1, overall status) of a service on `port`. */}}
+{{/* Native gRPC health probes (grpc.health.v1) of a service on `port`: startup and
+readiness ask the overall status, which follows the database; liveness asks the
+kit's `liveness` service, which does not, so a database outage takes pods out of
+rotation without restarting them. */}}
 {{- define "mend.python.probes" -}}
 {{- $port := int .values.port }}
 {{- range $i, $probe := list "startupProbe" "readinessProbe" "livenessProbe" }}
@@ -197,6 +200,9 @@ terminationGracePeriodSeconds: {{ . }}
 {{- $probe }}:
   grpc:
     port: {{ $port }}
+    {{- if eq $probe "livenessProbe" }}
+    service: liveness
+    {{- end }}
   {{- toYaml (index $.values $probe) | nindent 2 }}
 {{- end }}
 {{- end }}
