@@ -26,6 +26,9 @@ S = TypeVar("S")
 # Readiness is "" and each service's own name: SERVING only while `ready` says so.
 LIVENESS = "liveness"
 READINESS_INTERVAL_S = 2.0
+# Checks in a row that must fail before a service says NOT_SERVING: one slow check
+# (a busy pool, a pause) is not an outage, and leaving rotation has a cost too.
+READINESS_FAILURES = 3
 
 # 4 MiB is gRPC's default; Mend's largest request (a knowledge upsert batch) stays far below.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -58,14 +61,17 @@ class RunningServer:
 
 async def _follow_readiness(health_servicer: health.aio.HealthServicer, names: list[str],
                             ready: Callable[[], Awaitable[bool]]) -> None:
-    """Keeps "" and every service name SERVING while `ready()` holds, NOT_SERVING while not."""
-    serving = True
+    """Keeps "" and every service name SERVING while `ready()` holds; NOT_SERVING
+    once it has failed READINESS_FAILURES times in a row, until it holds again."""
+    serving, failures = True, 0
     while True:
         await asyncio.sleep(READINESS_INTERVAL_S)
         try:
-            now = await asyncio.wait_for(ready(), READINESS_INTERVAL_S)
+            passed = await asyncio.wait_for(ready(), READINESS_INTERVAL_S)
         except Exception:  # noqa: BLE001 - a check that fails or hangs means not ready
-            now = False
+            passed = False
+        failures = 0 if passed else failures + 1
+        now = passed or (serving and failures < READINESS_FAILURES)
         if now != serving:
             serving = now
             _log.warning("ready again" if now else "not ready: a dependency is unreachable")

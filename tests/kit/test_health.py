@@ -60,10 +60,12 @@ async def test_readiness_follows_the_dependency_and_liveness_does_not(monkeypatc
     from mendkit import server as kit_server
 
     monkeypatch.setattr(kit_server, "READINESS_INTERVAL_S", 0.05)
-    up = True
+    up, failed = True, 0
 
     async def ready() -> bool:
+        nonlocal failed
         if not up:
+            failed += 1
             raise OSError("the database is unreachable")
         return True
 
@@ -85,6 +87,9 @@ async def test_readiness_follows_the_dependency_and_liveness_does_not(monkeypatc
             assert await status("") == SERVING and await status(kit_server.LIVENESS) == SERVING
             up = False
             assert await settled("", NOT_SERVING)
+            assert failed >= kit_server.READINESS_FAILURES  # one slow or failed check is not an outage
+            await asyncio.sleep(0.2)  # failing on: it stays out of rotation
+            assert await status("") == NOT_SERVING
             assert await status(kit_server.LIVENESS) == SERVING
             up = True
             assert await settled("", SERVING)
