@@ -15,14 +15,17 @@ from typing import Any
 import asyncpg
 from pgvector.asyncpg import register_vector
 
-from bot.chat import Chatbot, Retrieval
+from bot.chat import Answerer, Chatbot, Retrieval
 from bot.chat_service import ChatService
 from bot.conversations import Conversations
 from bot.dedup import Dedup
+from bot.generating import Generating
 from bot.knowledge import Knowledge
 from bot.knowledge_service import KnowledgeService
 from bot.outbox import Outbox
 from bot.persona import Persona
+from bot.quoting import Quoting
+from bot.relevance import Relevance
 from bot.settings import Settings
 from bot.vectorstores.select import vector_store
 from mend.bot.v1 import bot_service_pb2 as pb
@@ -65,11 +68,14 @@ async def open_knowledge(settings: Settings, pool: asyncpg.Pool, stack: AsyncExi
 
 def build_chatbot(settings: Settings, knowledge: Knowledge, pool: asyncpg.Pool, outbox: Outbox,
                   stack: AsyncExitStack) -> Chatbot:
-    model = select.chat_model(settings.chat, settings.shared.home, stack)
     persona = Persona(brand=settings.brand, bot_name=settings.bot_name, tone=settings.tone,
-                      handoff=settings.handoff, system_prompt=settings.system_prompt)
-    retrieval = Retrieval(k=settings.retrieval_k, threshold=settings.similarity_threshold)
-    return Chatbot(knowledge, model, persona, outbox, Dedup(pool), Conversations(pool), retrieval,
+                      handoff=settings.handoff, system_prompt=settings.system_prompt, greeting=settings.greeting)
+    quoting = Quoting(knowledge.embedder, persona)
+    answerer: Answerer = quoting
+    if settings.answer_mode == "generate":  # only then is a chat model loaded
+        answerer = Generating(select.chat_model(settings.chat, settings.shared.home, stack), persona, quoting)
+    retrieval = Retrieval(k=settings.retrieval_k, relevance=Relevance(min_score=settings.similarity_threshold))
+    return Chatbot(knowledge, answerer, persona, outbox, Dedup(pool), Conversations(pool), retrieval,
                    record_text=settings.record_chat_text)
 
 

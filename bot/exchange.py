@@ -31,6 +31,17 @@ class Facts:
     total_ms: int = 0
 
 
+@dataclass
+class Tally:
+    """What writing one answer cost, filled in while it streams: the model that
+    wrote what was streamed (empty when the knowledge was quoted), its pieces,
+    and whether a generated sentence was dropped as unsupported."""
+
+    model: str = ""
+    output_tokens: int = 0
+    unsupported: bool = False
+
+
 @dataclass(frozen=True)
 class Exchange:
     """One answered question, as logged and as every client sees it."""

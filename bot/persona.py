@@ -19,6 +19,8 @@ class Persona:
     handoff: str
     # Replaces the default instructions entirely when set.
     system_prompt: str = ""
+    # Said before the first answer of a conversation when set (e.g. "Hi, I'm Finch!").
+    greeting: str = ""
 
     def instructions(self) -> str:
         if self.system_prompt:

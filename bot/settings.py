@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.relevance import Relevance
 from mendkit import addresses
 from mendkit.settings import (
     Listen,
@@ -34,6 +35,12 @@ class Settings:
     tone: str
     handoff: str
     system_prompt: str
+    greeting: str
+    # "quote": a Q&A entry's answer as written, an article's best passage; no
+    # model call. "generate": the chat model writes it, checked sentence by
+    # sentence against the sources. Quoting is the default with the embedded
+    # model, which makes things up; generation with a cloud model.
+    answer_mode: str
     retrieval_k: int
     similarity_threshold: float
     record_chat_text: bool
@@ -47,10 +54,11 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         vector_store = env_choice("MEND_VECTOR_STORE", "pgvector", ("pgvector", "pinecone"))
+        chat = ChatModelSettings.from_env()
         return cls(
             shared=Shared.from_env(),
             listen=Listen.from_env(addresses.BOT),
-            chat=ChatModelSettings.from_env(),
+            chat=chat,
             embedder=EmbedderSettings.from_env(),
             pool_max_size=env_int("BOT_DB_POOL_SIZE", 10, minimum=1, maximum=200),
             vector_store=vector_store,
@@ -61,8 +69,13 @@ class Settings:
             handoff=env_str("MEND_HANDOFF",
                             "write to care@alderandfinch.example or chat with us 8:00-20:00 CET on weekdays"),
             system_prompt=env_str("MEND_SYSTEM_PROMPT", ""),
+            greeting=env_str("MEND_GREETING", ""),
+            answer_mode=env_choice("MEND_ANSWER_MODE", "quote" if chat.provider == "local" else "generate",
+                                   ("quote", "generate")),
             retrieval_k=env_int("MEND_RETRIEVAL_K", 3, minimum=1, maximum=20),
-            similarity_threshold=env_float("MEND_SIMILARITY_THRESHOLD", 0.45, minimum=-1.0, maximum=1.0),
+            # The cut for an entry with one phrasing; it rises with more (bot/relevance.py).
+            similarity_threshold=env_float("MEND_SIMILARITY_THRESHOLD", Relevance.min_score, minimum=-1.0,
+                                           maximum=1.0),
             record_chat_text=env_bool("MEND_TRACE_CHAT_TEXT", False),
             pinecone_index_name=env_str("PINECONE_INDEX_NAME", "rag-index"),
             pinecone_host=env_str("PINECONE_HOST", ""),

@@ -226,9 +226,18 @@ async def running_edge(home: Path, *, bot: str, interactions: str, **settings: s
 # --- the bot: a chatbot and sample knowledge ------------------------------------------------
 
 
+def generating(chatbot, model):
+    """An answerer for `chatbot` in generate mode (MEND_ANSWER_MODE=generate) with `model`."""
+    from bot.generating import Generating
+    from bot.quoting import Quoting
+
+    return Generating(model, chatbot.persona, Quoting(chatbot.knowledge.embedder, chatbot.persona))
+
+
 def make_chatbot(knowledge_index, chat_model, interactions_address: str):
-    """A Chatbot over the given index and model, logging to interactions at the
-    address; returns it and the channel to close."""
+    """A Chatbot over the given index, logging to interactions at the address;
+    it generates with `chat_model`, or quotes the knowledge (the embedded
+    default) when that is None. Returns it and the channel to close."""
     from bot.chat import Chatbot
     from bot.conversations import Conversations
     from bot.dedup import Dedup
@@ -241,7 +250,13 @@ def make_chatbot(knowledge_index, chat_model, interactions_address: str):
     persona = Persona(brand=BRAND, bot_name="Mend", tone="warm", handoff="email care@alderandfinch.example")
     pool = knowledge_index.pool
     outbox = Outbox(pool, interactions_grpc.InteractionsServiceStub(channel))
-    return Chatbot(knowledge_index, chat_model, persona, outbox, Dedup(pool), Conversations(pool)), channel
+    from bot.quoting import Quoting
+
+    chatbot = Chatbot(knowledge_index, Quoting(knowledge_index.embedder, persona), persona, outbox, Dedup(pool),
+                      Conversations(pool))
+    if chat_model is not None:
+        chatbot.answerer = generating(chatbot, chat_model)
+    return chatbot, channel
 
 
 RETURNS = bpb.KnowledgeEntry(

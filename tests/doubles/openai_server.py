@@ -2,7 +2,8 @@
 
     python tests/doubles/openai_server.py --port N [--log requests.jsonl] [--dimension 16]
 
-POST /v1/chat/completions answers "Echo: <last user message>" in word pieces,
+POST /v1/chat/completions answers "Echo: <last user message>" in word pieces
+(for a grounded prompt, "Echo: <its first fact>", a sentence its sources support),
 streamed as OpenAI and llama.cpp's server do (a chunk with the role, content
 chunks, a chunk with finish_reason, `data: [DONE]`), or whole when not streamed.
 POST /v1/embeddings answers deterministic unit vectors (a hash of the text).
@@ -57,7 +58,8 @@ def answer_for(model: str, messages: list[dict[str, Any]]) -> list[str]:
     if model == "slow":
         return [" tick"] * 500
     last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-    return re.findall(r"\s*\S+", f"Echo: {last}")
+    fact = re.match(r"Facts:\n\[1\] [^\n]*?: ([^\n]*)", last)
+    return re.findall(r"\s*\S+", f"Echo: {fact.group(1) if fact else last}")
 
 
 def _chat_problem(body: dict[str, Any]) -> str | None:

@@ -78,6 +78,8 @@ Call with (dict "root" $ "component" "bot").
   "MEND_BRAND_TONE" $c.persona.tone
   "MEND_HANDOFF" $c.persona.handoff
   "MEND_SYSTEM_PROMPT" $c.persona.systemPrompt
+  "MEND_GREETING" $c.persona.greeting
+  "MEND_ANSWER_MODE" $c.retrieval.answerMode
   "MEND_RETRIEVAL_K" (toString (int $c.retrieval.k))
   "MEND_SIMILARITY_THRESHOLD" (toString $c.retrieval.similarityThreshold)
   "MEND_TRACE_CHAT_TEXT" (toString $c.traceChatText)

@@ -1,0 +1,74 @@
+"""Answering by generation: a chat model writes the answer from the retrieved
+facts, and each sentence is checked against them (bot/support.py) before it is
+streamed. A sentence the facts do not support ends the answer there; when it is
+the first, the best entry's own text is served instead (bot/quoting.py), so a
+customer never reads a claim the knowledge does not make."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Sequence
+
+from bot import persona as prompts
+from bot.conversations import Turn
+from bot.exchange import Tally
+from bot.knowledge import Hit
+from bot.persona import Persona
+from bot.quoting import Quoting
+from bot.support import Support
+from mendmodels.chat.base import ChatModel
+
+_log = logging.getLogger("bot.generating")
+# A sentence ends at ., ! or ? followed by a space, or at a line break.
+_END = re.compile(r"[.!?](?=\s)\s*|\n+")
+
+
+class Generating:
+    def __init__(self, model: ChatModel, persona: Persona, fallback: Quoting, max_tokens: int = 200) -> None:
+        self.model = model
+        self.persona = persona
+        self.fallback = fallback
+        self.max_tokens = max_tokens
+
+    async def pieces(self, query: str, hits: Sequence[Hit], history: Sequence[Turn],
+                     tally: Tally) -> AsyncIterator[str]:
+        support = Support([f"{hit.entry.title}. {hit.entry.content}" for hit in hits], query, self.persona.brand)
+        said = False
+        buffer = ""
+        stream = self.model.stream(prompts.messages(self.persona, hits, history, query), self.max_tokens)
+        try:
+            async for piece in _sentences(stream, tally):
+                buffer = piece
+                if not support.supports(piece):
+                    tally.unsupported = True
+                    break
+                tally.model = self.model.model_id
+                said = True
+                yield piece
+            else:
+                buffer = ""
+        finally:
+            # Stops the generation when the answer ends early (an unsupported sentence).
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                await close()
+        if tally.unsupported:
+            _log.info("a generated sentence was not supported by the sources; the answer ends before it",
+                      extra={"replaced": not said, "chars": len(buffer)})
+            if not said:
+                async for piece in self.fallback.pieces(query, hits, history):
+                    yield piece
+
+
+async def _sentences(stream: AsyncIterator[str], tally: Tally) -> AsyncIterator[str]:
+    """The model's text cut at sentence ends, each sentence with the space after it."""
+    buffer = ""
+    async for piece in stream:
+        tally.output_tokens += 1
+        buffer += piece
+        while (end := _END.search(buffer)) is not None and end.end() < len(buffer):
+            yield buffer[:end.end()]
+            buffer = buffer[end.end():]
+    if buffer.strip():
+        yield buffer

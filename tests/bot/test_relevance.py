@@ -1,0 +1,75 @@
+"""The answer-or-"don't know" rule (bot/relevance.py), over plain hits."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bot.catalog import Entry
+from bot.knowledge import Hit
+from bot.relevance import Relevance
+
+RULE = Relevance()
+
+
+def hit(score: float, phrasings: int = 1, entry_id: str = "") -> Hit:
+    questions = tuple(f"phrasing {n}" for n in range(phrasings))
+    entry = Entry(entry_id or f"entry-{score}-{phrasings}", "qa", questions[0], "An answer.", questions,
+                  "tests", "published")
+    return Hit(entry, score, questions[0])
+
+
+def article(score: float) -> Hit:
+    return Hit(Entry(f"article-{score}", "article", "Care", "Wash at 30.", (), "tests", "published"), score, "")
+
+
+def test_the_measured_constants():
+    # bench/results/scope.md: chosen on clinc150 val for 1, 5 and 10 phrasings per entry.
+    assert (RULE.min_score, RULE.per_ln_phrasing, RULE.min_margin) == (0.44, 0.015, 0.0)
+
+
+def test_a_hit_exactly_at_the_cut_answers_and_just_below_does_not():
+    assert RULE.relevant([hit(0.44)]) == [hit(0.44)]
+    assert RULE.relevant([hit(math.nextafter(0.44, 0))]) == []
+    assert RULE.relevant([article(0.44)]) == [article(0.44)]  # an article chunk is one key
+    assert RULE.relevant([article(0.439)]) == []
+
+
+def test_the_cut_rises_with_the_entrys_phrasings():
+    cut = 0.44 + 0.015 * math.log(10)
+    at_cut = hit(cut, phrasings=10)
+    assert RULE.cut(at_cut) == pytest.approx(cut)
+    assert RULE.relevant([at_cut]) == [at_cut]
+    assert RULE.relevant([hit(math.nextafter(cut, 0), phrasings=10)]) == []
+    # A score that answers for an entry of one phrasing does not for one of ten.
+    assert RULE.relevant([hit(0.47)]) != []
+    assert RULE.relevant([hit(0.47, phrasings=10)]) == []
+
+
+def test_nothing_relevant_means_no_hits():
+    assert RULE.relevant([]) == []
+    assert RULE.relevant([hit(0.30), hit(0.20)]) == []
+
+
+def test_the_top_hit_decides_and_the_sources_that_pass_come_along_best_first():
+    top, second, weak = hit(0.80, entry_id="top"), hit(0.50, entry_id="second"), hit(0.30, entry_id="weak")
+    assert RULE.relevant([weak, second, top]) == [top, second]
+    # A runner-up passing its own cut does not answer when the top hit does not pass its.
+    many = hit(0.46, phrasings=30, entry_id="many")
+    assert RULE.relevant([many, hit(0.45, entry_id="one")]) == []
+
+
+def test_margin_off_by_default_a_near_tie_answers():
+    assert RULE.relevant([hit(0.70, entry_id="a"), hit(0.699, entry_id="b")]) != []
+
+
+def test_margin_when_set_refuses_a_near_tie_and_answers_at_the_margin():
+    rule = Relevance(min_margin=0.125)  # dyadic scores: the differences are exact
+    assert rule.relevant([hit(0.75, entry_id="a"), hit(0.6875, entry_id="b")]) == []
+    exactly = rule.relevant([hit(0.75, entry_id="a"), hit(0.625, entry_id="b")])
+    assert [h.entry.entry_id for h in exactly] == ["a", "b"]
+    # One hit alone has no runner-up to be confused with.
+    assert rule.relevant([hit(0.75)]) == [hit(0.75)]
+    # The margin does not lift a hit below the cut.
+    assert rule.relevant([hit(0.43), hit(0.10)]) == []
