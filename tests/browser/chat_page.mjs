@@ -103,6 +103,17 @@ try {
   const page = await browser.newPage();
   page.on("pageerror", (error) => result.consoleErrors.push(String(error)));
   await page.setViewport(PHONE);
+  // Every text an answer shows while it streams, as the page renders it: polling
+  // alone misses the steps of an answer whose pieces arrive within milliseconds.
+  await page.evaluateOnNewDocument(() => {
+    window.__partialTexts = new Set();
+    new MutationObserver(() => {
+      for (const li of document.querySelectorAll("li.message.bot[data-state=streaming]")) {
+        const text = li.querySelector(".answer")?.textContent ?? "";
+        if (text) window.__partialTexts.add(text);
+      }
+    }).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
+  });
   await page.goto(url, { waitUntil: "networkidle0" });
   result.focusedOnLoad = await page.evaluate(() => document.activeElement?.id);
 
@@ -124,7 +135,7 @@ try {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   result.state = state;
-  result.partialTexts = seen.size;
+  result.partialTexts = Math.max(seen.size, await page.evaluate(() => window.__partialTexts.size));
   Object.assign(result, await page.$eval(bubble, (li) => ({
     answer: li.querySelector(".answer")?.textContent ?? "",
     interactionId: li.dataset.interactionId ?? "",

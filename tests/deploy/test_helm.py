@@ -8,6 +8,7 @@ variables its command reads, and those it must have."""
 
 from __future__ import annotations
 
+import json
 import base64
 import importlib
 import os
@@ -1023,6 +1024,23 @@ def test_the_page_is_served_on_the_web_port(chart: helm.Chart) -> None:
     assert "listen 8081;" in server and "location = /healthz" in server
     (web,) = named(documents, "Deployment", f"{FULLNAME}-web")["spec"]["template"]["spec"]["containers"]
     assert web["ports"] == [{"name": "http", "containerPort": 8081, "protocol": "TCP"}]
+
+
+def test_the_page_gets_its_handoff_link_from_the_values(chart: helm.Chart) -> None:
+    """The page's config.json (the "Contact our team" link) is the chart's, mounted
+    over the built default, and a change rolls the pods."""
+    link = {"handoffUrl": "https://help.example.com/contact", "handoffLabel": "Talk to us"}
+    documents = render(chart, {**PRODUCTION, "web": link})
+    config = named(documents, "ConfigMap", f"{FULLNAME}-web")["data"]["config.json"]
+    assert json.loads(config) == link
+    pod = named(documents, "Deployment", f"{FULLNAME}-web")["spec"]["template"]
+    (web,) = pod["spec"]["containers"]
+    assert {"name": "config", "mountPath": "/usr/share/nginx/html/config.json", "subPath": "config.json",
+            "readOnly": True} in web["volumeMounts"]
+    default = named(render(chart, PRODUCTION), "Deployment", f"{FULLNAME}-web")["spec"]["template"]
+    assert pod["metadata"]["annotations"]["checksum/config"] != default["metadata"]["annotations"]["checksum/config"]
+    with pytest.raises(Exception, match="handoffUrl"):
+        render(chart, {**PRODUCTION, "web": {"handoffUrl": "javascript:alert(1)"}})
 
 
 @pytest.mark.skipif(PLACEHOLDER, reason="helm/mend/files/envoy.yaml is still a placeholder")

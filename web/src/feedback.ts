@@ -1,6 +1,8 @@
 // Like / dislike under an answer. A dislike is stored at once (so it counts
 // even if the reason is never sent); the optional reason then replaces it,
 // which is safe because a second vote on an interaction replaces the first.
+// A vote given before a reload of the page is shown again (`given`), and each
+// stored vote is reported (`onRated`) so the page can keep it.
 import { FeedbackReason, Rating } from "./gen/mend/interactions/v1/interactions_service_pb";
 import { interactions, lastTraceId } from "./api";
 import { el } from "./dom";
@@ -16,7 +18,13 @@ const REASONS: [FeedbackReason, string][] = [
   [FeedbackReason.OTHER, "Something else"],
 ];
 
-export function feedbackControls(interactionId: string): HTMLElement {
+export interface Vote {
+  rating: "" | "like" | "dislike";
+  reasonSent: boolean;
+}
+
+export function feedbackControls(interactionId: string, given: Vote = { rating: "", reasonSent: false },
+                                 onRated: (vote: Vote) => void = () => {}): HTMLElement {
   const like = el("button", { type: "button", class: "like", "aria-pressed": "false" }, "Helpful");
   const dislike = el("button", { type: "button", class: "dislike", "aria-pressed": "false" }, "Not helpful");
   const status = el("p", { class: "feedback-status", role: "status", "aria-live": "polite" });
@@ -37,15 +45,25 @@ export function feedbackControls(interactionId: string): HTMLElement {
       await interactions.submitFeedback({ interactionId, rating, ...details });
       group.dataset.traceId = lastTraceId;
       status.textContent = thanks;
-      group.dataset.rating = rating === Rating.LIKE ? "like" : "dislike";
-      like.setAttribute("aria-pressed", String(rating === Rating.LIKE));
-      dislike.setAttribute("aria-pressed", String(rating === Rating.DISLIKE));
+      show(rating === Rating.LIKE ? "like" : "dislike");
+      onRated({ rating: rating === Rating.LIKE ? "like" : "dislike", reasonSent: details.reason !== undefined });
       return true;
     } catch (error) {
       status.classList.add("error");
       status.textContent = plainWords(error);
       return false;
     }
+  }
+
+  function show(vote: "like" | "dislike") {
+    group.dataset.rating = vote;
+    like.setAttribute("aria-pressed", String(vote === "like"));
+    dislike.setAttribute("aria-pressed", String(vote === "dislike"));
+  }
+  if (given.rating) {
+    show(given.rating);
+    if (given.reasonSent) group.dataset.reasonSent = "true";
+    status.textContent = given.rating === "like" ? "You found this helpful." : "You told us this wasn't helpful.";
   }
 
   like.addEventListener("click", async () => {

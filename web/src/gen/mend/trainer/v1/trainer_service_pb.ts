@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mend/trainer/v1/trainer_service.proto.
  */
 export const file_mend_trainer_v1_trainer_service: GenFile = /*@__PURE__*/
-  fileDesc("CiVtZW5kL3RyYWluZXIvdjEvdHJhaW5lcl9zZXJ2aWNlLnByb3RvEg9tZW5kLnRyYWluZXIudjEi8gIKA1J1bhIOCgZydW5faWQYASABKAkSKAoFc3RhdGUYAiABKA4yGS5tZW5kLnRyYWluZXIudjEuUnVuU3RhdGUSLAoHdHJpZ2dlchgDIAEoDjIbLm1lbmQudHJhaW5lci52MS5SdW5UcmlnZ2VyEg4KBmZvcmNlZBgEIAEoCBI2Cg5wdWJsaXNoX3BvbGljeRgFIAEoDjIeLm1lbmQudHJhaW5lci52MS5QdWJsaXNoUG9saWN5EhoKEmZlZWRiYWNrX3RocmVzaG9sZBgGIAEoBRIuCgpzdGFydF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoGY291bnRzGAkgASgLMhoubWVuZC50cmFpbmVyLnYxLlJ1bkNvdW50cxIVCg1lcnJvcl9tZXNzYWdlGAogASgJImoKCVJ1bkNvdW50cxIMCgRyZWFkGAEgASgFEg0KBWdhdGVkGAIgASgFEg8KB2NvdmVyZWQYAyABKAUSDQoFZml4ZWQYBCABKAUSEAoIcHJvcG9zZWQYBSABKAUSDgoGZmFpbGVkGAYgASgFIucCCgNGaXgSDgoGZml4X2lkGAEgASgJEg4KBnJ1bl9pZBgCIAEoCRIQCghlbnRyeV9pZBgDIAEoCRIQCghxdWVzdGlvbhgEIAEoCRIRCglxdWVzdGlvbnMYBSADKAkSDgoGYW5zd2VyGAYgASgJEhcKD2ludGVyYWN0aW9uX2lkcxgHIAMoCRIoCgVzdGF0ZRgIIAEoDjIZLm1lbmQudHJhaW5lci52MS5GaXhTdGF0ZRIVCg10ZWFjaGVyX21vZGVsGAkgASgJEhYKDnByb21wdF92ZXJzaW9uGAogASgJEi8KC2NyZWF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghyZXZpZXdlchgMIAEoCRIvCgtyZXZpZXdfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLcmV2aWV3X25vdGUYDiABKAkiNAoPU3RhcnRSdW5SZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSDQoFZm9yY2UYAiABKAgiNQoQU3RhcnRSdW5SZXNwb25zZRIhCgNydW4YASABKAsyFC5tZW5kLnRyYWluZXIudjEuUnVuIh8KDUdldFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJIjMKDkdldFJ1blJlc3BvbnNlEiEKA3J1bhgBIAEoCzIULm1lbmQudHJhaW5lci52MS5SdW4iYgoPTGlzdFJ1bnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEigKBXN0YXRlGAMgASgOMhkubWVuZC50cmFpbmVyLnYxLlJ1blN0YXRlIk8KEExpc3RSdW5zUmVzcG9uc2USIgoEcnVucxgBIAMoCzIULm1lbmQudHJhaW5lci52MS5SdW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIh8KDUdldEZpeFJlcXVlc3QSDgoGZml4X2lkGAEgASgJIjMKDkdldEZpeFJlc3BvbnNlEiEKA2ZpeBgBIAEoCzIULm1lbmQudHJhaW5lci52MS5GaXgicwoQTGlzdEZpeGVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIoCgVzdGF0ZRgDIAEoDjIZLm1lbmQudHJhaW5lci52MS5GaXhTdGF0ZRIOCgZydW5faWQYBCABKAkiUQoRTGlzdEZpeGVzUmVzcG9uc2USIwoFZml4ZXMYASADKAsyFC5tZW5kLnRyYWluZXIudjEuRml4EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJTChFBcHByb3ZlRml4UmVxdWVzdBIOCgZmaXhfaWQYASABKAkSDgoGYW5zd2VyGAIgASgJEhAKCHJldmlld2VyGAMgASgJEgwKBG5vdGUYBCABKAkiNwoSQXBwcm92ZUZpeFJlc3BvbnNlEiEKA2ZpeBgBIAEoCzIULm1lbmQudHJhaW5lci52MS5GaXgiQgoQUmVqZWN0Rml4UmVxdWVzdBIOCgZmaXhfaWQYASABKAkSEAoIcmV2aWV3ZXIYAiABKAkSDAoEbm90ZRgDIAEoCSI2ChFSZWplY3RGaXhSZXNwb25zZRIhCgNmaXgYASABKAsyFC5tZW5kLnRyYWluZXIudjEuRml4IkQKElJvbGxiYWNrRml4UmVxdWVzdBIOCgZmaXhfaWQYASABKAkSEAoIcmV2aWV3ZXIYAiABKAkSDAoEbm90ZRgDIAEoCSI4ChNSb2xsYmFja0ZpeFJlc3BvbnNlEiEKA2ZpeBgBIAEoCzIULm1lbmQudHJhaW5lci52MS5GaXgqkgEKCFJ1blN0YXRlEhkKFVJVTl9TVEFURV9VTlNQRUNJRklFRBAAEhUKEVJVTl9TVEFURV9SVU5OSU5HEAESFwoTUlVOX1NUQVRFX1NVQ0NFRURFRBACEhQKEFJVTl9TVEFURV9GQUlMRUQQAxIlCiFSVU5fU1RBVEVfU0tJUFBFRF9CRUxPV19USFJFU0hPTEQQBCpbCgpSdW5UcmlnZ2VyEhsKF1JVTl9UUklHR0VSX1VOU1BFQ0lGSUVEEAASGAoUUlVOX1RSSUdHRVJfU0NIRURVTEUQARIWChJSVU5fVFJJR0dFUl9NQU5VQUwQAipjCg1QdWJsaXNoUG9saWN5Eh4KGlBVQkxJU0hfUE9MSUNZX1VOU1BFQ0lGSUVEEAASFwoTUFVCTElTSF9QT0xJQ1lfQVVUTxABEhkKFVBVQkxJU0hfUE9MSUNZX1JFVklFVxACKokBCghGaXhTdGF0ZRIZChVGSVhfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJGSVhfU1RBVEVfUFJPUE9TRUQQARIXChNGSVhfU1RBVEVfUFVCTElTSEVEEAISFgoSRklYX1NUQVRFX1JFSkVDVEVEEAMSGQoVRklYX1NUQVRFX1JPTExFRF9CQUNLEAQyoQUKDlRyYWluZXJTZXJ2aWNlEk8KCFN0YXJ0UnVuEiAubWVuZC50cmFpbmVyLnYxLlN0YXJ0UnVuUmVxdWVzdBohLm1lbmQudHJhaW5lci52MS5TdGFydFJ1blJlc3BvbnNlEkkKBkdldFJ1bhIeLm1lbmQudHJhaW5lci52MS5HZXRSdW5SZXF1ZXN0Gh8ubWVuZC50cmFpbmVyLnYxLkdldFJ1blJlc3BvbnNlEk8KCExpc3RSdW5zEiAubWVuZC50cmFpbmVyLnYxLkxpc3RSdW5zUmVxdWVzdBohLm1lbmQudHJhaW5lci52MS5MaXN0UnVuc1Jlc3BvbnNlEkkKBkdldEZpeBIeLm1lbmQudHJhaW5lci52MS5HZXRGaXhSZXF1ZXN0Gh8ubWVuZC50cmFpbmVyLnYxLkdldEZpeFJlc3BvbnNlElIKCUxpc3RGaXhlcxIhLm1lbmQudHJhaW5lci52MS5MaXN0Rml4ZXNSZXF1ZXN0GiIubWVuZC50cmFpbmVyLnYxLkxpc3RGaXhlc1Jlc3BvbnNlElUKCkFwcHJvdmVGaXgSIi5tZW5kLnRyYWluZXIudjEuQXBwcm92ZUZpeFJlcXVlc3QaIy5tZW5kLnRyYWluZXIudjEuQXBwcm92ZUZpeFJlc3BvbnNlElIKCVJlamVjdEZpeBIhLm1lbmQudHJhaW5lci52MS5SZWplY3RGaXhSZXF1ZXN0GiIubWVuZC50cmFpbmVyLnYxLlJlamVjdEZpeFJlc3BvbnNlElgKC1JvbGxiYWNrRml4EiMubWVuZC50cmFpbmVyLnYxLlJvbGxiYWNrRml4UmVxdWVzdBokLm1lbmQudHJhaW5lci52MS5Sb2xsYmFja0ZpeFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiVtZW5kL3RyYWluZXIvdjEvdHJhaW5lcl9zZXJ2aWNlLnByb3RvEg9tZW5kLnRyYWluZXIudjEi8gIKA1J1bhIOCgZydW5faWQYASABKAkSKAoFc3RhdGUYAiABKA4yGS5tZW5kLnRyYWluZXIudjEuUnVuU3RhdGUSLAoHdHJpZ2dlchgDIAEoDjIbLm1lbmQudHJhaW5lci52MS5SdW5UcmlnZ2VyEg4KBmZvcmNlZBgEIAEoCBI2Cg5wdWJsaXNoX3BvbGljeRgFIAEoDjIeLm1lbmQudHJhaW5lci52MS5QdWJsaXNoUG9saWN5EhoKEmZlZWRiYWNrX3RocmVzaG9sZBgGIAEoBRIuCgpzdGFydF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoGY291bnRzGAkgASgLMhoubWVuZC50cmFpbmVyLnYxLlJ1bkNvdW50cxIVCg1lcnJvcl9tZXNzYWdlGAogASgJIqwBCglSdW5Db3VudHMSDAoEcmVhZBgBIAEoBRINCgVnYXRlZBgCIAEoBRIPCgdjb3ZlcmVkGAMgASgFEg0KBWZpeGVkGAQgASgFEhAKCHByb3Bvc2VkGAUgASgFEg4KBmZhaWxlZBgGIAEoBRILCgNnYXAYByABKAUSEQoJbWlzcm91dGVkGAggASgFEg0KBXdyb25nGAkgASgFEhEKCW5vX2FjdGlvbhgKIAEoBSLBAwoDRml4Eg4KBmZpeF9pZBgBIAEoCRIOCgZydW5faWQYAiABKAkSEAoIZW50cnlfaWQYAyABKAkSEAoIcXVlc3Rpb24YBCABKAkSEQoJcXVlc3Rpb25zGAUgAygJEg4KBmFuc3dlchgGIAEoCRIXCg9pbnRlcmFjdGlvbl9pZHMYByADKAkSKAoFc3RhdGUYCCABKA4yGS5tZW5kLnRyYWluZXIudjEuRml4U3RhdGUSFQoNdGVhY2hlcl9tb2RlbBgJIAEoCRIWCg5wcm9tcHRfdmVyc2lvbhgKIAEoCRIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmV2aWV3ZXIYDCABKAkSLwoLcmV2aWV3X3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3Jldmlld19ub3RlGA4gASgJEiYKBGtpbmQYDyABKA4yGC5tZW5kLnRyYWluZXIudjEuRml4S2luZBIXCg9hZGRlZF9xdWVzdGlvbnMYECADKAkSFwoPcHJldmlvdXNfYW5zd2VyGBEgASgJIjQKD1N0YXJ0UnVuUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEg0KBWZvcmNlGAIgASgIIjUKEFN0YXJ0UnVuUmVzcG9uc2USIQoDcnVuGAEgASgLMhQubWVuZC50cmFpbmVyLnYxLlJ1biIfCg1HZXRSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCSIzCg5HZXRSdW5SZXNwb25zZRIhCgNydW4YASABKAsyFC5tZW5kLnRyYWluZXIudjEuUnVuImIKD0xpc3RSdW5zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIoCgVzdGF0ZRgDIAEoDjIZLm1lbmQudHJhaW5lci52MS5SdW5TdGF0ZSJPChBMaXN0UnVuc1Jlc3BvbnNlEiIKBHJ1bnMYASADKAsyFC5tZW5kLnRyYWluZXIudjEuUnVuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIfCg1HZXRGaXhSZXF1ZXN0Eg4KBmZpeF9pZBgBIAEoCSIzCg5HZXRGaXhSZXNwb25zZRIhCgNmaXgYASABKAsyFC5tZW5kLnRyYWluZXIudjEuRml4InMKEExpc3RGaXhlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKAoFc3RhdGUYAyABKA4yGS5tZW5kLnRyYWluZXIudjEuRml4U3RhdGUSDgoGcnVuX2lkGAQgASgJIlEKEUxpc3RGaXhlc1Jlc3BvbnNlEiMKBWZpeGVzGAEgAygLMhQubWVuZC50cmFpbmVyLnYxLkZpeBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiUwoRQXBwcm92ZUZpeFJlcXVlc3QSDgoGZml4X2lkGAEgASgJEg4KBmFuc3dlchgCIAEoCRIQCghyZXZpZXdlchgDIAEoCRIMCgRub3RlGAQgASgJIjcKEkFwcHJvdmVGaXhSZXNwb25zZRIhCgNmaXgYASABKAsyFC5tZW5kLnRyYWluZXIudjEuRml4IkIKEFJlamVjdEZpeFJlcXVlc3QSDgoGZml4X2lkGAEgASgJEhAKCHJldmlld2VyGAIgASgJEgwKBG5vdGUYAyABKAkiNgoRUmVqZWN0Rml4UmVzcG9uc2USIQoDZml4GAEgASgLMhQubWVuZC50cmFpbmVyLnYxLkZpeCJEChJSb2xsYmFja0ZpeFJlcXVlc3QSDgoGZml4X2lkGAEgASgJEhAKCHJldmlld2VyGAIgASgJEgwKBG5vdGUYAyABKAkiOAoTUm9sbGJhY2tGaXhSZXNwb25zZRIhCgNmaXgYASABKAsyFC5tZW5kLnRyYWluZXIudjEuRml4KpIBCghSdW5TdGF0ZRIZChVSVU5fU1RBVEVfVU5TUEVDSUZJRUQQABIVChFSVU5fU1RBVEVfUlVOTklORxABEhcKE1JVTl9TVEFURV9TVUNDRUVERUQQAhIUChBSVU5fU1RBVEVfRkFJTEVEEAMSJQohUlVOX1NUQVRFX1NLSVBQRURfQkVMT1dfVEhSRVNIT0xEEAQqWwoKUnVuVHJpZ2dlchIbChdSVU5fVFJJR0dFUl9VTlNQRUNJRklFRBAAEhgKFFJVTl9UUklHR0VSX1NDSEVEVUxFEAESFgoSUlVOX1RSSUdHRVJfTUFOVUFMEAIqYwoNUHVibGlzaFBvbGljeRIeChpQVUJMSVNIX1BPTElDWV9VTlNQRUNJRklFRBAAEhcKE1BVQkxJU0hfUE9MSUNZX0FVVE8QARIZChVQVUJMSVNIX1BPTElDWV9SRVZJRVcQAipxCgdGaXhLaW5kEhgKFEZJWF9LSU5EX1VOU1BFQ0lGSUVEEAASFgoSRklYX0tJTkRfTkVXX0VOVFJZEAESGgoWRklYX0tJTkRfQUREX1BIUkFTSU5HUxACEhgKFEZJWF9LSU5EX0VESVRfQU5TV0VSEAMqiQEKCEZpeFN0YXRlEhkKFUZJWF9TVEFURV9VTlNQRUNJRklFRBAAEhYKEkZJWF9TVEFURV9QUk9QT1NFRBABEhcKE0ZJWF9TVEFURV9QVUJMSVNIRUQQAhIWChJGSVhfU1RBVEVfUkVKRUNURUQQAxIZChVGSVhfU1RBVEVfUk9MTEVEX0JBQ0sQBDKhBQoOVHJhaW5lclNlcnZpY2USTwoIU3RhcnRSdW4SIC5tZW5kLnRyYWluZXIudjEuU3RhcnRSdW5SZXF1ZXN0GiEubWVuZC50cmFpbmVyLnYxLlN0YXJ0UnVuUmVzcG9uc2USSQoGR2V0UnVuEh4ubWVuZC50cmFpbmVyLnYxLkdldFJ1blJlcXVlc3QaHy5tZW5kLnRyYWluZXIudjEuR2V0UnVuUmVzcG9uc2USTwoITGlzdFJ1bnMSIC5tZW5kLnRyYWluZXIudjEuTGlzdFJ1bnNSZXF1ZXN0GiEubWVuZC50cmFpbmVyLnYxLkxpc3RSdW5zUmVzcG9uc2USSQoGR2V0Rml4Eh4ubWVuZC50cmFpbmVyLnYxLkdldEZpeFJlcXVlc3QaHy5tZW5kLnRyYWluZXIudjEuR2V0Rml4UmVzcG9uc2USUgoJTGlzdEZpeGVzEiEubWVuZC50cmFpbmVyLnYxLkxpc3RGaXhlc1JlcXVlc3QaIi5tZW5kLnRyYWluZXIudjEuTGlzdEZpeGVzUmVzcG9uc2USVQoKQXBwcm92ZUZpeBIiLm1lbmQudHJhaW5lci52MS5BcHByb3ZlRml4UmVxdWVzdBojLm1lbmQudHJhaW5lci52MS5BcHByb3ZlRml4UmVzcG9uc2USUgoJUmVqZWN0Rml4EiEubWVuZC50cmFpbmVyLnYxLlJlamVjdEZpeFJlcXVlc3QaIi5tZW5kLnRyYWluZXIudjEuUmVqZWN0Rml4UmVzcG9uc2USWAoLUm9sbGJhY2tGaXgSIy5tZW5kLnRyYWluZXIudjEuUm9sbGJhY2tGaXhSZXF1ZXN0GiQubWVuZC50cmFpbmVyLnYxLlJvbGxiYWNrRml4UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * Run is one pass of the trainer over the disliked, unprocessed interactions.
@@ -105,7 +105,9 @@ export const RunSchema: GenMessage<Run> = /*@__PURE__*/
  * RunCounts counts a run's interactions by what happened to them. Every
  * interaction read lands in exactly one other count once the run has ended,
  * so `read` = `gated` + `covered` + `fixed` + `proposed` + `failed`. Several
- * interactions can share one fix.
+ * interactions can share one fix. Separately, `gap`, `misrouted`, `wrong` and
+ * `no_action` count how the run triaged the interactions it did not gate
+ * (one of them each, unless a model call failed before it was triaged).
  *
  * @generated from message mend.trainer.v1.RunCounts
  */
@@ -152,6 +154,39 @@ export type RunCounts = Message<"mend.trainer.v1.RunCounts"> & {
    * @generated from field: int32 failed = 6;
    */
   failed: number;
+
+  /**
+   * Interactions triaged as a gap: nothing answers them; they lead or join a
+   * NEW_ENTRY fix.
+   *
+   * @generated from field: int32 gap = 7;
+   */
+  gap: number;
+
+  /**
+   * Interactions triaged as misrouted: an existing entry answers them but the
+   * bot answered from another or did not know; they lead or join an
+   * ADD_PHRASINGS fix.
+   *
+   * @generated from field: int32 misrouted = 8;
+   */
+  misrouted: number;
+
+  /**
+   * Interactions triaged as wrong or outdated: the bot answered from the
+   * right entry but its answer is wrong; they lead or join an EDIT_ANSWER fix.
+   *
+   * @generated from field: int32 wrong = 9;
+   */
+  wrong: number;
+
+  /**
+   * Interactions that need no fix (answered right, or noise); counted in
+   * `covered` too.
+   *
+   * @generated from field: int32 no_action = 10;
+   */
+  noAction: number;
 };
 
 /**
@@ -162,8 +197,9 @@ export const RunCountsSchema: GenMessage<RunCounts> = /*@__PURE__*/
   messageDesc(file_mend_trainer_v1_trainer_service, 1);
 
 /**
- * Fix is one improved answer the trainer wrote for a question customers
- * disliked, stored as a Q&A entry in the bot's knowledge index.
+ * Fix is one change the trainer made, or proposes, to the bot's knowledge
+ * index for questions customers disliked: a new Q&A entry, phrasings added to
+ * an existing entry, or a revised answer of an existing entry (see `kind`).
  *
  * @generated from message mend.trainer.v1.Fix
  */
@@ -183,8 +219,10 @@ export type Fix = Message<"mend.trainer.v1.Fix"> & {
   runId: string;
 
   /**
-   * The id of the fix's Q&A entry in the bot's knowledge index. The entry is
-   * removed from the index when the fix is rejected or rolled back.
+   * The id of the fix's entry in the bot's knowledge index. For NEW_ENTRY,
+   * the new Q&A entry, removed from the index when the fix is rejected or
+   * rolled back. For ADD_PHRASINGS and EDIT_ANSWER, the existing entry the
+   * fix changes (its target).
    *
    * @generated from field: string entry_id = 3;
    */
@@ -198,15 +236,19 @@ export type Fix = Message<"mend.trainer.v1.Fix"> & {
   question: string;
 
   /**
-   * Every phrasing the entry answers, `question` first, including each
-   * disliked phrasing folded into the fix. Each is a retrieval key.
+   * For NEW_ENTRY, every phrasing the entry answers, `question` first,
+   * including each disliked phrasing folded into the fix; each is a retrieval
+   * key. For ADD_PHRASINGS and EDIT_ANSWER, the disliked phrasings the fix
+   * answers, `question` first.
    *
    * @generated from field: repeated string questions = 5;
    */
   questions: string[];
 
   /**
-   * The improved answer, as now in the entry. 1 to 32,000 characters.
+   * The answer the fix publishes, 1 to 32,000 characters: for NEW_ENTRY the
+   * new entry's answer, for EDIT_ANSWER the revised answer, for ADD_PHRASINGS
+   * the target entry's answer (which the fix does not change).
    *
    * @generated from field: string answer = 6;
    */
@@ -267,6 +309,31 @@ export type Fix = Message<"mend.trainer.v1.Fix"> & {
    * @generated from field: string review_note = 14;
    */
   reviewNote: string;
+
+  /**
+   * What the fix changes in the knowledge index.
+   *
+   * @generated from field: mend.trainer.v1.FixKind kind = 15;
+   */
+  kind: FixKind;
+
+  /**
+   * For ADD_PHRASINGS: the phrasings the fix adds (or, while PROPOSED, would
+   * add) to the entry `entry_id`, those the entry did not list already;
+   * rolling the fix back removes these and no others. Empty for other kinds.
+   *
+   * @generated from field: repeated string added_questions = 16;
+   */
+  addedQuestions: string[];
+
+  /**
+   * For EDIT_ANSWER: the entry's answer before the fix (for a proposed fix,
+   * the answer when it was proposed; set again when it is published), which
+   * rolling the fix back restores. Empty for other kinds.
+   *
+   * @generated from field: string previous_answer = 17;
+   */
+  previousAnswer: string;
 };
 
 /**
@@ -562,7 +629,9 @@ export type ApproveFixRequest = Message<"mend.trainer.v1.ApproveFixRequest"> & {
 
   /**
    * An edited answer to publish instead of the teacher's, 1 to 32,000
-   * characters. Empty keeps the teacher's answer.
+   * characters, for a NEW_ENTRY or EDIT_ANSWER fix. Empty keeps the teacher's
+   * answer. Must be empty for an ADD_PHRASINGS fix, which has no answer of
+   * its own.
    *
    * @generated from field: string answer = 2;
    */
@@ -841,6 +910,51 @@ export const PublishPolicySchema: GenEnum<PublishPolicy> = /*@__PURE__*/
   enumDesc(file_mend_trainer_v1_trainer_service, 2);
 
 /**
+ * FixKind is what a fix changes in the bot's knowledge index.
+ *
+ * @generated from enum mend.trainer.v1.FixKind
+ */
+export enum FixKind {
+  /**
+   * Not known (never set by the server).
+   *
+   * @generated from enum value: FIX_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A new Q&A entry for questions nothing answered (a gap); the teacher
+   * wrote its answer.
+   *
+   * @generated from enum value: FIX_KIND_NEW_ENTRY = 1;
+   */
+  NEW_ENTRY = 1,
+
+  /**
+   * The customers' phrasings added to an existing entry that answers them,
+   * which the bot had not found (misrouted questions). No new entry.
+   *
+   * @generated from enum value: FIX_KIND_ADD_PHRASINGS = 2;
+   */
+  ADD_PHRASINGS = 2,
+
+  /**
+   * A revised answer of an existing entry the customers said is wrong,
+   * outdated or incomplete; the teacher revised it with their comments as
+   * evidence.
+   *
+   * @generated from enum value: FIX_KIND_EDIT_ANSWER = 3;
+   */
+  EDIT_ANSWER = 3,
+}
+
+/**
+ * Describes the enum mend.trainer.v1.FixKind.
+ */
+export const FixKindSchema: GenEnum<FixKind> = /*@__PURE__*/
+  enumDesc(file_mend_trainer_v1_trainer_service, 3);
+
+/**
  * FixState is where a fix is in its life.
  *
  * @generated from enum mend.trainer.v1.FixState
@@ -887,17 +1001,24 @@ export enum FixState {
  * Describes the enum mend.trainer.v1.FixState.
  */
 export const FixStateSchema: GenEnum<FixState> = /*@__PURE__*/
-  enumDesc(file_mend_trainer_v1_trainer_service, 3);
+  enumDesc(file_mend_trainer_v1_trainer_service, 4);
 
 /**
  * TrainerService heals the bot from customer feedback. A run reads the
  * disliked, unprocessed interactions; if there are fewer than the feedback
- * threshold it stops there. Otherwise, for each question it judges whether
- * the knowledge base already covers it; if not, a teacher model writes an
- * improved answer, which is upserted to the bot's knowledge index as a Q&A
- * entry (a fix). Under the `auto` publish policy fixes go live at once; under
- * `review` they wait for a person to approve them. Finally the interactions
- * are marked processed. Runs start on a schedule or through StartRun; at most
+ * threshold it stops there. Otherwise it triages each one, from the question,
+ * the answer and sources the bot gave, the customer's reason and comment and
+ * the knowledge index: nothing answers it (a gap: a teacher model writes an
+ * answer, upserted to the bot's knowledge index as a new Q&A entry); an
+ * existing entry answers it but the bot answered from another or said it did
+ * not know (misrouted: the customer's phrasings are added to that entry); the
+ * bot answered from the right entry but its answer is wrong, outdated or
+ * incomplete (the teacher revises that entry's answer, with the customer's
+ * comment as evidence); or no action is needed. Each such change is a fix.
+ * Under the `auto` publish policy fixes go live at once; under `review` they
+ * wait for a person to approve them, and a proposed change to an existing
+ * entry leaves that entry untouched until then. Finally the interactions are
+ * marked processed. Runs start on a schedule or through StartRun; at most
  * one runs at a time. This service is for administrators.
  *
  * @generated from service mend.trainer.v1.TrainerService
@@ -959,10 +1080,13 @@ export const TrainerService: GenService<{
     output: typeof ListFixesResponseSchema;
   },
   /**
-   * ApproveFix publishes a proposed fix: its entry becomes PUBLISHED (with
-   * the edited answer, when one is given) and its interactions are marked
-   * fixed. Fails with NOT_FOUND for an unknown fix and with
-   * FAILED_PRECONDITION when the fix is not PROPOSED.
+   * ApproveFix publishes a proposed fix and marks its interactions fixed. A
+   * NEW_ENTRY fix's entry becomes PUBLISHED; an ADD_PHRASINGS fix adds its
+   * phrasings to its entry; an EDIT_ANSWER fix replaces its entry's answer.
+   * NEW_ENTRY and EDIT_ANSWER fixes publish the edited answer when one is
+   * given. Fails with NOT_FOUND for an unknown fix, with FAILED_PRECONDITION
+   * when the fix is not PROPOSED, and with INVALID_ARGUMENT naming `answer`
+   * when an answer is given for an ADD_PHRASINGS fix.
    *
    * @generated from rpc mend.trainer.v1.TrainerService.ApproveFix
    */
@@ -972,9 +1096,11 @@ export const TrainerService: GenService<{
     output: typeof ApproveFixResponseSchema;
   },
   /**
-   * RejectFix turns down a proposed fix: its entry leaves the knowledge index
-   * and its interactions are marked rejected. Fails with NOT_FOUND for an
-   * unknown fix and with FAILED_PRECONDITION when the fix is not PROPOSED.
+   * RejectFix turns down a proposed fix and marks its interactions rejected.
+   * A NEW_ENTRY fix's entry leaves the knowledge index; the entry of an
+   * ADD_PHRASINGS or EDIT_ANSWER fix was never changed and stays as it is.
+   * Fails with NOT_FOUND for an unknown fix and with FAILED_PRECONDITION when
+   * the fix is not PROPOSED.
    *
    * @generated from rpc mend.trainer.v1.TrainerService.RejectFix
    */
@@ -984,10 +1110,13 @@ export const TrainerService: GenService<{
     output: typeof RejectFixResponseSchema;
   },
   /**
-   * RollbackFix withdraws a published fix: its entry leaves the knowledge
-   * index and its interactions are marked rolled back. Fails with NOT_FOUND
-   * for an unknown fix and with FAILED_PRECONDITION when the fix is not
-   * PUBLISHED.
+   * RollbackFix undoes a published fix and marks its interactions rolled
+   * back: a NEW_ENTRY fix's entry leaves the knowledge index; an
+   * ADD_PHRASINGS fix's `added_questions` (only those) leave its entry; an
+   * EDIT_ANSWER fix's entry gets its `previous_answer` back. Fails with
+   * NOT_FOUND for an unknown fix, and with FAILED_PRECONDITION when the fix
+   * is not PUBLISHED or when an EDIT_ANSWER fix's entry no longer holds the
+   * fix's answer (someone changed it since; nothing is undone then).
    *
    * @generated from rpc mend.trainer.v1.TrainerService.RollbackFix
    */
