@@ -74,7 +74,8 @@ async def open_trainer(settings: Settings) -> AsyncIterator[Trainer]:
             settings.interactions_address, [(INTERACTIONS, "ListInteractions"), (INTERACTIONS, "MarkProcessed")],
             deadline_s=30))
         knowledge = await stack.enter_async_context(clients.insecure_channel(
-            settings.bot_address, [(KNOWLEDGE, "BatchSearchKnowledge"), (KNOWLEDGE, "UpsertEntries")],
+            settings.bot_address, [(KNOWLEDGE, "BatchSearchKnowledge"), (KNOWLEDGE, "UpsertEntries"),
+                                   (KNOWLEDGE, "GetEntry")],
             deadline_s=30))
         yield Trainer(pool, ipb_grpc.InteractionsServiceStub(interactions), bpb_grpc.KnowledgeServiceStub(knowledge),
                       teacher, policy(settings), judge)
@@ -96,7 +97,10 @@ async def run(settings: Settings) -> int:
     counts = run.counts
     print(f"trainer: run {run.run_id} {run.state}: read {counts.get('read', 0)}, gated {counts.get('gated', 0)}, "
           f"covered {counts.get('covered', 0)}, fixed {counts.get('fixed', 0)}, proposed {counts.get('proposed', 0)}, "
-          f"failed {counts.get('failed', 0)}" + (f" ({run.error_message})" if run.error_message else ""))
+          f"failed {counts.get('failed', 0)}; triaged: gap {counts.get('gap', 0)}, "
+          f"misrouted {counts.get('misrouted', 0)}, wrong {counts.get('wrong', 0)}, "
+          f"no action {counts.get('no_action', 0)}"
+          + (f" ({run.error_message})" if run.error_message else ""))
     return 1 if run.state == "failed" else 0
 
 

@@ -1,9 +1,12 @@
-"""Does the knowledge base already answer a question? Two judges:
+"""Does an existing entry answer a disliked question the bot did not answer
+from it? trainer/triage.py names the candidates (published entries other than
+the one the customer disliked, best first); a judge picks the one that answers,
+or none. Two judges:
 
-- `SimilarityJudge`: a published entry at least this similar covers it. The
-  fallback for the embedded model, which is too weak to judge reliably.
-- `ModelJudge`: a model (Claude 3 Haiku on Bedrock by default) reads the k=3
-  retrieved entries and answers strictly yes or no.
+- `SimilarityJudge`: the first candidate at least this similar. The judge of
+  the embedded model, which is too weak to judge reliably.
+- `ModelJudge`: a model (Claude 3 Haiku on Bedrock by default) reads the best
+  candidate and answers strictly yes or no.
 """
 
 from __future__ import annotations
@@ -25,31 +28,32 @@ class Hit:
 
 
 class Judge(Protocol):
-    async def covering(self, question: str, published: Sequence[Hit]) -> Hit | None:
-        """The entry that already answers `question`, or None."""
+    async def covering(self, question: str, candidates: Sequence[Hit]) -> Hit | None:
+        """The candidate that answers `question`, or None."""
 
 
 class SimilarityJudge:
     def __init__(self, threshold: float) -> None:
         self.threshold = threshold
 
-    async def covering(self, question: str, published: Sequence[Hit]) -> Hit | None:
-        return next((hit for hit in published if hit.score >= self.threshold), None)
+    async def covering(self, question: str, candidates: Sequence[Hit]) -> Hit | None:
+        return next((hit for hit in candidates if hit.score >= self.threshold), None)
 
 
 class ModelJudge:
     def __init__(self, model: ChatModel) -> None:
         self.model = model
 
-    async def covering(self, question: str, published: Sequence[Hit]) -> Hit | None:
-        if not published:
+    async def covering(self, question: str, candidates: Sequence[Hit]) -> Hit | None:
+        if not candidates:
             return None
-        context = "\n".join(f"[{n}] {hit.entry.title}: {hit.entry.content}" for n, hit in enumerate(published, 1))
+        best = candidates[0]
         messages = [
             Message("system", "You check a customer-care knowledge base. Answer with exactly one word: yes or no."),
-            Message("user", f"Knowledge:\n{context}\n\nQuestion: {question}\n\n"
+            Message("user", f"Knowledge:\n[1] {best.entry.title}: {best.entry.content}\n\nQuestion: {question}\n\n"
                             "Does the knowledge above already answer the question?"),
         ]
         reply = "".join([piece async for piece in self.model.stream(messages, 3)]).strip().lower()
-        # Anything but a clear yes means not covered: a needless fix is reviewable, a missed one is not.
-        return published[0] if reply.startswith("yes") else None
+        # Anything but a clear yes means no: a needless new entry is reviewable, phrasings
+        # added to the wrong entry make its answers wrong.
+        return best if reply.startswith("yes") else None

@@ -5,16 +5,23 @@ Disliked, unprocessed interactions are read through InteractionsService a page
 costs a few round trips, however many questions it holds:
 1. one BatchSearchKnowledge for its questions (k=3 over published and proposed
    entries, naming which questions of the page are near-duplicates);
-2. trainer/fold.py and the judge (trainer/judge.py) decide per question:
-   covered by a published entry, joins a fix, or leads a new fix, which the
-   teacher answers. Judge and teacher are model calls, made a few at a time;
+2. trainer/fold.py joins questions to the fixes they belong to; the others are
+   triaged (trainer/triage.py, with the judge of trainer/judge.py): no action,
+   misrouted (an ADD_PHRASINGS fix of the entry that answers it), wrong (an
+   EDIT_ANSWER fix of the entry the bot answered from) or a gap (a new entry,
+   folded with its near-duplicates). Questions for the same entry and kind
+   join one fix, also a proposed one of an earlier run (trainer/changes.py).
+   The teacher writes the new entries' answers and revises the edited ones.
+   Judge and teacher are model calls, made a few at a time;
 3. UpsertEntries, in batches (trainer/writes.py), writes the new fixes
    (source `self-healing-feedback`, with provenance), published or proposed
    per the publish policy, and in the same batches the fixes of earlier pages
    that gained questions, with the status and answer on record for them (a
-   reviewer may have approved, edited or rejected one since the run wrote it);
-4. the page's fixes are recorded (`on_fixes`), then one MarkProcessed marks the
-   page with each question's outcome and entry id.
+   reviewer may have approved, edited or rejected one since the run wrote it).
+   Under `auto` the changed entries ride in the same batches; under `review`
+   a change to an existing entry is only recorded, and applied on approval;
+4. the page's fixes are recorded (`on_fixes`, the ledger), then one
+   MarkProcessed marks the page with each question's outcome and entry id.
 Steps 3 and 4 run inside `hold` (trainer/repository.py locks the rows of the
 earlier fixes the page grows), so no review of those fixes runs between reading
 their state and marking their new questions.
@@ -23,7 +30,13 @@ Crash safety: a fix's id derives from its first interaction and its provenance
 lists every interaction in it, so a run killed after an upsert and started
 again adopts that fix (fold.py, step 1) instead of writing a second one; a page
 is marked only after its fixes are written and recorded, so no marked
-interaction lacks its fix, and an unmarked one is simply read again.
+interaction lacks its fix, and an unmarked one is simply read again. A change
+to an existing entry is recorded in the transaction that marks its questions;
+under review nothing else was written, so a killed run leaves no trace of it
+and the re-run triages the questions again. Under `auto` a change written to
+the index by a run killed before its record committed stays without a fix to
+roll it back (an added phrasing is then found in its entry, and the re-run
+marks the question no action; an edited answer is revised a second time).
 """
 
 from __future__ import annotations
@@ -34,7 +47,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import NamedTuple, TypeVar
@@ -47,9 +60,11 @@ from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
 from mendkit.errors import ResourceExhausted
 from mendmodels.chat.base import ChatModel, Message
-from trainer import writes
+from trainer import changes, triage, writes
+from trainer.changes import ADD_PHRASINGS, EDIT_ANSWER, Change, Ledger, MemoryLedger
 from trainer.fold import Fix, Fold, Group, entry_id
 from trainer.judge import Hit, Judge, SimilarityJudge
+from trainer.triage import Kind, Verdict
 
 __all__ = ["Counts", "Fix", "Policy", "run_once"]
 
@@ -104,6 +119,11 @@ class Counts:
     fixed: int = 0
     proposed: int = 0
     failed: int = 0
+    # How the run triaged the questions (RunCounts: gap, misrouted, wrong, no_action).
+    gap: int = 0
+    misrouted: int = 0
+    wrong: int = 0
+    no_action: int = 0
 
 
 @dataclass(frozen=True)
@@ -139,6 +159,28 @@ async def teach(teacher: ChatModel, brand: str, item: ipb.Interaction, context: 
         Message("user", f"A customer asked: {item.user_query}\nOur answer was disliked: {item.bot_response}\n"
                         f"The customer's comment: {complaint}\nKnown facts:\n{known}\n\nWrite the improved answer."),
     ]
+    return await _written(teacher, messages)
+
+
+async def revise(teacher: ChatModel, brand: str, entry: bpb.KnowledgeEntry, items: Sequence[ipb.Interaction]) -> str:
+    """The entry's answer revised with what the customers who disliked it said (the evidence)."""
+    evidence = "\n".join(f"- {item.user_query} ({_reason(item)}): {item.feedback_comment or 'no comment'}"
+                         for item in items[:10])
+    messages = [
+        Message("system", f"You correct customer-care answers for {brand}: warm, clear, practical, at most four "
+                          "sentences. Keep what the current answer gets right; change what the customers show is "
+                          "wrong, outdated or missing. Do not invent policies, prices or dates nobody stated."),
+        Message("user", f"A customer asked: {items[0].user_query}\nOur current answer: {entry.content}\n"
+                        f"Customers who disliked it said:\n{evidence}\n\nWrite the corrected answer."),
+    ]
+    return await _written(teacher, messages)
+
+
+def _reason(item: ipb.Interaction) -> str:
+    return ipb.FeedbackReason.Name(item.feedback_reason).removeprefix("FEEDBACK_REASON_").lower()
+
+
+async def _written(teacher: ChatModel, messages: list[Message]) -> str:
     answer = "".join([piece async for piece in teacher.stream(messages, MAX_ANSWER_TOKENS)]).strip()
     if not answer:
         raise ValueError("the teacher wrote nothing")
@@ -180,11 +222,26 @@ async def _few_at_a_time(calls: Sequence[Callable[[], Awaitable[T]]], concurrenc
     return list(await asyncio.gather(*(one(call) for call in calls)))
 
 
+Rewrite = tuple[str, bpb.KnowledgeEntry]  # an existing entry, by id, as a page changes it (under `auto`)
+
+
+@dataclass(eq=False)  # compared and hashed by identity
+class ChangeGroup:
+    """The questions of one page that end in one change (`kind`) of `entry` (as
+    the page's search found it): a change on record (`change`) or a new one."""
+
+    kind: str  # changes.ADD_PHRASINGS | changes.EDIT_ANSWER
+    entry: bpb.KnowledgeEntry
+    change: Change | None = None
+    members: list[int] = field(default_factory=list)
+
+
 class _Run:
     def __init__(self, interactions: ipb_grpc.InteractionsServiceAsyncStub,
                  knowledge: bpb_grpc.KnowledgeServiceAsyncStub, teacher: ChatModel, judge: Judge, policy: Policy,
                  run_id: str,
-                 on_fixes: Callable[[list[Fix]], Awaitable[None]] | None, hold: Hold, failures: list[str]) -> None:
+                 on_fixes: Callable[[list[Fix]], Awaitable[None]] | None, hold: Hold, failures: list[str],
+                 ledger: Ledger) -> None:
         self.interactions = interactions
         self.knowledge = knowledge
         self.teacher = teacher
@@ -193,12 +250,13 @@ class _Run:
         self.run_id = run_id
         self.on_fixes = on_fixes
         self.hold = hold
+        self.ledger = ledger
         self.counts = Counts()
         self.failures = failures  # why questions failed, for the run's record
         self.fixes: dict[str, Fix] = {}  # every fix of this run, by entry id
-        auto = policy.publish == "auto"
-        self.status = bpb.ENTRY_STATUS_PUBLISHED if auto else bpb.ENTRY_STATUS_PROPOSED
-        self.outcome = ipb.TRAINING_OUTCOME_FIXED if auto else ipb.TRAINING_OUTCOME_PROPOSED
+        self.auto = policy.publish == "auto"
+        self.status = bpb.ENTRY_STATUS_PUBLISHED if self.auto else bpb.ENTRY_STATUS_PROPOSED
+        self.outcome = ipb.TRAINING_OUTCOME_FIXED if self.auto else ipb.TRAINING_OUTCOME_PROPOSED
 
     def _mark(self, item: ipb.Interaction, outcome: ipb.TrainingOutcome, entry: str = "") -> ipb.ProcessedMark:
         return ipb.ProcessedMark(interaction_id=item.interaction_id, outcome=outcome, knowledge_entry_id=entry,
@@ -215,30 +273,42 @@ class _Run:
             fold = Fold(items, hits, self.fixes, self.policy.duplicate_similarity, SOURCE)
             marks: dict[int, ipb.ProcessedMark] = {}
             left = fold.join_fixes()
-            verdicts = await _few_at_a_time(
-                [partial(self.judge.covering, items[i].user_query, fold.published(i)) for i in left],
-                concurrency_of(getattr(self.judge, "model", self.judge)), self.failures)
-            uncovered = []
-            for index, verdict in zip(left, verdicts, strict=True):
-                if isinstance(verdict, Exception):
-                    marks[index] = self._mark(items[index], ipb.TRAINING_OUTCOME_FAILED)
-                elif verdict is not None:
-                    marks[index] = self._mark(items[index], ipb.TRAINING_OUTCOME_COVERED, verdict.entry.entry_id)
-                else:
-                    uncovered.append(index)
-            fold.fold(uncovered, [[(p.query_index, p.score) for p in result.peers] for result in response.results])
+            self.counts.gap += len(items) - len(left)  # they joined new-entry fixes
+            verdicts = await self._triage(items, fold, left, marks)
+            for index, verdict in verdicts.items():
+                setattr(self.counts, verdict.kind.value, getattr(self.counts, verdict.kind.value) + 1)
+                if verdict.kind is Kind.NO_ACTION:
+                    target = verdict.target.entry.entry_id if verdict.target is not None else ""
+                    marks[index] = self._mark(items[index], ipb.TRAINING_OUTCOME_COVERED, target)
+            gaps = [index for index in left if index in verdicts and verdicts[index].kind is Kind.GAP]
+            fold.fold(gaps, [[(p.query_index, p.score) for p in result.peers] for result in response.results])
+            edits = await self._change_groups(verdicts)
             # The teacher may take minutes: reviews go on meanwhile, and only what follows is held.
             taught = await self._teach(items, fold)
+            revised = await self._revise(items, edits)
             earlier = [group.fix.entry.entry_id for group in fold.groups if group.fix is not None]
+            earlier += [group.change.fix_id for group in edits if group.change is not None]
             async with self.hold(earlier) as recorded:
-                written = await self._write(fold, taught, recorded)
+                settled, rewrites = self._settle(items, edits, revised, recorded)
+                written, failed = await self._write(fold, taught, recorded, rewrites)
+                done_changes = {group: change for group, change in settled.items()
+                                if change.entry_id not in failed}
                 if self.on_fixes is not None and written:
                     await self.on_fixes([written[group].fix for group in fold.groups if group in written])
+                if done_changes:
+                    await self.ledger.save(list({c.fix_id: c for c in done_changes.values()}.values()))
                 for group in fold.groups:
                     done = written.get(group)
                     for index in group.members:
                         marks[index] = (self._mark(items[index], done.outcome, done.fix.entry.entry_id)
                                         if done is not None else self._mark(items[index], ipb.TRAINING_OUTCOME_FAILED))
+                for edit in edits:
+                    change = done_changes.get(edit)
+                    outcome = (ipb.TRAINING_OUTCOME_FAILED if change is None else
+                               ipb.TRAINING_OUTCOME_FIXED if change.state == "published" else
+                               ipb.TRAINING_OUTCOME_PROPOSED)
+                    for index in edit.members:
+                        marks[index] = self._mark(items[index], outcome, "" if change is None else change.entry_id)
                 await self.interactions.MarkProcessed(ipb.MarkProcessedRequest(marks=[marks[i] for i in sorted(marks)]))
             marked = [mark.outcome for mark in marks.values()]
             self.counts.covered += marked.count(ipb.TRAINING_OUTCOME_COVERED)
@@ -247,6 +317,104 @@ class _Run:
             self.counts.proposed += marked.count(ipb.TRAINING_OUTCOME_PROPOSED)
             # Questions that joined a fix a reviewer has since rejected or rolled back
             # are in none of these counts (RunCounts has no field for them).
+
+    async def _triage(self, items: list[ipb.Interaction], fold: Fold, left: list[int],
+                      marks: dict[int, ipb.ProcessedMark]) -> dict[int, Verdict]:
+        """The triage class of each question left, the judge asked where the rule
+        leaves it open; a question whose judge call failed is marked failed instead."""
+        verdicts = {index: triage.decide(items[index], fold.published(index)) for index in left}
+        ask = [index for index in left if verdicts[index].kind is Kind.GAP and verdicts[index].candidates]
+        judged = await _few_at_a_time(
+            [partial(self.judge.covering, items[i].user_query, verdicts[i].candidates) for i in ask],
+            concurrency_of(getattr(self.judge, "model", self.judge)), self.failures)
+        for index, hit in zip(ask, judged, strict=True):
+            if isinstance(hit, Exception):
+                marks[index] = self._mark(items[index], ipb.TRAINING_OUTCOME_FAILED)
+                del verdicts[index]
+            elif hit is not None:
+                verdicts[index] = Verdict(Kind.MISROUTED, hit)
+        return verdicts
+
+    async def _change_groups(self, verdicts: dict[int, Verdict]) -> list[ChangeGroup]:
+        """The page's misrouted and wrong questions, one group per kind and entry,
+        each joining the change on record that it may still grow (a proposed one,
+        or one of this run)."""
+        groups: dict[tuple[str, str], ChangeGroup] = {}
+        for index in sorted(verdicts):
+            verdict = verdicts[index]
+            if verdict.kind in (Kind.MISROUTED, Kind.WRONG) and verdict.target is not None:
+                kind = ADD_PHRASINGS if verdict.kind is Kind.MISROUTED else EDIT_ANSWER
+                target = verdict.target.entry
+                groups.setdefault((kind, target.entry_id), ChangeGroup(kind, target)).members.append(index)
+        if groups:
+            for change in await self.ledger.pending(sorted({key[1] for key in groups}), self.run_id):
+                group = groups.get((change.kind, change.entry_id))
+                if group is not None and group.change is None:
+                    group.change = change
+        return list(groups.values())
+
+    async def _revise(self, items: list[ipb.Interaction], groups: list[ChangeGroup]) -> dict[ChangeGroup, str]:
+        """The revised answers of the new EDIT_ANSWER changes the teacher could write."""
+        new = [group for group in groups if group.kind == EDIT_ANSWER and group.change is None]
+        answers = await _few_at_a_time(
+            [partial(revise, self.teacher, self.policy.brand, g.entry, [items[i] for i in g.members]) for g in new],
+            concurrency_of(self.teacher), self.failures)
+        return {group: answer for group, answer in zip(new, answers, strict=True) if not isinstance(answer, Exception)}
+
+    def _settle(self, items: list[ipb.Interaction], groups: list[ChangeGroup], revised: dict[ChangeGroup, str],
+                recorded: dict[str, tuple[str, str]]) -> tuple[dict[ChangeGroup, Change], list[Rewrite]]:
+        """Each group's change as it will be recorded, and (under `auto`) the
+        entries to write, one per entry however many changes it gets. A change a
+        reviewer has published or withdrawn meanwhile takes no more questions: an
+        ADD_PHRASINGS group starts a new one; an EDIT_ANSWER group, which has no
+        revised answer then, fails for this run."""
+        settled: dict[ChangeGroup, Change] = {}
+        rewrites: dict[str, bpb.KnowledgeEntry] = {}
+        for group in groups:
+            change = group.change
+            if change is not None:
+                state, answer = recorded.get(change.fix_id, (change.state, change.answer))
+                if state == "proposed" or (state == "published" and change.run_id == self.run_id):
+                    change = replace(change, state=state, answer=answer or change.answer,
+                                     questions=list(change.questions), interaction_ids=list(change.interaction_ids),
+                                     added_questions=list(change.added_questions))
+                else:
+                    change = None
+            if change is None:
+                if group.kind == EDIT_ANSWER and group not in revised:
+                    continue
+                change = self._new_change(group, items[group.members[0]], revised.get(group, ""))
+                fresh = True
+            else:
+                fresh = False
+            for index in group.members:
+                item = items[index]
+                if item.user_query not in change.questions:
+                    change.questions.append(item.user_query)
+                if item.interaction_id not in change.interaction_ids:
+                    change.interaction_ids.append(item.interaction_id)
+            entry = rewrites.get(group.entry.entry_id, group.entry)
+            if change.kind == ADD_PHRASINGS:
+                added = changes.missing(entry, change.questions)
+                if change.state == "published":  # applied as it grows
+                    change.added_questions += added
+                    if added:
+                        rewrites[entry.entry_id] = changes.with_phrasings(entry, added)
+                else:  # what it would add, were it approved now
+                    change.added_questions = added
+            elif change.state == "published" and fresh:
+                rewrites[entry.entry_id] = changes.with_answer(entry, change.answer)
+            settled[group] = change
+        return settled, list(rewrites.items())
+
+    def _new_change(self, group: ChangeGroup, leader: ipb.Interaction, revised: str) -> Change:
+        edit = group.kind == EDIT_ANSWER
+        return Change(fix_id=entry_id(leader.interaction_id), kind=group.kind, entry_id=group.entry.entry_id,
+                      run_id=self.run_id, questions=[], answer=revised if edit else group.entry.content,
+                      interaction_ids=[], state="published" if self.auto else "proposed",
+                      previous_answer=group.entry.content if edit else "",
+                      teacher_model=self.teacher.model_id if edit else "",
+                      prompt_version=PROMPT_VERSION if edit else "")
 
     async def _teach(self, items: list[ipb.Interaction], fold: Fold) -> dict[Group, bpb.KnowledgeEntry]:
         """The new fixes the teacher could answer, each with its entry."""
@@ -257,13 +425,15 @@ class _Run:
         return {group: self._new_entry(group, items[group.members[0]], answer)
                 for group, answer in zip(new, answers, strict=True) if not isinstance(answer, Exception)}
 
-    async def _write(self, fold: Fold, taught: dict[Group, bpb.KnowledgeEntry],
-                     recorded: dict[str, tuple[str, str]]) -> dict[Group, Written]:
-        """Upserts the page's new fixes and the earlier fixes that gained questions,
-        in the same batches. Returns, for each group whose fix is in the index (or
-        was withdrawn by a reviewer), its questions' outcome and the fix as now stored."""
+    async def _write(self, fold: Fold, taught: dict[Group, bpb.KnowledgeEntry], recorded: dict[str, tuple[str, str]],
+                     rewrites: list[Rewrite]) -> tuple[dict[Group, Written], set[str]]:
+        """Upserts the page's new fixes, the earlier fixes that gained questions
+        and the existing entries the page changes (`rewrites`, by entry id), in
+        the same batches. Returns, for each group whose fix is in the index (or
+        was withdrawn by a reviewer), its questions' outcome and the fix as now
+        stored; and the ids of the rewrites that could not be written."""
         written: dict[Group, Written] = {}
-        changes: list[tuple[Group, bpb.KnowledgeEntry]] = list(taught.items())
+        pending: list[tuple[Group | str, bpb.KnowledgeEntry]] = [*taught.items(), *rewrites]
         for group in fold.groups:
             if group.fix is None or group in taught:
                 continue
@@ -281,15 +451,15 @@ class _Run:
             elif not group.changed:  # an adopted fix and the questions already in it
                 written[group] = Written(self._outcome(state, group.fix.entry.status), group.fix)
             else:
-                changes.append((group, self._grown_entry(group, state, answer)))
-        failed = await writes.upsert(self.knowledge, changes, self.failures)
-        for group, entry in changes:
-            if group not in failed:
-                fix = self.fixes[entry.entry_id] = Fix(entry, list(group.interaction_ids))
-                written[group] = Written(self.outcome if group in taught
-                                         else self._outcome(recorded.get(entry.entry_id, ("", ""))[0], entry.status),
-                                         fix)
-        return written
+                pending.append((group, self._grown_entry(group, state, answer)))
+        failed = await writes.upsert(self.knowledge, pending, self.failures)
+        for key, entry in pending:
+            if isinstance(key, Group) and key not in failed:
+                fix = self.fixes[entry.entry_id] = Fix(entry, list(key.interaction_ids))
+                written[key] = Written(self.outcome if key in taught
+                                       else self._outcome(recorded.get(entry.entry_id, ("", ""))[0], entry.status),
+                                       fix)
+        return written, {key for key in failed if isinstance(key, str)}
 
     @staticmethod
     def _outcome(state: str, status: int) -> ipb.TrainingOutcome:
@@ -332,16 +502,19 @@ async def run_once(interactions: ipb_grpc.InteractionsServiceAsyncStub, knowledg
                    on_fixes: Callable[[list[Fix]], Awaitable[None]] | None = None,
                    judge: Judge | None = None,
                    on_progress: Callable[[Counts], Awaitable[None]] | None = None,
-                   hold: Hold | None = None, failures: list[str] | None = None) -> Counts:
+                   hold: Hold | None = None, failures: list[str] | None = None,
+                   ledger: Ledger | None = None) -> Counts:
     """One run. `on_fixes` records a page's fixes before any of its interactions is
     marked, so that every marked interaction's fix is on record for review and undo.
     After each page the counts so far are logged and passed to `on_progress`: a
     large run takes minutes, and its Job log and GetRun show how far it is.
     `hold` (see `Hold`) keeps reviews of a page's earlier fixes out while it grows
     and marks them; without it, the entries' status decides their questions' outcome.
-    `failures` collects why questions failed (a model call, a write), for the run's record."""
+    `failures` collects why questions failed (a model call, a write), for the run's record.
+    `ledger` keeps the changes to existing entries (in memory when not given)."""
     run = _Run(interactions, knowledge, teacher, judge or SimilarityJudge(policy.covered_similarity), policy,
-               run_id or str(uuid.uuid4()), on_fixes, hold or _no_hold, [] if failures is None else failures)
+               run_id or str(uuid.uuid4()), on_fixes, hold or _no_hold, [] if failures is None else failures,
+               MemoryLedger() if ledger is None else ledger)
     counts = run.counts
     with _tracer.start_as_current_span("mend.trainer.run") as span:
         stream = pages(interactions)

@@ -14,6 +14,7 @@ import asyncpg
 
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mendkit.database import database_errors
+from trainer.changes import NEW_ENTRY, Change
 from trainer.fold import Fix
 from trainer.loop import Counts
 
@@ -27,7 +28,8 @@ ABANDONED = "abandoned: the process running it stopped"
 _RUN_COLUMNS = ("run_id, state, trigger, forced, publish_policy, feedback_threshold, counts, error_message, "
                 "start_time, end_time")
 # What a run records of a fix; a review adds the rest.
-_FIX_WRITTEN = "fix_id, run_id, questions, answer, interaction_ids, state, teacher_model, prompt_version, create_time"
+_FIX_WRITTEN = ("fix_id, run_id, questions, answer, interaction_ids, state, teacher_model, prompt_version, "
+                "create_time, kind, entry_id, added_questions, previous_answer")
 _FIX_COLUMNS = f"{_FIX_WRITTEN}, reviewer, review_time, review_note"
 
 
@@ -60,6 +62,10 @@ class FixRecord:
     teacher_model: str
     prompt_version: str
     create_time: datetime
+    kind: str  # new_entry | add_phrasings | edit_answer (trainer/changes.py)
+    entry_id: str  # the entry it writes (new_entry: its own, = fix_id) or changes
+    added_questions: list[str]  # add_phrasings: what it adds (would add, while proposed)
+    previous_answer: str  # edit_answer: the answer it replaces (replaced)
     reviewer: str
     review_time: datetime | None
     review_note: str
@@ -214,16 +220,45 @@ async def hold_fixes(connection: asyncpg.Connection, fix_ids: list[str]) -> Asyn
 
 
 async def record_fixes(connection: asyncpg.Connection, run_id: uuid.UUID, fixes: list[Fix]) -> None:
-    """New fixes are recorded whole; a fix on record gains only questions and
-    interactions (its state and answer are the reviewer's)."""
+    """New-entry fixes: new ones are recorded whole; a fix on record gains only
+    questions and interactions (its state and answer are the reviewer's)."""
     await connection.executemany(
         f"""INSERT INTO trainer_fixes ({_FIX_WRITTEN})
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), '{NEW_ENTRY}', $1, '{{}}', '')
             ON CONFLICT (fix_id) DO UPDATE SET questions = EXCLUDED.questions,
                 interaction_ids = EXCLUDED.interaction_ids""",
         [(f.entry.entry_id, run_id, list(f.entry.questions), f.entry.content, f.interaction_ids,
           "published" if f.entry.status == bpb.ENTRY_STATUS_PUBLISHED else "proposed",
           f.entry.provenance.teacher_model, f.entry.provenance.prompt_version) for f in fixes])
+
+
+def _change(row: asyncpg.Record) -> Change:
+    return Change(fix_id=row["fix_id"], kind=row["kind"], entry_id=row["entry_id"], run_id=str(row["run_id"]),
+                  questions=list(row["questions"]), answer=row["answer"],
+                  interaction_ids=list(row["interaction_ids"]), state=row["state"],
+                  added_questions=list(row["added_questions"]), previous_answer=row["previous_answer"],
+                  teacher_model=row["teacher_model"], prompt_version=row["prompt_version"])
+
+
+async def pending_changes(connection: asyncpg.Connection, entry_ids: list[str], run_id: uuid.UUID) -> list[Change]:
+    """The changes of these entries new questions may join: proposed ones, and those of run `run_id`; oldest first."""
+    rows = await connection.fetch(
+        f"""SELECT {_FIX_WRITTEN} FROM trainer_fixes
+             WHERE kind <> '{NEW_ENTRY}' AND entry_id = ANY($1::text[]) AND (state = 'proposed' OR run_id = $2)
+             ORDER BY create_time, fix_id""", entry_ids, run_id)
+    return [_change(row) for row in rows]
+
+
+async def record_changes(connection: asyncpg.Connection, changes: list[Change]) -> None:
+    """Changes to existing entries: a new one whole; one on record gains questions,
+    interactions and added phrasings (its state and answer are the reviewer's)."""
+    await connection.executemany(
+        f"""INSERT INTO trainer_fixes ({_FIX_WRITTEN})
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), $9, $10, $11, $12)
+            ON CONFLICT (fix_id) DO UPDATE SET questions = EXCLUDED.questions,
+                interaction_ids = EXCLUDED.interaction_ids, added_questions = EXCLUDED.added_questions""",
+        [(c.fix_id, uuid.UUID(c.run_id), c.questions, c.answer, c.interaction_ids, c.state, c.teacher_model,
+          c.prompt_version, c.kind, c.entry_id, c.added_questions, c.previous_answer) for c in changes])
 
 
 # --- a review: one transaction that holds the fix's row ------------------------
@@ -243,12 +278,16 @@ async def lock_fix(connection: asyncpg.Connection, fix_id: str) -> FixRecord | N
 
 
 async def record_review(connection: asyncpg.Connection, fix_id: str, was: str, state: str, reviewer: str, note: str,
-                        answer: str) -> FixRecord:
+                        answer: str, applied: tuple[list[str], str] | None = None) -> FixRecord:
     """The fix, `was` in state, now in `state`, signed by `reviewer`; `answer`
-    (when not empty) replaces its answer."""
+    (when not empty) replaces its answer; `applied` (when given) replaces its
+    added phrasings and previous answer with what publishing it did."""
+    added, previous = applied if applied is not None else ([], "")
     row = await connection.fetchrow(
         f"""UPDATE trainer_fixes SET state = $2, reviewer = $3, review_note = $4, review_time = now(),
-                   answer = CASE WHEN $5 = '' THEN answer ELSE $5 END
+                   answer = CASE WHEN $5 = '' THEN answer ELSE $5 END,
+                   added_questions = CASE WHEN $7 THEN $8::text[] ELSE added_questions END,
+                   previous_answer = CASE WHEN $7 THEN $9 ELSE previous_answer END
              WHERE fix_id = $1 AND state = $6 RETURNING {_FIX_COLUMNS}""",
-        fix_id, state, reviewer, note, answer, was)
+        fix_id, state, reviewer, note, answer, was, applied is not None, added, previous)
     return _fix(row)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from datetime import datetime
@@ -14,15 +15,17 @@ from functools import partial
 from typing import Literal
 
 import asyncpg
+import grpc
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.bot.v1 import bot_service_pb2_grpc as bpb_grpc
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
-from mendkit.errors import FailedPrecondition, NotFound
+from mendkit.errors import FailedPrecondition, InvalidArgument, NotFound
 from mendmodels.chat.base import ChatModel
-from trainer import repository
+from trainer import changes, repository
+from trainer.changes import ADD_PHRASINGS, EDIT_ANSWER, Change
 from trainer.judge import Judge
 from trainer.loop import Counts, Policy, run_once
 from trainer.repository import RUN_LOCK, FixRecord, RunRecord
@@ -40,6 +43,21 @@ def failed_message(counts: Counts, failures: list[str]) -> str:
     cause = f"; first failure: {failures[0]}" if failures else ""
     return (f"{counts.failed} of {counts.read} interactions failed and stay in the queue for the next run"
             f"{cause}")[:1000]
+
+
+class _RunLedger:
+    """A run's changes to existing entries, in the trainer's table, on the run's connection
+    (inside the page's transaction when the page saves them)."""
+
+    def __init__(self, connection: asyncpg.Connection, run_id: uuid.UUID) -> None:
+        self.connection = connection
+        self.run_id = run_id
+
+    async def pending(self, entry_ids: Sequence[str], run_id: str) -> list[Change]:
+        return await repository.pending_changes(self.connection, list(entry_ids), self.run_id)
+
+    async def save(self, changed: Sequence[Change]) -> None:
+        await repository.record_changes(self.connection, list(changed))
 
 
 class Trainer:
@@ -96,7 +114,8 @@ class Trainer:
                                         on_fixes=partial(repository.record_fixes, connection, run_id),
                                         judge=self.judge,
                                         on_progress=partial(repository.record_progress, connection, run_id),
-                                        hold=partial(repository.hold_fixes, connection), failures=failures)
+                                        hold=partial(repository.hold_fixes, connection), failures=failures,
+                                        ledger=_RunLedger(connection, run_id))
                 if counts.gated and not force:
                     state = "skipped_below_threshold"
                 elif counts.failed:
@@ -125,11 +144,12 @@ class Trainer:
 
     async def review(self, fix_id: str, action: Action, reviewer: str, note: str, answer: str = "") -> FixRecord:
         """approve (proposed -> published), reject (proposed -> rejected) or
-        rollback (published -> rolled_back). The index and the interactions
-        change first; the fix's state last, so a retried action completes. The
-        fix's row stays locked throughout: two reviews of one fix (an approve and
-        a reject at once) run one after the other, and the second finds the
-        first's state; a running trainer page that grows the fix waits too."""
+        rollback (published -> rolled_back), each as the fix's kind needs
+        (`_apply`, `_undo`). The index and the interactions change first; the
+        fix's state last, so a retried action completes. The fix's row stays
+        locked throughout: two reviews of one fix (an approve and a reject at
+        once) run one after the other, and the second finds the first's state;
+        a running trainer page that grows the fix waits too."""
         needed = "published" if action == "rollback" else "proposed"
         async with repository.transaction(self.pool) as connection:
             fix = await repository.lock_fix(connection, fix_id)
@@ -137,17 +157,73 @@ class Trainer:
                 raise NotFound(f"fix {fix_id!r} does not exist")
             if fix.state != needed:
                 raise FailedPrecondition(f"fix {fix_id!r} is {fix.state}; only a {needed} fix can be {_DONE[action]}")
+            if answer and fix.kind == ADD_PHRASINGS:
+                raise InvalidArgument("answer", "must be empty for an ADD_PHRASINGS fix: it adds phrasings to an "
+                                                "entry and has no answer of its own")
+            applied = None
             if action == "approve":
-                entry = bpb.KnowledgeEntry(entry_id=fix_id, status=bpb.ENTRY_STATUS_PUBLISHED, content=answer)
-                mask = FieldMask(paths=["status", "content"] if answer else ["status"])
-                await self.knowledge.UpdateEntry(bpb.UpdateEntryRequest(entry=entry, update_mask=mask))
+                applied = await self._apply(fix, answer)
                 outcome, state = ipb.TRAINING_OUTCOME_FIXED, "published"
             else:
-                await self.knowledge.DeleteEntry(bpb.DeleteEntryRequest(entry_id=fix_id, allow_missing=True))
+                if action == "rollback":
+                    await self._undo(fix)
+                elif fix.kind == changes.NEW_ENTRY:  # a proposed change to an existing entry was never applied
+                    await self.knowledge.DeleteEntry(bpb.DeleteEntryRequest(entry_id=fix_id, allow_missing=True))
                 outcome, state = ((ipb.TRAINING_OUTCOME_REJECTED, "rejected") if action == "reject"
                                   else (ipb.TRAINING_OUTCOME_ROLLED_BACK, "rolled_back"))
             await self.interactions.MarkProcessed(ipb.MarkProcessedRequest(marks=[
-                ipb.ProcessedMark(interaction_id=i, outcome=outcome, knowledge_entry_id=fix_id,
+                ipb.ProcessedMark(interaction_id=i, outcome=outcome, knowledge_entry_id=fix.entry_id,
                                   training_run_id=str(fix.run_id)) for i in fix.interaction_ids]))
             return await repository.record_review(connection, fix_id, was=needed, state=state, reviewer=reviewer,
-                                                  note=note, answer=answer)
+                                                  note=note, answer=answer, applied=applied)
+
+    async def _entry(self, entry_id: str) -> bpb.KnowledgeEntry | None:
+        """The entry as stored now; None when it no longer exists."""
+        try:
+            return (await self.knowledge.GetEntry(bpb.GetEntryRequest(entry_id=entry_id))).entry
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+
+    async def _write(self, entry: bpb.KnowledgeEntry) -> None:
+        await self.knowledge.UpsertEntries(bpb.UpsertEntriesRequest(entries=[entry]))
+
+    async def _apply(self, fix: FixRecord, answer: str) -> tuple[list[str], str] | None:
+        """Publishes the fix; for a change to an existing entry, returns what
+        it did (the phrasings added, the answer replaced), for the record."""
+        if fix.kind == changes.NEW_ENTRY:
+            entry = bpb.KnowledgeEntry(entry_id=fix.fix_id, status=bpb.ENTRY_STATUS_PUBLISHED, content=answer)
+            mask = FieldMask(paths=["status", "content"] if answer else ["status"])
+            await self.knowledge.UpdateEntry(bpb.UpdateEntryRequest(entry=entry, update_mask=mask))
+            return None
+        current = await self._entry(fix.entry_id)
+        if current is None:
+            raise FailedPrecondition(f"entry {fix.entry_id!r}, which fix {fix.fix_id!r} changes, no longer exists; "
+                                     "reject the fix")
+        if fix.kind == ADD_PHRASINGS:
+            added = changes.missing(current, fix.questions)
+            if added:
+                await self._write(changes.with_phrasings(current, added))
+            return added, ""
+        await self._write(changes.with_answer(current, answer or fix.answer))
+        return [], current.content
+
+    async def _undo(self, fix: FixRecord) -> None:
+        """Undoes exactly what the published fix did to the index."""
+        if fix.kind == changes.NEW_ENTRY:
+            await self.knowledge.DeleteEntry(bpb.DeleteEntryRequest(entry_id=fix.fix_id, allow_missing=True))
+            return
+        current = await self._entry(fix.entry_id)
+        if current is None:  # the entry is gone, and with it what the fix changed
+            return
+        if fix.kind == ADD_PHRASINGS:
+            if set(fix.added_questions) & set(current.questions):
+                await self._write(changes.without_phrasings(current, fix.added_questions, fix.fix_id))
+        elif fix.kind == EDIT_ANSWER:
+            if current.content != fix.answer:
+                raise FailedPrecondition(
+                    f"entry {fix.entry_id!r}'s answer changed since fix {fix.fix_id!r} published it, so rolling "
+                    "back would overwrite that change; edit the entry by hand (the fix's previous_answer holds "
+                    "the answer before it)")
+            await self._write(changes.with_answer(current, fix.previous_answer))

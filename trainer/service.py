@@ -22,6 +22,8 @@ _RUN_STATE = {pb.RUN_STATE_RUNNING: "running", pb.RUN_STATE_SUCCEEDED: "succeede
               pb.RUN_STATE_SKIPPED_BELOW_THRESHOLD: "skipped_below_threshold"}
 _FIX_STATE = {pb.FIX_STATE_PROPOSED: "proposed", pb.FIX_STATE_PUBLISHED: "published",
               pb.FIX_STATE_REJECTED: "rejected", pb.FIX_STATE_ROLLED_BACK: "rolled_back"}
+_FIX_KIND = {"new_entry": pb.FIX_KIND_NEW_ENTRY, "add_phrasings": pb.FIX_KIND_ADD_PHRASINGS,
+             "edit_answer": pb.FIX_KIND_EDIT_ANSWER}
 _RUN_STATE_FROM = {v: k for k, v in _RUN_STATE.items()}
 _FIX_STATE_FROM = {v: k for k, v in _FIX_STATE.items()}
 MAX_TEXT = 2_000
@@ -39,11 +41,12 @@ def run_message(run: RunRecord) -> pb.Run:
 
 def fix_message(fix: FixRecord) -> pb.Fix:
     return pb.Fix(
-        fix_id=fix.fix_id, run_id=str(fix.run_id), entry_id=fix.fix_id, question=fix.questions[0],
+        fix_id=fix.fix_id, run_id=str(fix.run_id), entry_id=fix.entry_id or fix.fix_id, question=fix.questions[0],
         questions=fix.questions, answer=fix.answer, interaction_ids=fix.interaction_ids,
         state=_FIX_STATE_FROM[fix.state], teacher_model=fix.teacher_model,
         prompt_version=fix.prompt_version, create_time=to_timestamp(fix.create_time),
-        reviewer=fix.reviewer, review_time=to_timestamp(fix.review_time), review_note=fix.review_note)
+        reviewer=fix.reviewer, review_time=to_timestamp(fix.review_time), review_note=fix.review_note,
+        kind=_FIX_KIND[fix.kind], added_questions=fix.added_questions, previous_answer=fix.previous_answer)
 
 
 def _fix_id(value: str) -> str:

@@ -30,8 +30,9 @@ class Settings:
     bot_address: str
     feedback_threshold: int
     publish_policy: str  # "auto" | "review"
-    # With the embedded model the judge is a similarity threshold: a question
-    # is covered when a published entry is at least this similar.
+    # With the embedded model the judge is a similarity threshold: a published
+    # entry at least this similar, other than the one the customer disliked,
+    # answers a question the bot missed (its phrasing is added to that entry).
     covered_similarity: float
     # Disliked questions at least this similar to a fix written in the same run
     # join that fix as extra phrasings instead of becoming fixes of their own.

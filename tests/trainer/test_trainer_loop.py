@@ -204,17 +204,24 @@ class YesNo:
         yield self.reply
 
 
-@pytest.mark.parametrize(("reply", "covered"), [("Yes.", 1), ("no", 0), ("I think so", 0)])
-async def test_a_model_judge_decides_what_is_covered(interactions, knowledge, reply, covered):
+@pytest.mark.parametrize(("reply", "misrouted"), [("Yes.", 1), ("no", 0), ("I think so", 0)])
+async def test_a_model_judge_decides_which_entry_answers_a_question_the_bot_missed(interactions, knowledge, reply,
+                                                                                   misrouted):
+    """The bot did not know; the judge says whether the entry found answers it
+    (its phrasings join that entry) or not (a new entry)."""
     from trainer.judge import ModelJudge
 
     await upsert(knowledge, RETURNS)
     await dislike(interactions, "How do I send back an item?", "Can I return shoes I wore outside?")
     judge_model = YesNo(reply)
     counts = await run_once(interactions, knowledge, Teacher(), AUTO, judge=ModelJudge(judge_model))
-    assert counts.covered == 2 * covered and counts.fixed == 2 * (1 - covered)
+    assert (counts.misrouted, counts.gap, counts.fixed, counts.covered) == (2 * misrouted, 2 - 2 * misrouted, 2, 0)
     assert "You can return unused items within 60 days" in judge_model.shown[0]  # it saw the retrieved entry
     assert judge_model.shown[0].rstrip().endswith("Does the knowledge above already answer the question?")
+    returns = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-returns"))).entry
+    added = {"How do I send back an item?", "Can I return shoes I wore outside?"} & set(returns.questions)
+    assert len(added) == 2 * misrouted
+    assert len(await fixes(knowledge)) == 2 - 2 * misrouted
 
 
 async def test_cloud_teacher_and_judge_default_to_sonnet_and_haiku(monkeypatch):

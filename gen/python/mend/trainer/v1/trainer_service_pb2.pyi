@@ -30,6 +30,13 @@ class PublishPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PUBLISH_POLICY_AUTO: _ClassVar[PublishPolicy]
     PUBLISH_POLICY_REVIEW: _ClassVar[PublishPolicy]
 
+class FixKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FIX_KIND_UNSPECIFIED: _ClassVar[FixKind]
+    FIX_KIND_NEW_ENTRY: _ClassVar[FixKind]
+    FIX_KIND_ADD_PHRASINGS: _ClassVar[FixKind]
+    FIX_KIND_EDIT_ANSWER: _ClassVar[FixKind]
+
 class FixState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     FIX_STATE_UNSPECIFIED: _ClassVar[FixState]
@@ -48,6 +55,10 @@ RUN_TRIGGER_MANUAL: RunTrigger
 PUBLISH_POLICY_UNSPECIFIED: PublishPolicy
 PUBLISH_POLICY_AUTO: PublishPolicy
 PUBLISH_POLICY_REVIEW: PublishPolicy
+FIX_KIND_UNSPECIFIED: FixKind
+FIX_KIND_NEW_ENTRY: FixKind
+FIX_KIND_ADD_PHRASINGS: FixKind
+FIX_KIND_EDIT_ANSWER: FixKind
 FIX_STATE_UNSPECIFIED: FixState
 FIX_STATE_PROPOSED: FixState
 FIX_STATE_PUBLISHED: FixState
@@ -79,23 +90,31 @@ class Run(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., trigger: _Optional[_Union[RunTrigger, str]] = ..., forced: _Optional[bool] = ..., publish_policy: _Optional[_Union[PublishPolicy, str]] = ..., feedback_threshold: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., counts: _Optional[_Union[RunCounts, _Mapping]] = ..., error_message: _Optional[str] = ...) -> None: ...
 
 class RunCounts(_message.Message):
-    __slots__ = ("read", "gated", "covered", "fixed", "proposed", "failed")
+    __slots__ = ("read", "gated", "covered", "fixed", "proposed", "failed", "gap", "misrouted", "wrong", "no_action")
     READ_FIELD_NUMBER: _ClassVar[int]
     GATED_FIELD_NUMBER: _ClassVar[int]
     COVERED_FIELD_NUMBER: _ClassVar[int]
     FIXED_FIELD_NUMBER: _ClassVar[int]
     PROPOSED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
+    GAP_FIELD_NUMBER: _ClassVar[int]
+    MISROUTED_FIELD_NUMBER: _ClassVar[int]
+    WRONG_FIELD_NUMBER: _ClassVar[int]
+    NO_ACTION_FIELD_NUMBER: _ClassVar[int]
     read: int
     gated: int
     covered: int
     fixed: int
     proposed: int
     failed: int
-    def __init__(self, read: _Optional[int] = ..., gated: _Optional[int] = ..., covered: _Optional[int] = ..., fixed: _Optional[int] = ..., proposed: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
+    gap: int
+    misrouted: int
+    wrong: int
+    no_action: int
+    def __init__(self, read: _Optional[int] = ..., gated: _Optional[int] = ..., covered: _Optional[int] = ..., fixed: _Optional[int] = ..., proposed: _Optional[int] = ..., failed: _Optional[int] = ..., gap: _Optional[int] = ..., misrouted: _Optional[int] = ..., wrong: _Optional[int] = ..., no_action: _Optional[int] = ...) -> None: ...
 
 class Fix(_message.Message):
-    __slots__ = ("fix_id", "run_id", "entry_id", "question", "questions", "answer", "interaction_ids", "state", "teacher_model", "prompt_version", "create_time", "reviewer", "review_time", "review_note")
+    __slots__ = ("fix_id", "run_id", "entry_id", "question", "questions", "answer", "interaction_ids", "state", "teacher_model", "prompt_version", "create_time", "reviewer", "review_time", "review_note", "kind", "added_questions", "previous_answer")
     FIX_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +129,9 @@ class Fix(_message.Message):
     REVIEWER_FIELD_NUMBER: _ClassVar[int]
     REVIEW_TIME_FIELD_NUMBER: _ClassVar[int]
     REVIEW_NOTE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ADDED_QUESTIONS_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_ANSWER_FIELD_NUMBER: _ClassVar[int]
     fix_id: str
     run_id: str
     entry_id: str
@@ -124,7 +146,10 @@ class Fix(_message.Message):
     reviewer: str
     review_time: _timestamp_pb2.Timestamp
     review_note: str
-    def __init__(self, fix_id: _Optional[str] = ..., run_id: _Optional[str] = ..., entry_id: _Optional[str] = ..., question: _Optional[str] = ..., questions: _Optional[_Iterable[str]] = ..., answer: _Optional[str] = ..., interaction_ids: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[FixState, str]] = ..., teacher_model: _Optional[str] = ..., prompt_version: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reviewer: _Optional[str] = ..., review_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., review_note: _Optional[str] = ...) -> None: ...
+    kind: FixKind
+    added_questions: _containers.RepeatedScalarFieldContainer[str]
+    previous_answer: str
+    def __init__(self, fix_id: _Optional[str] = ..., run_id: _Optional[str] = ..., entry_id: _Optional[str] = ..., question: _Optional[str] = ..., questions: _Optional[_Iterable[str]] = ..., answer: _Optional[str] = ..., interaction_ids: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[FixState, str]] = ..., teacher_model: _Optional[str] = ..., prompt_version: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reviewer: _Optional[str] = ..., review_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., review_note: _Optional[str] = ..., kind: _Optional[_Union[FixKind, str]] = ..., added_questions: _Optional[_Iterable[str]] = ..., previous_answer: _Optional[str] = ...) -> None: ...
 
 class StartRunRequest(_message.Message):
     __slots__ = ("request_id", "force")

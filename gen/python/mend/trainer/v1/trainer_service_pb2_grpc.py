@@ -28,12 +28,19 @@ if _version_not_supported:
 class TrainerServiceStub:
     """TrainerService heals the bot from customer feedback. A run reads the
     disliked, unprocessed interactions; if there are fewer than the feedback
-    threshold it stops there. Otherwise, for each question it judges whether
-    the knowledge base already covers it; if not, a teacher model writes an
-    improved answer, which is upserted to the bot's knowledge index as a Q&A
-    entry (a fix). Under the `auto` publish policy fixes go live at once; under
-    `review` they wait for a person to approve them. Finally the interactions
-    are marked processed. Runs start on a schedule or through StartRun; at most
+    threshold it stops there. Otherwise it triages each one, from the question,
+    the answer and sources the bot gave, the customer's reason and comment and
+    the knowledge index: nothing answers it (a gap: a teacher model writes an
+    answer, upserted to the bot's knowledge index as a new Q&A entry); an
+    existing entry answers it but the bot answered from another or said it did
+    not know (misrouted: the customer's phrasings are added to that entry); the
+    bot answered from the right entry but its answer is wrong, outdated or
+    incomplete (the teacher revises that entry's answer, with the customer's
+    comment as evidence); or no action is needed. Each such change is a fix.
+    Under the `auto` publish policy fixes go live at once; under `review` they
+    wait for a person to approve them, and a proposed change to an existing
+    entry leaves that entry untouched until then. Finally the interactions are
+    marked processed. Runs start on a schedule or through StartRun; at most
     one runs at a time. This service is for administrators.
     """
 
@@ -88,12 +95,19 @@ class TrainerServiceStub:
 class TrainerServiceServicer:
     """TrainerService heals the bot from customer feedback. A run reads the
     disliked, unprocessed interactions; if there are fewer than the feedback
-    threshold it stops there. Otherwise, for each question it judges whether
-    the knowledge base already covers it; if not, a teacher model writes an
-    improved answer, which is upserted to the bot's knowledge index as a Q&A
-    entry (a fix). Under the `auto` publish policy fixes go live at once; under
-    `review` they wait for a person to approve them. Finally the interactions
-    are marked processed. Runs start on a schedule or through StartRun; at most
+    threshold it stops there. Otherwise it triages each one, from the question,
+    the answer and sources the bot gave, the customer's reason and comment and
+    the knowledge index: nothing answers it (a gap: a teacher model writes an
+    answer, upserted to the bot's knowledge index as a new Q&A entry); an
+    existing entry answers it but the bot answered from another or said it did
+    not know (misrouted: the customer's phrasings are added to that entry); the
+    bot answered from the right entry but its answer is wrong, outdated or
+    incomplete (the teacher revises that entry's answer, with the customer's
+    comment as evidence); or no action is needed. Each such change is a fix.
+    Under the `auto` publish policy fixes go live at once; under `review` they
+    wait for a person to approve them, and a proposed change to an existing
+    entry leaves that entry untouched until then. Finally the interactions are
+    marked processed. Runs start on a schedule or through StartRun; at most
     one runs at a time. This service is for administrators.
     """
 
@@ -138,29 +152,37 @@ class TrainerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ApproveFix(self, request, context):
-        """ApproveFix publishes a proposed fix: its entry becomes PUBLISHED (with
-        the edited answer, when one is given) and its interactions are marked
-        fixed. Fails with NOT_FOUND for an unknown fix and with
-        FAILED_PRECONDITION when the fix is not PROPOSED.
+        """ApproveFix publishes a proposed fix and marks its interactions fixed. A
+        NEW_ENTRY fix's entry becomes PUBLISHED; an ADD_PHRASINGS fix adds its
+        phrasings to its entry; an EDIT_ANSWER fix replaces its entry's answer.
+        NEW_ENTRY and EDIT_ANSWER fixes publish the edited answer when one is
+        given. Fails with NOT_FOUND for an unknown fix, with FAILED_PRECONDITION
+        when the fix is not PROPOSED, and with INVALID_ARGUMENT naming `answer`
+        when an answer is given for an ADD_PHRASINGS fix.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RejectFix(self, request, context):
-        """RejectFix turns down a proposed fix: its entry leaves the knowledge index
-        and its interactions are marked rejected. Fails with NOT_FOUND for an
-        unknown fix and with FAILED_PRECONDITION when the fix is not PROPOSED.
+        """RejectFix turns down a proposed fix and marks its interactions rejected.
+        A NEW_ENTRY fix's entry leaves the knowledge index; the entry of an
+        ADD_PHRASINGS or EDIT_ANSWER fix was never changed and stays as it is.
+        Fails with NOT_FOUND for an unknown fix and with FAILED_PRECONDITION when
+        the fix is not PROPOSED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RollbackFix(self, request, context):
-        """RollbackFix withdraws a published fix: its entry leaves the knowledge
-        index and its interactions are marked rolled back. Fails with NOT_FOUND
-        for an unknown fix and with FAILED_PRECONDITION when the fix is not
-        PUBLISHED.
+        """RollbackFix undoes a published fix and marks its interactions rolled
+        back: a NEW_ENTRY fix's entry leaves the knowledge index; an
+        ADD_PHRASINGS fix's `added_questions` (only those) leave its entry; an
+        EDIT_ANSWER fix's entry gets its `previous_answer` back. Fails with
+        NOT_FOUND for an unknown fix, and with FAILED_PRECONDITION when the fix
+        is not PUBLISHED or when an EDIT_ANSWER fix's entry no longer holds the
+        fix's answer (someone changed it since; nothing is undone then).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -220,12 +242,19 @@ def add_TrainerServiceServicer_to_server(servicer, server):
 class TrainerService:
     """TrainerService heals the bot from customer feedback. A run reads the
     disliked, unprocessed interactions; if there are fewer than the feedback
-    threshold it stops there. Otherwise, for each question it judges whether
-    the knowledge base already covers it; if not, a teacher model writes an
-    improved answer, which is upserted to the bot's knowledge index as a Q&A
-    entry (a fix). Under the `auto` publish policy fixes go live at once; under
-    `review` they wait for a person to approve them. Finally the interactions
-    are marked processed. Runs start on a schedule or through StartRun; at most
+    threshold it stops there. Otherwise it triages each one, from the question,
+    the answer and sources the bot gave, the customer's reason and comment and
+    the knowledge index: nothing answers it (a gap: a teacher model writes an
+    answer, upserted to the bot's knowledge index as a new Q&A entry); an
+    existing entry answers it but the bot answered from another or said it did
+    not know (misrouted: the customer's phrasings are added to that entry); the
+    bot answered from the right entry but its answer is wrong, outdated or
+    incomplete (the teacher revises that entry's answer, with the customer's
+    comment as evidence); or no action is needed. Each such change is a fix.
+    Under the `auto` publish policy fixes go live at once; under `review` they
+    wait for a person to approve them, and a proposed change to an existing
+    entry leaves that entry untouched until then. Finally the interactions are
+    marked processed. Runs start on a schedule or through StartRun; at most
     one runs at a time. This service is for administrators.
     """
 
