@@ -8,9 +8,9 @@ variables its command reads, and those it must have."""
 
 from __future__ import annotations
 
-import json
 import base64
 import importlib
+import json
 import os
 import re
 import subprocess
