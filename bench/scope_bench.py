@@ -46,7 +46,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,9 +57,11 @@ from pgvector.asyncpg import register_vector
 from bot.__main__ import KNOWLEDGE_SERVICE
 from bot.__main__ import migrate as migrate_bot
 from bot.catalog import Entry
+from bot.conversations import Turn
 from bot.knowledge import Hit, Knowledge
 from bot.knowledge_service import KnowledgeService
 from bot.relevance import Relevance
+from bot.support import STEM, content_words
 from bot.vectorstores.pgvector_store import PgVectorStore
 from mend.bot.v1 import bot_service_pb2 as pb
 from mend.bot.v1 import bot_service_pb2_grpc as pb_grpc
@@ -168,11 +170,12 @@ async def unseed(stub: pb_grpc.KnowledgeServiceStub, dataset: Dataset, phrasings
         await stub.DeleteEntry(pb.DeleteEntryRequest(entry_id=entry_id(phrasings, intent)), timeout=60)
 
 
-def row_of(hits: Iterable[tuple[str, float]], intent_of: dict[str, str], keys: dict[str, int]) -> dict:
-    """A question's hits: the entries' intents, scores, and how many phrasings (keys) each entry has."""
+def row_of(hits: Iterable[tuple[str, float, str]], intent_of: dict[str, str], keys: dict[str, int]) -> dict:
+    """A question's hits: the entries' intents, scores, how many phrasings (keys)
+    each entry has, and the phrasing that matched (for the lexical coverage rules)."""
     listed = list(hits)
-    return {"intents": [intent_of[e] for e, _ in listed], "scores": [round(s, 5) for _, s in listed],
-            "keys": [keys[e] for e, _ in listed]}
+    return {"intents": [intent_of[e] for e, _, _ in listed], "scores": [round(s, 5) for _, s, _ in listed],
+            "keys": [keys[e] for e, _, _ in listed], "matched": [m for _, _, m in listed]}
 
 
 async def search(stub: pb_grpc.KnowledgeServiceStub, dataset: Dataset, questions: list[Question], phrasings: int,
@@ -188,7 +191,8 @@ async def search(stub: pb_grpc.KnowledgeServiceStub, dataset: Dataset, questions
         response = await stub.BatchSearchKnowledge(pb.BatchSearchKnowledgeRequest(queries=[
             pb.SearchKnowledgeRequest(query=q.text, k=K, source=source) for q in chunk]), timeout=600)
         keys = {entry.entry_id: len(entry.questions) for entry in response.entries}
-        rows += [row_of(((h.entry_id, h.score) for h in result.hits), intent_of, keys) for result in response.results]
+        rows += [row_of(((h.entry_id, h.score, h.matched_question) for h in result.hits), intent_of, keys)
+                 for result in response.results]
         done = start + len(chunk)
         rate = done / max(time.perf_counter() - started, 1e-6)
         print(f"  {label}: searched {done:,} / {len(questions):,} ({rate:.0f}/s)", flush=True)
@@ -196,7 +200,7 @@ async def search(stub: pb_grpc.KnowledgeServiceStub, dataset: Dataset, questions
     for n in range(0, len(questions), max(1, len(questions) // CROSS_CHECK)):
         single = await stub.SearchKnowledge(pb.SearchKnowledgeRequest(query=questions[n].text, k=K, source=source),
                                             timeout=60)
-        one = row_of(((h.entry.entry_id, h.score) for h in single.hits), intent_of,
+        one = row_of(((h.entry.entry_id, h.score, h.matched_question) for h in single.hits), intent_of,
                      {h.entry.entry_id: len(h.entry.questions) for h in single.hits})
         same = one["intents"] == rows[n]["intents"] and np.allclose(one["scores"], rows[n]["scores"], atol=1e-4)
         differing += not same
@@ -337,14 +341,16 @@ def frontier(points: list[dict]) -> list[dict]:
     return list(thinned.values())
 
 
-def chosen_mask(scores: Scores, relevance: Relevance) -> np.ndarray:
-    """`bot.relevance` itself, over Hit objects built from the search rows (the
-    runner-ups' phrasing counts do not matter to the rule's decision)."""
-    answered = np.zeros(len(scores.right), bool)
-    for n, row in enumerate(scores.top):
-        hits = [Hit(Entry(f"e{k}", "qa", "", "", ("q",) * int(scores.keys[n] if k == 0 else 1), "bench",
-                          "published"), float(s), "q")
-                for k, s in enumerate(row) if np.isfinite(s)]
+def chosen_mask(dataset: Dataset, phrasings: int, rows: list[dict], questions: list[Question],
+                relevance: Relevance) -> np.ndarray:
+    """`bot.relevance` itself, over Hit objects built from the search rows: the
+    entries with their seeded phrasings and the phrasing that matched."""
+    answered = np.zeros(len(rows), bool)
+    for n, row in enumerate(rows):
+        hits = [Hit(Entry(intent, "qa", "", "", tuple(dataset.phrasings[intent][:phrasings]), "bench", "published"),
+                    score, matched)
+                for intent, score, matched in zip(row["intents"], row["scores"], row.get("matched") or
+                                                  [""] * len(row["intents"]), strict=True)]
         answered[n] = bool(relevance.relevant(hits))
     return answered
 
@@ -356,7 +362,7 @@ def evaluate(dataset: Dataset, runs: dict, found: list[Rule]) -> dict[str, dict]
         for split, questions in dataset.splits.items():
             scores = scores_of(run[split]["rows"], questions)
             table[f"P={phrasings} {split}"] = {
-                "scores": scores,
+                "scores": scores, "rows": run[split]["rows"], "questions": questions, "phrasings": int(phrasings),
                 "points": [(family, constants, point(scores, answered(scores)))
                            for family, constants, answered in found],
             }
@@ -377,7 +383,8 @@ def analyse(dataset: Dataset, runs: dict) -> dict:
             "retrieval_top1": round(float(scores.right[scores.in_scope].mean()), 4),
             "fewer_than_2_hits": int((~np.isfinite(scores.top[:, 1])).sum()),
             "today": {"min_score": TODAY, **point(scores, scores.top[:, 0] >= TODAY)},
-            "chosen": {**relevance.describe(), **point(scores, chosen_mask(scores, relevance))},
+            "chosen": {**relevance.describe(), **point(scores, chosen_mask(
+                dataset, result["phrasings"], result["rows"], result["questions"], relevance))},
             "frontier": {family: frontier(points) for family, points in grid.items()},
             "curve_score": grid["score"],
         }
@@ -440,7 +447,328 @@ def report(dataset: Dataset, analysis: dict) -> str:
     return "\n".join(lines)
 
 
+# --- lexical coverage: does the entry contain the question's words? ----------------------
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Per question, the share of its content words (bot/support.py's stems) that
+    the top entry contains: in the phrasing that matched, in any of its phrasings,
+    or in its phrasings and its intent's name (a stand-in for an entry's title;
+    the seeded answers are placeholders, so an entry's answer is not measured here)."""
+
+    matched: np.ndarray
+    entry: np.ndarray
+    titled: np.ndarray
+
+
+KINDS = ("matched", "entry", "titled")
+
+
+def stems(texts: Iterable[str]) -> set[str]:
+    """Content words as bot/support.py stems them ("returns", "returned" -> "retur")."""
+    return {word[:STEM] for text in texts for word in content_words(text)}
+
+
+def coverage(query: str, texts: Iterable[str]) -> float:
+    """The share of the question's content words that `texts` contain; 1.0 when
+    the question has none ("hi?"): nothing to check, the score decides."""
+    asked = stems([query])
+    return len(asked & stems(texts)) / len(asked) if asked else 1.0
+
+
+def entry_texts(hit: Hit) -> list[str]:
+    """What an entry says: its title, its answer or text, every phrasing."""
+    return [hit.entry.title, hit.entry.content, *hit.entry.questions]
+
+
+@dataclass(frozen=True)
+class Covered:
+    """The measured candidate as a drop-in for `Relevance.relevant`, with the
+    question: a hit answers when it passes the phrasing-adjusted cut and either
+    scores `sure_score` or its entry covers `min_coverage` of the question's words."""
+
+    min_score: float
+    per_ln_phrasing: float
+    sure_score: float
+    min_coverage: float
+
+    def passes(self, query: str, hit: Hit) -> bool:
+        rule = Relevance(self.min_score, self.per_ln_phrasing)
+        return hit.score >= rule.cut(hit) and (hit.score >= self.sure_score
+                                               or coverage(query, entry_texts(hit)) >= self.min_coverage)
+
+    def relevant(self, query: str, hits: Sequence[Hit]) -> list[Hit]:
+        ordered = sorted(hits, key=lambda hit: -hit.score)
+        if not ordered or not self.passes(query, ordered[0]):
+            return []
+        return [ordered[0], *(hit for hit in ordered[1:] if self.passes(query, hit))]
+
+
+def coverage_of(dataset: Dataset, phrasings: int, rows: list[dict], questions: list[Question]) -> Coverage:
+    shares = {kind: np.ones(len(rows)) for kind in KINDS}
+    for n, (row, question) in enumerate(zip(rows, questions, strict=True)):
+        if not row["intents"]:
+            continue
+        intent = row["intents"][0]
+        seeded = dataset.phrasings[intent][:phrasings]
+        shares["matched"][n] = coverage(question.text, [row["matched"][0]])
+        shares["entry"][n] = coverage(question.text, seeded)
+        shares["titled"][n] = coverage(question.text, [*seeded, intent.replace("_", " ")])
+    return Coverage(**shares)
+
+
+GRID_SHARE = [0.01, 0.2, 0.25, 0.34, 0.4, 0.5, 0.6, 0.67, 0.75, 1.0]  # 0.01: at least one word
+GRID_SURE = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 2.0]  # 2.0: no score is sure
+GRID_W = [0.05, 0.1, 0.15, 0.2, 0.3]
+LexicalRule = tuple[str, dict, Callable[[Scores, Coverage], np.ndarray]]
+
+
+def lexical_rules() -> list[LexicalRule]:
+    """The phrasing-adjusted cut (per_ln_phrasing 0 is a plain cut) with a
+    coverage term: a hard one (answer when the cut passes and either the score is
+    sure or the entry covers a share of the question's words) and a soft one (the
+    share adds to the score)."""
+    found: list[LexicalRule] = []
+    for c in (0.0, 0.015, 0.03):
+        for t in GRID_T[:31]:  # 0.30 .. 0.60
+            found.append(("score-c*ln(phrasings)", {"min_score": t, "per_ln_phrasing": c},
+                          lambda s, v, c=c, t=t: s.top[:, 0] - c * np.log(s.keys) >= t))
+            for kind in KINDS:
+                for sure in GRID_SURE:
+                    for share in GRID_SHARE:
+                        found.append((f"cut+coverage({kind})", {"min_score": t, "per_ln_phrasing": c,
+                                                                 "sure_score": sure, "min_coverage": share},
+                                      lambda s, v, c=c, t=t, kind=kind, sure=sure, share=share:
+                                      (s.top[:, 0] - c * np.log(s.keys) >= t)
+                                      & ((s.top[:, 0] >= sure) | (getattr(v, kind) >= share))))
+                for w in GRID_W:
+                    found.append((f"score+w*coverage({kind})", {"min_score": t, "per_ln_phrasing": c, "w": w},
+                                  lambda s, v, c=c, t=t, kind=kind, w=w:
+                                  s.top[:, 0] - c * np.log(s.keys) + w * (getattr(v, kind) - 0.5) >= t))
+    return found
+
+
+# The brief's form, chosen on clinc150 val (--lexical --choose val: the first of its family; every family
+# ties the rule without coverage at miss 0 there), applied to every dataset.
+CANDIDATE_FAMILY = "cut+coverage(entry)"
+CANDIDATE: dict[str, float] = {"min_score": 0.39, "per_ln_phrasing": 0.03, "sure_score": 0.55, "min_coverage": 0.01}
+# Fit by hand on the sample knowledge base (--sample): what it costs on the datasets.
+SAMPLE_FIT: dict[str, float] = {"min_score": 0.44, "per_ln_phrasing": 0.015, "sure_score": 0.6, "min_coverage": 0.34}
+
+
+def lexical(dataset: Dataset, runs: dict) -> dict:
+    """Per run: today, the rule in bot/relevance.py, the candidate, each family's
+    frontier (fit on the run itself) and the curve of the candidate's family."""
+    found = lexical_rules()
+    relevance = Relevance()
+    out: dict = {}
+    table: dict[str, dict] = {}
+    for phrasings, run in runs.items():
+        for split, questions in dataset.splits.items():
+            rows = run[split]["rows"]
+            scores, cover = scores_of(rows, questions), coverage_of(dataset, int(phrasings), rows, questions)
+            label = f"P={phrasings} {split}"
+            points = [(family, constants, point(scores, answered(scores, cover))) for family, constants, answered
+                      in found]
+            table[label] = {"points": points}
+            grid: dict[str, list[dict]] = {}
+            for family, constants, figures in points:
+                grid.setdefault(family, []).append({**constants, **figures})
+            candidate, sample_fit = (next(figures for family, constants, figures in points
+                                          if family == CANDIDATE_FAMILY
+                                          and all(constants[k] == v for k, v in wanted.items()))
+                                     for wanted in (CANDIDATE, SAMPLE_FIT))
+            curve_of = {k: v for k, v in CANDIDATE.items() if k != "min_score"}
+            out[label] = {
+                "today": {"min_score": TODAY, **point(scores, scores.top[:, 0] >= TODAY)},
+                "relevance_py": {**relevance.describe(), **point(scores, chosen_mask(
+                    dataset, int(phrasings), rows, questions, relevance))},
+                "candidate": {"family": CANDIDATE_FAMILY, **CANDIDATE, **candidate},
+                "sample_fit": {"family": CANDIDATE_FAMILY, **SAMPLE_FIT, **sample_fit},
+                "frontier": {family: frontier(p) for family, p in grid.items()},
+                "curve_candidate": [p for p in grid[CANDIDATE_FAMILY]
+                                    if all(p[k] == v for k, v in curve_of.items())],
+                "curve_sample_fit": [p for p in grid[CANDIDATE_FAMILY]
+                                     if all(p[k] == v for k, v in SAMPLE_FIT.items() if k != "min_score")],
+                "curve_without": [p for p in grid["score-c*ln(phrasings)"]
+                                  if p["per_ln_phrasing"] == CANDIDATE["per_ln_phrasing"]],
+            }
+    return {"analysis": out, "table": table, "rules": found}
+
+
+def lexical_choose(dataset: Dataset, runs: dict, result: dict, splits: tuple[str, ...]) -> list:
+    """The lexical rules ranked as `choose` ranks (summed miss of both aims on `splits`)."""
+    table, found = result["table"], result["rules"]
+    today = {label: result["analysis"][label]["today"] for label in table}
+    labels = [label for label in table if label.split()[1] in splits]
+    ranked = []
+    for n, (family, constants, _) in enumerate(found):
+        figures = {label: table[label]["points"][n][2] for label in labels}
+        miss = sum(max(figures[lb]["oos_answered"] - 0.10, 0) + max(today[lb]["accuracy"] - 0.02
+                   - figures[lb]["accuracy"], 0) for lb in labels)
+        ranked.append((round(miss, 4), family, constants, figures))
+    ranked.sort(key=lambda r: (r[0], -sum(f["accuracy"] for f in r[3].values())))
+    return ranked
+
+
+def lexical_report(dataset: Dataset, analysis: dict) -> str:
+    lines = [f"## {dataset.name}: lexical coverage", "",
+             "| run | today (0.45) | relevance.py | candidate | sample fit | frontier: best accuracy at OOS <= 10%, "
+             "without / with coverage | least OOS at accuracy >= today - 2, without / with |",
+             "|---|---|---|---|---|---|---|"]
+    for label, r in analysis.items():
+        def fig(p: dict | None) -> str:
+            return f"{p['oos_answered']:.1%} / {p['accuracy']:.1%}" if p else "-"
+        without = r["frontier"]["score-c*ln(phrasings)"]
+        with_ = [p for family, pts in r["frontier"].items() for p in pts]
+        today = r["today"]["accuracy"]
+        least = [min((p for p in pts if p["accuracy"] >= today - 0.02), key=lambda p: p["oos_answered"], default=None)
+                 for pts in (without, with_)]
+        lines.append(f"| {label} | {fig(r['today'])} | {fig(r['relevance_py'])} | {fig(r['candidate'])} | "
+                     f"{fig(r['sample_fit'])} | "
+                     f"{fig(best_at(without, 0.10))} ; {fig(best_at(with_, 0.10))} | {fig(least[0])} ; "
+                     f"{fig(least[1])} |")
+    return "\n".join(lines)
+
+
+# --- the sample knowledge base, by hand ---------------------------------------------------
+
+SAMPLE = REPO / "knowledge" / "sample"
+SAMPLE_EVAL = REPO / "tests" / "data" / "retrieval_eval.jsonl"
+# The answer-quality set (issue 13 section 2), when present: answerable, follow-up and out-of-scope questions.
+ANSWER_SET = REPO / "bench" / "data" / "answer_quality.jsonl"
+SAMPLE_OOS = ["Do you rent out tents?", "Can I hire a kayak?", "Can I use a gift card from another shop?"]
+
+
+@dataclass(frozen=True)
+class Asked:
+    group: str  # "paraphrase" | "answerable" | "follow_up" | "out_of_scope"
+    question: str
+    history: tuple[str, ...]
+    right: tuple[str, ...]  # entry ids (or "article: section title") a right answer comes from; () out of scope
+
+
+def sample_questions() -> list[Asked]:
+    asked = [Asked("paraphrase", c["question"], (), (c["expected_id"],))
+             for c in map(json.loads, SAMPLE_EVAL.read_text().splitlines()) if c]
+    asked += [Asked("out_of_scope", q, (), ()) for q in SAMPLE_OOS]
+    if ANSWER_SET.exists():
+        for case in map(json.loads, ANSWER_SET.read_text().splitlines()):
+            right = tuple(part.strip() for part in case.get("about", "").split(" / ")) if case["category"] != \
+                "out_of_scope" else ()
+            asked.append(Asked(case["category"], case["question"], tuple(case.get("turns", ())), right))
+    return asked
+
+
+def is_right(hit: Hit, right: tuple[str, ...]) -> bool:
+    return any(hit.entry.entry_id == r or (":" in r and hit.entry.entry_id.startswith(r.split(":")[0] + ":")
+                                            and hit.entry.title.endswith(r.split(":", 1)[1].strip())) for r in right)
+
+
+async def sample_hits(pg_port: int, k: int) -> list[tuple[Asked, list[Hit], list[Hit], list[Hit]]]:
+    """Per question: what bot/chat.py's `retrieve` searches (alone; for a follow-up also
+    with its earlier questions), on the ingested sample knowledge base."""
+    from bot import ingest
+    from bot.chat import CONVERSATION_K, combined, context_query
+    from bot.knowledge import Query
+
+    found = []
+    async with contextlib.AsyncExitStack() as stack:
+        home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mend-scope-sample-")))
+        server = EmbeddedPostgres(home=home, port=pg_port)
+        url = await asyncio.to_thread(server.start)
+        stack.callback(server.stop)
+        await ensure_database(url)
+        await migrate_bot(url)
+        pool = await database.create_pool(url, 5, init=register_vector)
+        stack.push_async_callback(pool.close)
+        embedder = LocalMiniLM()
+        store = PgVectorStore(pool, embedder.model_id, embedder.dimension)
+        await store.prepare()
+        knowledge = Knowledge(pool, store, embedder)
+        await ingest.ingest(knowledge, [SAMPLE])
+        for asked in sample_questions():
+            if not asked.history:
+                hits = await knowledge.search(asked.question, k, ["published"], None)
+                found.append((asked, hits, hits, []))
+                continue
+            wide = max(k, CONVERSATION_K)
+            (alone, in_context), _ = await knowledge.search_many([
+                Query(asked.question, wide, ["published"], None),
+                Query(context_query(asked.question, [Turn(q, "") for q in asked.history], 600), wide,
+                      ["published"], None)])
+            found.append((asked, combined(alone, in_context)[:k], alone, in_context))
+    return found
+
+
+Decide = Callable[[str, Sequence[Hit]], list[Hit]]
+
+
+def decided(relevant_of: Decide, asked: Asked, ranked: list[Hit], alone: list[Hit]) -> list[Hit]:
+    """bot/chat.py's `retrieve` decision with `relevant_of(query, hits)`: a follow-up
+    answers from an entry only if the question's own hit for it passes too."""
+    relevant = relevant_of(asked.question, ranked)
+    if not asked.history:
+        return relevant
+    own = {hit.entry.entry_id: hit for hit in alone}
+
+    def covered_alone(hit: Hit) -> bool:
+        return hit.entry.entry_id in own and bool(relevant_of(asked.question, [own[hit.entry.entry_id]]))
+
+    if not relevant or not covered_alone(relevant[0]):
+        return []
+    return [hit for hit in relevant if covered_alone(hit)]
+
+
+def sample_check(pg_port: int) -> dict:
+    today = Relevance()
+    rules: dict[str, Decide] = {
+        "relevance.py (no coverage)": lambda query, hits: today.relevant(hits),
+        "candidate (clinc150 val)": Covered(**CANDIDATE).relevant,
+        "sample fit": Covered(**SAMPLE_FIT).relevant}
+    found = asyncio.run(sample_hits(pg_port, 3))
+    result: dict = {}
+    for name, relevant_of in rules.items():
+        groups: dict[str, dict] = {}
+        for asked, ranked, alone, _ in found:
+            answer = decided(relevant_of, asked, ranked, alone)
+            group = groups.setdefault(asked.group, {"questions": 0, "answered": 0, "answered_right": 0, "cases": []})
+            group["questions"] += 1
+            group["answered"] += bool(answer)
+            group["answered_right"] += bool(answer) and is_right(answer[0], asked.right)
+            top = ranked[0] if ranked else None
+            group["cases"].append({"question": asked.question, "answered_from": answer[0].entry.entry_id if answer
+                                   else "", "top": top.entry.entry_id if top else "",
+                                   "score": round(top.score, 3) if top else None,
+                                   "coverage": round(coverage(asked.question, entry_texts(top)), 2)
+                                   if top else None, "right": list(asked.right)})
+        result[name] = groups
+    return result
+
+
+def sample_main(args: argparse.Namespace) -> int:
+    result = sample_check(args.pg_port or free_port())
+    for name, groups in result.items():
+        print(f"{name}:")
+        for group, g in groups.items():
+            print(f"  {group}: {g['questions']} questions, answered {g['answered']}, answered right "
+                  f"{g['answered_right']}")
+            for case in g["cases"]:
+                if group == "out_of_scope" and case["answered_from"] or group != "out_of_scope" and \
+                        case["answered_from"] not in case["right"]:
+                    print(f"    {case['question']!r}: answered from {case['answered_from'] or '-'} (top "
+                          f"{case['top']} {case['score']}, coverage {case['coverage']}; right {case['right']})")
+    path = RESULTS / "scope_lexical_sample.json"
+    named = {"family": CANDIDATE_FAMILY, "candidate": CANDIDATE, "sample_fit": SAMPLE_FIT}
+    path.write_text(json.dumps({"rules": named, "sample": result}, indent=1) + "\n")
+    print(f"wrote {path.relative_to(REPO)}")
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.sample:
+        return sample_main(args)
     dataset = (load_clinc150(args.test_per_intent) if args.dataset == "clinc150"
                else load_banking77(max(args.phrasings)))
     path = RESULTS / f"scope_{dataset.name}.json"
@@ -473,6 +801,23 @@ def main(args: argparse.Namespace) -> int:
             print(f"  {miss:.4f} {family} {constants} " + " ".join(
                 f"[{lb}: {f['oos_answered']:.1%} / {f['accuracy']:.1%}]" for lb, f in figures.items()))
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.lexical:
+        if not all("matched" in row for run in runs.values() for split in run.values() for row in split["rows"]):
+            raise SystemExit("the saved hits have no matched phrasing: search again (without --from-json)")
+        result = lexical(dataset, runs)
+        if args.choose:
+            print(f"lexical rules ranked on {dataset.name} {'+'.join(args.choose)} (miss, family, constants):")
+            ranked = lexical_choose(dataset, runs, result, tuple(args.choose))
+            for miss, family, constants, figures in ranked[:args.top]:
+                print(f"  {miss:.4f} {family} {constants} " + " ".join(
+                    f"[{lb}: {f['oos_answered']:.1%} / {f['accuracy']:.1%}]" for lb, f in figures.items()))
+        lexical_path = RESULTS / f"scope_lexical_{dataset.name}.json"
+        named = {"family": CANDIDATE_FAMILY, "candidate": CANDIDATE, "sample_fit": SAMPLE_FIT}
+        lexical_path.write_text(json.dumps({"meta": meta, "rules": named, "analysis": result["analysis"]},
+                                           separators=(",", ":")) + "\n")
+        print(lexical_report(dataset, result["analysis"]))
+        print(f"wrote {lexical_path.relative_to(REPO)}")
+        return 0
     path.write_text(json.dumps({"meta": meta, "analysis": analysis}, separators=(",", ":")) + "\n")
     print(report(dataset, analysis))
     print(f"wrote {path.relative_to(REPO)}; machine {meta['machine']}")
@@ -481,7 +826,9 @@ def main(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", choices=["clinc150", "banking77"], required=True)
+    parser.add_argument("--dataset", choices=["clinc150", "banking77"])
+    parser.add_argument("--sample", action="store_true",
+                        help="check the sample knowledge base by hand (knowledge/sample) instead of a dataset")
     parser.add_argument("--phrasings", type=int, nargs="+", default=[1, 10],
                         help="phrasings seeded per entry; one run each")
     parser.add_argument("--test-per-intent", type=int, default=None,
@@ -490,6 +837,11 @@ if __name__ == "__main__":
                         help="re-analyse the saved search results (.mend/scope_bench/) instead of searching again")
     parser.add_argument("--choose", nargs="*", choices=["val", "test"],
                         help="also rank every rule by its miss of the aim on these splits (all runs at once)")
+    parser.add_argument("--lexical", action="store_true",
+                        help="analyse the lexical coverage rules instead (bench/results/scope_lexical_<dataset>.json)")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--pg-port", type=int, default=0)
-    sys.exit(main(parser.parse_args()))
+    parsed = parser.parse_args()
+    if not parsed.sample and not parsed.dataset:
+        parser.error("--dataset is required (or --sample)")
+    sys.exit(main(parsed))

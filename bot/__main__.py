@@ -32,7 +32,7 @@ from mend.bot.v1 import bot_service_pb2 as pb
 from mend.bot.v1 import bot_service_pb2_grpc as pb_grpc
 from mend.interactions.v1 import interactions_service_pb2 as interactions_pb
 from mend.interactions.v1 import interactions_service_pb2_grpc as interactions_grpc
-from mendkit import clients, database, migrations
+from mendkit import clients, conversation_tokens, database, migrations
 from mendkit.entrypoint import run_command
 from mendkit.page_tokens import PageTokens
 from mendkit.server import Registration, serve_until_signalled
@@ -90,7 +90,9 @@ async def serve(settings: Settings) -> None:
         delivery = asyncio.create_task(outbox.run_delivery())
         stack.callback(delivery.cancel)
         registrations: list[Registration[Any]] = [
-            Registration(ChatService(chatbot), pb_grpc.add_ChatServiceServicer_to_server, CHAT_SERVICE),
+            Registration(ChatService(chatbot, conversation_tokens.ConversationTokens(
+                conversation_tokens.secret_from_env(settings.shared.home))),
+                pb_grpc.add_ChatServiceServicer_to_server, CHAT_SERVICE),
             Registration(KnowledgeService(knowledge, PageTokens(settings.shared.page_token_secret)),
                          pb_grpc.add_KnowledgeServiceServicer_to_server, KNOWLEDGE_SERVICE),
         ]

@@ -22,21 +22,25 @@ def _generation(facts: Facts) -> pb.GenerationFacts:
                               total_ms=facts.total_ms)
 
 
-def stream_event(event: Event) -> pb.ChatStreamResponse:
+def stream_event(event: Event, conversation_token: str = "") -> pb.ChatStreamResponse:
+    """A stream event; the `start` event carries the conversation's token."""
     if isinstance(event, Start):
         return pb.ChatStreamResponse(start=pb.ChatStreamStart(
             interaction_id=str(event.interaction_id), conversation_id=event.conversation_id,
-            sources=[_source(s) for s in event.sources]))
+            sources=[_source(s) for s in event.sources], conversation_token=conversation_token))
     if isinstance(event, Delta):
         return pb.ChatStreamResponse(delta=pb.ChatStreamDelta(text=event.text))
     # The last kind left: End.
     return pb.ChatStreamResponse(end=pb.ChatStreamEnd(grounded=event.grounded, generation=_generation(event.facts)))
 
 
-def chat_response(exchange: Exchange) -> pb.ChatResponse:
+def chat_response(exchange: Exchange, conversation_token: str = "") -> pb.ChatResponse:
+    """The answer as Chat returns it (with the conversation's token), or as the
+    outbox stores it (without: a token is never written down)."""
     return pb.ChatResponse(answer=exchange.answer, interaction_id=str(exchange.interaction_id),
                            conversation_id=exchange.conversation_id, sources=[_source(s) for s in exchange.sources],
-                           grounded=exchange.grounded, generation=_generation(exchange.facts))
+                           grounded=exchange.grounded, generation=_generation(exchange.facts),
+                           conversation_token=conversation_token)
 
 
 def logged_exchange(query: str, response: bytes) -> Exchange:

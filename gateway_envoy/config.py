@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from gateway_envoy.routes import DENIED_MESSAGE, PUBLIC_ROUTES, PublicRoute
+from mendkit.callers import CALLER_HEADER, PUBLIC
 
 Number = int | str  # a number, or a template expression that becomes one
 
@@ -173,6 +174,11 @@ def _route_config(params: Params) -> dict[str, Any]:
     }
     return {
         "name": "public",
+        # Every request forwarded from the public listener says so, whatever
+        # the client sent under that name: services hold public callers to
+        # the customer's own data (a vote needs its conversation's token).
+        "request_headers_to_add": [{"append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                                    "header": {"key": CALLER_HEADER, "value": PUBLIC}}],
         "virtual_hosts": [{
             "name": "mend",
             "domains": ["*"],

@@ -12,7 +12,7 @@ from interactions.service import InteractionsService
 from interactions.settings import Settings
 from mend.interactions.v1 import interactions_service_pb2 as pb
 from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc
-from mendkit import database, migrations
+from mendkit import conversation_tokens, database, migrations
 from mendkit.entrypoint import run_command
 from mendkit.page_tokens import PageTokens
 from mendkit.server import Registration, serve_until_signalled
@@ -29,7 +29,9 @@ async def migrate(url: str) -> list[int]:
 async def serve(settings: Settings) -> None:
     async with database.opened(settings.shared, component="interactions", migrations_dir=MIGRATIONS,
                                pool_size=settings.pool_max_size) as pool:
-        servicer = InteractionsService(pool, PageTokens(settings.shared.page_token_secret))
+        servicer = InteractionsService(pool, PageTokens(settings.shared.page_token_secret),
+                                       conversation_tokens.ConversationTokens(
+                                           conversation_tokens.secret_from_env(settings.shared.home)))
         registration = Registration(servicer, pb_grpc.add_InteractionsServiceServicer_to_server, SERVICE_NAME)
         await serve_until_signalled([registration], settings.listen.address, ready=partial(database.reachable, pool))
 

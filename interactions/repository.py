@@ -115,6 +115,13 @@ async def get(pool: asyncpg.Pool, interaction_id: uuid.UUID) -> asyncpg.Record:
     return row
 
 
+async def conversation_of(pool: asyncpg.Pool, interaction_id: uuid.UUID) -> str | None:
+    """The conversation of an interaction; None when there is no such interaction."""
+    async with database_errors("interactions"):
+        return await pool.fetchval("SELECT conversation_id FROM interactions WHERE interaction_id = $1",
+                                   interaction_id)
+
+
 async def list_page(
     pool: asyncpg.Pool, where: ListFilter, after: tuple[datetime, uuid.UUID] | None, limit: int
 ) -> list[asyncpg.Record]:

@@ -18,7 +18,9 @@ from interactions import repository
 from mend.interactions.v1 import interactions_service_pb2 as pb
 from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc
 from mendkit import validation
-from mendkit.errors import InvalidArgument
+from mendkit.callers import is_public
+from mendkit.conversation_tokens import ConversationTokens
+from mendkit.errors import InvalidArgument, PermissionDenied
 from mendkit.page_tokens import PageTokens
 from mendkit.timestamps import timestamp_fields
 
@@ -28,6 +30,8 @@ MAX_COMMENT_CHARS = 2_000
 MAX_SOURCES = 20
 MAX_ID_CHARS = 256
 MAX_MARKS = 1_000
+# One answer whether the interaction is missing or someone else's, so that ids cannot be probed.
+NOT_YOURS = "a vote needs the conversation_token the bot returned with this answer"
 
 _RATING_TO_FEEDBACK = {pb.RATING_LIKE: 1, pb.RATING_DISLIKE: -1}
 _FEEDBACK_FILTER = {
@@ -138,9 +142,21 @@ def _new_interaction(message: pb.Interaction) -> repository.NewInteraction:
 
 
 class InteractionsService(pb_grpc.InteractionsServiceServicer):
-    def __init__(self, pool: asyncpg.Pool, page_tokens: PageTokens) -> None:
+    def __init__(self, pool: asyncpg.Pool, page_tokens: PageTokens,
+                 conversation_tokens: ConversationTokens | None = None) -> None:
         self._pool = pool
         self._tokens = page_tokens
+        # None: a key no bot shares, so no public vote passes (fail closed).
+        self._conversations = conversation_tokens or ConversationTokens.random()
+
+    async def _check_voter(self, interaction_id: uuid.UUID, token: str, context: grpc.aio.ServicerContext) -> None:
+        """A vote through the public gateway rates only an interaction of the
+        conversation its token was issued for; calls from the internal network
+        (services, benchmarks, administrators) are not checked here."""
+        if not is_public(context):
+            return
+        if not self._conversations.valid(await repository.conversation_of(self._pool, interaction_id) or "", token):
+            raise PermissionDenied(NOT_YOURS)
 
     async def CreateInteraction(self, request: pb.CreateInteractionRequest,
                                context: grpc.aio.ServicerContext) -> pb.CreateInteractionResponse:
@@ -188,6 +204,7 @@ class InteractionsService(pb_grpc.InteractionsServiceServicer):
         rating = validation.enum_value("rating", request.rating, pb.Rating, allow_unspecified=False)
         reason = validation.enum_value("reason", request.reason, pb.FeedbackReason, allow_unspecified=True)
         comment = validation.text("comment", request.comment, max_chars=MAX_COMMENT_CHARS)
+        await self._check_voter(interaction_id, request.conversation_token, context)
         row = await repository.set_feedback(
             self._pool, interaction_id, _RATING_TO_FEEDBACK[rating], _REASON_TO_DB.get(reason), comment
         )

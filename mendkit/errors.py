@@ -47,3 +47,9 @@ class Unavailable(MendError):
     """A dependency (the database, another service) cannot be reached right now."""
 
     code = grpc.StatusCode.UNAVAILABLE
+
+
+class PermissionDenied(MendError):
+    """The caller may not do this (e.g. continue or rate another client's conversation)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED

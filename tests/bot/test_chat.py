@@ -69,12 +69,15 @@ async def test_conversation_and_request_ids(chat, knowledge):
     stub, _ = chat
     first = await stub.Chat(pb.ChatRequest(query=OFF_TOPIC))
     assert uuid.UUID(first.conversation_id)
-    second = await stub.Chat(pb.ChatRequest(query="And of Chile?", conversation_id=first.conversation_id))
+    assert first.conversation_token
+    second = await stub.Chat(pb.ChatRequest(query="And of Chile?", conversation_id=first.conversation_id,
+                                            conversation_token=first.conversation_token))
     assert second.conversation_id == first.conversation_id
+    assert second.conversation_token == first.conversation_token
     # An id the bot has never seen starts a conversation under that id (the
     # contract's choice: a browser may mint its own ids), not an error.
     unknown = await stub.Chat(pb.ChatRequest(query=OFF_TOPIC, conversation_id="never-seen-before"))
-    assert unknown.conversation_id == "never-seen-before"
+    assert unknown.conversation_id == "never-seen-before" and unknown.conversation_token
     request_id = str(uuid.uuid4())
     answered = await stub.Chat(pb.ChatRequest(query=OFF_TOPIC, request_id=request_id))
     assert answered.interaction_id == request_id
@@ -101,11 +104,17 @@ async def test_a_row_logged_before_the_outbox_split_replays_exactly(chat, knowle
                                  delivered_at)
            VALUES ($1, 'conv-old', 'Can I return it?', $2, true, '', $3, now())""",
         request_id, logged.answer, logged.SerializeToString())
-    assert await stub.Chat(pb.ChatRequest(query="Can I return it?", request_id=str(request_id))) == logged
+    replayed = await stub.Chat(pb.ChatRequest(query="Can I return it?", request_id=str(request_id)))
+    # With the conversation's token, which is never stored.
+    token = replayed.conversation_token
+    expected = pb.ChatResponse()
+    expected.CopyFrom(logged)
+    expected.conversation_token = token
+    assert token and replayed == expected
     events = await stream(stub, "Can I return it?", request_id=str(request_id))
     assert [e.WhichOneof("event") for e in events] == ["start", "delta", "end"]
     assert events[0].start == pb.ChatStreamStart(interaction_id=str(request_id), conversation_id="conv-old",
-                                                 sources=logged.sources)
+                                                 sources=logged.sources, conversation_token=token)
     assert events[1].delta.text == logged.answer
     assert events[2].end == pb.ChatStreamEnd(grounded=True, generation=logged.generation)
 
@@ -118,13 +127,16 @@ async def test_a_row_logged_before_the_outbox_split_replays_exactly(chat, knowle
         (pb.ChatRequest(query="x" * 4001), "query"),
         (pb.ChatRequest(query="hi", request_id="not-a-uuid"), "request_id"),
         (pb.ChatRequest(query="hi", conversation_id="c" * 129), "conversation_id"),
+        (pb.ChatRequest(query="hi", conversation_id="c", conversation_token="not-a-token"), "conversation_token"),
+        (pb.ChatRequest(query="hi", conversation_token="x" * 42 + "!"), "conversation_token"),
     ],
 )
 async def test_bad_chat_requests_name_the_field(chat, request_, field):
     stub, _ = chat
     await expect_status(stub.Chat(request_), grpc.StatusCode.INVALID_ARGUMENT, field)
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await stream(stub, request_.query, request_id=request_.request_id, conversation_id=request_.conversation_id)
+        await stream(stub, request_.query, request_id=request_.request_id, conversation_id=request_.conversation_id,
+                     conversation_token=request_.conversation_token)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT and field in raised.value.details()
 
 
@@ -193,6 +205,57 @@ async def test_a_conversation_carries_its_earlier_turns_into_the_prompt(knowledg
     assert "3-5 business days" in second[-1].content and second[-1].content.endswith(
         "Question: And how long does delivery take?")
     assert [m.role for m in other] == ["system", "user"]  # another conversation: no history
+
+
+CARD = "4111 1111 1111 1111"  # planted in one customer's question: it must reach no other customer's prompt
+
+
+async def test_only_the_client_a_conversation_was_issued_to_can_continue_it(chat, knowledge, monkeypatch):
+    stub, chatbot = chat
+    await upsert(knowledge, RETURNS, SHIPPING)
+    model = RecordingModel()
+    monkeypatch.setattr(chatbot, "answerer", generating(chatbot, model))
+    theirs = await stub.Chat(pb.ChatRequest(query=f"What is your return policy? I paid with card {CARD}."))
+    assert theirs.grounded and theirs.conversation_token and CARD in str(model.prompts[0])
+    mine = await stub.Chat(pb.ChatRequest(query="How long does delivery take?"))
+    assert mine.conversation_token != theirs.conversation_token
+    follow_up = "And when will my parcel arrive?"
+    for token in ("", mine.conversation_token):  # none, or a token of another conversation
+        await expect_status(stub.Chat(pb.ChatRequest(query=follow_up, conversation_id=theirs.conversation_id,
+                                                     conversation_token=token)),
+                            grpc.StatusCode.PERMISSION_DENIED, "belongs to another client; start a new one")
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stream(stub, follow_up, conversation_id=theirs.conversation_id, conversation_token=token)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    # Nor through a request id replayed from their conversation into one's own.
+    await expect_status(stub.Chat(pb.ChatRequest(
+        query=f"What is your return policy? I paid with card {CARD}.", request_id=theirs.interaction_id,
+        conversation_id=mine.conversation_id, conversation_token=mine.conversation_token)),
+        grpc.StatusCode.PERMISSION_DENIED)
+    assert len(model.prompts) == 2 and CARD not in str(model.prompts[1])  # the refused calls asked no model
+    # The owner continues, with their earlier turn in the prompt.
+    again = await stub.Chat(pb.ChatRequest(query=follow_up, conversation_id=theirs.conversation_id,
+                                           conversation_token=theirs.conversation_token))
+    assert again.conversation_id == theirs.conversation_id and CARD in str(model.prompts[-1])
+    streamed = await stream(stub, follow_up, conversation_id=theirs.conversation_id,
+                            conversation_token=theirs.conversation_token)
+    assert streamed[0].start.conversation_token == theirs.conversation_token and CARD in str(model.prompts[-1])
+    assert not any(CARD in str(prompt) for prompt in model.prompts[1:2])
+    # A conversation id the client chose, with no turns yet, starts that conversation and gets its token.
+    chosen = f"client-{uuid.uuid4()}"
+    started = await stub.Chat(pb.ChatRequest(query=follow_up, conversation_id=chosen))
+    assert started.conversation_id == chosen and started.conversation_token
+    await expect_status(stub.Chat(pb.ChatRequest(query=follow_up, conversation_id=chosen)),
+                        grpc.StatusCode.PERMISSION_DENIED)
+    assert (await stub.Chat(pb.ChatRequest(query=follow_up, conversation_id=chosen,
+                                           conversation_token=started.conversation_token))).conversation_id == chosen
+    # A retry of a conversation's first turn (the answer was lost on the way) needs no token yet.
+    request_id = str(uuid.uuid4())
+    first = await stub.Chat(pb.ChatRequest(query=follow_up, conversation_id=f"client-{request_id}",
+                                           request_id=request_id))
+    retried = await stub.Chat(pb.ChatRequest(query=follow_up, conversation_id=f"client-{request_id}",
+                                             request_id=request_id))
+    assert retried == first
 
 
 GROUNDED = "Can I send back a tent I haven't used?"

@@ -992,6 +992,16 @@ def test_the_rendered_envoy_configuration_is_valid(chart: helm.Chart, tmp_path: 
 
 
 @pytest.mark.skipif(PLACEHOLDER, reason="helm/mend/files/envoy.yaml is still a placeholder")
+@pytest.mark.parametrize("scenario", ["production", "everything"])
+def test_the_gateway_marks_every_request_as_public(chart: helm.Chart, scenario: str) -> None:
+    """Services hold callers marked public to the customer's own data; a client's own mark is overwritten."""
+    config = yaml.safe_load(envoy_config(render(chart, SCENARIOS[scenario])))
+    manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    assert manager["route_config"]["request_headers_to_add"] == [
+        {"append_action": "OVERWRITE_IF_EXISTS_OR_ADD", "header": {"key": "x-mend-caller", "value": "public"}}]
+
+
+@pytest.mark.skipif(PLACEHOLDER, reason="helm/mend/files/envoy.yaml is still a placeholder")
 def test_envoy_routes_to_the_charts_services(chart: helm.Chart) -> None:
     values = {**EVERYTHING, "gateway": {**EVERYTHING["gateway"], "port": 8443, "adminPort": 9000},
               "bot": {"port": 6000}, "web": {"port": 8081}}

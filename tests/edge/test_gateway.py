@@ -18,8 +18,12 @@ import pytest
 from gateway_envoy import config, grpc_web, settings
 from gateway_envoy.__main__ import HELM_FILE, render_target, validate
 from gateway_envoy.routes import DENIED_MESSAGE
+from mend.bot.v1 import bot_service_pb2 as bpb
+from mend.bot.v1 import bot_service_pb2_grpc as bpb_grpc
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
+from mendkit.callers import CALLER_HEADER
+from mendkit.conversation_tokens import ConversationTokens
 from tests.doubles.otlp_receiver import start_receiver
 from tests.support import CHAT_PAGE, GRPCURL, REPO, free_port, make_chatbot, running_edge
 
@@ -93,6 +97,25 @@ def test_bad_gateway_settings_name_the_variable():
 # --- a running Envoy --------------------------------------------------------------
 
 
+# The secret the bot and interactions share, as every deployment sets it (MEND_PAGE_TOKEN_SECRET).
+TOKENS = ConversationTokens(b"tests-conversation-secret")
+
+
+@pytest.fixture(scope="module")
+async def interactions_address(pool):
+    """The interactions service as deployed: checking public votes with the bot's tokens."""
+    from interactions.__main__ import SERVICE_NAME
+    from interactions.service import InteractionsService
+    from mendkit.page_tokens import PageTokens
+    from mendkit.server import Registration, start_server
+
+    servicer = InteractionsService(pool, PageTokens(b"tests-page-token-secret"), TOKENS)
+    running = await start_server(
+        [Registration(servicer, ipb_grpc.add_InteractionsServiceServicer_to_server, SERVICE_NAME)], "127.0.0.1:0")
+    yield f"127.0.0.1:{running.port}"
+    await running.stop(1)
+
+
 @pytest.fixture(scope="module")
 async def bot_address(knowledge_index, chat_model, interactions_address):
     from bot.__main__ import CHAT_SERVICE
@@ -102,7 +125,8 @@ async def bot_address(knowledge_index, chat_model, interactions_address):
 
     chatbot, channel = make_chatbot(knowledge_index, chat_model, interactions_address)
     running = await start_server(
-        [Registration(ChatService(chatbot), bot_grpc.add_ChatServiceServicer_to_server, CHAT_SERVICE)], "127.0.0.1:0")
+        [Registration(ChatService(chatbot, TOKENS), bot_grpc.add_ChatServiceServicer_to_server, CHAT_SERVICE)],
+        "127.0.0.1:0")
     yield f"127.0.0.1:{running.port}"
     await running.stop(1)
     await channel.close()
@@ -135,19 +159,27 @@ async def eventually(condition, timeout: float = 10) -> bool:  # noqa: ASYNC109 
     return condition()
 
 
-async def new_interaction(interactions) -> str:
+async def new_interaction(interactions, query: str = "Do you ship to Norway?") -> str:
+    """An exchange logged as the bot logs one: in a conversation of its own."""
     interaction_id = str(uuid.uuid4())
     await interactions.CreateInteraction(ipb.CreateInteractionRequest(interaction=ipb.Interaction(
-        interaction_id=interaction_id, user_query="Do you ship to Norway?", bot_response="Yes.")))
+        interaction_id=interaction_id, conversation_id=f"conv-{interaction_id}", user_query=query,
+        bot_response="Yes.")))
     return interaction_id
+
+
+def vote(interaction_id: str, **fields) -> ipb.SubmitFeedbackRequest:
+    """The owner's vote on a `new_interaction`: with its conversation's token, as the page sends it."""
+    return ipb.SubmitFeedbackRequest(interaction_id=interaction_id,
+                                     conversation_token=TOKENS.issue(f"conv-{interaction_id}"), **fields)
 
 
 async def test_grpc_web_feedback_from_the_pages_own_origin_reaches_interactions(edge, interactions, pool):
     interaction_id = await new_interaction(interactions)
     async with httpx.AsyncClient() as client:
         # As the page's browser sends it: a same-origin POST carries its own Origin, and needs no CORS.
-        reply = await grpc_web.call(client, edge.url, FEEDBACK, ipb.SubmitFeedbackRequest(
-            interaction_id=interaction_id, rating=ipb.RATING_DISLIKE, reason=ipb.FEEDBACK_REASON_OUTDATED),
+        reply = await grpc_web.call(client, edge.url, FEEDBACK, vote(
+            interaction_id, rating=ipb.RATING_DISLIKE, reason=ipb.FEEDBACK_REASON_OUTDATED),
             headers={"origin": edge.url})
     assert reply.grpc_status == 0, reply.grpc_message
     assert ipb.SubmitFeedbackResponse.FromString(reply.messages[0]).interaction.feedback == -1
@@ -213,8 +245,8 @@ async def test_cors_allows_no_other_origin_by_default(edge, interactions):
         preflights = [await client.options(edge.url + path, headers={"origin": origin, **PREFLIGHT})
                       for path in ("/mend.bot.v1.ChatService/ChatStream", FEEDBACK)
                       for origin in ("https://shop.example", "null")]
-        call = await grpc_web.call(client, edge.url, FEEDBACK, ipb.SubmitFeedbackRequest(
-            interaction_id=interaction_id, rating=ipb.RATING_LIKE), headers={"origin": "https://shop.example"})
+        call = await grpc_web.call(client, edge.url, FEEDBACK, vote(interaction_id, rating=ipb.RATING_LIKE),
+                                   headers={"origin": "https://shop.example"})
     for preflight in preflights:
         assert "access-control-allow-origin" not in preflight.headers, preflight.headers
         assert "x-envoy-upstream-service-time" not in preflight.headers  # Envoy's own answer
@@ -241,8 +273,8 @@ async def test_cors_allows_exactly_the_listed_origins(cors_edge, interactions):
                    for origin in (*ALLOWED_ORIGINS, "https://SHOP.example")}
         refused = {origin: await client.options(cors_edge.url + FEEDBACK, headers={"origin": origin, **PREFLIGHT})
                    for origin in near_misses}
-        call = await grpc_web.call(client, cors_edge.url, FEEDBACK, ipb.SubmitFeedbackRequest(
-            interaction_id=interaction_id, rating=ipb.RATING_LIKE), headers={"origin": "https://care.example:8443"})
+        call = await grpc_web.call(client, cors_edge.url, FEEDBACK, vote(interaction_id, rating=ipb.RATING_LIKE),
+                                   headers={"origin": "https://care.example:8443"})
     for origin, reply in allowed.items():
         assert reply.headers.get("access-control-allow-origin") == origin
     for origin, reply in refused.items():
@@ -255,7 +287,7 @@ async def test_cors_allows_exactly_the_listed_origins(cors_edge, interactions):
 async def test_rate_limit_answers_resource_exhausted_but_the_page_still_loads(
         tmp_path, bot_address, interactions_address, interactions):
     interaction_id = await new_interaction(interactions)
-    request = ipb.SubmitFeedbackRequest(interaction_id=interaction_id, rating=ipb.RATING_LIKE)
+    request = vote(interaction_id, rating=ipb.RATING_LIKE)
     async with running_edge(tmp_path, bot=bot_address, interactions=interactions_address,
                             GATEWAY_RATE_LIMIT_PER_SECOND="1", GATEWAY_RATE_LIMIT_BURST="2") as limited:
         async with grpc.aio.insecure_channel(limited.address) as channel:
@@ -280,14 +312,14 @@ async def test_oversized_request_never_reaches_a_service(edge, interactions, spa
     interaction_id = await new_interaction(interactions)
     spans.clear()
     async with httpx.AsyncClient() as client:
-        reply = await grpc_web.call(client, edge.url, FEEDBACK, ipb.SubmitFeedbackRequest(
-            interaction_id=interaction_id, rating=ipb.RATING_DISLIKE, comment="x" * (config.MAX_REQUEST_BYTES + 1)))
+        reply = await grpc_web.call(client, edge.url, FEEDBACK, vote(
+            interaction_id, rating=ipb.RATING_DISLIKE, comment="x" * (config.MAX_REQUEST_BYTES + 1)))
     assert reply.grpc_status == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
     assert reply.headers["grpc-message"] == f"the request is larger than {config.MAX_REQUEST_BYTES // 1024} KiB"
     async with grpc.aio.insecure_channel(edge.address) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await ipb_grpc.InteractionsServiceStub(channel).SubmitFeedback(ipb.SubmitFeedbackRequest(
-                interaction_id=interaction_id, rating=ipb.RATING_DISLIKE, comment="x" * (config.MAX_REQUEST_BYTES + 1)),
+            await ipb_grpc.InteractionsServiceStub(channel).SubmitFeedback(vote(
+                interaction_id, rating=ipb.RATING_DISLIKE, comment="x" * (config.MAX_REQUEST_BYTES + 1)),
                 timeout=10)
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, refused.value
     assert not [s for s in spans.get_finished_spans() if s.kind.name == "SERVER"]
@@ -297,8 +329,8 @@ async def test_access_log_is_json_without_chat_text(edge, interactions):
     interaction_id = await new_interaction(interactions)
     secret_words = "my card number is 4111 1111 1111 1111"
     async with httpx.AsyncClient() as client:
-        await grpc_web.call(client, edge.url, FEEDBACK, ipb.SubmitFeedbackRequest(
-            interaction_id=interaction_id, rating=ipb.RATING_DISLIKE, comment=secret_words))
+        await grpc_web.call(client, edge.url, FEEDBACK, vote(interaction_id, rating=ipb.RATING_DISLIKE,
+                                                             comment=secret_words))
     def logged() -> bool:
         entries = [json.loads(line) for line in edge.log_lines() if line.startswith("{")]
         return any(e["log"] == "upstream" and e["path"] == FEEDBACK and e["grpc_status"] == "OK" for e in entries)
@@ -318,8 +350,7 @@ async def test_envoy_continues_the_browsers_trace_and_exports_its_span(
                                 OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{collector_port}") as traced:
             spans.clear()
             async with httpx.AsyncClient() as client:
-                reply = await grpc_web.call(client, traced.url, FEEDBACK, ipb.SubmitFeedbackRequest(
-                    interaction_id=interaction_id, rating=ipb.RATING_LIKE),
+                reply = await grpc_web.call(client, traced.url, FEEDBACK, vote(interaction_id, rating=ipb.RATING_LIKE),
                     headers={"traceparent": f"00-{trace_id}-{parent}-01"})
             assert reply.grpc_status == 0
             # Envoy exports its spans in batches every few seconds.
@@ -346,3 +377,124 @@ async def test_page_says_plainly_when_the_bot_cannot_be_reached(tmp_path, intera
     assert seen["state"] == "failed"
     assert "can't be reached" in seen["answer"]
     assert seen["hasRetry"] and not seen["sources"]
+
+
+# --- customers see only their own data ------------------------------------------------------
+
+CHAT = "/mend.bot.v1.ChatService/Chat"
+CARD = "4111 1111 1111 1111"  # planted in one customer's question: it must never reach another customer
+
+
+def test_the_public_listener_marks_every_request_overwriting_the_clients_mark():
+    """Local target (the chart's is checked in tests/deploy/test_helm.py)."""
+    added = connection_manager(config.build(settings.local({})))["route_config"]["request_headers_to_add"]
+    assert added == [{"append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                      "header": {"key": CALLER_HEADER, "value": "public"}}]
+
+
+async def chat_through(edge, query: str, **fields) -> bpb.ChatResponse:
+    async with httpx.AsyncClient(timeout=120) as client:
+        reply = await grpc_web.call(client, edge.url, CHAT, bpb.ChatRequest(query=query, **fields))
+    assert reply.grpc_status == 0, reply.grpc_message
+    return bpb.ChatResponse.FromString(reply.messages[0])
+
+
+async def logged(pool, interaction_id: str) -> None:
+    """Waits until the bot's outbox has delivered the exchange to interactions."""
+    async def row():
+        return await pool.fetchval("SELECT count(*) FROM interactions WHERE interaction_id = $1",
+                                   uuid.UUID(interaction_id))
+    for _ in range(100):
+        if await row():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"interaction {interaction_id} was never logged")
+
+
+@pytest.fixture
+async def two_customers(edge, interactions, pool):
+    """Two customers who chatted through the gateway: the first planted a card number in their question."""
+    theirs = await chat_through(edge, f"What is the capital city of Peru? My card is {CARD}.")
+    mine = await chat_through(edge, "What is the capital city of Chile?")
+    for answer in (theirs, mine):
+        assert answer.conversation_token and answer.interaction_id
+        await logged(pool, answer.interaction_id)
+    return theirs, mine
+
+
+def assert_none_of(theirs: bpb.ChatResponse, seen: str) -> None:
+    for secret in (CARD, "4111", theirs.conversation_id, theirs.answer, theirs.conversation_token):
+        assert secret not in seen, secret
+
+
+async def test_a_vote_on_someone_elses_answer_is_refused_and_shows_none_of_it(edge, two_customers, pool):
+    theirs, mine = two_customers
+    attempts = [(theirs.interaction_id, ""), (theirs.interaction_id, mine.conversation_token),
+                (theirs.interaction_id, ConversationTokens.random().issue(theirs.conversation_id)),
+                (str(uuid.uuid4()), mine.conversation_token)]  # an id that does not exist: the same answer
+    answers = set()
+    async with httpx.AsyncClient() as client:
+        for interaction_id, token in attempts:
+            raw = await client.post(edge.url + FEEDBACK, content=grpc_web.frame(ipb.SubmitFeedbackRequest(
+                interaction_id=interaction_id, rating=ipb.RATING_DISLIKE, comment="mine now",
+                conversation_token=token).SerializeToString()),
+                headers={"content-type": grpc_web.CONTENT_TYPE, "x-grpc-web": "1", "origin": edge.url})
+            reply = grpc_web.parse(raw.content, raw.status_code, raw.headers)
+            answers.add((reply.grpc_status, reply.grpc_message))
+            assert_none_of(theirs, raw.content.decode("latin-1") + str(dict(raw.headers)))
+    async with grpc.aio.insecure_channel(edge.address) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await ipb_grpc.InteractionsServiceStub(channel).SubmitFeedback(ipb.SubmitFeedbackRequest(
+                interaction_id=theirs.interaction_id, rating=ipb.RATING_LIKE), timeout=10)
+    answers.add((refused.value.code().value[0], refused.value.details()))
+    assert_none_of(theirs, str(refused.value.trailing_metadata()) + str(refused.value.initial_metadata()))
+    assert answers == {(grpc.StatusCode.PERMISSION_DENIED.value[0],
+                        "a vote needs the conversation_token the bot returned with this answer")}
+    assert await pool.fetchval("SELECT feedback FROM interactions WHERE interaction_id = $1",
+                               uuid.UUID(theirs.interaction_id)) == 0
+    # Each customer rates their own answer, and sees only their own exchange.
+    async with httpx.AsyncClient() as client:
+        reply = await grpc_web.call(client, edge.url, FEEDBACK, ipb.SubmitFeedbackRequest(
+            interaction_id=mine.interaction_id, rating=ipb.RATING_DISLIKE,
+            conversation_token=mine.conversation_token), headers={"origin": edge.url})
+    assert reply.grpc_status == 0, reply.grpc_message
+    rated = ipb.SubmitFeedbackResponse.FromString(reply.messages[0]).interaction
+    assert rated.feedback == -1 and rated.user_query == "What is the capital city of Chile?"
+
+
+async def test_a_client_cannot_forge_or_remove_the_public_mark(edge, two_customers, pool):
+    theirs, _ = two_customers
+    request = ipb.SubmitFeedbackRequest(interaction_id=theirs.interaction_id, rating=ipb.RATING_LIKE)
+    async with httpx.AsyncClient() as client:
+        for forged in ("internal", "", "public, internal"):
+            reply = await grpc_web.call(client, edge.url, FEEDBACK, request, headers={CALLER_HEADER: forged})
+            assert reply.grpc_status == grpc.StatusCode.PERMISSION_DENIED.value[0], (forged, reply.grpc_message)
+    async with grpc.aio.insecure_channel(edge.address) as channel:
+        for forged in ("internal", "admin"):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await ipb_grpc.InteractionsServiceStub(channel).SubmitFeedback(
+                    request, metadata=((CALLER_HEADER, forged),), timeout=10)
+            assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert await pool.fetchval("SELECT feedback FROM interactions WHERE interaction_id = $1",
+                               uuid.UUID(theirs.interaction_id)) == 0
+
+
+async def test_continuing_someone_elses_conversation_through_the_gateway_is_refused(edge, two_customers):
+    theirs, mine = two_customers
+    async with httpx.AsyncClient() as client:
+        for token in ("", mine.conversation_token):
+            reply = await grpc_web.call(client, edge.url, CHAT, bpb.ChatRequest(
+                query="What did I just tell you?", conversation_id=theirs.conversation_id, conversation_token=token))
+            assert reply.grpc_status == grpc.StatusCode.PERMISSION_DENIED.value[0], reply.grpc_message
+            assert reply.grpc_message == "this conversation belongs to another client; start a new one"
+            assert not reply.messages
+    async with grpc.aio.insecure_channel(edge.address) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            async for _ in bpb_grpc.ChatServiceStub(channel).ChatStream(bpb.ChatStreamRequest(
+                    query="What did I just tell you?", conversation_id=theirs.conversation_id), timeout=30):
+                pass
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    # The owner continues, through the gateway, with the token the bot gave them.
+    again = await chat_through(edge, "And of Bolivia?", conversation_id=theirs.conversation_id,
+                               conversation_token=theirs.conversation_token)
+    assert again.conversation_id == theirs.conversation_id and again.conversation_token == theirs.conversation_token

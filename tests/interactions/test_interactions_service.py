@@ -17,6 +17,8 @@ from interactions.service import InteractionsService
 from mend.interactions.v1 import interactions_service_pb2 as pb
 from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc
 from mendkit import database as mend_database
+from mendkit.callers import CALLER_HEADER, PUBLIC
+from mendkit.conversation_tokens import ConversationTokens
 from mendkit.page_tokens import PageTokens
 from mendkit.server import Registration, start_server
 from tests.support import expect_status
@@ -180,6 +182,64 @@ async def test_feedback_on_a_missing_interaction_is_not_found(interactions):
 
 
 # --- mark processed ---------------------------------------------------------
+
+
+# --- votes from the public gateway ---------------------------------------------------
+
+TOKENS = ConversationTokens(b"tests-conversation-secret")
+AS_PUBLIC = ((CALLER_HEADER, PUBLIC),)  # what Envoy's public listener sets on every request it forwards
+CARD = "4111 1111 1111 1111"
+
+
+@pytest.fixture
+async def voting(pool, interactions) -> AsyncIterator[pb_grpc.InteractionsServiceStub]:
+    """The service as deployed: checking public votes with the bot's conversation tokens."""
+    servicer = InteractionsService(pool, PageTokens(b"tests-page-token-secret"), TOKENS)
+    running = await start_server(
+        [Registration(servicer, pb_grpc.add_InteractionsServiceServicer_to_server, SERVICE_NAME)], "127.0.0.1:0")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        yield pb_grpc.InteractionsServiceStub(channel)
+    await running.stop(0)
+
+
+async def test_a_public_vote_needs_the_token_of_the_rated_conversation(voting, pool):
+    theirs = await create(voting, f"My card {CARD} was charged twice", conversation_id="conv-theirs")
+    mine = await create(voting, "Where is my order?", conversation_id="conv-mine")
+    refusals = set()
+    for interaction_id, token in [(theirs.interaction_id, ""), (theirs.interaction_id, TOKENS.issue("conv-mine")),
+                                  (theirs.interaction_id, ConversationTokens.random().issue("conv-theirs")),
+                                  (str(uuid.uuid4()), TOKENS.issue("conv-mine")), (str(uuid.uuid4()), "")]:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await voting.SubmitFeedback(pb.SubmitFeedbackRequest(
+                interaction_id=interaction_id, rating=pb.RATING_DISLIKE, conversation_token=token), metadata=AS_PUBLIC)
+        refusals.add((refused.value.code(), refused.value.details()))
+        assert CARD not in str(refused.value.trailing_metadata()) + str(refused.value.initial_metadata())
+    # One answer whether the interaction is someone else's or does not exist: ids cannot be probed.
+    assert refusals == {(grpc.StatusCode.PERMISSION_DENIED,
+                         "a vote needs the conversation_token the bot returned with this answer")}
+    assert await pool.fetchval("SELECT feedback FROM interactions WHERE interaction_id = $1",
+                               uuid.UUID(theirs.interaction_id)) == 0
+    # The owner votes.
+    rated = await voting.SubmitFeedback(pb.SubmitFeedbackRequest(
+        interaction_id=mine.interaction_id, rating=pb.RATING_LIKE, conversation_token=TOKENS.issue("conv-mine")),
+        metadata=AS_PUBLIC)
+    assert rated.interaction.feedback == 1 and rated.interaction.user_query == "Where is my order?"
+    # An interaction of no conversation cannot be rated publicly; a token that is no token names the field.
+    lone = await create(voting, "A one-off question")
+    await expect_status(voting.SubmitFeedback(pb.SubmitFeedbackRequest(
+        interaction_id=lone.interaction_id, rating=pb.RATING_LIKE, conversation_token=TOKENS.issue("")),
+        metadata=AS_PUBLIC), grpc.StatusCode.PERMISSION_DENIED)
+    await expect_status(voting.SubmitFeedback(pb.SubmitFeedbackRequest(
+        interaction_id=theirs.interaction_id, rating=pb.RATING_LIKE, conversation_token="not a token"),
+        metadata=AS_PUBLIC), grpc.StatusCode.INVALID_ARGUMENT, "conversation_token")
+
+
+async def test_votes_from_the_internal_network_are_not_checked(voting):
+    created = await create(voting, "Where is my order?", conversation_id="conv-internal")
+    for metadata in ((), ((CALLER_HEADER, "internal"),)):
+        rated = await voting.SubmitFeedback(pb.SubmitFeedbackRequest(
+            interaction_id=created.interaction_id, rating=pb.RATING_DISLIKE), metadata=metadata)
+        assert rated.interaction.feedback == -1
 
 
 async def test_mark_processed_records_outcomes_in_order(interactions):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import logging
 
@@ -10,7 +13,8 @@ import grpc
 import pytest
 from opentelemetry import trace
 
-from mendkit import clients
+from mendkit import clients, conversation_tokens
+from mendkit.conversation_tokens import ConversationTokens
 from mendkit.errors import InvalidArgument
 from mendkit.logs import JsonFormatter
 from mendkit.page_tokens import PageTokens
@@ -42,6 +46,35 @@ def test_page_tokens_round_trip_and_reject_forgeries():
     for bad in (forged, token[:-2], "", "%%%", "a" * 40):
         with pytest.raises(InvalidArgument, match="^page_token: "):
             tokens.decode(bad, {"feedback": -1})
+
+
+def test_conversation_tokens_are_bound_to_their_conversation_and_secret():
+    secret = b"0123456789abcdef-secret"
+    tokens = ConversationTokens(secret)
+    token = tokens.issue("conv-1")
+    assert token == ConversationTokens(secret).issue("conv-1")  # stateless: any replica with the secret agrees
+    assert tokens.valid("conv-1", token)
+    assert not tokens.valid("conv-2", token) and not tokens.valid("", token) and not tokens.valid("conv-1", "")
+    assert not ConversationTokens(b"another-secret-of-16+").valid("conv-1", token)
+    # Domain-separated: not the plain HMAC of the id under the shared secret itself.
+    plain = hmac.new(secret, b"conv-1", hashlib.sha256).digest()
+    assert not tokens.valid("conv-1", base64.urlsafe_b64encode(plain).decode().rstrip("="))
+    for bad in (token[:-1], token + "A", "%" * 43, "a b" * 14 + "c"):
+        with pytest.raises(InvalidArgument, match="^conversation_token: "):
+            tokens.valid("conv-1", bad)
+    with pytest.raises(ValueError, match="16 bytes"):
+        ConversationTokens(b"short")
+
+
+def test_without_a_shared_secret_the_services_of_one_home_share_a_kept_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("MEND_PAGE_TOKEN_SECRET", raising=False)
+    first = conversation_tokens.secret_from_env(tmp_path / "home")
+    assert conversation_tokens.secret_from_env(tmp_path / "home") == first and len(first) == 32
+    assert (tmp_path / "home" / conversation_tokens.KEY_FILE).stat().st_mode & 0o077 == 0
+    assert conversation_tokens.secret_from_env(tmp_path / "other") != first
+    assert sorted(p.name for p in (tmp_path / "home").iterdir()) == [conversation_tokens.KEY_FILE]
+    monkeypatch.setenv("MEND_PAGE_TOKEN_SECRET", "a-shared-secret-of-the-replicas")
+    assert conversation_tokens.secret_from_env(tmp_path / "home") == b"a-shared-secret-of-the-replicas"
 
 
 def test_json_logs_carry_trace_and_span_ids_and_extra_fields():

@@ -2,7 +2,9 @@
 // even if the reason is never sent); the optional reason then replaces it,
 // which is safe because a second vote on an interaction replaces the first.
 // A vote given before a reload of the page is shown again (`given`), and each
-// stored vote is reported (`onRated`) so the page can keep it.
+// stored vote is reported (`onRated`) so the page can keep it. Each vote
+// carries the conversation's token (`token`), without which the gateway
+// refuses it.
 import { FeedbackReason, Rating } from "./gen/mend/interactions/v1/interactions_service_pb";
 import { interactions, lastTraceId } from "./api";
 import { el } from "./dom";
@@ -23,7 +25,8 @@ export interface Vote {
   reasonSent: boolean;
 }
 
-export function feedbackControls(interactionId: string, given: Vote = { rating: "", reasonSent: false },
+export function feedbackControls(interactionId: string, token: () => string,
+                                 given: Vote = { rating: "", reasonSent: false },
                                  onRated: (vote: Vote) => void = () => {}): HTMLElement {
   const like = el("button", { type: "button", class: "like", "aria-pressed": "false" }, "Helpful");
   const dislike = el("button", { type: "button", class: "dislike", "aria-pressed": "false" }, "Not helpful");
@@ -42,7 +45,7 @@ export function feedbackControls(interactionId: string, given: Vote = { rating: 
     status.classList.remove("error");
     status.textContent = "Saving\u2026";
     try {
-      await interactions.submitFeedback({ interactionId, rating, ...details });
+      await interactions.submitFeedback({ interactionId, rating, conversationToken: token(), ...details });
       group.dataset.traceId = lastTraceId;
       status.textContent = thanks;
       show(rating === Rating.LIKE ? "like" : "dislike");

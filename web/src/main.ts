@@ -89,7 +89,8 @@ function renderBot(turn: Turn, bubble: HTMLLIElement): void {
   if (turn.state === "done") {
     bubble.dataset.grounded = String(turn.grounded);
     if (!turn.grounded || turn.sources.length === 0) bubble.append(handoffAction());
-    bubble.append(feedbackControls(turn.interactionId, { rating: turn.rating, reasonSent: turn.reasonSent }, (vote) => {
+    bubble.append(feedbackControls(turn.interactionId, () => conversation.conversationToken,
+                                   { rating: turn.rating, reasonSent: turn.reasonSent }, (vote) => {
       turn.rating = vote.rating;
       turn.reasonSent = vote.reasonSent;
       persist(conversation);
@@ -159,10 +160,12 @@ async function ask(turn: Turn): Promise<void> {
   try {
     let ended = false;
     for await (const response of chat.chatStream({ query: turn.query, conversationId: conversation.conversationId,
+                                                   conversationToken: conversation.conversationToken,
                                                    requestId: turn.requestId })) {
       const event = response.event;
       if (event.case === "start") {
         conversation.conversationId = event.value.conversationId;
+        conversation.conversationToken = event.value.conversationToken;
         turn.interactionId = event.value.interactionId;
         turn.sources = event.value.sources.map((s: Source) => ({ entryId: s.entryId, title: s.title, snippet: s.snippet }));
         bubble.dataset.interactionId = turn.interactionId;

@@ -1,7 +1,9 @@
 // The conversation kept in sessionStorage, so it survives a reload of the page
 // in the same tab (and is gone with the tab): the turns with their sources,
-// the conversation id the bot continues, and each answer's interaction id and
-// vote, so rating still works and a given vote stays shown.
+// the conversation id the bot continues with its token (the conversation's
+// secret, sent with every turn and every vote: without it the bot and the
+// gateway refuse to continue or rate the conversation), and each answer's
+// interaction id and vote, so rating still works and a given vote stays shown.
 
 export type TurnState = "queued" | "streaming" | "done" | "failed" | "interrupted";
 
@@ -30,6 +32,8 @@ export interface Turn {
 
 export interface Conversation {
   conversationId: string;
+  // The bot's `conversation_token` for `conversationId` ("" before the first answer).
+  conversationToken: string;
   turns: Turn[];
 }
 
@@ -52,7 +56,12 @@ export function restore(): Conversation {
   } catch {
     saved = null;
   }
-  if (!isConversation(saved)) return { conversationId: "", turns: [] };
+  if (!isConversation(saved)) return { conversationId: "", conversationToken: "", turns: [] };
+  // Kept by a page from before tokens: its conversation cannot be continued, so the next question starts one.
+  if (typeof saved.conversationToken !== "string" || !saved.conversationToken) {
+    saved.conversationId = "";
+    saved.conversationToken = "";
+  }
   for (const turn of saved.turns) {
     if (turn.state === "queued" || turn.state === "streaming") {
       turn.interruptedWhile = turn.state;

@@ -62,40 +62,46 @@ class GenerationFacts(_message.Message):
     def __init__(self, model: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., retrieval_ms: _Optional[int] = ..., time_to_first_token_ms: _Optional[int] = ..., total_ms: _Optional[int] = ...) -> None: ...
 
 class ChatRequest(_message.Message):
-    __slots__ = ("query", "conversation_id", "request_id")
+    __slots__ = ("query", "conversation_id", "request_id", "conversation_token")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     query: str
     conversation_id: str
     request_id: str
-    def __init__(self, query: _Optional[str] = ..., conversation_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    conversation_token: str
+    def __init__(self, query: _Optional[str] = ..., conversation_id: _Optional[str] = ..., request_id: _Optional[str] = ..., conversation_token: _Optional[str] = ...) -> None: ...
 
 class ChatResponse(_message.Message):
-    __slots__ = ("answer", "interaction_id", "conversation_id", "sources", "grounded", "generation")
+    __slots__ = ("answer", "interaction_id", "conversation_id", "sources", "grounded", "generation", "conversation_token")
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     INTERACTION_ID_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     GROUNDED_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     answer: str
     interaction_id: str
     conversation_id: str
     sources: _containers.RepeatedCompositeFieldContainer[Source]
     grounded: bool
     generation: GenerationFacts
-    def __init__(self, answer: _Optional[str] = ..., interaction_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ..., grounded: _Optional[bool] = ..., generation: _Optional[_Union[GenerationFacts, _Mapping]] = ...) -> None: ...
+    conversation_token: str
+    def __init__(self, answer: _Optional[str] = ..., interaction_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ..., grounded: _Optional[bool] = ..., generation: _Optional[_Union[GenerationFacts, _Mapping]] = ..., conversation_token: _Optional[str] = ...) -> None: ...
 
 class ChatStreamRequest(_message.Message):
-    __slots__ = ("query", "conversation_id", "request_id")
+    __slots__ = ("query", "conversation_id", "request_id", "conversation_token")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     query: str
     conversation_id: str
     request_id: str
-    def __init__(self, query: _Optional[str] = ..., conversation_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    conversation_token: str
+    def __init__(self, query: _Optional[str] = ..., conversation_id: _Optional[str] = ..., request_id: _Optional[str] = ..., conversation_token: _Optional[str] = ...) -> None: ...
 
 class ChatStreamResponse(_message.Message):
     __slots__ = ("start", "delta", "end")
@@ -108,14 +114,16 @@ class ChatStreamResponse(_message.Message):
     def __init__(self, start: _Optional[_Union[ChatStreamStart, _Mapping]] = ..., delta: _Optional[_Union[ChatStreamDelta, _Mapping]] = ..., end: _Optional[_Union[ChatStreamEnd, _Mapping]] = ...) -> None: ...
 
 class ChatStreamStart(_message.Message):
-    __slots__ = ("interaction_id", "conversation_id", "sources")
+    __slots__ = ("interaction_id", "conversation_id", "sources", "conversation_token")
     INTERACTION_ID_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     interaction_id: str
     conversation_id: str
     sources: _containers.RepeatedCompositeFieldContainer[Source]
-    def __init__(self, interaction_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ...) -> None: ...
+    conversation_token: str
+    def __init__(self, interaction_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ..., conversation_token: _Optional[str] = ...) -> None: ...
 
 class ChatStreamDelta(_message.Message):
     __slots__ = ("text",)

@@ -179,16 +179,18 @@ class ListInteractionsResponse(_message.Message):
     def __init__(self, interactions: _Optional[_Iterable[_Union[Interaction, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class SubmitFeedbackRequest(_message.Message):
-    __slots__ = ("interaction_id", "rating", "reason", "comment")
+    __slots__ = ("interaction_id", "rating", "reason", "comment", "conversation_token")
     INTERACTION_ID_FIELD_NUMBER: _ClassVar[int]
     RATING_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     COMMENT_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     interaction_id: str
     rating: Rating
     reason: FeedbackReason
     comment: str
-    def __init__(self, interaction_id: _Optional[str] = ..., rating: _Optional[_Union[Rating, str]] = ..., reason: _Optional[_Union[FeedbackReason, str]] = ..., comment: _Optional[str] = ...) -> None: ...
+    conversation_token: str
+    def __init__(self, interaction_id: _Optional[str] = ..., rating: _Optional[_Union[Rating, str]] = ..., reason: _Optional[_Union[FeedbackReason, str]] = ..., comment: _Optional[str] = ..., conversation_token: _Optional[str] = ...) -> None: ...
 
 class SubmitFeedbackResponse(_message.Message):
     __slots__ = ("interaction",)

@@ -98,6 +98,9 @@ class InteractionsServiceServicer:
     def SubmitFeedback(self, request, context):
         """SubmitFeedback records a like or a dislike. A second vote on the same
         interaction replaces the first; repeating a vote is harmless.
+        Through the public gateway a vote needs the conversation's token (see
+        SubmitFeedbackRequest.conversation_token), so a customer can rate, and
+        see, only the exchanges of their own conversation.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

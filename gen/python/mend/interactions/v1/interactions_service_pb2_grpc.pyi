@@ -51,6 +51,9 @@ class InteractionsServiceStub:
     SubmitFeedback: _grpc.UnaryUnaryMultiCallable[_interactions_service_pb2.SubmitFeedbackRequest, _interactions_service_pb2.SubmitFeedbackResponse]
     """SubmitFeedback records a like or a dislike. A second vote on the same
     interaction replaces the first; repeating a vote is harmless.
+    Through the public gateway a vote needs the conversation's token (see
+    SubmitFeedbackRequest.conversation_token), so a customer can rate, and
+    see, only the exchanges of their own conversation.
     """
     MarkProcessed: _grpc.UnaryUnaryMultiCallable[_interactions_service_pb2.MarkProcessedRequest, _interactions_service_pb2.MarkProcessedResponse]
     """MarkProcessed records, for a batch of interactions, the outcome the trainer
@@ -81,6 +84,9 @@ class InteractionsServiceAsyncStub(InteractionsServiceStub):
     SubmitFeedback: _aio.UnaryUnaryMultiCallable[_interactions_service_pb2.SubmitFeedbackRequest, _interactions_service_pb2.SubmitFeedbackResponse]  # type: ignore[assignment]
     """SubmitFeedback records a like or a dislike. A second vote on the same
     interaction replaces the first; repeating a vote is harmless.
+    Through the public gateway a vote needs the conversation's token (see
+    SubmitFeedbackRequest.conversation_token), so a customer can rate, and
+    see, only the exchanges of their own conversation.
     """
     MarkProcessed: _aio.UnaryUnaryMultiCallable[_interactions_service_pb2.MarkProcessedRequest, _interactions_service_pb2.MarkProcessedResponse]  # type: ignore[assignment]
     """MarkProcessed records, for a batch of interactions, the outcome the trainer
@@ -132,6 +138,9 @@ class InteractionsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_interactions_service_pb2.SubmitFeedbackResponse, _abc.Awaitable[_interactions_service_pb2.SubmitFeedbackResponse]]:
         """SubmitFeedback records a like or a dislike. A second vote on the same
         interaction replaces the first; repeating a vote is harmless.
+        Through the public gateway a vote needs the conversation's token (see
+        SubmitFeedbackRequest.conversation_token), so a customer can rate, and
+        see, only the exchanges of their own conversation.
         """
 
     @_abc_1.abstractmethod
