@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import tempfile
 import time
 import uuid
@@ -44,10 +45,12 @@ from bench.interactions_bench import (
 from gateway_envoy import grpc_web
 from mend.interactions.v1 import interactions_service_pb2 as pb
 from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc
+from mendkit.conversation_tokens import ConversationTokens
 from tests.support import running_edge
 
 RESULTS = REPO / "bench" / "results" / "gateway.json"
 FEEDBACK = "/mend.interactions.v1.InteractionsService/SubmitFeedback"
+SECRET = "gateway-bench-secret-not-for-production"
 
 
 class LeanGrpcWebClient:
@@ -97,9 +100,14 @@ async def measure(direct_address: str, edge_url: str, edge_address: str, calls: 
             LeanGrpcWebClient(*edge_address.split(":")) as lean:
         direct = pb_grpc.InteractionsServiceStub(direct_channel)
         through_envoy = pb_grpc.InteractionsServiceStub(edge_channel)
+        conversation_id = str(uuid.uuid4())
         await direct.CreateInteraction(pb.CreateInteractionRequest(interaction=pb.Interaction(
-            interaction_id=interaction_id, user_query="Benchmark question", bot_response="Benchmark answer")))
-        request = pb.SubmitFeedbackRequest(interaction_id=interaction_id, rating=pb.RATING_LIKE)
+            interaction_id=interaction_id, conversation_id=conversation_id, user_query="Benchmark question",
+            bot_response="Benchmark answer")))
+        # Through the gateway a vote needs its conversation's token, as the page sends it.
+        token = ConversationTokens(SECRET.encode()).issue(conversation_id)
+        request = pb.SubmitFeedbackRequest(interaction_id=interaction_id, rating=pb.RATING_LIKE,
+                                           conversation_token=token)
 
         async def via_web() -> None:
             reply = await grpc_web.call(web, edge_url, FEEDBACK, request)
@@ -134,6 +142,7 @@ async def measure(direct_address: str, edge_url: str, edge_address: str, calls: 
 
 
 async def main(args: argparse.Namespace) -> dict:
+    os.environ["MEND_PAGE_TOKEN_SECRET"] = SECRET  # the interactions server checks votes' tokens with it
     with contextlib.ExitStack() as stack:
         url, _ = start_embedded_postgres(stack)
         await prepare_database(url)
