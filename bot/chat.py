@@ -20,6 +20,7 @@ from bot.knowledge import Hit, Knowledge, Query
 from bot.outbox import Outbox
 from bot.persona import Persona
 from bot.relevance import Relevance
+from bot.support import STEM, content_words
 from mendkit.errors import AlreadyExists
 
 _tracer = trace.get_tracer("mend.bot")
@@ -27,6 +28,9 @@ SNIPPET_CHARS = 500
 # Hits of each of a follow-up's two searches, so that most entries one finds
 # have a score from the other too.
 CONVERSATION_K = 10
+# A follow-up the entry does not cover on its own score answers from it only if
+# the entry mentions at least this share of the follow-up's own content words.
+FOLLOW_UP_WORDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,16 @@ def combined(alone: Sequence[Hit], in_context: Sequence[Hit]) -> list[Hit]:
         score = ((one.score if one else floor_alone) + (other.score if other else floor_context)) / 2
         merged.append(Hit(hit.entry, score, hit.matched_key))
     return sorted(merged, key=lambda hit: (-hit.score, hit.entry.entry_id))
+
+
+def mentions(hit: Hit, query: str) -> float:
+    """The share of the question's content words (stems) the entry's text has."""
+    words = {word[:STEM] for word in content_words(query)}
+    if not words:
+        return 1.0
+    entry = hit.entry
+    text = {word[:STEM] for word in content_words(" ".join([entry.title, entry.content, *entry.questions]))}
+    return len(words & text) / len(words)
 
 
 def _source(hit: Hit) -> Source:
@@ -151,11 +165,12 @@ class Chatbot:
         # questions before it (one embedding call), and each entry scores the mean
         # of the two: a follow-up ("and do you pay for the return shipping?") finds
         # the entry that fits both it and its topic, where alone it found another
-        # topic's near-match, while a new topic still wins on its own score. The
-        # conversation only ranks: an entry answers only if the question's own
-        # score for it passes the rule too, or an off-topic question after a
-        # grounded one ("can you tune my bicycle?" after shipping to Norway) would
-        # be answered from the earlier topic.
+        # topic's near-match, while a new topic still wins on its own score. But an
+        # off-topic question after a grounded one ("can you tune my bicycle?" after
+        # shipping to Norway) scores well with the earlier topic too: an entry the
+        # question does not pass the rule for on its own answers only if it
+        # mentions most of the question's own words ("is that free?" -> "free"),
+        # which an elliptic follow-up has few of and a new topic has many.
         k = max(self.retrieval.k, CONVERSATION_K)
         (alone, in_context), _ = await self.knowledge.search_many([
             Query(query, k, statuses, None),
@@ -164,7 +179,8 @@ class Chatbot:
         own = {hit.entry.entry_id: hit for hit in alone}
 
         def covered_alone(hit: Hit) -> bool:
-            return hit.entry.entry_id in own and bool(self.relevant([own[hit.entry.entry_id]]))
+            return ((hit.entry.entry_id in own and bool(self.relevant([own[hit.entry.entry_id]])))
+                    or mentions(hit, query) >= FOLLOW_UP_WORDS)
 
         relevant = self.relevant(found)
         if not relevant or not covered_alone(relevant[0]):
