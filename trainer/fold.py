@@ -10,12 +10,18 @@ Per question, in the page's order:
 2. A fix of this run (from an earlier page), or a fix of an earlier run still
    waiting for review (a PROPOSED self-healing entry), is among its hits, at
    least `threshold` similar: it joins the best one with room. So new dislikes
-   on a topic grow its pending fix instead of starting a second one.
-3. (loop.py) The judge says a published entry already answers it: covered.
+   on a topic grow its pending fix instead of starting a second one. Not a
+   question the triage settles without a new entry (a complaint about the
+   entry the bot answered from: an edit of it; noise).
+3. (loop.py) Triage: no action, wrong (an edit), misrouted (the judge says a
+   published entry answers it), or a gap.
 4. An earlier question of the page, at least `threshold` similar, is in a fix
    with room: it joins that fix. The page was searched before its new fixes
    were written, so the batch search's `peers` stand in for the index here.
 5. Otherwise it leads a new fix, which the teacher answers.
+6. (loop.py) A new group whose questions' nearest liked questions were answered
+   from one entry is misrouted to it (trainer/evidence.py): it leaves the fold
+   (`release`) for an ADD_PHRASINGS change of that entry.
 Step 3 runs before step 4, so every question that would start or join a new fix
 of its page is judged first: a covered question never joins a fix.
 """
@@ -23,7 +29,7 @@ of its page is judged first: a covered question never joins a fix.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from mend.bot.v1 import bot_service_pb2 as bpb
@@ -91,6 +97,7 @@ class Fold:
         self.groups: list[Group] = []  # those with members, in order of their first
         self.group_of: dict[int, Group] = {}
         self._extending: dict[str, Group] = {}
+        self.peers: Sequence[Sequence[tuple[int, float]]] = [[] for _ in items]
 
     def _join(self, index: int, group: Group) -> None:
         if not group.members:
@@ -125,8 +132,12 @@ class Fold:
         return (hit.entry.source == self.source and hit.entry.status == bpb.ENTRY_STATUS_PROPOSED
                 and hit.score >= self.threshold)
 
-    def join_fixes(self) -> list[int]:
-        """Steps 1 and 2. Returns the questions left for the judge."""
+    def join_fixes(self, open_question: Callable[[int], bool] = lambda index: True) -> list[int]:
+        """Steps 1 and 2. Returns the questions left for the judge. Only an
+        `open_question` (one the triage leaves open: not a complaint about the
+        entry the bot answered from, nor noise) joins a fix by similarity: one
+        about its own entry's answer asks for an edit of that entry, however close
+        a new-entry fix on the topic is."""
         left = []
         for index, (item, found) in enumerate(zip(self.items, self.hits, strict=True)):
             adopted = self._adopted(item, found)
@@ -138,7 +149,7 @@ class Fold:
                     self._adopt(hit.entry)
             close = (self._extend(self.fixes[hit.entry.entry_id]) for hit in found
                      if hit.entry.entry_id in self.fixes and hit.score >= self.threshold)
-            group = next((g for g in close if g.takes(item)), None)
+            group = next((g for g in close if g.takes(item)), None) if open_question(index) else None
             if group is None:
                 left.append(index)
             else:
@@ -147,11 +158,56 @@ class Fold:
 
     def fold(self, uncovered: Sequence[int], peers: Sequence[Sequence[tuple[int, float]]]) -> None:
         """Steps 4 and 5 for the questions the judge did not find covered."""
+        self.peers = peers
         for index in uncovered:
             close = (self.group_of[peer] for peer, score in peers[index]
                      if score >= self.threshold and peer in self.group_of)
             group = next((g for g in close if g.takes(self.items[index])), None)
             self._join(index, group or Group(None))
+
+    def phrasings(self, group: Group, most: int) -> list[str]:
+        """The questions a new fix lists as its phrasings: at most `most`, those
+        with the most near-duplicates among the group's other questions (the
+        page's peers), in the group's order. The topic's core, not its outliers:
+        every phrasing makes the fix a closer match for any question, another
+        topic's included, while one phrasing per seeded entry stands against it."""
+        if len(group.questions) <= most:
+            return list(group.questions)
+        members = set(group.members)
+        degree = dict.fromkeys(group.members, 0)
+        for index in group.members:
+            for peer, _ in self.peers[index]:
+                if peer in members:
+                    degree[index] += 1
+                    degree[peer] += 1
+        order = {index: rank for rank, index in enumerate(group.members)}
+        kept = sorted(sorted(group.members, key=lambda i: (-degree[i], order[i]))[:most], key=order.__getitem__)
+        chosen = list(dict.fromkeys(self.items[index].user_query for index in kept))
+        return chosen or list(group.questions[:most])
+
+    def cohesion(self, group: Group) -> float:
+        """The mean, over the group's questions, of each one's best similarity to
+        another of the group (the page's peers); 1 for a group of one."""
+        members = set(group.members)
+        best = dict.fromkeys(group.members, 0.0)
+        for index in group.members:
+            for peer, score in self.peers[index]:
+                if peer in members:
+                    best[index] = max(best[index], score)
+                    best[peer] = max(best[peer], score)
+        return sum(best.values()) / len(best) if len(best) > 1 else 1.0
+
+    def release(self, group: Group, keep: Sequence[int]) -> None:
+        """Takes a new group out of the fold (its questions get another kind of
+        fix); those of its members in `keep` form a new group of their own."""
+        assert group.fix is None
+        self.groups.remove(group)
+        for index in group.members:
+            del self.group_of[index]
+        if keep:
+            rest = Group(None)
+            for index in keep:
+                self._join(index, rest)
 
     def published(self, index: int) -> list[Hit]:
         """What the judge and the teacher see: published entries that are not this run's fixes."""

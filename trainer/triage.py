@@ -15,13 +15,15 @@ entries nearest the question, best first):
   answers the question (the judge says so: with the embedded model, a
   similarity threshold, `MEND_COVERED_SIMILARITY`). The fix adds the customer's
   phrasing to that entry;
-- gap: otherwise. The fix is a new entry.
+- gap: otherwise. The fix is a new entry, unless the liked answers show that
+  the page's group of such questions is an existing entry's topic (misrouted
+  after all: trainer/evidence.py, on the fold's groups).
 
 The entry the bot answered from is never the one that "covers" a question the
 customer disliked (the old judge's mistake): a customer who says the answer was
 unrelated rules it out, and one who says it was wrong asks for an edit of it.
 
-Calibrated offline on banking77 (`python -m tests.trainer.triage_calibration`,
+Calibrated offline on banking77 (`python -m bench.triage_calibration`,
 the heal benchmark's protocol in miniature: one entry with one phrasing per
 seeded intent, MiniLM, the bot's 0.45 threshold). There the bot's best source
 is the right entry for 41% of the questions it answers, 73% from a score of

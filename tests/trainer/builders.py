@@ -18,3 +18,13 @@ async def disliked(interactions, question: str, *, answer: str = DONT_KNOW, sour
     await interactions.SubmitFeedback(ipb.SubmitFeedbackRequest(
         interaction_id=created.interaction_id, rating=ipb.RATING_DISLIKE, reason=reason, comment=comment))
     return created.interaction_id
+
+
+async def liked(interactions, question: str, source: str) -> str:
+    """Logs `question` answered from entry `source` and liked; returns the interaction id."""
+    created = (await interactions.CreateInteraction(ipb.CreateInteractionRequest(interaction=ipb.Interaction(
+        user_query=question, bot_response="(the entry's answer)",
+        sources=[ipb.KnowledgeSource(entry_id=source, title=source, score=0.6)])))).interaction
+    await interactions.SubmitFeedback(ipb.SubmitFeedbackRequest(interaction_id=created.interaction_id,
+                                                                rating=ipb.RATING_LIKE))
+    return created.interaction_id
