@@ -85,7 +85,7 @@ def mentions(hit: Hit, query: str) -> float:
     """The share of the question's content words (stems) the entry's text has."""
     words = {word[:STEM] for word in content_words(query)}
     if not words:
-        return 1.0
+        return 0.0  # "thanks!" names no topic: the earlier answer is no answer to it
     entry = hit.entry
     text = {word[:STEM] for word in content_words(" ".join([entry.title, entry.content, *entry.questions]))}
     return len(words & text) / len(words)

@@ -16,12 +16,15 @@ from bot.exchange import Tally
 from bot.knowledge import Hit
 from bot.persona import Persona
 from bot.quoting import Quoting
-from bot.support import Support
+from bot.support import Support, claims
 from mendmodels.chat.base import ChatModel
 
 _log = logging.getLogger("bot.generating")
 # A sentence ends at ., ! or ? followed by a space, or at a line break.
 _END = re.compile(r"[.!?](?=\s)\s*|\n+")
+# The model saying it cannot answer from the facts.
+DONT_KNOW = re.compile(r"\b(?:don'?t|do not|doesn'?t|does not) (?:know|have (?:that|this|any) information)\b"
+                       r"|\bnot sure\b", re.IGNORECASE)
 
 
 class Generating:
@@ -35,25 +38,44 @@ class Generating:
                      tally: Tally) -> AsyncIterator[str]:
         support = Support([f"{hit.entry.title}. {hit.entry.content}" for hit in hits], query, self.persona.brand)
         said = False
+        declined = False
         buffer = ""
+        # Sentences with nothing to check ("Yes!", "Of course.") wait for the next one
+        # that has: "Yes!" before an unsupported sentence is itself the claim.
+        held: list[str] = []
         stream = self.model.stream(prompts.messages(self.persona, hits, history, query), self.max_tokens)
         try:
             async for piece in _sentences(stream, tally):
                 buffer = piece
+                if not said and DONT_KNOW.search(piece):
+                    declined = True  # the model found no answer in the facts: so does the bot
+                    break
                 if not support.supports(piece):
                     tally.unsupported = True
                     break
+                if not claims(piece):
+                    held.append(piece)
+                    continue
                 tally.model = self.model.model_id
                 said = True
+                for earlier in held:
+                    yield earlier
+                held.clear()
                 yield piece
             else:
                 buffer = ""
+                if said:
+                    for earlier in held:  # a closing "Happy to help!"
+                        yield earlier
         finally:
             # Stops the generation when the answer ends early (an unsupported sentence).
             close = getattr(stream, "aclose", None)
             if close is not None:
                 await close()
-        if tally.unsupported:
+        if declined:
+            _log.info("the model said the facts do not answer the question")
+            return
+        if tally.unsupported or not said:
             _log.info("a generated sentence was not supported by the sources; the answer ends before it",
                       extra={"replaced": not said, "chars": len(buffer)})
             if not said:

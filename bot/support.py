@@ -25,7 +25,7 @@ into onto over under up down out off again also just only very too more most som
 neither other such own same what which who whom whose when where why how please thanks thank sorry hi hello
 let know help get got make made take like want need one ones just sure ok okay way ways thing things
 anything else something don't doesn't didn't can't won't isn't aren't haven't hasn't cannot
-course happy glad great welcome question questions
+course happy glad great welcome question questions i'm i've i'll answer
 """.split())  # noqa: SIM905 - a word list reads best as text
 # Share of a sentence's content words that must be in the sources or the question.
 SUPPORTED_SHARE = 0.7
@@ -34,6 +34,13 @@ STEM = 5  # "returns", "returned", "returning" all count as "retur"
 
 def _stems(words: Iterable[str]) -> set[str]:
     return {word[:STEM] for word in words}
+
+
+def claims(sentence: str) -> bool:
+    """Whether a sentence states something checkable: content words or a number.
+    "Of course!" does not, and neither does a bare "Yes!": it says whatever the
+    next sentence says, so it stands or falls with that one."""
+    return bool(content_words(sentence) or _NUMBER.search(sentence))
 
 
 def content_words(text: str) -> list[str]:

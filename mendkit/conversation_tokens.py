@@ -78,13 +78,17 @@ def secret_from_env(home: Path) -> bytes:
     path = home / KEY_FILE
     if not path.exists():
         home.mkdir(parents=True, exist_ok=True)
-        draft = home / f".{KEY_FILE}.{os.getpid()}"
-        draft.write_bytes(secrets.token_bytes(32))
-        draft.chmod(0o600)
+        # A draft of its own (containers sharing MEND_HOME may all be PID 1), never readable by others.
+        draft = home / f".{KEY_FILE}.{secrets.token_hex(8)}"
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(descriptor, secrets.token_bytes(32))
+        finally:
+            os.close(descriptor)
         try:
             os.link(draft, path)  # atomic: the first service to get here wins, the others read its key
         except FileExistsError:
             pass
         finally:
-            draft.unlink()
+            draft.unlink(missing_ok=True)
     return path.read_bytes()

@@ -134,6 +134,33 @@ async def test_an_unsupported_generated_answer_is_replaced_by_the_entry_text(quo
     assert exchange.facts.model == ""  # what the customer read was quoted, not generated
 
 
+@pytest.mark.parametrize("text", ["Yes! We rent out kayaks for 20 euros a day.",
+                                  "No. Kayak hire is something we stopped."])
+async def test_a_bare_yes_or_no_before_an_unsupported_sentence_is_not_said(quoting_bot, knowledge, text):
+    """"Yes!" claims nothing in words, but it answers the question: it waits for
+    the sentence after it, and goes when that one is unsupported."""
+    await upsert(knowledge, RETURNS)
+    quoting_bot.answerer = generating(quoting_bot, ScriptedModel(text))
+    _, _, exchange = await answer(quoting_bot, "Can I send back an item?")
+    assert exchange.answer == RETURNS.content and exchange.facts.model == ""
+
+
+async def test_a_pleasantry_goes_out_with_the_supported_sentence_after_it(quoting_bot, knowledge):
+    await upsert(knowledge, RETURNS)
+    model = ScriptedModel("Of course! You can return unused items within 60 days.")
+    quoting_bot.answerer = generating(quoting_bot, model)
+    text, deltas, exchange = await answer(quoting_bot, "Can I send back an item?")
+    assert exchange.answer == "Of course! You can return unused items within 60 days." and deltas == 2
+
+
+async def test_the_model_saying_it_does_not_know_means_the_bot_does_not_know(quoting_bot, knowledge):
+    """Not replaced by a quote of an entry the model just found does not answer."""
+    await upsert(knowledge, RETURNS)
+    quoting_bot.answerer = generating(quoting_bot, ScriptedModel("I'm sorry, I don't know the answer to that."))
+    _, _, exchange = await answer(quoting_bot, "Can I send back an item?")
+    assert not exchange.grounded and exchange.answer == quoting_bot.persona.dont_know()
+
+
 async def test_a_follow_up_is_answered_from_the_topic_of_the_conversation(quoting_bot, knowledge_index, knowledge):
     """The conversation issue 13 reported: the follow-up alone retrieved the
     refund-timing entry and the model said customers pay for return shipping."""
@@ -162,8 +189,9 @@ async def test_an_off_topic_question_after_a_grounded_one_is_not_answered_from_t
     _, _, bikes = await answer(quoting_bot, "Do you sell bikes?", "conv-norway")
     _, _, washed = await answer(quoting_bot, "How do I wash my down sleeping bag?", "conv-bag")
     _, _, warm = await answer(quoting_bot, "Is it warm enough for winter?", "conv-bag")
+    _, _, thanks = await answer(quoting_bot, "thanks!", "conv-bag")  # names no topic at all
     assert first.grounded and first.sources[0].entry_id == "faq-international-shipping"
     assert washed.grounded and washed.sources[0].entry_id == "faq-down-sleeping-bag-care"
     # Each scores well with the earlier topic in the query, and poorly on its own.
-    for reply in (off_topic, bikes, warm):
+    for reply in (off_topic, bikes, warm, thanks):
         assert not reply.grounded and "don't know" in reply.answer, (reply.query, reply.sources)
