@@ -50,7 +50,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -59,7 +58,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from pgvector.asyncpg import register_vector
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "knowledge" / "sample"
@@ -259,35 +257,25 @@ def timings(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 async def bench(mode: str, items: Sequence[Item], pg_port: int, checkpoint: Path, already: int,
                 planned: int) -> dict[str, Any]:
     """Starts the services, asks `items`, and returns what the run is (its rows are in `checkpoint`)."""
+    from bench.scratch import scratch_database
     from bot.__main__ import CHAT_SERVICE, build_chatbot, open_knowledge
-    from bot.__main__ import migrate as migrate_bot
     from bot.chat_service import ChatService
     from bot.ingest import ingest
     from bot.outbox import Outbox
     from bot.settings import Settings
-    from interactions.__main__ import migrate as migrate_interactions
     from interactions.service import InteractionsService
     from mend.bot.v1 import bot_service_pb2_grpc as bot_grpc
     from mend.interactions.v1 import interactions_service_pb2 as ipb
     from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
-    from mendkit import clients, database
+    from mendkit import clients
     from mendkit.conversation_tokens import ConversationTokens
-    from mendkit.embedded_postgres import EmbeddedPostgres, ensure_database
     from mendkit.page_tokens import PageTokens
     from mendkit.server import Registration, start_server
 
     known_numbers = numbers(" ".join(knowledge_texts()))
     settings = replace(Settings.from_env(), answer_mode=mode)
     async with contextlib.AsyncExitStack() as stack:
-        home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mend-answer-bench-")))
-        server = EmbeddedPostgres(home=home, port=pg_port or free_port())
-        url = await asyncio.to_thread(server.start)
-        stack.callback(server.stop)
-        await ensure_database(url)
-        await migrate_interactions(url)
-        await migrate_bot(url)
-        pool = await database.create_pool(url, 10, init=register_vector)
-        stack.push_async_callback(pool.close)
+        pool = await scratch_database(stack, "mend-answer-bench-", pg_port or free_port(), 10)
         interactions = await start_server([Registration(
             InteractionsService(pool, PageTokens(b"answer-bench-page-token-secret")),
             ipb_grpc.add_InteractionsServiceServicer_to_server,

@@ -26,14 +26,12 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from pgvector.asyncpg import register_vector
 
-from bot.__main__ import migrate as migrate_bot
+from bench.scratch import scratch_database
 from bot.chat import Chatbot, Retrieval
 from bot.conversations import Conversations
 from bot.dedup import Dedup
@@ -45,12 +43,11 @@ from bot.outbox import Outbox
 from bot.persona import Persona, messages
 from bot.quoting import Quoting
 from bot.vectorstores.pgvector_store import PgVectorStore
-from interactions.__main__ import migrate as migrate_interactions
 from interactions.service import InteractionsService
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
-from mendkit import clients, database
-from mendkit.embedded_postgres import DEFAULT_HOME, EmbeddedPostgres, ensure_database
+from mendkit import clients
+from mendkit.embedded_postgres import DEFAULT_HOME
 from mendkit.page_tokens import PageTokens
 from mendkit.server import Registration, start_server
 from mendmodels.chat.local_gguf import LocalGGUF, prepare
@@ -194,15 +191,7 @@ async def bench_chat(pool, knowledge: Knowledge, model, interactions_address: st
 
 async def main(args: argparse.Namespace) -> dict:
     async with contextlib.AsyncExitStack() as stack:
-        home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mend-bot-bench-")))
-        server = EmbeddedPostgres(home=home, port=args.pg_port)
-        url = await asyncio.to_thread(server.start)
-        stack.callback(server.stop)
-        await ensure_database(url)
-        await migrate_interactions(url)
-        await migrate_bot(url)
-        pool = await database.create_pool(url, 10, init=register_vector)
-        stack.push_async_callback(pool.close)
+        pool = await scratch_database(stack, "mend-bot-bench-", args.pg_port, 10)
         embedder = LocalMiniLM()
         retrieval = await bench_retrieval(pool, embedder, args.sizes, args.queries)
 

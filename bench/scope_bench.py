@@ -44,7 +44,6 @@ import random
 import re
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -52,10 +51,9 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-from pgvector.asyncpg import register_vector
 
+from bench.scratch import scratch_database
 from bot.__main__ import KNOWLEDGE_SERVICE
-from bot.__main__ import migrate as migrate_bot
 from bot.catalog import Entry
 from bot.conversations import Turn
 from bot.knowledge import Hit, Knowledge
@@ -65,8 +63,6 @@ from bot.support import STEM, content_words
 from bot.vectorstores.pgvector_store import PgVectorStore
 from mend.bot.v1 import bot_service_pb2 as pb
 from mend.bot.v1 import bot_service_pb2_grpc as pb_grpc
-from mendkit import database
-from mendkit.embedded_postgres import EmbeddedPostgres, ensure_database
 from mendkit.page_tokens import PageTokens
 from mendkit.server import Registration, start_server
 from mendmodels.embeddings.local_minilm import LocalMiniLM
@@ -210,14 +206,7 @@ async def search(stub: pb_grpc.KnowledgeServiceStub, dataset: Dataset, questions
 async def collect(dataset: Dataset, phrasings_list: list[int], pg_port: int) -> dict:
     runs: dict[str, dict] = {}
     async with contextlib.AsyncExitStack() as stack:
-        home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mend-scope-bench-")))
-        server = EmbeddedPostgres(home=home, port=pg_port)
-        url = await asyncio.to_thread(server.start)
-        stack.callback(server.stop)
-        await ensure_database(url)
-        await migrate_bot(url)
-        pool = await database.create_pool(url, 5, init=register_vector)
-        stack.push_async_callback(pool.close)
+        pool = await scratch_database(stack, "mend-scope-bench-", pg_port, 5, interactions=False)
         embedder = LocalMiniLM()
         store = PgVectorStore(pool, embedder.model_id, embedder.dimension)
         await store.prepare()
@@ -675,14 +664,7 @@ async def sample_hits(pg_port: int, k: int) -> list[tuple[Asked, list[Hit], list
 
     found = []
     async with contextlib.AsyncExitStack() as stack:
-        home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mend-scope-sample-")))
-        server = EmbeddedPostgres(home=home, port=pg_port)
-        url = await asyncio.to_thread(server.start)
-        stack.callback(server.stop)
-        await ensure_database(url)
-        await migrate_bot(url)
-        pool = await database.create_pool(url, 5, init=register_vector)
-        stack.push_async_callback(pool.close)
+        pool = await scratch_database(stack, "mend-scope-sample-", pg_port, 5, interactions=False)
         embedder = LocalMiniLM()
         store = PgVectorStore(pool, embedder.model_id, embedder.dimension)
         await store.prepare()

@@ -10,20 +10,13 @@
 // opened by "Not helpful", after sending) at phone and laptop width; with
 // CHAT_PAGE_SHOTS=DIR it saves those views there as PNGs (names start with
 // CHAT_PAGE_SHOTS_PREFIX, default the question in lower-case-with-dashes).
-import puppeteer from "puppeteer-core";
+import { LAPTOP, PHONE, frames, launch } from "./chromium.mjs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 const [mode, url, question, comment] = process.argv.slice(2);
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 const result = { consoleErrors: [] };
-const PHONE = { width: 390, height: 844, isMobile: true, hasTouch: true };
-const LAPTOP = { width: 1366, height: 768, deviceScaleFactor: 1, mobile: false };
 const shots = process.env.CHAT_PAGE_SHOTS ?? "";
 const shotPrefix = process.env.CHAT_PAGE_SHOTS_PREFIX ??
   (question ?? "chat").toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 40);
@@ -73,8 +66,6 @@ function formView(groupSelector) {
   };
 }
 
-const frames = (page) => page.evaluate(() => new Promise((resolve) =>
-  requestAnimationFrame(() => requestAnimationFrame(resolve))));
 
 // The form's view at phone width (the test's own viewport) and at laptop width,
 // plus screenshots of both when asked (the screen as it is then, not the whole page). The laptop metrics go through CDP

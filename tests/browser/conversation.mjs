@@ -11,26 +11,17 @@
 // next question as waiting, then let through to the real bot; nothing is faked.
 // With CHAT_PAGE_SHOTS=DIR it saves the views at phone (390x844) and laptop
 // (1366x768) width there as PNGs named MODE-STEP-WIDTH.png.
-import puppeteer from "puppeteer-core";
+import { LAPTOP, PHONE, frames, launch } from "./chromium.mjs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 const [mode, url, ...questions] = process.argv.slice(2);
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 const result = { consoleErrors: [] };
-const PHONE = { width: 390, height: 844, isMobile: true, hasTouch: true };
-const LAPTOP = { width: 1366, height: 768, deviceScaleFactor: 1, mobile: false };
 const shots = process.env.CHAT_PAGE_SHOTS ?? "";
 const CHAT_STREAM = "/mend.bot.v1.ChatService/ChatStream";
 const ANSWER_WAIT_MS = 180_000;
 
-const frames = (page) => page.evaluate(() => new Promise((resolve) =>
-  requestAnimationFrame(() => requestAnimationFrame(resolve))));
 
 // What a person sees of the conversation: every bubble in page order, as rendered.
 function conversationView() {
