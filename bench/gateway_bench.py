@@ -15,6 +15,11 @@ paths in the same run, so that drift on the machine hits all three alike:
 different client than grpc's C core: httpx is a full-featured Python client,
 so the lean client shows how much of its number is Envoy and how much is httpx.
 Results: bench/results/gateway.json, docs/benchmarks.md.
+
+The server checks bearer tokens as deployed: the direct path calls as admin,
+with a token made for the run (passed as call metadata, as the load generator
+does, so no client interceptor sits on the timed path; never printed); through
+Envoy the calls are public, as the page's are, and carry the conversation's token.
 """
 
 from __future__ import annotations
@@ -38,10 +43,12 @@ from bench.interactions_bench import (
     machine_info,
     percentile,
     prepare_database,
+    run_token,
     start_embedded_postgres,
     start_server,
     wait_until_serving,
 )
+from bench.loadgen import authorization
 from gateway_envoy import grpc_web
 from mend.interactions.v1 import interactions_service_pb2 as pb
 from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc
@@ -93,8 +100,10 @@ def summary(seconds: list[float]) -> dict[str, float]:
             "p90_ms": round(percentile(ordered, 0.90) * 1000, 3), "p99_ms": round(percentile(ordered, 0.99) * 1000, 3)}
 
 
-async def measure(direct_address: str, edge_url: str, edge_address: str, calls: int, warmup: int) -> dict:
+async def measure(direct_address: str, admin_token: str, edge_url: str, edge_address: str, calls: int,
+                  warmup: int) -> dict:
     interaction_id = str(uuid.uuid4())
+    as_admin = authorization(admin_token)  # the direct path's calls
     async with grpc.aio.insecure_channel(direct_address) as direct_channel, \
             grpc.aio.insecure_channel(edge_address) as edge_channel, httpx.AsyncClient() as web, \
             LeanGrpcWebClient(*edge_address.split(":")) as lean:
@@ -103,7 +112,7 @@ async def measure(direct_address: str, edge_url: str, edge_address: str, calls: 
         conversation_id = str(uuid.uuid4())
         await direct.CreateInteraction(pb.CreateInteractionRequest(interaction=pb.Interaction(
             interaction_id=interaction_id, conversation_id=conversation_id, user_query="Benchmark question",
-            bot_response="Benchmark answer")))
+            bot_response="Benchmark answer")), metadata=as_admin)
         # Through the gateway a vote needs its conversation's token, as the page sends it.
         token = ConversationTokens(SECRET.encode()).issue(conversation_id)
         request = pb.SubmitFeedbackRequest(interaction_id=interaction_id, rating=pb.RATING_LIKE,
@@ -120,7 +129,7 @@ async def measure(direct_address: str, edge_url: str, edge_address: str, calls: 
                 raise RuntimeError(f"gRPC-web call failed: {reply.grpc_status} {reply.grpc_message}")
 
         paths = {
-            "direct": lambda: direct.SubmitFeedback(request, timeout=10),
+            "direct": lambda: direct.SubmitFeedback(request, timeout=10, metadata=as_admin),
             "envoy gRPC": lambda: through_envoy.SubmitFeedback(request, timeout=10),
             "envoy gRPC-web": via_web,
             "envoy gRPC-web, lean client": via_lean,
@@ -146,12 +155,13 @@ async def main(args: argparse.Namespace) -> dict:
     with contextlib.ExitStack() as stack:
         url, _ = start_embedded_postgres(stack)
         await prepare_database(url)
-        server, address = start_server(stack, url)
+        admin_token = run_token()
+        server, address = start_server(stack, url, admin_token)
         await wait_until_serving(address, server)
         home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mend-gateway-bench-")))
         async with running_edge(home, bot="127.0.0.1:9", interactions=address,
                                 GATEWAY_RATE_LIMIT_PER_SECOND="1000000") as edge:
-            results = await measure(address, edge.url, edge.address, args.calls, args.warmup)
+            results = await measure(address, admin_token, edge.url, edge.address, args.calls, args.warmup)
     return {"rpc": "SubmitFeedback", "calls_per_path": args.calls, "warmup_rounds": args.warmup,
             "results": results, "code": code_version(), "machine": machine_info("embedded 18")}
 
@@ -160,8 +170,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=3000, help="measured calls per path")
     parser.add_argument("--warmup", type=int, default=300, help="unmeasured rounds first")
-    report = asyncio.run(main(parser.parse_args()))
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    parser.add_argument("--output", type=Path, default=RESULTS,
+                        help=f"JSON results (default {RESULTS.relative_to(REPO)})")
+    arguments = parser.parse_args()
+    report = asyncio.run(main(arguments))
+    arguments.output.parent.mkdir(parents=True, exist_ok=True)
+    arguments.output.write_text(json.dumps(report, indent=2) + "\n")
     print("| path | p50 ms | p90 ms | p99 ms | added p50 | added p99 |\n| --- | --- | --- | --- | --- | --- |")
     for name, row in report["results"].items():
         print(f"| {name} | {row['p50_ms']} | {row['p90_ms']} | {row['p99_ms']} | "

@@ -89,6 +89,9 @@ class Options:
     noise_fraction: float = 0.02  # of the right replies to seen questions: disliked anyway
     seed: int = 77
     concurrency: int = 4  # Chat calls in flight
+    # A fix the regression gate holds back (it would take right answers): "respect" rejects it,
+    # as a careful reviewer would; "override" approves it anyway (what the gate prevents).
+    gate: str = "respect"
     bot_model: str = "auto"  # "auto" | "double" | "settings" (see heal_mesh.running_mesh)
     database_url: str = ""  # an empty scratch database; empty: a fresh embedded PostgreSQL
     datasets_dir: str = str(DATASETS)
@@ -297,16 +300,24 @@ class Review:
     approved: int = 0
     with_reference: int = 0
     as_proposed: int = 0
+    held_by_gate: int = 0  # approvals the regression gate refused (then rejected, or overridden)
+    overridden: int = 0
+    held: list[dict] = field(default_factory=list)  # the first few, with what they would take
+    held_by_topic: Counter = field(default_factory=Counter)  # a seeded topic's (a duplicate) or a gap's
     failures: list[str] = field(default_factory=list)
 
 
 async def review(mesh: Mesh, fixes: Sequence[tpb.Fix], intent_of: dict[str, str], topics: dict[str, Topic],
-                 quiet: bool) -> Review:
-    """Approves every proposed fix, as a reviewer who knows each topic's answer would."""
+                 quiet: bool, gate: str = "respect") -> Review:
+    """Approves every proposed fix, as a reviewer who knows each topic's answer
+    would; one the regression gate holds back is rejected (`gate` "respect")
+    or approved with the override ("override")."""
     done = Review()
     entry_intent = {t.entry_id: t.intent for t in topics.values() if t.seeded}
     progress = Progress("review", len(fixes), quiet)
-    for fix in fixes:
+    # Added phrasings first (the liked questions the run adds to their entries among them):
+    # the regression gate replays each approval against the index as it is then.
+    for fix in sorted(fixes, key=lambda f: fix_kind(f) != "add_phrasings"):
         progress.step()
         if fix.state != tpb.FIX_STATE_PROPOSED:
             continue
@@ -316,8 +327,30 @@ async def review(mesh: Mesh, fixes: Sequence[tpb.Fix], intent_of: dict[str, str]
         elif kind == "edit_answer" and fix.entry_id in entry_intent and topics[entry_intent[fix.entry_id]].wrong:
             answer = reference(entry_intent[fix.entry_id])
         try:
-            await mesh.trainer.ApproveFix(tpb.ApproveFixRequest(fix_id=fix.fix_id, answer=answer, reviewer=REVIEWER),
-                                          timeout=60)
+            try:
+                await mesh.trainer.ApproveFix(tpb.ApproveFixRequest(fix_id=fix.fix_id, answer=answer,
+                                                                    reviewer=REVIEWER), timeout=120)
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.FAILED_PRECONDITION or "allow_regressions" not in error.details():
+                    raise
+                done.held_by_gate += 1
+                topic = topics.get(fix_intent(fix, intent_of, entry_intent))
+                done.held_by_topic["seeded topic" if topic is not None and topic.seeded else "gap topic"] += 1
+                if len(done.held) < 5:
+                    held = (await mesh.trainer.GetFix(tpb.GetFixRequest(fix_id=fix.fix_id), timeout=60)).fix
+                    done.held.append({"fix": fix.fix_id, "kind": kind, "questions": list(held.questions)[:5],
+                                      "regressions": [{"question": r.question, "entry": r.entry_id,
+                                                       "score": round(r.entry_score, 3), "to": r.moved_to_entry_id,
+                                                       "to_score": round(r.moved_to_score, 3)}
+                                                      for r in held.regressions[:5]]})
+                if gate != "override":
+                    await mesh.trainer.RejectFix(tpb.RejectFixRequest(
+                        fix_id=fix.fix_id, reviewer=REVIEWER, note="it would take right answers"), timeout=60)
+                    continue
+                await mesh.trainer.ApproveFix(tpb.ApproveFixRequest(fix_id=fix.fix_id, answer=answer,
+                                                                    reviewer=REVIEWER, allow_regressions=True),
+                                              timeout=120)
+                done.overridden += 1
         except grpc.aio.AioRpcError as error:
             done.failures.append(f"{kind} {fix.fix_id}: {error.code().name}: {error.details()}"[:300])
             continue
@@ -373,11 +406,13 @@ async def bench(options: Options) -> dict:
         fixes = await all_fixes(mesh, run.run_id)
         marks = await marks_of(mesh)
         intent_of = {v.reply.interaction_id: v.reply.intent for v in votes if v.reply.interaction_id}
+        liked_ids = {v.reply.interaction_id for v in votes if v.liked and v.reply.interaction_id}
         say(f"run {tpb.RunState.Name(run.state)}: {len(fixes)} fixes "
             f"({', '.join(f'{k} {n}' for k, n in Counter(fix_kind(f) for f in fixes).most_common())})"
             + (f"; {run.error_message}" if run.error_message else ""))
-        reviewed = await review(mesh, fixes, intent_of, topics, options.quiet)
+        reviewed = await review(mesh, fixes, intent_of, topics, options.quiet, options.gate)
         lap("review_s")
+        final = (await mesh.trainer.EvaluateKnowledge(tpb.EvaluateKnowledgeRequest(), timeout=300)).evaluation
         after = await ask(mesh, [(r.intent, r.question) for r in before], options.concurrency,
                           "unseen questions, after", options.quiet)
         lap("ask_unseen_after_s")
@@ -385,7 +420,13 @@ async def bench(options: Options) -> dict:
                      for t in seeded if t.wrong}
         services = {"bot_model": mesh.bot_model, "teacher_model": mesh.teacher_model, "judge": mesh.judge,
                     "teacher_calls": mesh.instant_teacher.calls if mesh.instant_teacher else None}
-    report = score(options, topics, before, votes, run, fixes, marks, reviewed, after, stale_now)
+    # The liked questions the run adds to their own entries are not fixes of disliked
+    # questions: reported apart, left out of the fix counts.
+    reinforcing = [f for f in fixes if f.interaction_ids and set(f.interaction_ids) <= liked_ids]
+    fixes = [f for f in fixes if f not in reinforcing]
+    report = score(options, topics, before, votes, run, fixes, marks, reviewed, after, stale_now, evaluation(final))
+    report["gate"]["liked_added"] = {"entries": len(reinforcing),
+                                     "phrasings": sum(len(f.added_questions) for f in reinforcing)}
     report["services"] = services
     report["timing_s"] = timing
     report["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
@@ -396,7 +437,7 @@ async def bench(options: Options) -> dict:
 
 def score(options: Options, topics: dict[str, Topic], before: Sequence[Reply], votes: Sequence[Vote], run: tpb.Run,
           fixes: Sequence[tpb.Fix], marks: dict[str, tuple[int, str]], reviewed: Review, after: Sequence[Reply],
-          stale_now: dict[str, str]) -> dict:
+          stale_now: dict[str, str], final_evaluation: dict | None = None) -> dict:
     intent_of = {v.reply.interaction_id: v.reply.intent for v in votes if v.reply.interaction_id}
     entry_intent = {t.entry_id: t.intent for t in topics.values() if t.seeded}
     pairs = list(zip(before, after, strict=True))
@@ -430,8 +471,17 @@ def score(options: Options, topics: dict[str, Topic], before: Sequence[Reply], v
                 "run_time_s": round(run_time, 1) if run_time is not None else None,
                 "fixes": len(fixes), "fixes_by_kind": dict(Counter(fix_kind(f) for f in fixes).most_common())},
         "review": {"approved": reviewed.approved, "with_reference_answer": reviewed.with_reference,
-                   "as_proposed": reviewed.as_proposed, "failures": len(reviewed.failures),
+                   "as_proposed": reviewed.as_proposed, "held_by_gate": reviewed.held_by_gate,
+                   "overridden": reviewed.overridden, "held_by_topic": dict(reviewed.held_by_topic),
+                   "first_held": reviewed.held,
+                   "failures": len(reviewed.failures),
                    "first_failures": reviewed.failures[:5]},
+        "gate": {"fixes_with_regressions": sum(bool(f.regressions) for f in fixes),
+                 "fixes_narrowed": sum(bool(f.withheld_questions) for f in fixes),
+                 "phrasings_withheld": sum(len(f.withheld_questions) for f in fixes),
+                 "evaluation_before": evaluation(run.evaluation_before) if run.HasField("evaluation_before") else None,
+                 "evaluation_after_run": evaluation(run.evaluation_after) if run.HasField("evaluation_after") else None,
+                 "evaluation_after_review": final_evaluation},
         "healed": {"gap_unseen": len(gap_pairs), "right_after": sum(a.right() for _, a in gap_pairs),
                    "pct": pct(sum(a.right() for _, a in gap_pairs), len(gap_pairs))},
         "misrouted_healed": {"seeded_unseen_misrouted_before": len(wrong_before),
@@ -467,6 +517,11 @@ def score(options: Options, topics: dict[str, Topic], before: Sequence[Reply], v
     }
 
 
+def evaluation(message: tpb.Evaluation) -> dict:
+    return {"questions": message.questions, "liked": message.liked, "right": message.right,
+            "accuracy": round(message.accuracy, 4)}
+
+
 def headline(report: dict) -> str:
     t = report["triage"]
     return "\n".join([
@@ -474,7 +529,10 @@ def headline(report: dict) -> str:
         f"misrouted healed {report['misrouted_healed']['pct']}%; stale entries corrected "
         f"{report['stale_entries']['corrected']}/{report['stale_entries']['seeded']}",
         f"regressions {report['regressions']['wrong_after']} ({report['regressions']['pct_of_right_before']}% of "
-        f"right before); duplicate fixes {report['duplicate_fixes']['pct']}%; fixes per topic mean "
+        f"right before); gate: {report['gate']['fixes_with_regressions']} fixes held, "
+        f"{report['gate']['fixes_narrowed']} narrowed ({report['gate']['phrasings_withheld']} phrasings withheld), "
+        f"{report['review']['held_by_gate']} approvals refused; duplicate fixes {report['duplicate_fixes']['pct']}%; "
+        f"fixes per topic mean "
         f"{report['fixes_per_topic']['mean']}, max {report['fixes_per_topic']['max']}",
         "triage right: " + ", ".join(f"{name} {t[name]['right']}/{t[name]['interactions']}" for name in CLASSES),
         f"judge precision {report['judge']['precision']}, recall {report['judge']['recall']}; trainer run "
@@ -494,6 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise-fraction", type=float, default=defaults.noise_fraction)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--concurrency", type=int, default=defaults.concurrency)
+    parser.add_argument("--gate", default=defaults.gate, choices=["respect", "override"],
+                        help="a fix the regression gate holds: rejected (respect) or approved anyway (override)")
     parser.add_argument("--bot-model", default=defaults.bot_model, choices=["auto", "double", "settings"])
     parser.add_argument("--database-url", default="", help="an empty scratch database (default: embedded)")
     parser.add_argument("--datasets-dir", default=defaults.datasets_dir)

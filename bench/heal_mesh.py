@@ -197,7 +197,8 @@ async def running_mesh(database_url: str = "", teacher: str = "instant", bot_mod
         stack.callback(delivery.cancel)
         bot_server = await _serve(stack, [
             Registration(ChatService(chatbot), bpb_grpc.add_ChatServiceServicer_to_server, bot_main.CHAT_SERVICE),
-            Registration(KnowledgeService(knowledge, PageTokens(bot_settings.shared.page_token_secret)),
+            Registration(KnowledgeService(knowledge, PageTokens(bot_settings.shared.page_token_secret),
+                                          chatbot.retrieval.relevance),
                          bpb_grpc.add_KnowledgeServiceServicer_to_server, bot_main.KNOWLEDGE_SERVICE)], bot_pool)
         bot_address = f"127.0.0.1:{bot_server.port}"
         bot_label = ("model double" if bot_double is not None else "the bot's own settings") + (

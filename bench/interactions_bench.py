@@ -7,6 +7,12 @@ processes (bench/loadgen.py) measures, at each concurrency, the no-op RPC
 CreateInteraction and SubmitFeedback. Then ListInteractions walks the
 trainer's queue in a table of `--rows` rows. Results are printed as Markdown
 and written to bench/results/interactions.json; docs/benchmarks.md explains them.
+
+The server checks bearer tokens as deployed (mendkit/access.py). Each run makes
+a fresh admin token (`run_token`), gives the server only its SHA-256 (and the
+digests of throwaway bot and trainer tokens, so that it makes no token files),
+and sends it on every call it times, the load generator's included; it is
+never printed or written to the results.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import math
 import multiprocessing
 import os
 import platform
+import secrets
 import shutil
 import signal
 import socket
@@ -42,6 +49,7 @@ from bench import loadgen
 from interactions import repository
 from interactions.__main__ import migrate
 from mend.interactions.v1 import interactions_service_pb2 as pb
+from mendkit.credentials import ADMIN, IDENTITIES, digest_of, digest_variable, token_variable
 from mendkit.embedded_postgres import EmbeddedPostgres, ensure_database
 
 REPO = Path(__file__).resolve().parent.parent
@@ -206,7 +214,7 @@ class CpuMeter:
         }
 
 
-async def run_cell(pool: ProcessPoolExecutor, args: argparse.Namespace, address: str, cpu: CpuMeter,
+async def run_cell(pool: ProcessPoolExecutor, args: argparse.Namespace, address: str, token: str, cpu: CpuMeter,
                    rpc: str, concurrency: int, feedback_ids: list[str]) -> dict:
     """`concurrency` calls in flight for `args.seconds`, split over the load-generator processes."""
     processes = min(args.loadgen_processes, concurrency)
@@ -216,7 +224,7 @@ async def run_cell(pool: ProcessPoolExecutor, args: argparse.Namespace, address:
     jobs = [
         loop.run_in_executor(pool, loadgen.run, loadgen.Job(
             address, METHODS[rpc], "bench.interactions_bench:request_stream", (rpc, feedback_ids[p::processes]),
-            concurrency // processes + (p < concurrency % processes), start_at, end_at))
+            concurrency // processes + (p < concurrency % processes), start_at, end_at, token))
         for p in range(processes)
     ]
     await asyncio.sleep(start_at - time.time())
@@ -280,17 +288,18 @@ async def explain_list(connection: asyncpg.Connection, after: tuple | None) -> l
     return [row[0] for row in plan]
 
 
-async def bench_list(connection: asyncpg.Connection, address: str, cpu: CpuMeter, pages: int) -> dict:
-    """First page (repeated) and `pages` pages following next_page_token, timed over gRPC.
-    Responses are parsed after the timer stops: parsing is the client's cost."""
+async def bench_list(connection: asyncpg.Connection, address: str, token: str, cpu: CpuMeter, pages: int) -> dict:
+    """First page (repeated) and `pages` pages following next_page_token, timed over gRPC
+    as admin (`token`). Responses are parsed after the timer stops: parsing is the client's cost."""
     request = pb.ListInteractionsRequest(
         feedback=pb.FEEDBACK_FILTER_DISLIKED, processed_for_training=False, page_size=PAGE_SIZE)
     async with grpc.aio.insecure_channel(address) as channel:
         call = channel.unary_unary(LIST_METHOD)
+        metadata = loadgen.authorization(token)
 
         async def fetch(request: pb.ListInteractionsRequest) -> tuple[float, pb.ListInteractionsResponse]:
             started = time.perf_counter()
-            raw = await call(request.SerializeToString(), timeout=60)
+            raw = await call(request.SerializeToString(), timeout=60, metadata=metadata)
             return time.perf_counter() - started, pb.ListInteractionsResponse.FromString(raw)
 
         for _ in range(5):  # warm-up: connection, prepared statement, caches
@@ -358,13 +367,31 @@ async def prepare_database(url: str) -> None:
         await connection.close()
 
 
-def start_server(stack: contextlib.ExitStack, url: str) -> tuple[subprocess.Popen, str]:
+def run_token() -> str:
+    """A fresh admin token for one run: the benchmark's calls present it."""
+    return secrets.token_urlsafe(32)
+
+
+def credential_env(admin_token: str) -> dict[str, str]:
+    """What tells a service who calls: the SHA-256 of `admin_token`, and of a throwaway
+    token for every other identity (nobody calls as them here, and a service given no
+    digest would make and keep tokens in MEND_HOME). Digests only, never a token itself."""
+    tokens = {identity: admin_token if identity == ADMIN else secrets.token_urlsafe(32) for identity in IDENTITIES}
+    return {digest_variable(identity): digest_of(token).hex() for identity, token in tokens.items()}
+
+
+def start_server(stack: contextlib.ExitStack, url: str, admin_token: str) -> tuple[subprocess.Popen, str]:
+    """`python -m interactions` on a free port, checking tokens, with `admin_token` for admin."""
     port = free_port()
     # No OTLP export even if the caller's environment asks for one: results must not
-    # depend on a collector. Tracing itself still runs, as in production.
-    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_EXPORTER")}
+    # depend on a collector. Tracing itself still runs, as in production. No
+    # credential of the caller's environment either: the run's own, below.
+    credentials = {variable for identity in IDENTITIES
+                   for variable in (token_variable(identity), digest_variable(identity))}
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("OTEL_EXPORTER") and key not in credentials}
     env.update(DATABASE_URL=url, INTERACTIONS_PORT=str(port), MEND_MIGRATE_ON_START="false",
-               LOG_LEVEL="WARNING")
+               LOG_LEVEL="WARNING", **credential_env(admin_token))
     server = subprocess.Popen([sys.executable, "-m", "interactions"], env=env, cwd=REPO)
     stack.callback(stop_server, server)
     return server, f"127.0.0.1:{port}"
@@ -430,7 +457,7 @@ def machine_info(postgres_version: str) -> dict:
 # --- the run ----------------------------------------------------------------------------------
 
 async def bench(args: argparse.Namespace, url: str, postgres_pid: int | None, server: subprocess.Popen,
-                address: str, pool: ProcessPoolExecutor) -> dict:
+                address: str, token: str, pool: ProcessPoolExecutor) -> dict:
     await wait_until_serving(address, server)
     cpu = CpuMeter(server.pid, postgres_pid)
     connection = await asyncpg.connect(url)
@@ -445,7 +472,7 @@ async def bench(args: argparse.Namespace, url: str, postgres_pid: int | None, se
         # The big table first, so that creates and votes write into a realistically large table.
         print(f"ListInteractions over {args.rows:,} rows:", flush=True)
         results["load_seconds"] = round(await load_rows(connection, args.rows), 1)
-        results["list"] = await bench_list(connection, address, cpu, args.pages)
+        results["list"] = await bench_list(connection, address, token, cpu, args.pages)
         print_list(results["list"])
 
         feedback_ids = [str(row[0]) for row in await connection.fetch(
@@ -462,7 +489,7 @@ async def bench(args: argparse.Namespace, url: str, postgres_pid: int | None, se
         for rpc in METHODS:
             if server.poll() is not None:
                 raise RuntimeError(f"the interactions server exited with code {server.returncode}")
-            cells.append(await run_cell(pool, args, address, cpu, rpc, concurrency, feedback_ids))
+            cells.append(await run_cell(pool, args, address, token, cpu, rpc, concurrency, feedback_ids))
     noop = {cell["concurrency"]: cell["calls_per_s"] for cell in cells if cell["rpc"] == NOOP}
     for cell in cells:
         cell["pct_of_noop"] = round(100 * cell["calls_per_s"] / max(noop[cell["concurrency"]], 1e-9), 1)
@@ -547,11 +574,12 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         url, postgres_pid = (args.database_url, None) if args.database_url else start_embedded_postgres(stack)
         asyncio.run(prepare_database(url))
-        server, address = start_server(stack, url)
+        token = run_token()
+        server, address = start_server(stack, url, token)
         # spawn, not fork: gRPC's threads do not survive a fork.
         pool = stack.enter_context(
             ProcessPoolExecutor(args.loadgen_processes, mp_context=multiprocessing.get_context("spawn")))
-        results = asyncio.run(bench(args, url, postgres_pid, server, address, pool))
+        results = asyncio.run(bench(args, url, postgres_pid, server, address, token, pool))
     print(markdown(results))
     print(f"aims met: {results['aims']}")
     errors = sum(sum(cell["errors"].values()) for cell in results["rpc"])

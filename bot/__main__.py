@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 from pgvector.asyncpg import register_vector
 
+from bot import chat_service, knowledge_service
 from bot.chat import Answerer, Chatbot, Retrieval
 from bot.chat_service import ChatService
 from bot.conversations import Conversations
@@ -33,6 +34,7 @@ from mend.bot.v1 import bot_service_pb2_grpc as pb_grpc
 from mend.interactions.v1 import interactions_service_pb2 as interactions_pb
 from mend.interactions.v1 import interactions_service_pb2_grpc as interactions_grpc
 from mendkit import clients, conversation_tokens, database, migrations
+from mendkit.credentials import Verifier
 from mendkit.entrypoint import run_command
 from mendkit.page_tokens import PageTokens
 from mendkit.server import Registration, serve_until_signalled
@@ -84,7 +86,8 @@ async def serve(settings: Settings) -> None:
         pool = await open_database(settings, stack)
         knowledge = await open_knowledge(settings, pool, stack)
         interactions = await stack.enter_async_context(clients.insecure_channel(
-            settings.interactions_address, [(INTERACTIONS_SERVICE, "CreateInteraction")]))
+            settings.interactions_address, [(INTERACTIONS_SERVICE, "CreateInteraction")],
+            token=settings.token.token()))
         outbox = Outbox(pool, interactions_grpc.InteractionsServiceStub(interactions))
         chatbot = await asyncio.to_thread(build_chatbot, settings, knowledge, pool, outbox, stack)
         delivery = asyncio.create_task(outbox.run_delivery())
@@ -92,11 +95,13 @@ async def serve(settings: Settings) -> None:
         registrations: list[Registration[Any]] = [
             Registration(ChatService(chatbot, conversation_tokens.ConversationTokens(
                 conversation_tokens.secret_from_env(settings.shared.home))),
-                pb_grpc.add_ChatServiceServicer_to_server, CHAT_SERVICE),
-            Registration(KnowledgeService(knowledge, PageTokens(settings.shared.page_token_secret)),
-                         pb_grpc.add_KnowledgeServiceServicer_to_server, KNOWLEDGE_SERVICE),
+                pb_grpc.add_ChatServiceServicer_to_server, CHAT_SERVICE, chat_service.ACCESS),
+            Registration(KnowledgeService(knowledge, PageTokens(settings.shared.page_token_secret),
+                                          chatbot.retrieval.relevance),
+                         pb_grpc.add_KnowledgeServiceServicer_to_server, KNOWLEDGE_SERVICE, knowledge_service.ACCESS),
         ]
-        await serve_until_signalled(registrations, settings.listen.address, ready=partial(database.reachable, pool))
+        await serve_until_signalled(registrations, settings.listen.address, ready=partial(database.reachable, pool),
+                                    verifier=Verifier.of(settings.callers))
 
 
 async def ingest_command(settings: Settings, paths: list[Path], source: str) -> None:

@@ -16,12 +16,14 @@ from bot.chat import Chatbot
 from bot.exchange import Event, Start
 from mend.bot.v1 import bot_service_pb2 as pb
 from mend.bot.v1 import bot_service_pb2_grpc as pb_grpc
-from mendkit import validation
+from mendkit import access, validation
 from mendkit.conversation_tokens import ConversationTokens
 from mendkit.errors import PermissionDenied
 
 MAX_QUERY_CHARS = validation.MAX_QUESTION_CHARS
 NOT_YOURS = "this conversation belongs to another client; start a new one"
+# Customers chat, through the gateway: no credential (a conversation's own token guards its turns).
+ACCESS = {"Chat": access.PUBLIC, "ChatStream": access.PUBLIC}
 
 
 def _checked(request: pb.ChatRequest | pb.ChatStreamRequest) -> tuple[str, str, uuid.UUID | None]:

@@ -12,9 +12,12 @@ import grpc
 
 from bot.catalog import Entry, ListFilter
 from bot.knowledge import Hit, Knowledge, Query
+from bot.relevance import Relevance
+from bot.replay import replay
 from mend.bot.v1 import bot_service_pb2 as pb
 from mend.bot.v1 import bot_service_pb2_grpc as pb_grpc
-from mendkit import validation
+from mendkit import access, validation
+from mendkit.credentials import TRAINER
 from mendkit.errors import InvalidArgument
 from mendkit.page_tokens import PageTokens
 from mendkit.timestamps import to_timestamp
@@ -24,6 +27,7 @@ MAX_QUESTION_CHARS = validation.MAX_QUESTION_CHARS
 MAX_QUESTIONS = 100
 MAX_BATCH = 500
 MAX_BATCH_QUERIES = 1_000
+MAX_REPLAY_QUERIES = 5_000
 MAX_K = 50
 MAX_PROVENANCE_IDS = 1_000
 MAX_PROVENANCE_CHARS = 256
@@ -36,6 +40,20 @@ _STATUS = {pb.ENTRY_STATUS_PUBLISHED: "published", pb.ENTRY_STATUS_PROPOSED: "pr
            pb.ENTRY_STATUS_ARCHIVED: "archived"}
 _STATUS_FROM = {v: k for k, v in _STATUS.items()}
 _UPDATABLE = {"title", "content", "questions", "source", "provenance", "status", "metadata"}
+# Who may call what (checked by the kit before a handler runs): the trainer
+# searches in batches, lists entries and replays questions against its fixes
+# (the regression set), writes them, and reviews and rolls them back (GetEntry,
+# UpdateEntry, DeleteEntry); searching one query is for people.
+ACCESS = {
+    "SearchKnowledge": access.ADMIN_ONLY,
+    "BatchSearchKnowledge": access.allow(TRAINER),
+    "ReplayKnowledge": access.allow(TRAINER),
+    "UpsertEntries": access.allow(TRAINER),
+    "GetEntry": access.allow(TRAINER),
+    "ListEntries": access.allow(TRAINER),
+    "UpdateEntry": access.allow(TRAINER),
+    "DeleteEntry": access.allow(TRAINER),
+}
 
 
 def to_message(entry: Entry) -> pb.KnowledgeEntry:
@@ -134,9 +152,10 @@ def _cursor(entry: Entry) -> list[str]:
 
 
 class KnowledgeService(pb_grpc.KnowledgeServiceServicer):
-    def __init__(self, knowledge: Knowledge, page_tokens: PageTokens) -> None:
+    def __init__(self, knowledge: Knowledge, page_tokens: PageTokens, relevance: Relevance | None = None) -> None:
         self._knowledge = knowledge
         self._tokens = page_tokens
+        self._relevance = relevance or Relevance()  # the chat's rule: a replay decides as the chat would
 
     async def SearchKnowledge(self, request: pb.SearchKnowledgeRequest,
                               context: grpc.aio.ServicerContext) -> pb.SearchKnowledgeResponse:
@@ -164,6 +183,28 @@ class KnowledgeService(pb_grpc.KnowledgeServiceServicer):
                 for found, similar in zip(hits, peers, strict=True)],
             # Each entry once: the trainer's questions find the same few fixes again and again.
             entries=[to_message(entry) for entry in entries.values()])
+
+    async def ReplayKnowledge(self, request: pb.ReplayKnowledgeRequest,
+                              context: grpc.aio.ServicerContext) -> pb.ReplayKnowledgeResponse:
+        if not 1 <= len(request.queries) <= MAX_REPLAY_QUERIES:
+            raise InvalidArgument("queries",
+                                  f"must hold 1 to {MAX_REPLAY_QUERIES:,} queries, got {len(request.queries)}")
+        if len(request.changes) > MAX_BATCH:
+            raise InvalidArgument("changes", f"must hold at most {MAX_BATCH} entries, got {len(request.changes)}")
+        queries = [validation.text(f"queries[{index}]", query, max_chars=MAX_QUESTION_CHARS, required=True)
+                   for index, query in enumerate(request.queries)]
+        seen: set[str] = set()
+        for index, message in enumerate(request.changes):
+            if not message.entry_id or message.entry_id in seen:
+                raise InvalidArgument(f"changes[{index}].entry_id",
+                                      "is required and must appear once: overtakes name the entry")
+            seen.add(message.entry_id)
+        changes = [from_message(message, f"changes[{index}]") for index, message in enumerate(request.changes)]
+        results = await replay(self._knowledge, self._relevance, queries, changes, request.each_alone)
+        return pb.ReplayKnowledgeResponse(results=[pb.ReplayResult(
+            entry_id=result.entry_id, score=result.score, answered=result.answered,
+            overtaken_by=[pb.ReplayOvertake(entry_id=o.entry_id, question=o.key, score=o.score)
+                          for o in result.overtaken_by]) for result in results])
 
     async def UpsertEntries(self, request: pb.UpsertEntriesRequest,
                             context: grpc.aio.ServicerContext) -> pb.UpsertEntriesResponse:

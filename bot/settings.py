@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from bot.relevance import Relevance
 from mendkit import addresses
+from mendkit.credentials import BOT, Credential, callers_from_env
 from mendkit.settings import (
     Listen,
     Shared,
@@ -48,6 +49,10 @@ class Settings:
     pinecone_index_name: str
     pinecone_host: str
     pinecone_namespace: str
+    # The bot's own token (it logs exchanges with it), and every identity's, to
+    # tell who calls (chat_service.ACCESS and knowledge_service.ACCESS say what each may call).
+    token: Credential
+    callers: tuple[Credential, ...]
     # Secrets stay out of repr, so printing or logging settings cannot leak them.
     pinecone_api_key: str = field(default="", repr=False)
 
@@ -55,8 +60,10 @@ class Settings:
     def from_env(cls) -> Settings:
         vector_store = env_choice("MEND_VECTOR_STORE", "pgvector", ("pgvector", "pinecone"))
         chat = ChatModelSettings.from_env()
+        shared = Shared.from_env()
+        token = Credential.from_env(BOT, shared.home)
         return cls(
-            shared=Shared.from_env(),
+            shared=shared,
             listen=Listen.from_env(addresses.BOT),
             chat=chat,
             embedder=EmbedderSettings.from_env(),
@@ -80,5 +87,7 @@ class Settings:
             pinecone_index_name=env_str("PINECONE_INDEX_NAME", "rag-index"),
             pinecone_host=env_str("PINECONE_HOST", ""),
             pinecone_namespace=env_str("PINECONE_NAMESPACE", ""),
+            token=token,
+            callers=callers_from_env(shared.home, token),
             pinecone_api_key=env_str("PINECONE_API_KEY") if vector_store == "pinecone" else "",
         )

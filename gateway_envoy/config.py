@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from gateway_envoy.routes import DENIED_MESSAGE, PUBLIC_ROUTES, PublicRoute
+from mendkit.access import AUTHORIZATION
 from mendkit.callers import CALLER_HEADER, PUBLIC
 
 Number = int | str  # a number, or a template expression that becomes one
@@ -179,6 +180,9 @@ def _route_config(params: Params) -> dict[str, Any]:
         # the customer's own data (a vote needs its conversation's token).
         "request_headers_to_add": [{"append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
                                     "header": {"key": CALLER_HEADER, "value": PUBLIC}}],
+        # A public caller is never anyone else: a credential it sends goes no
+        # further than Envoy (the services would ignore it on a marked call anyway).
+        "request_headers_to_remove": [AUTHORIZATION],
         "virtual_hosts": [{
             "name": "mend",
             "domains": ["*"],

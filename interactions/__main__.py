@@ -8,11 +8,12 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from interactions.service import InteractionsService
+from interactions.service import ACCESS, InteractionsService
 from interactions.settings import Settings
 from mend.interactions.v1 import interactions_service_pb2 as pb
 from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc
 from mendkit import conversation_tokens, database, migrations
+from mendkit.credentials import Verifier
 from mendkit.entrypoint import run_command
 from mendkit.page_tokens import PageTokens
 from mendkit.server import Registration, serve_until_signalled
@@ -32,8 +33,10 @@ async def serve(settings: Settings) -> None:
         servicer = InteractionsService(pool, PageTokens(settings.shared.page_token_secret),
                                        conversation_tokens.ConversationTokens(
                                            conversation_tokens.secret_from_env(settings.shared.home)))
-        registration = Registration(servicer, pb_grpc.add_InteractionsServiceServicer_to_server, SERVICE_NAME)
-        await serve_until_signalled([registration], settings.listen.address, ready=partial(database.reachable, pool))
+        registration = Registration(servicer, pb_grpc.add_InteractionsServiceServicer_to_server, SERVICE_NAME,
+                                    ACCESS)
+        await serve_until_signalled([registration], settings.listen.address, ready=partial(database.reachable, pool),
+                                    verifier=Verifier.of(settings.callers))
 
 
 async def migrate_command(settings: MigrateSettings) -> None:

@@ -17,9 +17,9 @@ from opentelemetry import trace
 from interactions import repository
 from mend.interactions.v1 import interactions_service_pb2 as pb
 from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc
-from mendkit import validation
-from mendkit.callers import is_public
+from mendkit import access, validation
 from mendkit.conversation_tokens import ConversationTokens
+from mendkit.credentials import BOT, TRAINER
 from mendkit.errors import InvalidArgument, PermissionDenied
 from mendkit.page_tokens import PageTokens
 from mendkit.timestamps import timestamp_fields
@@ -32,6 +32,16 @@ MAX_ID_CHARS = 256
 MAX_MARKS = 1_000
 # One answer whether the interaction is missing or someone else's, so that ids cannot be probed.
 NOT_YOURS = "a vote needs the conversation_token the bot returned with this answer"
+# Who may call what (checked by the kit before a handler runs): a customer votes,
+# through the gateway; the bot logs exchanges; the trainer reads and marks them;
+# reading one interaction is for people.
+ACCESS = {
+    "CreateInteraction": access.allow(BOT),
+    "GetInteraction": access.ADMIN_ONLY,
+    "ListInteractions": access.allow(TRAINER),
+    "SubmitFeedback": access.PUBLIC,
+    "MarkProcessed": access.allow(TRAINER),
+}
 
 _RATING_TO_FEEDBACK = {pb.RATING_LIKE: 1, pb.RATING_DISLIKE: -1}
 _FEEDBACK_FILTER = {
@@ -149,11 +159,10 @@ class InteractionsService(pb_grpc.InteractionsServiceServicer):
         # None: a key no bot shares, so no public vote passes (fail closed).
         self._conversations = conversation_tokens or ConversationTokens.random()
 
-    async def _check_voter(self, interaction_id: uuid.UUID, token: str, context: grpc.aio.ServicerContext) -> None:
-        """A vote through the public gateway rates only an interaction of the
-        conversation its token was issued for; calls from the internal network
-        (services, benchmarks, administrators) are not checked here."""
-        if not is_public(context):
+    async def _check_voter(self, interaction_id: uuid.UUID, token: str) -> None:
+        """A vote rates only an interaction of the conversation its token was
+        issued for, unless an admin (checked by the kit) casts it."""
+        if access.is_admin():
             return
         if not self._conversations.valid(await repository.conversation_of(self._pool, interaction_id) or "", token):
             raise PermissionDenied(NOT_YOURS)
@@ -204,7 +213,7 @@ class InteractionsService(pb_grpc.InteractionsServiceServicer):
         rating = validation.enum_value("rating", request.rating, pb.Rating, allow_unspecified=False)
         reason = validation.enum_value("reason", request.reason, pb.FeedbackReason, allow_unspecified=True)
         comment = validation.text("comment", request.comment, max_chars=MAX_COMMENT_CHARS)
-        await self._check_voter(interaction_id, request.conversation_token, context)
+        await self._check_voter(interaction_id, request.conversation_token)
         row = await repository.set_feedback(
             self._pool, interaction_id, _RATING_TO_FEEDBACK[rating], _REASON_TO_DB.get(reason), comment
         )

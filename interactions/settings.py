@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mendkit import addresses
+from mendkit.credentials import Credential, callers_from_env
 from mendkit.settings import Listen, Shared, env_int
 
 
@@ -13,11 +14,15 @@ class Settings:
     shared: Shared
     listen: Listen
     pool_max_size: int
+    # Every identity's token (service.ACCESS says what each may call), to tell who calls.
+    callers: tuple[Credential, ...]
 
     @classmethod
     def from_env(cls) -> Settings:
+        shared = Shared.from_env()
         return cls(
-            shared=Shared.from_env(),
+            shared=shared,
             listen=Listen.from_env(addresses.INTERACTIONS),
             pool_max_size=env_int("INTERACTIONS_DB_POOL_SIZE", 10, minimum=1, maximum=200),
+            callers=callers_from_env(shared.home),
         )

@@ -4,7 +4,9 @@ Every call gets a deadline (`DEFAULT_DEADLINE_S` unless the caller sets one),
 so a hung peer can never hang the caller. Every channel carries a retry policy
 through gRPC's service config; only methods the caller names as idempotent are
 retried. In Mend that is every read and every write idempotent by contract
-(client-chosen ids, replace-on-vote, repeatable marks).
+(client-chosen ids, replace-on-vote, repeatable marks). A channel given the
+caller's token sends it with every call (`authorization: Bearer <token>`), so
+the services it calls know which service is calling (`mendkit.access`).
 """
 
 from __future__ import annotations
@@ -38,28 +40,35 @@ def service_config(idempotent_methods: Iterable[tuple[str, str]]) -> str:
     return json.dumps(config)
 
 
-def _with_deadline(details: grpc.aio.ClientCallDetails, deadline_s: float) -> grpc.aio.ClientCallDetails:
-    if details.timeout is not None:
-        return details
-    return grpc.aio.ClientCallDetails(
-        details.method, deadline_s, details.metadata, details.credentials, details.wait_for_ready
-    )
+class _CallDefaults(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
+    """A deadline on every call that has none, and the caller's credential."""
 
-
-class _UnaryDeadline(grpc.aio.UnaryUnaryClientInterceptor):
-    def __init__(self, deadline_s: float) -> None:
+    def __init__(self, deadline_s: float | None, token: str = "") -> None:
         self.deadline_s = deadline_s
+        self._authorization = ("authorization", f"Bearer {token}") if token else None
+
+    def __repr__(self) -> str:  # never the token
+        return f"_CallDefaults(deadline_s={self.deadline_s})"
+
+    def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        timeout = details.timeout if details.timeout is not None else self.deadline_s
+        metadata = details.metadata
+        if self._authorization is not None:
+            metadata = grpc.aio.Metadata(*(metadata or ()), self._authorization)
+        return grpc.aio.ClientCallDetails(details.method, timeout, metadata, details.credentials,
+                                          details.wait_for_ready)
 
     async def intercept_unary_unary(self, continuation: Any, details: grpc.aio.ClientCallDetails, request: Any) -> Any:
-        return await continuation(_with_deadline(details, self.deadline_s), request)
-
-
-class _StreamDeadline(grpc.aio.UnaryStreamClientInterceptor):
-    def __init__(self, deadline_s: float) -> None:
-        self.deadline_s = deadline_s
+        return await continuation(self._details(details), request)
 
     async def intercept_unary_stream(self, continuation: Any, details: grpc.aio.ClientCallDetails, request: Any) -> Any:
-        return await continuation(_with_deadline(details, self.deadline_s), request)
+        return await continuation(self._details(details), request)
+
+
+def bearer(token: str) -> list[grpc.aio.ClientInterceptor]:
+    """Interceptors that send `token` with every call of a channel, and nothing
+    else (no deadline): for tools and tests that open channels of their own."""
+    return [_CallDefaults(None, token)]
 
 
 def insecure_channel(
@@ -67,9 +76,11 @@ def insecure_channel(
     idempotent_methods: Iterable[tuple[str, str]] = (),
     *,
     deadline_s: float = DEFAULT_DEADLINE_S,
+    token: str = "",
 ) -> grpc.aio.Channel:
-    """An aio channel to `address`: a default deadline on every call, and
-    retries on UNAVAILABLE for `idempotent_methods`."""
+    """An aio channel to `address`: a default deadline on every call, retries on
+    UNAVAILABLE for `idempotent_methods`, and `token` (the caller's own) on
+    every call when given."""
     return grpc.aio.insecure_channel(
         address,
         options=[
@@ -77,5 +88,5 @@ def insecure_channel(
             ("grpc.service_config", service_config(idempotent_methods)),
             ("grpc.keepalive_time_ms", 30_000),
         ],
-        interceptors=[_UnaryDeadline(deadline_s), _StreamDeadline(deadline_s)],
+        interceptors=[_CallDefaults(deadline_s, token)],
     )

@@ -22,6 +22,7 @@ import secrets
 from pathlib import Path
 
 from mendkit.errors import InvalidArgument
+from mendkit.kept import kept
 
 _DOMAIN = b"mend.conversation-token.v1"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 bytes, base64url without padding
@@ -75,20 +76,4 @@ def secret_from_env(home: Path) -> bytes:
 
     if os.environ.get("MEND_PAGE_TOKEN_SECRET", "").strip():
         return shared_secret()
-    path = home / KEY_FILE
-    if not path.exists():
-        home.mkdir(parents=True, exist_ok=True)
-        # A draft of its own (containers sharing MEND_HOME may all be PID 1), never readable by others.
-        draft = home / f".{KEY_FILE}.{secrets.token_hex(8)}"
-        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(descriptor, secrets.token_bytes(32))
-        finally:
-            os.close(descriptor)
-        try:
-            os.link(draft, path)  # atomic: the first service to get here wins, the others read its key
-        except FileExistsError:
-            pass
-        finally:
-            draft.unlink(missing_ok=True)
-    return path.read_bytes()
+    return kept(home, KEY_FILE, lambda: secrets.token_bytes(32))

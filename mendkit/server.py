@@ -1,14 +1,15 @@
 """The grpc.aio server bootstrap every service uses: the library health
-servicer, reflection, the shared interceptors, and graceful shutdown on SIGTERM
-or SIGINT (health flips to NOT_SERVING, in-flight RPCs get `grace` seconds,
-then the service's own resources are closed)."""
+servicer, reflection, the shared interceptors (errors and logs; who may call
+what, from each registration's `access`), and graceful shutdown on SIGTERM or
+SIGINT (health flips to NOT_SERVING, in-flight RPCs get `grace` seconds, then
+the service's own resources are closed)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -16,6 +17,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from mendkit.access import AccessInterceptor, Rule, method_rules
+from mendkit.credentials import Verifier
 from mendkit.interceptors import ErrorAndLogInterceptor
 
 _log = logging.getLogger("mendkit.server")
@@ -37,11 +40,13 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 @dataclass
 class Registration(Generic[S]):
     """One servicer to serve: `add` is the generated `add_FooServicer_to_server`,
-    `service_name` the full proto name (for health and reflection)."""
+    `service_name` the full proto name (for health and reflection), `access`
+    who may call each of its methods (by method name; every method named)."""
 
     servicer: S
     add: Callable[[S, grpc.aio.Server], None]
     service_name: str
+    access: Mapping[str, Rule] | None = None
 
 
 @dataclass
@@ -80,13 +85,29 @@ async def _follow_readiness(health_servicer: health.aio.HealthServicer, names: l
                 await health_servicer.set(name, status)
 
 
+def _access(registrations: Sequence[Registration[Any]], verifier: Verifier | None) -> AccessInterceptor:
+    rules: dict[str, Rule] = {}
+    for registration in registrations if verifier is not None else ():
+        if registration.access is None:
+            raise ValueError(f"{registration.service_name} declares no access rules")
+        rules |= method_rules(registration.service_name, registration.access)
+    return AccessInterceptor(rules, verifier)
+
+
 async def start_server(registrations: Sequence[Registration[Any]], address: str,
-                       ready: Callable[[], Awaitable[bool]] | None = None) -> RunningServer:
+                       ready: Callable[[], Awaitable[bool]] | None = None, *,
+                       verifier: Verifier | None = None) -> RunningServer:
     """Builds and starts a server on `address` ("host:port"; port 0 picks a free one).
     `ready`, checked every READINESS_INTERVAL_S, says whether what the services
-    need (their database) is reachable; health follows it, LIVENESS does not."""
+    need (their database) is reachable; health follows it, LIVENESS does not.
+    With a `verifier`, every call is checked against its registration's `access`
+    (each registration must declare it); None serves every method to anyone, as
+    to an admin, which only an in-process server of a benchmark may do:
+    `python -m <service>` always checks (`serve_until_signalled`)."""
+    # Inside the error interceptor, so a refusal is logged like any other answer.
+    interceptors: list[grpc.aio.ServerInterceptor] = [ErrorAndLogInterceptor(), _access(registrations, verifier)]
     server = grpc.aio.server(
-        interceptors=[ErrorAndLogInterceptor()],
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -118,9 +139,11 @@ async def serve_until_signalled(
     grace: float = 10.0,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
     ready: Callable[[], Awaitable[bool]] | None = None,
+    verifier: Verifier,
 ) -> None:
-    """Serves until SIGTERM/SIGINT, then shuts down gracefully."""
-    running = await start_server(registrations, address, ready)
+    """Serves until SIGTERM/SIGINT, then shuts down gracefully. Every call is
+    checked: `verifier` knows the tokens of the identities the services accept."""
+    running = await start_server(registrations, address, ready, verifier=verifier)
     _log.info("serving", extra={"address": address, "port": running.port, "services": running.service_names})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

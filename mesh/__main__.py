@@ -7,6 +7,11 @@ and Envoy in front of both, waits until every one is ready (SERVING on the gRPC
 health service; the page answering through Envoy), prints the URL to open, and
 on Ctrl-C (or SIGTERM) stops every process cleanly, the database last. Service
 logs go to `.mend/logs/<service>.log`. A second run reuses the data.
+
+Admin RPCs need the admin token (`mendkit.credentials`): the first run makes one
+in `.mend/admin.token` (mode 0600; `MEND_ADMIN_TOKEN` overrides it) and the
+launcher prints it with its grpcurl examples. The bot's and the trainer's own
+tokens, for their calls to the other services, are kept beside it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mendkit import addresses
+from mendkit.credentials import ADMIN, Credential, token_file, token_variable
 from mendkit.embedded_postgres import EmbeddedPostgres, ensure_database
 from mendkit.settings import SettingsError, Shared, env_int
 
@@ -90,6 +96,21 @@ async def _page_served(port: int) -> bool:
 
 
 READY_WAIT_S = 60  # a part that is not ready by then is reported as failed
+# How the printed examples call: with the admin token, which the line before them exports.
+GRPCURL = 'grpcurl -plaintext -H "authorization: Bearer $TOKEN"'
+
+
+def admin_token_line(home: Path) -> str:
+    """The admin token, as a shell line that exports it for the examples: the
+    one MEND_ADMIN_TOKEN gives, or the one kept in MEND_HOME (made now on a
+    first run, before any service starts, so that they all find it)."""
+    credential = Credential.from_env(ADMIN, home)
+    if credential.given_token:
+        return f"admin token (MEND_ADMIN_TOKEN):  export TOKEN='{credential.token()}'"
+    if credential.given_digest:
+        return f"admin token: yours ({token_variable(ADMIN)}_SHA256 is set): export TOKEN=<it>"
+    token = credential.token()
+    return f"admin token (kept in {home / token_file(ADMIN)}):  export TOKEN='{token}'"
 
 
 async def wait_until_ready(service: Service, port: int, process: asyncio.subprocess.Process) -> None:
@@ -120,6 +141,7 @@ async def run() -> int:
     if not (WEB_DIST / "index.html").is_file():
         say(f"the chat page is not built ({WEB_DIST} is missing); run ./scripts/setup or `npm run build:web`")
         return 1
+    token_line = admin_token_line(home)
 
     database_url = shared.database_url
     database: EmbeddedPostgres | None = None
@@ -173,16 +195,17 @@ async def run() -> int:
 
         say("Mend is up:")
         say(f"  chat in your browser:  http://127.0.0.1:{ports['gateway']}/")
-        say("  admin (gRPC with reflection; not reachable through the browser's gateway):")
+        say("  admin (gRPC with reflection; not reachable through the browser's gateway; admin RPCs need the token):")
+        say(f"  {token_line}")
         for service in SERVICES:
             if service.probe == "grpc":
                 say(f"  {service.name:<13} grpc://127.0.0.1:{ports[service.name]}   "
-                    f"(try: grpcurl -plaintext 127.0.0.1:{ports[service.name]} list)")
+                    f"(try: {GRPCURL} 127.0.0.1:{ports[service.name]} list)")
         say("  chat from a terminal:")
-        say(f"    grpcurl -plaintext -d '{{\"query\": \"How long do I have to return something?\"}}' "
+        say(f"    {GRPCURL} -d '{{\"query\": \"How long do I have to return something?\"}}' "
             f"127.0.0.1:{ports['bot']} mend.bot.v1.ChatService/ChatStream")
         say("  heal from dislikes now (fixes wait for review; see README):")
-        say(f"    grpcurl -plaintext -d '{{\"force\": true}}' 127.0.0.1:{ports['trainer']} "
+        say(f"    {GRPCURL} -d '{{\"force\": true}}' 127.0.0.1:{ports['trainer']} "
             "mend.trainer.v1.TrainerService/StartRun")
         say("Press Ctrl-C to stop.")
 

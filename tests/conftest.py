@@ -2,9 +2,11 @@
 temporary folder, or `MEND_TEST_DATABASE_URL`), the interactions service on a
 real grpc.aio server, the bot's knowledge index and embedded chat model, the
 OpenAI-compatible test server, and an in-memory span exporter installed before
-any gRPC object exists (the instrumentors patch constructors). Fixtures that one
-part alone uses are in that part's conftest.py; builders and helpers are in
-tests/support.py."""
+any gRPC object exists (the instrumentors patch constructors). Every server
+checks bearer tokens as deployed; the stubs the fixtures yield carry the admin
+token, and the tests' tokens are in the environment of every process a test
+starts (tests/support.py: TOKENS). Fixtures that one part alone uses are in that
+part's conftest.py; builders and helpers are in tests/support.py."""
 
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ import time
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
-import grpc
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -27,12 +28,15 @@ setup_telemetry("mend-tests", exporter=SPANS)
 # After setup_telemetry on purpose (hence E402): see the docstring.
 from interactions import repository  # noqa: E402
 from interactions.__main__ import SERVICE_NAME, migrate  # noqa: E402
-from interactions.service import InteractionsService  # noqa: E402
+from interactions.service import ACCESS, InteractionsService  # noqa: E402
 from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc  # noqa: E402
 from mendkit.embedded_postgres import EmbeddedPostgres, ensure_database  # noqa: E402
 from mendkit.page_tokens import PageTokens  # noqa: E402
-from mendkit.server import Registration, start_server  # noqa: E402
-from tests.support import DIMENSION, PYTHON, REPO, Peer, free_port  # noqa: E402
+from mendkit.server import Registration  # noqa: E402
+from tests.support import DIMENSION, PYTHON, REPO, TOKEN_ENV, Peer, channel, free_port, serve  # noqa: E402
+
+# The processes tests start (`python -m trainer run`, the services) send and accept the tests' tokens.
+os.environ.update(TOKEN_ENV)
 
 
 @pytest.fixture(scope="session")
@@ -72,19 +76,18 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture(scope="session")
 async def interactions_address(pool: asyncpg.Pool) -> AsyncIterator[str]:
     servicer = InteractionsService(pool, PageTokens(b"tests-page-token-secret"))
-    running = await start_server(
-        [Registration(servicer, pb_grpc.add_InteractionsServiceServicer_to_server, SERVICE_NAME)], "127.0.0.1:0"
-    )
+    running = await serve(Registration(servicer, pb_grpc.add_InteractionsServiceServicer_to_server, SERVICE_NAME,
+                                       ACCESS))
     yield f"127.0.0.1:{running.port}"
     await running.stop(1)
 
 
 @pytest.fixture
 async def interactions(interactions_address: str, pool: asyncpg.Pool) -> AsyncIterator[pb_grpc.InteractionsServiceStub]:
-    """A stub over a real channel, with an empty table."""
+    """A stub over a real channel, with the admin token, and an empty table."""
     await pool.execute("TRUNCATE interactions")
-    async with grpc.aio.insecure_channel(interactions_address) as channel:
-        yield pb_grpc.InteractionsServiceStub(channel)
+    async with channel(interactions_address) as admin:
+        yield pb_grpc.InteractionsServiceStub(admin)
 
 
 @pytest.fixture
@@ -124,25 +127,25 @@ async def knowledge_index(database_url: str, embedder):
 @pytest.fixture(scope="session")
 async def knowledge_address(knowledge_index) -> AsyncIterator[str]:
     from bot.__main__ import KNOWLEDGE_SERVICE
+    from bot.knowledge_service import ACCESS as KNOWLEDGE_ACCESS
     from bot.knowledge_service import KnowledgeService
     from mend.bot.v1 import bot_service_pb2_grpc as bot_grpc
 
     servicer = KnowledgeService(knowledge_index, PageTokens(b"tests-page-token-secret"))
-    running = await start_server(
-        [Registration(servicer, bot_grpc.add_KnowledgeServiceServicer_to_server, KNOWLEDGE_SERVICE)], "127.0.0.1:0"
-    )
+    running = await serve(Registration(servicer, bot_grpc.add_KnowledgeServiceServicer_to_server, KNOWLEDGE_SERVICE,
+                                       KNOWLEDGE_ACCESS))
     yield f"127.0.0.1:{running.port}"
     await running.stop(1)
 
 
 @pytest.fixture
 async def knowledge(knowledge_address: str, knowledge_index):
-    """A KnowledgeService stub over a real channel, with an empty index."""
+    """A KnowledgeService stub over a real channel, with the admin token, and an empty index."""
     from mend.bot.v1 import bot_service_pb2_grpc as bot_grpc
 
     await knowledge_index.pool.execute("TRUNCATE knowledge_entries CASCADE")
-    async with grpc.aio.insecure_channel(knowledge_address) as channel:
-        yield bot_grpc.KnowledgeServiceStub(channel)
+    async with channel(knowledge_address) as admin:
+        yield bot_grpc.KnowledgeServiceStub(admin)
 
 
 # --- the bot's chat model -----------------------------------------------------------

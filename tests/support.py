@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -25,6 +26,8 @@ import pytest
 
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.interactions.v1 import interactions_service_pb2 as ipb
+from mendkit import clients
+from mendkit.credentials import ADMIN, BOT, TRAINER, Verifier, token_file, token_variable
 
 # --- paths, the interpreter, tools -------------------------------------------------
 
@@ -71,6 +74,50 @@ async def wait_for_port(port: int) -> None:
             await asyncio.sleep(0.1)
 
 
+# --- credentials -------------------------------------------------------------------------
+# Every service these tests start checks bearer tokens (mendkit.access), as
+# deployed: these are the tokens of the three identities. conftest.py puts them
+# into the environment, so `python -m <service>` processes accept and send them.
+
+TOKENS = {ADMIN: "tests-admin-token-0123456789abcdefghijk",
+          BOT: "tests-bot-token-0123456789abcdefghijklmn",
+          TRAINER: "tests-trainer-token-0123456789abcdefghij"}
+TOKEN_ENV = {token_variable(identity): token for identity, token in TOKENS.items()}
+# A token of the right shape that belongs to no one.
+STRANGER = "tests-stranger-token-0123456789abcdefghi"
+NO_TOKENS = dict.fromkeys(TOKEN_ENV, "")  # unset: a process falls back to the tokens kept in MEND_HOME
+
+
+def verifier() -> Verifier:
+    """What the tests' servers check tokens with: the three identities above."""
+    return Verifier.of_tokens(TOKENS)
+
+
+def bearer(identity: str = ADMIN) -> tuple[tuple[str, str]]:
+    """Call metadata carrying `identity`'s token."""
+    return (("authorization", f"Bearer {TOKENS[identity]}"),)
+
+
+def channel(address: str, identity: str | None = ADMIN, interceptors=()) -> grpc.aio.Channel:
+    """A plain channel (no deadline, no retries) whose calls carry `identity`'s
+    token (None: no token), through `interceptors` first."""
+    sends = clients.bearer(TOKENS[identity]) if identity else []
+    return grpc.aio.insecure_channel(address, interceptors=[*interceptors, *sends])
+
+
+async def serve(*registrations, address: str = "127.0.0.1:0"):
+    """The registrations on a real server (on a free port unless `address` says),
+    checking tokens as `python -m <service>` does. Returns the RunningServer."""
+    from mendkit.server import start_server
+
+    return await start_server(list(registrations), address, verifier=verifier())
+
+
+def kept_admin_token(home: Path) -> str:
+    """The admin token a mesh made under its MEND_HOME."""
+    return (Path(home) / token_file(ADMIN)).read_text().strip()
+
+
 # --- gRPC -----------------------------------------------------------------------------
 
 
@@ -113,10 +160,25 @@ async def stop(process: asyncio.subprocess.Process) -> tuple[int, list[dict]]:
     return code, [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 
 
-def grpcurl(port: int, *args: str) -> subprocess.CompletedProcess:
-    """grpcurl against 127.0.0.1:`port`; the last argument is the method (or `list`)."""
-    return subprocess.run([GRPCURL, "-plaintext", *args[:-1], f"127.0.0.1:{port}", args[-1]],
+def grpcurl(port: int, *args: str, token: str | None = TOKENS[ADMIN]) -> subprocess.CompletedProcess:
+    """grpcurl against 127.0.0.1:`port` with the admin token (as README's examples
+    call; None: no token); the last argument is the method (or `list`)."""
+    header = ["-H", f"authorization: Bearer {token}"] if token else []
+    return subprocess.run([GRPCURL, "-plaintext", *header, *args[:-1], f"127.0.0.1:{port}", args[-1]],
                           capture_output=True, text=True, timeout=30)
+
+
+def snake(value):
+    """grpcurl names fields as the descriptors it got say; compare in snake_case."""
+    if isinstance(value, dict):
+        return {re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower(): snake(item) for key, item in value.items()}
+    return [snake(item) for item in value] if isinstance(value, list) else value
+
+
+def answered(reply: subprocess.CompletedProcess) -> dict:
+    """A grpcurl call's answer (which must have succeeded), in snake_case."""
+    assert reply.returncode == 0, reply.stderr
+    return snake(json.loads(reply.stdout))
 
 
 # --- the mesh (README's run command) ----------------------------------------------------
@@ -145,11 +207,13 @@ async def interrupt(process: asyncio.subprocess.Process) -> tuple[int, str]:
 
 
 def mesh_env(home) -> dict[str, str]:
-    """Every port the mesh opens, free, and a home of its own."""
+    """Every port the mesh opens, free, and a home of its own, where it makes
+    its own tokens as on a first run (`kept_admin_token(home)` reads the admin's)."""
     ports = ("MEND_PG_PORT", "INTERACTIONS_PORT", "BOT_PORT", "TRAINER_PORT", "WEB_PORT", "GATEWAY_PORT",
              "GATEWAY_ADMIN_PORT")
     chosen = free_ports(len(ports))
-    return {"MEND_HOME": str(home), **{name: str(port) for name, port in zip(ports, chosen, strict=True)}}
+    return {"MEND_HOME": str(home), **NO_TOKENS,
+            **{name: str(port) for name, port in zip(ports, chosen, strict=True)}}
 
 
 # --- the edge: Envoy and the page's static server ----------------------------------------
@@ -235,7 +299,7 @@ def generating(chatbot, model):
 
 
 def make_chatbot(knowledge_index, chat_model, interactions_address: str):
-    """A Chatbot over the given index, logging to interactions at the address;
+    """A Chatbot over the given index, logging to interactions at the address (with the bot's token);
     it generates with `chat_model`, or quotes the knowledge (the embedded
     default) when that is None. Returns it and the channel to close."""
     from bot.chat import Chatbot
@@ -244,9 +308,8 @@ def make_chatbot(knowledge_index, chat_model, interactions_address: str):
     from bot.outbox import Outbox
     from bot.persona import Persona
     from mend.interactions.v1 import interactions_service_pb2_grpc as interactions_grpc
-    from mendkit import clients
 
-    channel = clients.insecure_channel(interactions_address)
+    channel = clients.insecure_channel(interactions_address, token=TOKENS[BOT])  # the bot logs as itself
     persona = Persona(brand=BRAND, bot_name="Mend", tone="warm", handoff="email care@alderandfinch.example")
     pool = knowledge_index.pool
     outbox = Outbox(pool, interactions_grpc.InteractionsServiceStub(channel))

@@ -22,6 +22,7 @@ from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
 from mend.trainer.v1 import trainer_service_pb2 as tpb
 from mend.trainer.v1 import trainer_service_pb2_grpc as tpb_grpc
 from mendkit import clients, database, migrations
+from mendkit.credentials import Verifier
 from mendkit.entrypoint import run_command
 from mendkit.errors import FailedPrecondition
 from mendkit.page_tokens import PageTokens
@@ -32,7 +33,7 @@ from mendmodels.chat.base import ChatModel
 from trainer.judge import Judge, ModelJudge, SimilarityJudge
 from trainer.loop import Policy
 from trainer.runs import Trainer
-from trainer.service import TrainerService
+from trainer.service import ACCESS, TrainerService
 from trainer.settings import Settings
 
 INTERACTIONS = ipb.DESCRIPTOR.services_by_name["InteractionsService"].full_name
@@ -72,11 +73,11 @@ async def open_trainer(settings: Settings) -> AsyncIterator[Trainer]:
         teacher, judge = await asyncio.to_thread(models, settings, stack)
         interactions = await stack.enter_async_context(clients.insecure_channel(
             settings.interactions_address, [(INTERACTIONS, "ListInteractions"), (INTERACTIONS, "MarkProcessed")],
-            deadline_s=30))
+            deadline_s=30, token=settings.token.token()))
         knowledge = await stack.enter_async_context(clients.insecure_channel(
             settings.bot_address, [(KNOWLEDGE, "BatchSearchKnowledge"), (KNOWLEDGE, "UpsertEntries"),
-                                   (KNOWLEDGE, "GetEntry")],
-            deadline_s=30))
+                                   (KNOWLEDGE, "GetEntry"), (KNOWLEDGE, "ListEntries"), (KNOWLEDGE, "ReplayKnowledge")],
+            deadline_s=30, token=settings.token.token()))
         yield Trainer(pool, ipb_grpc.InteractionsServiceStub(interactions), bpb_grpc.KnowledgeServiceStub(knowledge),
                       teacher, policy(settings), judge)
 
@@ -108,8 +109,9 @@ async def serve(settings: Settings) -> int:
     async with open_trainer(settings) as trainer:
         servicer = TrainerService(trainer, PageTokens(settings.shared.page_token_secret))
         await serve_until_signalled([Registration(servicer, tpb_grpc.add_TrainerServiceServicer_to_server,
-                                                  TRAINER)], settings.listen.address,
-                                    ready=partial(database.reachable, trainer.pool))
+                                                  TRAINER, ACCESS)], settings.listen.address,
+                                    ready=partial(database.reachable, trainer.pool),
+                                    verifier=Verifier.of(settings.callers))
     return 0
 
 

@@ -38,6 +38,10 @@ class Change:
     previous_answer: str = ""  # EDIT_ANSWER: the answer it replaces (replaced)
     teacher_model: str = ""
     prompt_version: str = ""
+    # The regression gate's verdict (trainer/regressions.py): right answers it
+    # would take (regressions.Regression), and the phrasings it withheld.
+    regressions: list = field(default_factory=list)
+    withheld_questions: list[str] = field(default_factory=list)
 
 
 class Ledger(Protocol):
@@ -50,6 +54,10 @@ class Ledger(Protocol):
     async def save(self, changes: Sequence[Change]) -> None:
         """Records changes: a new one whole; one on record gains its questions,
         interactions and added phrasings (its state and answer are the reviewer's)."""
+
+    async def turned_down(self, entry_ids: Sequence[str]) -> dict[str, set[str]]:
+        """By entry, the phrasings of its ADD_PHRASINGS changes a reviewer
+        rejected or rolled back: not to be proposed again."""
 
 
 class MemoryLedger:
@@ -68,6 +76,15 @@ class MemoryLedger:
             else:
                 kept.questions, kept.interaction_ids = change.questions, change.interaction_ids
                 kept.added_questions = change.added_questions
+                kept.regressions, kept.withheld_questions = change.regressions, change.withheld_questions
+
+    async def turned_down(self, entry_ids: Sequence[str]) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for change in self.changes.values():
+            if (change.kind == ADD_PHRASINGS and change.entry_id in entry_ids
+                    and change.state in ("rejected", "rolled_back")):
+                found.setdefault(change.entry_id, set()).update(change.questions)
+        return found
 
 
 def missing(entry: bpb.KnowledgeEntry, questions: Sequence[str]) -> list[str]:

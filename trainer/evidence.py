@@ -70,6 +70,7 @@ class Liked:
 
     question: str
     entry_id: str
+    interaction_id: str = ""
 
 
 async def liked(interactions: ipb_grpc.InteractionsServiceAsyncStub, limit: int = LIKED_MAX) -> list[Liked]:
@@ -81,7 +82,8 @@ async def liked(interactions: ipb_grpc.InteractionsServiceAsyncStub, limit: int 
             feedback=ipb.FEEDBACK_FILTER_LIKED, page_size=BATCH, page_token=token))
         for item in page.interactions:
             if item.sources and item.user_query.strip():
-                found.setdefault(item.user_query, Liked(item.user_query, item.sources[0].entry_id))
+                found.setdefault(item.user_query, Liked(item.user_query, item.sources[0].entry_id,
+                                                         item.interaction_id))
         token = page.next_page_token
         if not token:
             break

@@ -53,6 +53,10 @@ class Fix:
 
     entry: bpb.KnowledgeEntry
     interaction_ids: list[str] = field(default_factory=list)
+    # The regression gate's verdict on what this page wrote (trainer/regressions.py):
+    # right answers it would take (regressions.Regression) and phrasings it withheld.
+    regressions: list = field(default_factory=list)
+    withheld: list[str] = field(default_factory=list)
 
 
 @dataclass(eq=False)  # compared and hashed by identity

@@ -48,12 +48,12 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from opentelemetry import trace
 
@@ -63,7 +63,7 @@ from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
 from mendkit.errors import ResourceExhausted
 from mendmodels.chat.base import ChatModel, Message
-from trainer import changes, evidence, triage, writes
+from trainer import changes, evidence, regressions, triage, writes
 from trainer.changes import ADD_PHRASINGS, EDIT_ANSWER, Change, Ledger, MemoryLedger
 from trainer.fold import Fix, Fold, Group, entry_id
 from trainer.judge import Hit, Judge, SimilarityJudge
@@ -144,6 +144,8 @@ class Policy:
     covered_similarity: float
     duplicate_similarity: float
     brand: str  # the teacher writes for it (MEND_BRAND_NAME)
+    # Liked questions become phrasings of the entry that answered them (`_Run.reinforce`).
+    reinforce: bool = True
 
 
 async def pages(interactions: ipb_grpc.InteractionsServiceAsyncStub) -> AsyncIterator[list[ipb.Interaction]]:
@@ -263,6 +265,14 @@ class _Run:
         self.hold = hold
         self.ledger = ledger
         self.liked: list[evidence.Liked] = []  # read once the run passes its threshold
+        # The regression set (trainer/regressions.py), built with the liked answers;
+        # the phrasings of the fixes the run publishes join it as it goes.
+        self.cases: list[regressions.Case] = []
+        self.verdicts: dict[str, regressions.Verdict] = {}  # the gate's, on the page being written, by entry id
+        # Entries as the run's proposed reinforcements would make them (under
+        # `review`): the page's gate replays against them too, since a reviewer
+        # approves those with the fixes (under `auto` they are in the index).
+        self.reinforced: dict[str, bpb.KnowledgeEntry] = {}
         self.counts = Counts()
         self.failures = failures  # why questions failed, for the run's record
         self.fixes: dict[str, Fix] = {}  # every fix of this run, by entry id
@@ -303,9 +313,11 @@ class _Run:
             earlier += [group.change.fix_id for group in edits if group.change is not None]
             async with self.hold(earlier) as recorded:
                 settled, rewrites = self._settle(items, edits, revised, recorded)
-                written, failed = await self._write(fold, taught, recorded, rewrites)
+                blocked = await self._gate(fold, taught, settled, rewrites)
+                written, failed = await self._write(fold, taught, recorded, rewrites, blocked)
                 done_changes = {group: change for group, change in settled.items()
                                 if change.entry_id not in failed}
+                self._protect(written.values(), done_changes.values())
                 if self.on_fixes is not None and written:
                     await self.on_fixes([written[group].fix for group in fold.groups if group in written])
                 if done_changes:
@@ -459,14 +471,164 @@ class _Run:
         return {group: self._new_entry(group, items[group.members[0]], answer, fold.phrasings(group, NEW_PHRASINGS))
                 for group, answer in zip(new, answers, strict=True) if not isinstance(answer, Exception)}
 
+    async def _gate(self, fold: Fold, taught: dict[Group, bpb.KnowledgeEntry], settled: dict[ChangeGroup, Change],
+                    rewrites: list[Rewrite]) -> set[Group]:
+        """The regression gate (trainer/regressions.py) on what the page is about
+        to write: the new fixes, the questions that grow earlier ones, and the
+        phrasings ADD_PHRASINGS changes add. Phrasings that would take a right
+        answer from another entry are withheld (in place); the new fixes that
+        would still take some are returned: they are written proposed, whatever
+        the policy, with their regressions on record for the reviewer."""
+        self.verdicts = {}
+        changed: dict[str, bpb.KnowledgeEntry] = {}
+        adding: dict[str, set[str]] = {}
+        for entry in taught.values():
+            changed[entry.entry_id], adding[entry.entry_id] = entry, set(entry.questions)
+        grown: dict[str, Group] = {}
+        for group in fold.groups:
+            if group.fix is not None and group not in taught:
+                listed = set(group.fix.entry.questions)
+                new = {question for question in group.questions if question not in listed}
+                if new:
+                    entry = changes.copy(group.fix.entry)
+                    del entry.questions[:]
+                    entry.questions.extend(group.questions)
+                    changed[entry.entry_id], adding[entry.entry_id] = entry, new
+                    grown[entry.entry_id] = group
+        rewritten = dict(rewrites)
+        for change_group, change in settled.items():
+            if change.kind == ADD_PHRASINGS:
+                would_be = rewritten.get(change_group.entry.entry_id) or changes.with_phrasings(
+                    change_group.entry, change.added_questions)
+                new = set(would_be.questions) - set(change_group.entry.questions)
+                if new:
+                    changed[would_be.entry_id], adding[would_be.entry_id] = would_be, new
+        if not changed or not self.cases:
+            return set()
+        for reinforced, entry in self.reinforced.items():
+            if reinforced in changed:  # the page's change of that entry, on top of the reinforcement
+                missing = changes.missing(changed[reinforced], list(entry.questions))
+                # A copy: there are reinforced entries only under `review`, where no change is rewritten.
+                changed[reinforced].questions.extend(missing)
+            else:
+                changed[reinforced] = entry
+        entries = list(changed.values())
+        with _tracer.start_as_current_span("mend.trainer.gate") as span:
+            results = await regressions.replay(self.knowledge, self.cases, entries)
+            self.verdicts = regressions.gate(self.cases, results, entries, adding)
+            span.set_attribute("mend.trainer.gate.replayed", len(self.cases))
+            span.set_attribute("mend.trainer.gate.fixes", len(entries))
+            span.set_attribute("mend.trainer.gate.narrowed", sum(bool(v.withheld) for v in self.verdicts.values()))
+        withheld = {fix_id: set(verdict.withheld) for fix_id, verdict in self.verdicts.items()}
+        for entry in [*taught.values(), *rewritten.values()]:
+            _drop(entry.questions, withheld.get(entry.entry_id, set()))
+        for grown_id, grown_group in grown.items():
+            grown_group.questions = [q for q in grown_group.questions if q not in withheld.get(grown_id, set())]
+        for change_group, change in settled.items():
+            verdict = self.verdicts.get(change_group.entry.entry_id)
+            if change.kind == ADD_PHRASINGS and verdict is not None:
+                change.added_questions = [q for q in change.added_questions if q not in set(verdict.withheld)]
+                change.withheld_questions = list(dict.fromkeys([*change.withheld_questions, *verdict.withheld]))
+                change.regressions = verdict.regressions
+        return {group for group, entry in taught.items()
+                if entry.entry_id in self.verdicts and self.verdicts[entry.entry_id].regressions}
+
+    async def reinforce(self, entries: dict[str, bpb.KnowledgeEntry], results: Sequence[bpb.ReplayResult]) -> int:
+        """The cheap remedy for regressions that costs no healing: each liked
+        question its entry answers right now, and does not list, becomes a
+        phrasing of that entry (one ADD_PHRASINGS change per entry, with the
+        liked interactions as its evidence). Such a question then matches its
+        entry exactly, and no fix's phrasing can take it; nor can the fix take
+        its near neighbours as easily. Gated like any change: an addition that
+        would take another entry's right answer is withheld (judged against the
+        index alone, not counting the other entries' additions). A phrasing a
+        reviewer rejected or rolled back for that entry is not proposed again.
+        Under `auto` the change is recorded before the entry is written: a run
+        that dies between the two leaves a fix whose rollback is a no-op (the
+        entry lacks its phrasings), and the next run, finding them missing,
+        adds them with a fix of its own; never phrasings in the index without
+        a fix that can undo them. Returns the phrasings added (proposed, under
+        `review`)."""
+        right = {case.question for case, result in zip(self.cases, results, strict=True)
+                 if case.liked and regressions.right_now(case, result)}
+        refused = await self.ledger.turned_down([like.entry_id for like in self.liked if like.entry_id in entries])
+        likes: dict[str, list[evidence.Liked]] = {}
+        for like in self.liked:
+            if (like.question in right and like.entry_id in entries
+                    and like.question not in refused.get(like.entry_id, set())):
+                likes.setdefault(like.entry_id, []).append(like)
+        additions = {target: changes.missing(entries[target], [like.question for like in found])
+                     for target, found in likes.items()}
+        grown = {target: changes.with_phrasings(entries[target], added)
+                 for target, added in additions.items() if added}
+        if not grown:
+            return 0
+        # Each alone: a reviewer approves or rejects each entry's additions on their own.
+        replayed = await regressions.replay(self.knowledge, self.cases, list(grown.values()), each_alone=True)
+        verdicts = regressions.gate(self.cases, replayed, list(grown.values()),
+                                    {target: set(additions[target]) for target in grown})
+        # Under review a proposed change of the entry grows (one proposal per entry);
+        # under auto nothing proposed is touched: its phrasings wait for a reviewer.
+        pending = {} if self.auto else {
+            change.entry_id: change for change in await self.ledger.pending(list(grown), self.run_id)
+            if change.kind == ADD_PHRASINGS and change.state == "proposed"}
+        made: list[Change] = []
+        rewrites: list[tuple[str, bpb.KnowledgeEntry]] = []
+        for target in grown:
+            verdict = verdicts.get(target, regressions.Verdict([], []))
+            kept = [question for question in additions[target] if question not in set(verdict.withheld)]
+            if not kept:
+                continue
+            ids = [like.interaction_id for like in likes[target] if like.question in kept and like.interaction_id]
+            change = pending.get(target) or Change(
+                fix_id=entry_id(f"liked:{target}:{self.run_id}"), kind=ADD_PHRASINGS,
+                entry_id=target, run_id=self.run_id, questions=[], answer=entries[target].content,
+                interaction_ids=[], state="published" if self.auto else "proposed")
+            change.questions += [q for q in kept if q not in change.questions]
+            change.interaction_ids += [i for i in ids if i not in change.interaction_ids]
+            change.withheld_questions = list(dict.fromkeys([*change.withheld_questions, *verdict.withheld]))
+            change.regressions = verdict.regressions
+            if self.auto:
+                change.added_questions = kept  # what this run writes
+                rewrites.append((target, changes.with_phrasings(entries[target], kept)))
+            else:
+                change.added_questions = changes.missing(
+                    entries[target], [q for q in change.questions if q not in set(change.withheld_questions)])
+                self.reinforced[target] = changes.with_phrasings(entries[target], change.added_questions)
+            made.append(change)
+        if made:
+            await self.ledger.save(made)
+        failed = await writes.upsert(self.knowledge, rewrites, self.failures) if rewrites else set()
+        added = sum(len(change.added_questions) for change in made if change.entry_id not in failed)
+        _log.info("liked questions added to their entries", extra={"run_id": self.run_id, "entries": len(made),
+                                                                  "phrasings": added, "published": self.auto})
+        return added
+
+    def _protect(self, written: Iterable[Written], settled: Iterable[Change]) -> None:
+        """The phrasings the page published join the regression set: a later
+        page's fix must not take their answers either."""
+        known = {case.question for case in self.cases}
+        published = [(done.fix.entry.entry_id, question) for done in written
+                     if done.fix.entry.status == bpb.ENTRY_STATUS_PUBLISHED for question in done.fix.entry.questions]
+        published += [(change.entry_id, question) for change in settled
+                      if change.kind == ADD_PHRASINGS and change.state == "published"
+                      for question in change.added_questions]
+        for target, question in published:
+            if question not in known:
+                known.add(question)
+                self.cases.append(regressions.Case(question, target, liked=False))
+
     async def _write(self, fold: Fold, taught: dict[Group, bpb.KnowledgeEntry], recorded: dict[str, tuple[str, str]],
-                     rewrites: list[Rewrite]) -> tuple[dict[Group, Written], set[str]]:
+                     rewrites: list[Rewrite], blocked: set[Group]) -> tuple[dict[Group, Written], set[str]]:
         """Upserts the page's new fixes, the earlier fixes that gained questions
         and the existing entries the page changes (`rewrites`, by entry id), in
         the same batches. Returns, for each group whose fix is in the index (or
         was withdrawn by a reviewer), its questions' outcome and the fix as now
-        stored; and the ids of the rewrites that could not be written."""
+        stored; and the ids of the rewrites that could not be written. A
+        `blocked` new fix (the regression gate's) is written proposed."""
         written: dict[Group, Written] = {}
+        for group in blocked:
+            taught[group].status = bpb.ENTRY_STATUS_PROPOSED
         pending: list[tuple[Group | str, bpb.KnowledgeEntry]] = [*taught.items(), *rewrites]
         for group in fold.groups:
             if group.fix is None or group in taught:
@@ -489,8 +651,13 @@ class _Run:
         failed = await writes.upsert(self.knowledge, pending, self.failures)
         for key, entry in pending:
             if isinstance(key, Group) and key not in failed:
-                fix = self.fixes[entry.entry_id] = Fix(entry, list(key.interaction_ids))
-                written[key] = Written(self.outcome if key in taught
+                verdict = self.verdicts.get(entry.entry_id, regressions.Verdict([], []))
+                before = self.fixes.get(entry.entry_id)
+                fix = self.fixes[entry.entry_id] = Fix(
+                    entry, list(key.interaction_ids), regressions=verdict.regressions,
+                    withheld=list(dict.fromkeys([*(before.withheld if before else []), *verdict.withheld])))
+                new = ipb.TRAINING_OUTCOME_PROPOSED if key in blocked else self.outcome
+                written[key] = Written(new if key in taught
                                        else self._outcome(recorded.get(entry.entry_id, ("", ""))[0], entry.status),
                                        fix)
         return written, {key for key in failed if isinstance(key, str)}
@@ -532,13 +699,21 @@ class _Run:
         return entry
 
 
+def _drop(questions: list[str] | Any, withheld: set[str]) -> None:
+    """Removes `withheld` from a repeated field of phrasings, in place."""
+    kept = [question for question in questions if question not in withheld]
+    del questions[:]
+    questions.extend(kept)
+
+
 async def run_once(interactions: ipb_grpc.InteractionsServiceAsyncStub, knowledge: bpb_grpc.KnowledgeServiceAsyncStub,
                    teacher: ChatModel, policy: Policy, run_id: str | None = None,
                    on_fixes: Callable[[list[Fix]], Awaitable[None]] | None = None,
                    judge: Judge | None = None,
                    on_progress: Callable[[Counts], Awaitable[None]] | None = None,
                    hold: Hold | None = None, failures: list[str] | None = None,
-                   ledger: Ledger | None = None) -> Counts:
+                   ledger: Ledger | None = None,
+                   on_evaluation: Callable[[str, regressions.Evaluation], Awaitable[None]] | None = None) -> Counts:
     """One run. `on_fixes` records a page's fixes before any of its interactions is
     marked, so that every marked interaction's fix is on record for review and undo.
     After each page the counts so far are logged and passed to `on_progress`: a
@@ -546,7 +721,9 @@ async def run_once(interactions: ipb_grpc.InteractionsServiceAsyncStub, knowledg
     `hold` (see `Hold`) keeps reviews of a page's earlier fixes out while it grows
     and marks them; without it, the entries' status decides their questions' outcome.
     `failures` collects why questions failed (a model call, a write), for the run's record.
-    `ledger` keeps the changes to existing entries (in memory when not given)."""
+    `ledger` keeps the changes to existing entries (in memory when not given).
+    `on_evaluation` records the regression set's evaluation before the first
+    page and after the last ("before", "after"; trainer/regressions.py)."""
     run = _Run(interactions, knowledge, teacher, judge or SimilarityJudge(policy.covered_similarity), policy,
                run_id or str(uuid.uuid4()), on_fixes, hold or _no_hold, [] if failures is None else failures,
                MemoryLedger() if ledger is None else ledger)
@@ -567,6 +744,14 @@ async def run_once(interactions: ipb_grpc.InteractionsServiceAsyncStub, knowledg
                       extra={"read": counts.read, "threshold": policy.threshold})
             return counts
         run.liked = await evidence.liked(interactions)
+        entries = await regressions.published_entries(knowledge)
+        run.cases = await regressions.regression_set(interactions, knowledge, run.liked, entries)
+        at_start = list(run.cases)
+        replayed = await regressions.replay(knowledge, at_start)
+        if on_evaluation is not None:
+            await on_evaluation("before", regressions.evaluation_of(at_start, replayed))
+        if policy.reinforce:
+            await run.reinforce(entries, replayed)
         done = 0
 
         async def one(page: list[ipb.Interaction]) -> None:
@@ -584,6 +769,8 @@ async def run_once(interactions: ipb_grpc.InteractionsServiceAsyncStub, knowledg
         async for page in stream:
             counts.read += len(page)
             await one(page)
+        if on_evaluation is not None:
+            await on_evaluation("after", await regressions.evaluate(knowledge, at_start))
         for name, value in vars(counts).items():
             span.set_attribute(f"mend.trainer.{name}", value)
         if counts.failed:

@@ -17,6 +17,7 @@ from mendkit.database import database_errors
 from trainer.changes import NEW_ENTRY, Change
 from trainer.fold import Fix
 from trainer.loop import Counts
+from trainer.regressions import Evaluation, Regression
 
 # One run at a time across every trainer process (the CronJob and the admin
 # server): a session advisory lock, held on a connection of the run's own for
@@ -26,10 +27,10 @@ RUN_LOCK = 0x74726169  # "trai"
 FINISHING_RUN_WAIT = "2s"
 ABANDONED = "abandoned: the process running it stopped"
 _RUN_COLUMNS = ("run_id, state, trigger, forced, publish_policy, feedback_threshold, counts, error_message, "
-                "start_time, end_time")
+                "start_time, end_time, evaluation_before, evaluation_after")
 # What a run records of a fix; a review adds the rest.
 _FIX_WRITTEN = ("fix_id, run_id, questions, answer, interaction_ids, state, teacher_model, prompt_version, "
-                "create_time, kind, entry_id, added_questions, previous_answer")
+                "create_time, kind, entry_id, added_questions, previous_answer, regressions, withheld_questions")
 _FIX_COLUMNS = f"{_FIX_WRITTEN}, reviewer, review_time, review_note"
 
 
@@ -47,6 +48,8 @@ class RunRecord:
     error_message: str
     start_time: datetime
     end_time: datetime | None
+    evaluation_before: dict | None  # regressions.Evaluation.record()
+    evaluation_after: dict | None
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ class FixRecord:
     entry_id: str  # the entry it writes (new_entry: its own, = fix_id) or changes
     added_questions: list[str]  # add_phrasings: what it adds (would add, while proposed)
     previous_answer: str  # edit_answer: the answer it replaces (replaced)
+    regressions: list[dict]  # the gate's (regressions.Regression fields), as last replayed
+    withheld_questions: list[str]  # phrasings the gate kept out of it
     reviewer: str
     review_time: datetime | None
     review_note: str
@@ -199,6 +204,13 @@ async def record_progress(connection: asyncpg.Connection, run_id: uuid.UUID, cou
                              run_id, asdict(counts))
 
 
+async def record_evaluation(connection: asyncpg.Connection, run_id: uuid.UUID, when: str,
+                            evaluation: Evaluation) -> None:
+    """The regression set's evaluation `when` ("before" or "after") the run's fixes."""
+    column = {"before": "evaluation_before", "after": "evaluation_after"}[when]
+    await connection.execute(f"UPDATE trainer_runs SET {column} = $2 WHERE run_id = $1", run_id, evaluation.record())
+
+
 async def finish_run(connection: asyncpg.Connection, run_id: uuid.UUID, state: str, counts: Counts,
                      error_message: str) -> None:
     await connection.execute(
@@ -224,12 +236,41 @@ async def record_fixes(connection: asyncpg.Connection, run_id: uuid.UUID, fixes:
     questions and interactions (its state and answer are the reviewer's)."""
     await connection.executemany(
         f"""INSERT INTO trainer_fixes ({_FIX_WRITTEN})
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), '{NEW_ENTRY}', $1, '{{}}', '')
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), '{NEW_ENTRY}', $1, '{{}}', '', $9, $10)
             ON CONFLICT (fix_id) DO UPDATE SET questions = EXCLUDED.questions,
-                interaction_ids = EXCLUDED.interaction_ids""",
+                interaction_ids = EXCLUDED.interaction_ids, regressions = EXCLUDED.regressions,
+                withheld_questions = EXCLUDED.withheld_questions""",
         [(f.entry.entry_id, run_id, list(f.entry.questions), f.entry.content, f.interaction_ids,
           "published" if f.entry.status == bpb.ENTRY_STATUS_PUBLISHED else "proposed",
-          f.entry.provenance.teacher_model, f.entry.provenance.prompt_version) for f in fixes])
+          f.entry.provenance.teacher_model, f.entry.provenance.prompt_version,
+          [asdict(r) for r in f.regressions], f.withheld) for f in fixes])
+
+
+async def record_regressions(pool: asyncpg.Pool, fix_id: str, found: Sequence[Regression]) -> None:
+    """The gate's list for a fix, replayed again (before an approval)."""
+    async with database_errors("trainer"):
+        await pool.execute("UPDATE trainer_fixes SET regressions = $2 WHERE fix_id = $1",
+                           fix_id, [asdict(r) for r in found])
+
+
+async def turned_down_phrasings(connection: asyncpg.Connection, entry_ids: list[str]) -> dict[str, set[str]]:
+    """By entry, the questions of its ADD_PHRASINGS fixes that were rejected or rolled back."""
+    rows = await connection.fetch(
+        "SELECT entry_id, questions FROM trainer_fixes WHERE kind = 'add_phrasings' "
+        "AND state IN ('rejected', 'rolled_back') AND entry_id = ANY($1::text[])", entry_ids)
+    found: dict[str, set[str]] = {}
+    for row in rows:
+        found.setdefault(row["entry_id"], set()).update(row["questions"])
+    return found
+
+
+async def proposed_phrasings(pool: asyncpg.Pool, entry_ids: list[str]) -> list[str]:
+    """The proposed ADD_PHRASINGS fixes of these entries (their ids, oldest first)."""
+    async with database_errors("trainer"):
+        rows = await pool.fetch(
+            "SELECT fix_id FROM trainer_fixes WHERE kind = 'add_phrasings' AND state = 'proposed' "
+            "AND entry_id = ANY($1::text[]) ORDER BY create_time, fix_id", entry_ids)
+    return [row["fix_id"] for row in rows]
 
 
 def _change(row: asyncpg.Record) -> Change:
@@ -237,7 +278,9 @@ def _change(row: asyncpg.Record) -> Change:
                   questions=list(row["questions"]), answer=row["answer"],
                   interaction_ids=list(row["interaction_ids"]), state=row["state"],
                   added_questions=list(row["added_questions"]), previous_answer=row["previous_answer"],
-                  teacher_model=row["teacher_model"], prompt_version=row["prompt_version"])
+                  teacher_model=row["teacher_model"], prompt_version=row["prompt_version"],
+                  regressions=[Regression(**r) for r in row["regressions"]],
+                  withheld_questions=list(row["withheld_questions"]))
 
 
 async def pending_changes(connection: asyncpg.Connection, entry_ids: list[str], run_id: uuid.UUID) -> list[Change]:
@@ -254,11 +297,13 @@ async def record_changes(connection: asyncpg.Connection, changes: list[Change]) 
     interactions and added phrasings (its state and answer are the reviewer's)."""
     await connection.executemany(
         f"""INSERT INTO trainer_fixes ({_FIX_WRITTEN})
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), $9, $10, $11, $12)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), $9, $10, $11, $12, $13, $14)
             ON CONFLICT (fix_id) DO UPDATE SET questions = EXCLUDED.questions,
-                interaction_ids = EXCLUDED.interaction_ids, added_questions = EXCLUDED.added_questions""",
+                interaction_ids = EXCLUDED.interaction_ids, added_questions = EXCLUDED.added_questions,
+                regressions = EXCLUDED.regressions, withheld_questions = EXCLUDED.withheld_questions""",
         [(c.fix_id, uuid.UUID(c.run_id), c.questions, c.answer, c.interaction_ids, c.state, c.teacher_model,
-          c.prompt_version, c.kind, c.entry_id, c.added_questions, c.previous_answer) for c in changes])
+          c.prompt_version, c.kind, c.entry_id, c.added_questions, c.previous_answer,
+          [asdict(r) for r in c.regressions], c.withheld_questions) for c in changes])
 
 
 # --- a review: one transaction that holds the fix's row ------------------------

@@ -24,7 +24,7 @@ from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
 from mendkit.errors import FailedPrecondition, InvalidArgument, NotFound
 from mendmodels.chat.base import ChatModel
-from trainer import changes, repository
+from trainer import changes, regressions, repository
 from trainer.changes import ADD_PHRASINGS, EDIT_ANSWER, Change
 from trainer.judge import Judge
 from trainer.loop import Counts, Policy, run_once
@@ -58,6 +58,9 @@ class _RunLedger:
 
     async def save(self, changed: Sequence[Change]) -> None:
         await repository.record_changes(self.connection, list(changed))
+
+    async def turned_down(self, entry_ids: Sequence[str]) -> dict[str, set[str]]:
+        return await repository.turned_down_phrasings(self.connection, sorted(set(entry_ids)))
 
 
 class Trainer:
@@ -115,7 +118,8 @@ class Trainer:
                                         judge=self.judge,
                                         on_progress=partial(repository.record_progress, connection, run_id),
                                         hold=partial(repository.hold_fixes, connection), failures=failures,
-                                        ledger=_RunLedger(connection, run_id))
+                                        ledger=_RunLedger(connection, run_id),
+                                        on_evaluation=partial(repository.record_evaluation, connection, run_id))
                 if counts.gated and not force:
                     state = "skipped_below_threshold"
                 elif counts.failed:
@@ -142,7 +146,44 @@ class Trainer:
                          limit: int) -> list[FixRecord]:
         return await repository.list_fixes(self.pool, state, run_id, after, limit)
 
-    async def review(self, fix_id: str, action: Action, reviewer: str, note: str, answer: str = "") -> FixRecord:
+    async def evaluate(self) -> regressions.Evaluation:
+        """The regression set replayed against the published knowledge now."""
+        cases = await regressions.regression_set(self.interactions, self.knowledge)
+        return await regressions.evaluate(self.knowledge, cases)
+
+    async def _gate(self, fix_id: str, allow_regressions: bool) -> None:
+        """Before an approval: the fix replayed again against the regression set
+        as it is now (it may have grown since the run wrote the fix); what it
+        would take goes on record, and without `allow_regressions` a fix that
+        would take any right answer is refused."""
+        fix = await repository.get_fix(self.pool, fix_id)
+        if fix is None or fix.state != "proposed" or fix.kind == EDIT_ANSWER:  # review() says why, or no keys change
+            return
+        current = await self._entry(fix.entry_id)
+        if current is None:
+            return  # review() refuses it
+        if fix.kind == ADD_PHRASINGS:
+            adds = changes.missing(current, [q for q in fix.questions if q not in set(fix.withheld_questions)])
+            if not adds:
+                return
+            current = changes.with_phrasings(current, adds)
+        cases = await regressions.regression_set(self.interactions, self.knowledge)
+        results = await regressions.replay(self.knowledge, cases, [current])
+        verdict = regressions.gate(cases, results, [current], adding={}).get(current.entry_id)
+        found = verdict.regressions if verdict is not None else []
+        await repository.record_regressions(self.pool, fix_id, found)
+        if found and not allow_regressions:
+            moved_from = sorted({regression.entry_id for regression in found})
+            first = await repository.proposed_phrasings(self.pool, moved_from)
+            hint = (f"Approve {', '.join(first[:5])} first (phrasings proposed for those entries, which may keep "
+                    "their answers), reject it, " if first else "Reject it, ")
+            raise FailedPrecondition(
+                f"fix {fix_id!r} would take {len(found)} right answer(s) from {len(moved_from)} other entr"
+                f"{'y' if len(moved_from) == 1 else 'ies'} ({', '.join(moved_from[:5])}); GetFix lists them as "
+                f"`regressions`. {hint}or approve with allow_regressions to publish it anyway")
+
+    async def review(self, fix_id: str, action: Action, reviewer: str, note: str, answer: str = "",
+                     allow_regressions: bool = False) -> FixRecord:
         """approve (proposed -> published), reject (proposed -> rejected) or
         rollback (published -> rolled_back), each as the fix's kind needs
         (`_apply`, `_undo`). The index and the interactions change first; the
@@ -151,6 +192,13 @@ class Trainer:
         once) run one after the other, and the second finds the first's state;
         a running trainer page that grows the fix waits too."""
         needed = "published" if action == "rollback" else "proposed"
+        if action == "approve":
+            # The cheap refusals first (review() makes them again under the lock), then the replay.
+            found = await repository.get_fix(self.pool, fix_id)
+            if found is not None and answer and found.kind == ADD_PHRASINGS:
+                raise InvalidArgument("answer", "must be empty for an ADD_PHRASINGS fix: it adds phrasings to an "
+                                                "entry and has no answer of its own")
+            await self._gate(fix_id, allow_regressions)
         async with repository.transaction(self.pool) as connection:
             fix = await repository.lock_fix(connection, fix_id)
             if fix is None:
@@ -202,7 +250,7 @@ class Trainer:
             raise FailedPrecondition(f"entry {fix.entry_id!r}, which fix {fix.fix_id!r} changes, no longer exists; "
                                      "reject the fix")
         if fix.kind == ADD_PHRASINGS:
-            added = changes.missing(current, fix.questions)
+            added = changes.missing(current, [q for q in fix.questions if q not in set(fix.withheld_questions)])
             if added:
                 await self._write(changes.with_phrasings(current, added))
             return added, ""

@@ -11,10 +11,11 @@ import grpc
 
 from mend.trainer.v1 import trainer_service_pb2 as pb
 from mend.trainer.v1 import trainer_service_pb2_grpc as pb_grpc
-from mendkit import validation
+from mendkit import access, validation
 from mendkit.errors import InvalidArgument
 from mendkit.page_tokens import PageTokens
 from mendkit.timestamps import to_timestamp
+from trainer.regressions import Evaluation, Regression
 from trainer.repository import FixRecord, RunRecord
 from trainer.runs import Trainer
 
@@ -27,6 +28,9 @@ _FIX_KIND = {"new_entry": pb.FIX_KIND_NEW_ENTRY, "add_phrasings": pb.FIX_KIND_AD
 _RUN_STATE_FROM = {v: k for k, v in _RUN_STATE.items()}
 _FIX_STATE_FROM = {v: k for k, v in _FIX_STATE.items()}
 MAX_TEXT = 2_000
+# Every RPC is for people (admin's token; checked by the kit before a handler runs):
+# no service calls the trainer.
+ACCESS = {name: access.ADMIN_ONLY for name in pb.DESCRIPTOR.services_by_name["TrainerService"].methods_by_name}
 
 
 def run_message(run: RunRecord) -> pb.Run:
@@ -36,7 +40,24 @@ def run_message(run: RunRecord) -> pb.Run:
         forced=run.forced,
         publish_policy=pb.PUBLISH_POLICY_AUTO if run.publish_policy == "auto" else pb.PUBLISH_POLICY_REVIEW,
         feedback_threshold=run.feedback_threshold, start_time=to_timestamp(run.start_time),
-        end_time=to_timestamp(run.end_time), counts=pb.RunCounts(**run.counts), error_message=run.error_message)
+        end_time=to_timestamp(run.end_time), counts=pb.RunCounts(**run.counts), error_message=run.error_message,
+        evaluation_before=evaluation_message(run.evaluation_before),
+        evaluation_after=evaluation_message(run.evaluation_after))
+
+
+def evaluation_message(evaluation: Evaluation | dict | None) -> pb.Evaluation | None:
+    if evaluation is None:
+        return None
+    if isinstance(evaluation, dict):
+        evaluation = Evaluation.from_record(evaluation)
+    return pb.Evaluation(questions=evaluation.questions, liked=evaluation.liked, right=evaluation.right,
+                         accuracy=evaluation.accuracy, wrong=[regression_message(r) for r in evaluation.wrong],
+                         evaluate_time=to_timestamp(evaluation.evaluate_time))
+
+
+def regression_message(regression: Regression | dict) -> pb.Regression:
+    fields = regression if isinstance(regression, dict) else vars(regression)
+    return pb.Regression(**fields)
 
 
 def fix_message(fix: FixRecord) -> pb.Fix:
@@ -46,7 +67,8 @@ def fix_message(fix: FixRecord) -> pb.Fix:
         state=_FIX_STATE_FROM[fix.state], teacher_model=fix.teacher_model,
         prompt_version=fix.prompt_version, create_time=to_timestamp(fix.create_time),
         reviewer=fix.reviewer, review_time=to_timestamp(fix.review_time), review_note=fix.review_note,
-        kind=_FIX_KIND[fix.kind], added_questions=fix.added_questions, previous_answer=fix.previous_answer)
+        kind=_FIX_KIND[fix.kind], added_questions=fix.added_questions, previous_answer=fix.previous_answer,
+        regressions=[regression_message(r) for r in fix.regressions], withheld_questions=fix.withheld_questions)
 
 
 def _fix_id(value: str) -> str:
@@ -109,8 +131,13 @@ class TrainerService(pb_grpc.TrainerServiceServicer):
         answer = validation.text("answer", request.answer, max_chars=validation.MAX_ANSWER_CHARS)
         if answer and not answer.strip():  # given, it replaces the answer: 1 to 32,000 characters, not blank
             raise InvalidArgument("answer", "must not be blank when given (leave it empty to keep the answer)")
-        fix = await self._trainer.review(_fix_id(request.fix_id), "approve", *_signed(request), answer)
+        fix = await self._trainer.review(_fix_id(request.fix_id), "approve", *_signed(request), answer,
+                                         allow_regressions=request.allow_regressions)
         return pb.ApproveFixResponse(fix=fix_message(fix))
+
+    async def EvaluateKnowledge(self, request: pb.EvaluateKnowledgeRequest,
+                                context: grpc.aio.ServicerContext) -> pb.EvaluateKnowledgeResponse:
+        return pb.EvaluateKnowledgeResponse(evaluation=evaluation_message(await self._trainer.evaluate()))
 
     async def RejectFix(self, request: pb.RejectFixRequest, context: grpc.aio.ServicerContext) -> pb.RejectFixResponse:
         fix = await self._trainer.review(_fix_id(request.fix_id), "reject", *_signed(request))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mendkit import addresses
+from mendkit.credentials import TRAINER, Credential, callers_from_env
 from mendkit.settings import (
     Listen,
     SettingsError,
@@ -48,6 +49,10 @@ class Settings:
     judge_model: str
     # The brand the teacher writes answers for.
     brand: str
+    # The trainer's own token (it calls interactions and the bot with it), and
+    # every identity's, to tell who calls its admin server (service.ACCESS: admin only).
+    token: Credential
+    callers: tuple[Credential, ...]
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -57,8 +62,10 @@ class Settings:
             # The small local model writes fixes a person should read first.
             raise SettingsError("MEND_PUBLISH_POLICY=auto needs a cloud teacher (MEND_LLM=bedrock or openai); "
                                 "the embedded model's fixes always wait for review")
+        shared = Shared.from_env()
+        token = Credential.from_env(TRAINER, shared.home)
         return cls(
-            shared=Shared.from_env(),
+            shared=shared,
             listen=Listen.from_env(addresses.TRAINER),
             chat=chat,
             interactions_address=address_of(addresses.INTERACTIONS),
@@ -70,4 +77,6 @@ class Settings:
             teacher_model=env_str("MEND_TEACHER_MODEL", ""),
             judge_model=env_str("MEND_JUDGE_MODEL", ""),
             brand=brand_from_env(),
+            token=token,
+            callers=callers_from_env(shared.home, token),
         )

@@ -34,7 +34,7 @@ QUESTIONS = {
 }
 REPORT_KEYS = {"dataset", "teacher", "options", "topics", "seen", "run", "review", "healed", "misrouted_healed",
                "stale_entries", "regressions", "accuracy", "duplicate_fixes", "fixes_per_topic", "triage", "judge",
-               "failed_interactions", "services", "timing_s", "machine"}
+               "failed_interactions", "services", "timing_s", "machine", "gate"}
 
 
 def write_dataset(folder: Path) -> None:
@@ -65,7 +65,15 @@ async def test_the_protocol_runs_and_its_report_adds_up(postgres_server: str, tm
     run = report["run"]
     assert run["state"] == "RUN_STATE_SUCCEEDED" and run["counts"]["read"] == seen["disliked"]
     assert sum(run["fixes_by_kind"].values()) == run["fixes"] >= 1 and run["run_time_s"] is not None
-    assert report["review"]["approved"] == run["fixes"] and report["review"]["failures"] == 0
+    # Every fix is approved, or held by the regression gate and then rejected (the default reviewer);
+    # the liked questions the run adds to their entries are approved too, and counted apart.
+    review, gate = report["review"], report["gate"]
+    assert review["approved"] + review["held_by_gate"] == run["fixes"] + gate["liked_added"]["entries"]
+    assert review["failures"] == 0 and review["overridden"] == 0
+    assert gate["fixes_narrowed"] <= run["fixes"] and gate["fixes_with_regressions"] <= run["fixes"]
+    for when in ("evaluation_before", "evaluation_after_run", "evaluation_after_review"):
+        evaluation = gate[when]
+        assert 0 <= evaluation["right"] <= evaluation["questions"] and evaluation["liked"] == seen["liked"]
     assert report["accuracy"]["unseen"] == 12 and report["healed"]["gap_unseen"] == 3
     assert report["regressions"]["wrong_after"] <= report["regressions"]["right_before"]
     assert report["duplicate_fixes"]["new_entry_fixes"] == run["fixes_by_kind"].get("new_entry", 0)

@@ -19,13 +19,15 @@ from bot.chat import Retrieval
 from bot.exchange import Exchange, Facts
 from bot.outbox import DELIVERY_BATCH
 from bot.relevance import Relevance
+from interactions.service import ACCESS as INTERACTIONS_ACCESS
 from interactions.service import InteractionsService
 from mend.bot.v1 import bot_service_pb2 as pb
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
 from mendkit.page_tokens import PageTokens
-from mendkit.server import Registration, start_server
-from tests.support import ARTICLE, RETURNS, SHIPPING, expect_status, free_port, generating, make_chatbot, upsert
+from mendkit.server import Registration
+from tests.support import ARTICLE, RETURNS, SHIPPING, expect_status, free_port, generating, make_chatbot, serve, upsert
+from tests.support import channel as admin_channel
 
 OFF_TOPIC = "What is the capital city of Peru?"
 
@@ -160,13 +162,12 @@ async def test_answers_while_interactions_is_down_and_delivers_once_it_is_back(
                                    uuid.UUID(interaction_id)) == 0
 
         servicer = InteractionsService(pool, PageTokens(b"tests-page-token-secret"))
-        running = await start_server(
-            [Registration(servicer, ipb_grpc.add_InteractionsServiceServicer_to_server, INTERACTIONS_SERVICE)],
-            f"127.0.0.1:{port}")
+        running = await serve(Registration(servicer, ipb_grpc.add_InteractionsServiceServicer_to_server,
+                                           INTERACTIONS_SERVICE, INTERACTIONS_ACCESS), address=f"127.0.0.1:{port}")
         try:
             assert await chatbot.outbox.deliver_pending() == 1
             assert await chatbot.outbox.pending() == 0
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as direct:
+            async with admin_channel(f"127.0.0.1:{port}") as direct:
                 rated = await ipb_grpc.InteractionsServiceStub(direct).SubmitFeedback(
                     ipb.SubmitFeedbackRequest(interaction_id=interaction_id, rating=ipb.RATING_DISLIKE))
             assert rated.interaction.feedback == -1 and rated.interaction.user_query == OFF_TOPIC

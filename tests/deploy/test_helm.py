@@ -9,6 +9,7 @@ variables its command reads, and those it must have."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import importlib
 import json
 import os
@@ -89,6 +90,14 @@ SCENARIOS = {
     "mixed-providers": MIXED_PROVIDERS,
 }
 KUBERNETES_VERSIONS = ["1.27.0", "1.30.0", kubernetes_validate.utils.latest_version()]
+# Bearer tokens (mendkit/credentials.py): each service is given the digests of the
+# tokens it tells callers by, and only its own token; no pod gets the admin's.
+CHECKS = {"interactions": {"MEND_ADMIN_TOKEN_SHA256", "MEND_BOT_TOKEN_SHA256", "MEND_TRAINER_TOKEN_SHA256"},
+          "bot": {"MEND_ADMIN_TOKEN_SHA256", "MEND_TRAINER_TOKEN_SHA256"},
+          "trainer": {"MEND_ADMIN_TOKEN_SHA256", "MEND_BOT_TOKEN_SHA256"}}
+SENDS = {("bot", "serve"): "MEND_BOT_TOKEN", ("trainer", "serve"): "MEND_TRAINER_TOKEN",
+         ("trainer", "run"): "MEND_TRAINER_TOKEN"}
+TOKEN_VARIABLES = {"MEND_ADMIN_TOKEN", "MEND_BOT_TOKEN", "MEND_TRAINER_TOKEN", *CHECKS["interactions"]}
 
 
 @pytest.fixture(scope="module")
@@ -267,9 +276,110 @@ def test_existing_secret_is_used_and_none_is_created(chart: helm.Chart) -> None:
 
 
 def test_existing_secret_key_names_can_be_mapped(chart: helm.Chart) -> None:
-    documents = render(chart, {"secrets": {"existingSecret": "vault-synced", "keys": {"databaseUrl": "dsn"}}})
-    database = [ref for _, name, ref in secret_refs(documents) if name == "DATABASE_URL"]
-    assert database and all(ref == {"name": "vault-synced", "key": "dsn"} for ref in database)
+    documents = render(chart, {"secrets": {"existingSecret": "vault-synced", "keys": {
+        "databaseUrl": "dsn", "botToken": "bot-token", "adminTokenSha256": "admin-sha256"}}})
+    refs = secret_refs(documents)
+    for variable, key in (("DATABASE_URL", "dsn"), ("MEND_BOT_TOKEN", "bot-token"),
+                          ("MEND_ADMIN_TOKEN_SHA256", "admin-sha256")):
+        found = [ref for _, name, ref in refs if name == variable]
+        assert found and all(ref == {"name": "vault-synced", "key": key} for ref in found), variable
+
+
+def rendered_tokens(documents: list[dict[str, Any]]) -> dict[str, str]:
+    """The bearer token of each identity in the chart-made Secret."""
+    from mendkit.credentials import IDENTITIES, token_variable
+
+    data = named(documents, "Secret", FULLNAME)["data"]
+    return {identity: base64.b64decode(data[token_variable(identity)]).decode() for identity in IDENTITIES}
+
+
+def test_the_chart_made_secret_holds_each_identitys_token_and_its_digest(chart: helm.Chart) -> None:
+    from mendkit.credentials import digest_variable
+
+    documents = render(chart, PRODUCTION)
+    tokens = rendered_tokens(documents)
+    assert len(set(tokens.values())) == 3 and all(re.fullmatch(r"[A-Za-z0-9]{48}", t) for t in tokens.values())
+    data = named(documents, "Secret", FULLNAME)["data"]
+    for identity, token in tokens.items():
+        assert base64.b64decode(data[digest_variable(identity)]).decode() == hashlib.sha256(token.encode()).hexdigest()
+    # The admin's token is for people (kubectl get secret): no pod is given it, nor any token but its own.
+    given = secrets_by_workload(documents)
+    assert not any("MEND_ADMIN_TOKEN" in names for names in given.values())
+    for workload, names in given.items():
+        assert len(names & {"MEND_BOT_TOKEN", "MEND_TRAINER_TOKEN"}) <= 1, workload
+    # Another release gets tokens of its own.
+    assert set(rendered_tokens(render(chart, PRODUCTION)).values()).isdisjoint(tokens.values())
+
+
+def test_an_upgrade_keeps_the_tokens_the_release_has(tmp_path: Path) -> None:
+    """What `lookup` finds (a live cluster's Secret of the release; offline it
+    finds nothing, so a copy of the chart is handed one): its tokens and page
+    token key are kept, their digests follow them, a key it lacks is generated."""
+    import shutil
+
+    copy = tmp_path / "mend"
+    shutil.copytree(CHART, copy)
+    (copy / "values.schema.json").unlink()  # the planted value is no value of the chart
+    template = copy / "templates" / "secret.yaml"
+    looked_up = 'lookup "v1" "Secret" .Release.Namespace $name'
+    assert template.read_text().count(looked_up) == 1
+    template.write_text(template.read_text().replace(looked_up, "(.Values.plantedSecret | default dict)"))
+    kept = {"MEND_ADMIN_TOKEN": "kept-admin-token-0123456789abcdefghijklmnop",
+            "MEND_TRAINER_TOKEN": "kept-trainer-token-0123456789abcdefghijklm",
+            "MEND_PAGE_TOKEN_SECRET": "kept-page-token-secret-0123456789"}
+    planted_data = {key: base64.b64encode(value.encode()).decode() for key, value in kept.items()}
+    values = {**PRODUCTION, "plantedSecret": {"data": planted_data}}
+    with helm.Chart.load(copy) as planted:
+        documents = render(planted, values)
+    data = {key: base64.b64decode(value).decode()
+            for key, value in named(documents, "Secret", FULLNAME)["data"].items()}
+    for key, value in kept.items():
+        assert data[key] == value, key
+    assert data["MEND_ADMIN_TOKEN_SHA256"] == hashlib.sha256(kept["MEND_ADMIN_TOKEN"].encode()).hexdigest()
+    assert data["MEND_TRAINER_TOKEN_SHA256"] == hashlib.sha256(kept["MEND_TRAINER_TOKEN"].encode()).hexdigest()
+    assert re.fullmatch(r"[A-Za-z0-9]{48}", data["MEND_BOT_TOKEN"])  # not in the old Secret: made now
+
+
+def test_the_services_tell_one_another_by_the_tokens_the_chart_wires_in(
+        chart: helm.Chart, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parsed by the services' own settings: each server knows every identity's
+    token by its digest, the bot and the trainer send their own, and a pod that
+    only checks a token could not present it."""
+    from mendkit.credentials import ADMIN, BOT, TRAINER, Verifier
+    from mendkit.settings import SettingsError
+
+    documents = render(chart, PRODUCTION)
+    tokens = rendered_tokens(documents)
+    servers = 0
+    for workload, container, command in python_containers(documents):
+        if command not in {("interactions", "serve"), ("bot", "serve"), ("trainer", "serve"), ("trainer", "run")}:
+            continue
+        settings, _ = read_settings(monkeypatch, command, container_environment(documents, container))
+        own = {"bot": BOT, "trainer": TRAINER}.get(command[0])
+        if own:
+            assert settings.token.token() == tokens[own], workload
+        if command[1] == "serve":
+            verifier = Verifier.of(settings.callers)
+            assert {identity: verifier.identify(token) for identity, token in tokens.items()} == {
+                identity: identity for identity in tokens}, workload
+            admin = next(c for c in settings.callers if c.identity == ADMIN)
+            with pytest.raises(SettingsError, match="MEND_ADMIN_TOKEN is required"):
+                admin.token()
+            servers += 1
+    assert servers == 3
+
+
+def test_existing_secret_gives_every_service_its_tokens(chart: helm.Chart) -> None:
+    refs = secret_refs(render(chart, EXISTING_SECRET))
+    given = {}
+    for workload, name, ref in refs:
+        if name in TOKEN_VARIABLES:
+            assert ref["name"] == "mend-credentials" and not ref.get("optional"), (workload, name)
+            given.setdefault(workload.removeprefix(f"{FULLNAME}-"), set()).add(name)
+    assert given["interactions"] >= CHECKS["interactions"]
+    assert given["bot"] >= CHECKS["bot"] | {"MEND_BOT_TOKEN"}
+    assert given["trainer"] >= CHECKS["trainer"] | {"MEND_TRAINER_TOKEN"}
+    assert "MEND_TRAINER_TOKEN" in given["trainer-run"]
 
 
 def test_chart_made_secret_holds_every_required_key(chart: helm.Chart) -> None:
@@ -305,7 +415,7 @@ def test_optional_cloud_keys_are_optional_references(chart: helm.Chart) -> None:
 def test_the_interactions_service_gets_no_cloud_keys(chart: helm.Chart) -> None:
     refs = secret_refs(render(chart, EVERYTHING))
     assert {name for workload, name, _ in refs if workload == f"{FULLNAME}-interactions"} == {
-        "DATABASE_URL", "MEND_PAGE_TOKEN_SECRET"}
+        "DATABASE_URL", "MEND_PAGE_TOKEN_SECRET", *CHECKS["interactions"]}
 
 
 @pytest.mark.parametrize("scenario", ["production", "everything"])
@@ -325,7 +435,8 @@ def test_no_secret_value_is_written_anywhere_but_a_secret(chart: helm.Chart, sce
             for variable in container.get("env", []):
                 assert "value" not in variable or variable["value"] not in given
                 if variable["name"] in ("DATABASE_URL", "MEND_PAGE_TOKEN_SECRET", "PINECONE_API_KEY",
-                                        "OPENAI_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+                                        "OPENAI_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                        *TOKEN_VARIABLES):
                     assert "secretKeyRef" in variable.get("valueFrom", {}), (workload["metadata"]["name"], variable)
 
 
@@ -724,7 +835,7 @@ def container_environment(documents: list[dict[str, Any]], container: dict[str, 
         elif "secretKeyRef" in variable["valueFrom"]:
             ref = variable["valueFrom"]["secretKeyRef"]
             if ref["name"] not in secrets:
-                environment[variable["name"]] = "from-an-existing-secret"
+                environment[variable["name"]] = from_an_existing_secret(variable["name"])
             elif ref["key"] in secrets[ref["name"]]:
                 environment[variable["name"]] = base64.b64decode(secrets[ref["name"]][ref["key"]]).decode()
             else:
@@ -732,6 +843,15 @@ def container_environment(documents: list[dict[str, Any]], container: dict[str, 
         else:
             environment[variable["name"]] = "from-the-downward-api"
     return environment
+
+
+def from_an_existing_secret(name: str) -> str:
+    """A stand-in for a value in a Secret the chart does not make, of the shape its variable needs."""
+    if name.endswith("_TOKEN_SHA256"):
+        return hashlib.sha256(name.encode()).hexdigest()
+    if name.endswith("_TOKEN"):
+        return f"from-an-existing-secret-{name.lower()}"
+    return "from-an-existing-secret"
 
 
 def given_names(documents: list[dict[str, Any]], container: dict[str, Any]) -> set[str]:
@@ -848,7 +968,9 @@ def test_every_container_gets_only_the_settings_its_command_reads(
             required |= {"MEND_HOME", "MEND_MIGRATE_ON_START"}
         if command[1] == "serve":
             part = getattr(addresses, command[0].upper())
-            required |= {part.host_variable, part.port_variable, "MEND_PAGE_TOKEN_SECRET"}
+            required |= {part.host_variable, part.port_variable, "MEND_PAGE_TOKEN_SECRET", *CHECKS[command[0]]}
+        if command in SENDS:
+            required.add(SENDS[command])
         assert required <= given, f"{where} lacks {sorted(required - given)}"
         checked.add(command)
     assert {("interactions", "serve"), ("bot", "serve"), ("trainer", "serve"), ("trainer", "run"),
@@ -884,11 +1006,13 @@ def test_each_workload_gets_only_the_secrets_it_uses(
     pinecone = {"PINECONE_API_KEY"} if render_config(chart, values)["vectorStore"] == "pinecone" else set()
     database, page_token = {"DATABASE_URL"}, {"MEND_PAGE_TOKEN_SECRET"}
     expected = {
-        "interactions": database | page_token,
-        "bot": database | page_token | pinecone | CREDENTIALS[chat] | CREDENTIALS[embedder],
+        "interactions": database | page_token | CHECKS["interactions"],
+        "bot": database | page_token | pinecone | CREDENTIALS[chat] | CREDENTIALS[embedder] | CHECKS["bot"]
+        | {"MEND_BOT_TOKEN"},
         # The teacher and the judge are chat models: never the embedder's or the vector store's keys.
-        "trainer": database | page_token | CREDENTIALS[chat],
-        "trainer-run": database | CREDENTIALS[chat],  # `trainer run` serves no list RPCs
+        "trainer": database | page_token | CREDENTIALS[chat] | CHECKS["trainer"] | {"MEND_TRAINER_TOKEN"},
+        # `trainer run` serves no list RPCs and checks no token: it only calls as the trainer.
+        "trainer-run": database | CREDENTIALS[chat] | {"MEND_TRAINER_TOKEN"},
         "migrations": database,
     }
     if chart.merge_values(values)["ingest"]["enabled"]:
@@ -999,6 +1123,13 @@ def test_the_gateway_marks_every_request_as_public(chart: helm.Chart, scenario: 
     manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     assert manager["route_config"]["request_headers_to_add"] == [
         {"append_action": "OVERWRITE_IF_EXISTS_OR_ADD", "header": {"key": "x-mend-caller", "value": "public"}}]
+
+
+@pytest.mark.skipif(PLACEHOLDER, reason="helm/mend/files/envoy.yaml is still a placeholder")
+def test_the_gateway_drops_any_credential_a_client_sends(chart: helm.Chart) -> None:
+    config = yaml.safe_load(envoy_config(render(chart, PRODUCTION)))
+    manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    assert manager["route_config"]["request_headers_to_remove"] == ["authorization"]
 
 
 @pytest.mark.skipif(PLACEHOLDER, reason="helm/mend/files/envoy.yaml is still a placeholder")

@@ -22,7 +22,19 @@ import httpx
 import pytest
 
 from tests.doubles.otlp_receiver import start_receiver
-from tests.support import CHAT_PAGE, REPO, free_port, grpcurl, interrupt, mesh_env, start_mesh, wait_for_port
+from tests.support import (
+    CHAT_PAGE,
+    REPO,
+    answered,
+    free_port,
+    grpcurl,
+    interrupt,
+    kept_admin_token,
+    mesh_env,
+    snake,
+    start_mesh,
+    wait_for_port,
+)
 
 CONVERSATION = REPO / "tests" / "browser" / "conversation.mjs"  # whole conversations in Chromium (node)
 # Where the page's handoff action points (served to it as config.json by the static site).
@@ -104,18 +116,10 @@ def assert_dislike_form_as_seen(seen: dict) -> None:
     assert sent["statusVisible"] and sent["status"].startswith("Thanks"), sent
 
 
-def snake(value):
-    """grpcurl names fields as the descriptors it got say; compare in snake_case."""
-    if isinstance(value, dict):
-        return {re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower(): snake(item) for key, item in value.items()}
-    return [snake(item) for item in value] if isinstance(value, list) else value
-
-
 def admin(env: dict[str, str], service: str, method: str, body: dict) -> dict:
+    """A person's call, with the admin token the mesh made (README's examples)."""
     port = int(env[f"{service.upper()}_PORT"])
-    reply = grpcurl(port, "-d", json.dumps(body), method)
-    assert reply.returncode == 0, reply.stderr
-    return snake(json.loads(reply.stdout))
+    return answered(grpcurl(port, "-d", json.dumps(body), method, token=kept_admin_token(env["MEND_HOME"])))
 
 
 async def test_a_customer_chats_sees_sources_and_dislikes_with_a_reason(mesh):
@@ -207,7 +211,8 @@ async def test_the_bot_heals_a_disliked_question(mesh):
     # The person undoes the fix through grpcurl: the entry leaves the index, the
     # interaction is marked rolled back, and the paraphrase is no longer answered from it.
     def refused(body: dict) -> str:
-        reply = grpcurl(int(env["TRAINER_PORT"]), "-d", json.dumps(body), "mend.trainer.v1.TrainerService/RollbackFix")
+        reply = grpcurl(int(env["TRAINER_PORT"]), "-d", json.dumps(body), "mend.trainer.v1.TrainerService/RollbackFix",
+                        token=kept_admin_token(env["MEND_HOME"]))
         assert reply.returncode != 0
         return reply.stderr
 
@@ -245,7 +250,8 @@ async def interaction(env: dict[str, str], interaction_id: str) -> dict:
     """The logged exchange (the bot's outbox delivers it just after the answer ends)."""
     for _ in range(50):
         reply = grpcurl(int(env["INTERACTIONS_PORT"]), "-d", json.dumps({"interaction_id": interaction_id}),
-                        "mend.interactions.v1.InteractionsService/GetInteraction")
+                        "mend.interactions.v1.InteractionsService/GetInteraction",
+                        token=kept_admin_token(env["MEND_HOME"]))
         if reply.returncode == 0:
             return snake(json.loads(reply.stdout))["interaction"]
         assert "NotFound" in reply.stderr, reply.stderr

@@ -24,8 +24,9 @@ from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
 from mendkit.callers import CALLER_HEADER
 from mendkit.conversation_tokens import ConversationTokens
+from mendkit.credentials import ADMIN
 from tests.doubles.otlp_receiver import start_receiver
-from tests.support import CHAT_PAGE, GRPCURL, REPO, free_port, make_chatbot, running_edge
+from tests.support import CHAT_PAGE, GRPCURL, REPO, bearer, free_port, make_chatbot, running_edge, serve
 
 FEEDBACK = "/mend.interactions.v1.InteractionsService/SubmitFeedback"
 GRPC_TOOLS_PROTOS = str(Path(grpc.__file__).parent.parent / "grpc_tools" / "_proto")
@@ -105,13 +106,13 @@ TOKENS = ConversationTokens(b"tests-conversation-secret")
 async def interactions_address(pool):
     """The interactions service as deployed: checking public votes with the bot's tokens."""
     from interactions.__main__ import SERVICE_NAME
-    from interactions.service import InteractionsService
+    from interactions.service import ACCESS, InteractionsService
     from mendkit.page_tokens import PageTokens
-    from mendkit.server import Registration, start_server
+    from mendkit.server import Registration
 
     servicer = InteractionsService(pool, PageTokens(b"tests-page-token-secret"), TOKENS)
-    running = await start_server(
-        [Registration(servicer, ipb_grpc.add_InteractionsServiceServicer_to_server, SERVICE_NAME)], "127.0.0.1:0")
+    running = await serve(Registration(servicer, ipb_grpc.add_InteractionsServiceServicer_to_server, SERVICE_NAME,
+                                       ACCESS))
     yield f"127.0.0.1:{running.port}"
     await running.stop(1)
 
@@ -119,14 +120,13 @@ async def interactions_address(pool):
 @pytest.fixture(scope="module")
 async def bot_address(knowledge_index, chat_model, interactions_address):
     from bot.__main__ import CHAT_SERVICE
-    from bot.chat_service import ChatService
+    from bot.chat_service import ACCESS, ChatService
     from mend.bot.v1 import bot_service_pb2_grpc as bot_grpc
-    from mendkit.server import Registration, start_server
+    from mendkit.server import Registration
 
     chatbot, channel = make_chatbot(knowledge_index, chat_model, interactions_address)
-    running = await start_server(
-        [Registration(ChatService(chatbot, TOKENS), bot_grpc.add_ChatServiceServicer_to_server, CHAT_SERVICE)],
-        "127.0.0.1:0")
+    running = await serve(Registration(ChatService(chatbot, TOKENS), bot_grpc.add_ChatServiceServicer_to_server,
+                                       CHAT_SERVICE, ACCESS))
     yield f"127.0.0.1:{running.port}"
     await running.stop(1)
     await channel.close()
@@ -390,6 +390,41 @@ def test_the_public_listener_marks_every_request_overwriting_the_clients_mark():
     added = connection_manager(config.build(settings.local({})))["route_config"]["request_headers_to_add"]
     assert added == [{"append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
                       "header": {"key": CALLER_HEADER, "value": "public"}}]
+
+
+def test_the_public_listener_drops_any_credential_a_client_sends():
+    """Local target (the chart's is checked in tests/deploy/test_helm.py)."""
+    route_config = connection_manager(config.build(settings.local({})))["route_config"]
+    assert route_config["request_headers_to_remove"] == ["authorization"]
+
+
+async def test_a_client_credential_never_reaches_a_service_through_the_gateway(tmp_path, bot_address):
+    """Behind Envoy, a recording interactions service sees every forwarded vote
+    marked public and without the admin token the client sent (gRPC and gRPC-web)."""
+    seen: list[dict[str, str]] = []
+
+    async def submit(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        seen.append(dict(context.invocation_metadata()))
+        return b""
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+        "mend.interactions.v1.InteractionsService", {"SubmitFeedback": grpc.unary_unary_rpc_method_handler(submit)})])
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    stolen = dict(bearer(ADMIN))
+    try:
+        async with running_edge(tmp_path, bot=bot_address, interactions=f"127.0.0.1:{port}") as recorded:
+            async with httpx.AsyncClient() as client:
+                reply = await grpc_web.call(client, recorded.url, FEEDBACK, ipb.SubmitFeedbackRequest(), headers=stolen)
+            assert reply.grpc_status == 0, reply.grpc_message
+            async with grpc.aio.insecure_channel(recorded.address) as direct:
+                await direct.unary_unary(FEEDBACK)(b"", metadata=tuple(stolen.items()), timeout=10)
+    finally:
+        await server.stop(0)
+    assert len(seen) == 2
+    for metadata in seen:
+        assert metadata[CALLER_HEADER] == "public" and "authorization" not in metadata, metadata
 
 
 async def chat_through(edge, query: str, **fields) -> bpb.ChatResponse:

@@ -11,8 +11,9 @@ import grpc
 import pytest
 
 from mend.interactions.v1 import interactions_service_pb2 as pb
+from mendkit.credentials import BOT, TRAINER
 from tests.doubles.otlp_receiver import start_receiver
-from tests.support import PYTHON, REPO, free_port, start, stop
+from tests.support import PYTHON, REPO, STRANGER, TOKENS, channel, free_port, start, stop
 
 
 async def test_create_is_one_trace_from_client_to_database(interactions, spans):
@@ -45,7 +46,6 @@ async def test_create_is_one_trace_from_client_to_database(interactions, spans):
 async def test_a_service_process_exports_spans_over_otlp_continuing_the_callers_trace(database_url, spans):
     """The real process with OTEL_EXPORTER_OTLP_ENDPOINT set: the caller's trace
     continues in the server and down to PostgreSQL, and reaches the collector."""
-    import grpc
 
     from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc
 
@@ -58,8 +58,8 @@ async def test_a_service_process_exports_spans_over_otlp_continuing_the_callers_
             "OTEL_SERVICE_NAME": "interactions-under-test",
         })
         try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                created = (await pb_grpc.InteractionsServiceStub(channel).CreateInteraction(
+            async with channel(f"127.0.0.1:{port}", BOT) as bot:
+                created = (await pb_grpc.InteractionsServiceStub(bot).CreateInteraction(
                     pb.CreateInteractionRequest(interaction=pb.Interaction(
                         user_query="secret question text", bot_response="answer")), timeout=10)).interaction
         finally:
@@ -90,9 +90,10 @@ async def run_until_exit(env: dict[str, str]) -> tuple[int, str]:
 
 
 async def test_secrets_stay_out_of_logs_and_traces(database_url):
-    """A running process (with DEBUG logs, a bad request among its calls) and a
-    failing one: the database password and the page-token secret appear in
-    neither their logs nor anything they export."""
+    """A running process (with DEBUG logs, a bad request and refused credentials
+    among its calls) and a failing one: the database password, the page-token
+    secret and the bearer tokens, good or bad, appear in neither their logs nor
+    anything they export."""
     from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc
 
     parts = urlsplit(database_url)
@@ -108,14 +109,21 @@ async def test_secrets_stay_out_of_logs_and_traces(database_url):
                "OTEL_EXPORTER_OTLP_INSECURE": "true"}
         process, port = await start(env)
         try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                stub = pb_grpc.InteractionsServiceStub(channel)
-                await stub.CreateInteraction(pb.CreateInteractionRequest(interaction=pb.Interaction(
-                    user_query="question", bot_response="answer")), timeout=10)
+            async with channel(f"127.0.0.1:{port}", BOT) as bot, channel(f"127.0.0.1:{port}", TRAINER) as trainer:
+                await pb_grpc.InteractionsServiceStub(bot).CreateInteraction(pb.CreateInteractionRequest(
+                    interaction=pb.Interaction(user_query="question", bot_response="answer")), timeout=10)
+                stub = pb_grpc.InteractionsServiceStub(trainer)
                 page = await stub.ListInteractions(pb.ListInteractionsRequest(page_size=1), timeout=10)
                 assert page.next_page_token
                 with pytest.raises(grpc.aio.AioRpcError):
                     await stub.ListInteractions(pb.ListInteractionsRequest(page_token="forged"), timeout=10)
+            for token in (TOKENS[BOT], STRANGER):  # one of another identity, one of no one's
+                async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as plain:
+                    with pytest.raises(grpc.aio.AioRpcError) as refused:
+                        await pb_grpc.InteractionsServiceStub(plain).ListInteractions(
+                            pb.ListInteractionsRequest(), timeout=10, metadata=(("authorization", f"Bearer {token}"),))
+                assert refused.value.code() in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED)
+                assert token not in str(refused.value)
         finally:
             code, logs = await stop(process)
         assert code == 0 and logs
@@ -126,7 +134,8 @@ async def test_secrets_stay_out_of_logs_and_traces(database_url):
         await collector.stop(0)
     assert failed == 1 and "connect" in failure.lower(), failure
     assert receiver.spans and receiver.exported
-    for secret in (password, token_secret):
+    assert any(line.get("rpc.code") == "PERMISSION_DENIED" for line in logs)  # the refusals were logged...
+    for secret in (password, token_secret, *TOKENS.values(), STRANGER):  # ...and no token with them
         assert secret not in str(logs) and secret not in failure
         assert secret.encode() not in bytes(receiver.exported)
 

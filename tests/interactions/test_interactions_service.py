@@ -13,15 +13,16 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from interactions.__main__ import SERVICE_NAME
-from interactions.service import InteractionsService
+from interactions.service import ACCESS, NOT_YOURS, InteractionsService
 from mend.interactions.v1 import interactions_service_pb2 as pb
 from mend.interactions.v1 import interactions_service_pb2_grpc as pb_grpc
 from mendkit import database as mend_database
 from mendkit.callers import CALLER_HEADER, PUBLIC
 from mendkit.conversation_tokens import ConversationTokens
+from mendkit.credentials import BOT, TRAINER
 from mendkit.page_tokens import PageTokens
-from mendkit.server import Registration, start_server
-from tests.support import expect_status
+from mendkit.server import Registration
+from tests.support import channel, expect_status, serve
 
 LOG = "mend.interactions.v1.InteractionsService"
 
@@ -192,14 +193,20 @@ CARD = "4111 1111 1111 1111"
 
 
 @pytest.fixture
-async def voting(pool, interactions) -> AsyncIterator[pb_grpc.InteractionsServiceStub]:
-    """The service as deployed: checking public votes with the bot's conversation tokens."""
+async def voting_address(pool, interactions) -> AsyncIterator[str]:
+    """The service as deployed: checking votes with the bot's conversation tokens."""
     servicer = InteractionsService(pool, PageTokens(b"tests-page-token-secret"), TOKENS)
-    running = await start_server(
-        [Registration(servicer, pb_grpc.add_InteractionsServiceServicer_to_server, SERVICE_NAME)], "127.0.0.1:0")
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-        yield pb_grpc.InteractionsServiceStub(channel)
+    running = await serve(Registration(servicer, pb_grpc.add_InteractionsServiceServicer_to_server, SERVICE_NAME,
+                                       ACCESS))
+    yield f"127.0.0.1:{running.port}"
     await running.stop(0)
+
+
+@pytest.fixture
+async def voting(voting_address) -> AsyncIterator[pb_grpc.InteractionsServiceStub]:
+    """A stub of that service with the admin token."""
+    async with channel(voting_address) as admin:
+        yield pb_grpc.InteractionsServiceStub(admin)
 
 
 async def test_a_public_vote_needs_the_token_of_the_rated_conversation(voting, pool):
@@ -234,12 +241,25 @@ async def test_a_public_vote_needs_the_token_of_the_rated_conversation(voting, p
         metadata=AS_PUBLIC), grpc.StatusCode.INVALID_ARGUMENT, "conversation_token")
 
 
-async def test_votes_from_the_internal_network_are_not_checked(voting):
+async def test_only_an_admin_votes_without_the_conversations_token(voting, voting_address):
+    """A vote straight to the service, not through the gateway, is held to the
+    conversation's token like a public one, unless an admin casts it: neither
+    an anonymous caller nor a service's token rates another customer's answer."""
     created = await create(voting, "Where is my order?", conversation_id="conv-internal")
-    for metadata in ((), ((CALLER_HEADER, "internal"),)):
-        rated = await voting.SubmitFeedback(pb.SubmitFeedbackRequest(
-            interaction_id=created.interaction_id, rating=pb.RATING_DISLIKE), metadata=metadata)
-        assert rated.interaction.feedback == -1
+    vote = pb.SubmitFeedbackRequest(interaction_id=created.interaction_id, rating=pb.RATING_DISLIKE)
+    for identity, metadata in ((None, ()), (None, ((CALLER_HEADER, "internal"),)), (BOT, ()), (TRAINER, ())):
+        async with channel(voting_address, identity) as other:
+            await expect_status(pb_grpc.InteractionsServiceStub(other).SubmitFeedback(vote, metadata=metadata),
+                                grpc.StatusCode.PERMISSION_DENIED, NOT_YOURS)
+    assert (await voting.GetInteraction(pb.GetInteractionRequest(
+        interaction_id=created.interaction_id))).interaction.feedback == 0
+    async with channel(voting_address, None) as anonymous:
+        rated = await pb_grpc.InteractionsServiceStub(anonymous).SubmitFeedback(pb.SubmitFeedbackRequest(
+            interaction_id=created.interaction_id, rating=pb.RATING_LIKE,
+            conversation_token=TOKENS.issue("conv-internal")))
+    assert rated.interaction.feedback == 1
+    rated = await voting.SubmitFeedback(vote)
+    assert rated.interaction.feedback == -1
 
 
 async def test_mark_processed_records_outcomes_in_order(interactions):
@@ -387,12 +407,11 @@ async def service_whose_planner_sorts(database_url: str) -> AsyncIterator[pb_grp
                                  "SET enable_bitmapscan = off")
 
     pool = await mend_database.create_pool(database_url, 2, init=no_ordered_index_scans)
-    running = await start_server([Registration(InteractionsService(pool, PageTokens(b"tests-page-token-secret")),
-                                               pb_grpc.add_InteractionsServiceServicer_to_server, SERVICE_NAME)],
-                                 "127.0.0.1:0")
+    running = await serve(Registration(InteractionsService(pool, PageTokens(b"tests-page-token-secret")),
+                                       pb_grpc.add_InteractionsServiceServicer_to_server, SERVICE_NAME, ACCESS))
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            yield pb_grpc.InteractionsServiceStub(channel)
+        async with channel(f"127.0.0.1:{running.port}") as admin:
+            yield pb_grpc.InteractionsServiceStub(admin)
     finally:
         await running.stop(0)
         await pool.close()

@@ -19,6 +19,7 @@ from mendkit.errors import InvalidArgument
 from mendkit.logs import JsonFormatter
 from mendkit.page_tokens import PageTokens
 from mendkit.settings import SettingsError, env_bool, env_choice, env_int, env_str
+from tests.support import channel as admin_channel
 
 
 def test_settings_fail_fast_naming_the_variable():
@@ -178,7 +179,7 @@ async def test_graceful_shutdown_finishes_in_flight_calls_and_flips_health():
 async def test_request_bytes_that_do_not_parse_are_invalid_argument(interactions_address):
     """Not grpc's UNKNOWN: unary and server-streaming methods alike name the
     message they expected, and the server goes on serving."""
-    async with grpc.aio.insecure_channel(interactions_address) as channel:
+    async with admin_channel(interactions_address) as channel:
         for method, expected, call in (
                 ("/mend.interactions.v1.InteractionsService/CreateInteraction",
                  "mend.interactions.v1.CreateInteractionRequest", channel.unary_unary),

@@ -5,9 +5,11 @@ from __future__ import annotations
 import grpc
 import pytest
 
+from mendkit import credentials
 from mendkit.page_tokens import PageTokens
 from mendkit.server import Registration, start_server
 from tests.support import BRAND
+from tests.support import channel as with_token
 
 
 @pytest.fixture
@@ -26,8 +28,8 @@ async def trainer_setup(database_url, pool, interactions_address, knowledge_addr
     async with pool.acquire() as connection:
         await mend_migrations.apply(connection, "trainer", MIGRATIONS)
     await pool.execute("TRUNCATE trainer_runs, trainer_fixes")
-    async with grpc.aio.insecure_channel(interactions_address) as ichannel, \
-            grpc.aio.insecure_channel(knowledge_address) as kchannel:
+    async with with_token(interactions_address, credentials.TRAINER) as ichannel, \
+            with_token(knowledge_address, credentials.TRAINER) as kchannel:
         trainer = Trainer(pool, interactions_grpc.InteractionsServiceStub(ichannel),
                           bot_grpc.KnowledgeServiceStub(kchannel), None, Policy(2, "review", 0.8, 0.7, BRAND))
         servicer = TrainerService(trainer, PageTokens(b"tests-page-token-secret"))

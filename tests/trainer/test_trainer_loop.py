@@ -13,7 +13,8 @@ from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.bot.v1 import bot_service_pb2_grpc as bpb_grpc
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
-from tests.support import BRAND, PYTHON, REPO, RETURNS, Teacher, dislike, free_port, processed, upsert
+from mendkit.credentials import TRAINER
+from tests.support import BRAND, PYTHON, REPO, RETURNS, Teacher, channel, dislike, free_port, processed, upsert
 from trainer.loop import SOURCE, Policy, run_once
 
 AUTO = Policy(threshold=2, publish="auto", covered_similarity=0.8, duplicate_similarity=0.7, brand=BRAND)
@@ -263,8 +264,8 @@ class Calls(grpc.aio.UnaryUnaryClientInterceptor):
 async def counted(interactions, knowledge, interactions_address, knowledge_address):
     """Stubs like `interactions` and `knowledge`, over channels that count every call."""
     calls = Calls()
-    async with grpc.aio.insecure_channel(interactions_address, interceptors=[calls]) as ichannel, \
-            grpc.aio.insecure_channel(knowledge_address, interceptors=[calls]) as kchannel:
+    async with channel(interactions_address, TRAINER, interceptors=[calls]) as ichannel, \
+            channel(knowledge_address, TRAINER, interceptors=[calls]) as kchannel:
         yield ipb_grpc.InteractionsServiceStub(ichannel), bpb_grpc.KnowledgeServiceStub(kchannel), calls
 
 
@@ -287,8 +288,10 @@ async def test_a_run_makes_a_few_calls_per_page_however_many_questions(counted, 
     assert (counts.read, counts.proposed, counts.failed) == (12, 12, 0)
     # One UpsertEntries per page holds its new fixes and the earlier fix that gained its questions
     # (with the status and answer on record for it, so a review made meanwhile stands).
-    # One more ListInteractions reads the liked interactions (none here, so no evidence search).
-    assert calls.made == {"ListInteractions": 4, "BatchSearchKnowledge": 3, "UpsertEntries": 3, "MarkProcessed": 3}
+    # One more ListInteractions reads the liked interactions (none here, so no evidence search),
+    # and one ListEntries the published entries' phrasings for the regression set (none: no replay).
+    assert calls.made == {"ListInteractions": 4, "ListEntries": 1, "BatchSearchKnowledge": 3, "UpsertEntries": 3,
+                          "MarkProcessed": 3}
     assert sorted(teacher.asked) == sorted([TENTS[0], *OTHERS])  # one answer per fix
     tents = next(f for f in await fixes(knowledge) if TENTS[0] in f.questions)
     assert list(tents.questions) == TENTS

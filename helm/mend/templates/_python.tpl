@@ -38,6 +38,12 @@ collector, and the secrets it needs, each through a secretKeyRef. Call with
 A provider's credentials are OPENAI_API_KEY for `openai`, the static AWS keys
 for `bedrock`; both are optional references, because an endpoint may need no key
 and AWS credentials may come from IRSA. `local` needs none.
+Bearer tokens (mendkit/credentials.py): with "sends" IDENTITY the container gets
+that identity's own token (MEND_<IDENTITY>_TOKEN: the bot's, the trainer's), to
+call other services with; with "checks" (list IDENTITY...) the SHA-256 of each
+other identity's token (MEND_<IDENTITY>_TOKEN_SHA256), by which its server tells
+who calls (what each may call is the service's own rule) without holding a token
+it could present: no pod holds the admin token or another service's.
 */}}
 {{- define "mend.python.env" -}}
 {{- $root := .root }}
@@ -83,11 +89,18 @@ and AWS credentials may come from IRSA. `local` needs none.
 {{ include "mend.python.secretEnv" (dict "root" $root "name" "AWS_ACCESS_KEY_ID" "key" "awsAccessKeyId" "secret" $secret "optional" true) }}
 {{ include "mend.python.secretEnv" (dict "root" $root "name" "AWS_SECRET_ACCESS_KEY" "key" "awsSecretAccessKey" "secret" $secret "optional" true) }}
 {{- end }}
+{{- range $identity := .checks | default list }}
+{{ include "mend.python.secretEnv" (dict "root" $root "name" (printf "MEND_%s_TOKEN_SHA256" (upper $identity)) "key" (printf "%sTokenSha256" $identity) "secret" $secret) }}
+{{- end }}
+{{- with .sends }}
+{{ include "mend.python.secretEnv" (dict "root" $root "name" (printf "MEND_%s_TOKEN" (upper .)) "key" (printf "%sToken" .) "secret" $secret) }}
+{{- end }}
 {{- end }}
 
 {{/*
 A Python container. Call with (dict "root" $ "name" NAME "args" (list "bot" "serve")
-"secrets" LIST "resources" MAP ["settings" COMPONENT] ["databaseSecret" NAME]).
+"secrets" LIST "resources" MAP ["settings" COMPONENT] ["databaseSecret" NAME]
+["sends" IDENTITY] ["checks" LIST]).
 `settings` mounts that component's settings ConfigMap (_settings.tpl) as
 environment variables; the pre-install hook Jobs run before it exists and pass
 their few settings inline.
@@ -222,7 +235,8 @@ checksum/secret: {{ include (print $root.Template.BasePath "/secret.yaml") $root
 {{/*
 One Python service: a Deployment running `python -m <component> serve` with
 gRPC health probes. Call with (dict "root" $ "component" "bot" "secrets" LIST
-["homeSizeLimit" SIZE]).
+"checks" LIST ["sends" IDENTITY] ["homeSizeLimit" SIZE]): its own identity, and
+every other, whose token its server tells by the digest.
 */}}
 {{- define "mend.python.deployment" -}}
 {{- $root := .root }}
@@ -255,7 +269,7 @@ spec:
     spec:
       {{- include "mend.podSpec" (dict "root" $root "values" $values "serviceAccount" true) | nindent 6 }}
       containers:
-        {{- include "mend.python.container" (dict "root" $root "name" .component "args" (list .component "serve") "secrets" .secrets "resources" $values.resources "settings" .component) | nindent 8 }}
+        {{- include "mend.python.container" (dict "root" $root "name" .component "args" (list .component "serve") "secrets" .secrets "checks" .checks "sends" .sends "resources" $values.resources "settings" .component) | nindent 8 }}
           ports:
             - name: grpc
               containerPort: {{ $values.port }}

@@ -260,6 +260,44 @@ class PeerQuery(_message.Message):
     score: float
     def __init__(self, query_index: _Optional[int] = ..., score: _Optional[float] = ...) -> None: ...
 
+class ReplayKnowledgeRequest(_message.Message):
+    __slots__ = ("queries", "changes", "each_alone")
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    EACH_ALONE_FIELD_NUMBER: _ClassVar[int]
+    queries: _containers.RepeatedScalarFieldContainer[str]
+    changes: _containers.RepeatedCompositeFieldContainer[KnowledgeEntry]
+    each_alone: bool
+    def __init__(self, queries: _Optional[_Iterable[str]] = ..., changes: _Optional[_Iterable[_Union[KnowledgeEntry, _Mapping]]] = ..., each_alone: _Optional[bool] = ...) -> None: ...
+
+class ReplayKnowledgeResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ReplayResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[ReplayResult, _Mapping]]] = ...) -> None: ...
+
+class ReplayResult(_message.Message):
+    __slots__ = ("entry_id", "score", "answered", "overtaken_by")
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    ANSWERED_FIELD_NUMBER: _ClassVar[int]
+    OVERTAKEN_BY_FIELD_NUMBER: _ClassVar[int]
+    entry_id: str
+    score: float
+    answered: bool
+    overtaken_by: _containers.RepeatedCompositeFieldContainer[ReplayOvertake]
+    def __init__(self, entry_id: _Optional[str] = ..., score: _Optional[float] = ..., answered: _Optional[bool] = ..., overtaken_by: _Optional[_Iterable[_Union[ReplayOvertake, _Mapping]]] = ...) -> None: ...
+
+class ReplayOvertake(_message.Message):
+    __slots__ = ("entry_id", "question", "score")
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    QUESTION_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    entry_id: str
+    question: str
+    score: float
+    def __init__(self, entry_id: _Optional[str] = ..., question: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+
 class UpsertEntriesRequest(_message.Message):
     __slots__ = ("entries",)
     ENTRIES_FIELD_NUMBER: _ClassVar[int]

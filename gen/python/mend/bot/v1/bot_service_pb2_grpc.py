@@ -186,6 +186,11 @@ class KnowledgeServiceStub:
                 request_serializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.BatchSearchKnowledgeRequest.SerializeToString,
                 response_deserializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.BatchSearchKnowledgeResponse.FromString,
                 _registered_method=True)
+        self.ReplayKnowledge = channel.unary_unary(
+                '/mend.bot.v1.KnowledgeService/ReplayKnowledge',
+                request_serializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.ReplayKnowledgeRequest.SerializeToString,
+                response_deserializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.ReplayKnowledgeResponse.FromString,
+                _registered_method=True)
         self.UpsertEntries = channel.unary_unary(
                 '/mend.bot.v1.KnowledgeService/UpsertEntries',
                 request_serializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.UpsertEntriesRequest.SerializeToString,
@@ -237,6 +242,20 @@ class KnowledgeServiceServicer:
         than 1,000, or when any query is invalid (nothing is searched then). A
         response larger than 4 MiB fails with RESOURCE_EXHAUSTED: send fewer
         queries or a smaller `k`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayKnowledge(self, request, context):
+        """ReplayKnowledge answers, for each query, which published entry the bot
+        would answer it from now, and which keys of the given `changes` (entries
+        as they would be if published: new ones, or existing ones with added
+        phrasings) would score above that answer. Nothing is written. The trainer
+        replays customers' liked questions with it before a fix goes live, so that
+        a fix cannot take right answers away from other entries. Fails with
+        INVALID_ARGUMENT, naming the field, when there are no queries or more than
+        5,000, more than 500 changes, or any of them is invalid.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -300,6 +319,11 @@ def add_KnowledgeServiceServicer_to_server(servicer, server):
                     servicer.BatchSearchKnowledge,
                     request_deserializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.BatchSearchKnowledgeRequest.FromString,
                     response_serializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.BatchSearchKnowledgeResponse.SerializeToString,
+            ),
+            'ReplayKnowledge': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayKnowledge,
+                    request_deserializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.ReplayKnowledgeRequest.FromString,
+                    response_serializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.ReplayKnowledgeResponse.SerializeToString,
             ),
             'UpsertEntries': grpc.unary_unary_rpc_method_handler(
                     servicer.UpsertEntries,
@@ -384,6 +408,33 @@ class KnowledgeService:
             '/mend.bot.v1.KnowledgeService/BatchSearchKnowledge',
             mend_dot_bot_dot_v1_dot_bot__service__pb2.BatchSearchKnowledgeRequest.SerializeToString,
             mend_dot_bot_dot_v1_dot_bot__service__pb2.BatchSearchKnowledgeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayKnowledge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mend.bot.v1.KnowledgeService/ReplayKnowledge',
+            mend_dot_bot_dot_v1_dot_bot__service__pb2.ReplayKnowledgeRequest.SerializeToString,
+            mend_dot_bot_dot_v1_dot_bot__service__pb2.ReplayKnowledgeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -142,6 +142,16 @@ class KnowledgeServiceStub:
     response larger than 4 MiB fails with RESOURCE_EXHAUSTED: send fewer
     queries or a smaller `k`.
     """
+    ReplayKnowledge: _grpc.UnaryUnaryMultiCallable[_bot_service_pb2.ReplayKnowledgeRequest, _bot_service_pb2.ReplayKnowledgeResponse]
+    """ReplayKnowledge answers, for each query, which published entry the bot
+    would answer it from now, and which keys of the given `changes` (entries
+    as they would be if published: new ones, or existing ones with added
+    phrasings) would score above that answer. Nothing is written. The trainer
+    replays customers' liked questions with it before a fix goes live, so that
+    a fix cannot take right answers away from other entries. Fails with
+    INVALID_ARGUMENT, naming the field, when there are no queries or more than
+    5,000, more than 500 changes, or any of them is invalid.
+    """
     UpsertEntries: _grpc.UnaryUnaryMultiCallable[_bot_service_pb2.UpsertEntriesRequest, _bot_service_pb2.UpsertEntriesResponse]
     """UpsertEntries creates each entry whose id is new and replaces each entry
     whose id exists. The batch is applied atomically: if any entry is invalid,
@@ -190,6 +200,16 @@ class KnowledgeServiceAsyncStub(KnowledgeServiceStub):
     than 1,000, or when any query is invalid (nothing is searched then). A
     response larger than 4 MiB fails with RESOURCE_EXHAUSTED: send fewer
     queries or a smaller `k`.
+    """
+    ReplayKnowledge: _aio.UnaryUnaryMultiCallable[_bot_service_pb2.ReplayKnowledgeRequest, _bot_service_pb2.ReplayKnowledgeResponse]  # type: ignore[assignment]
+    """ReplayKnowledge answers, for each query, which published entry the bot
+    would answer it from now, and which keys of the given `changes` (entries
+    as they would be if published: new ones, or existing ones with added
+    phrasings) would score above that answer. Nothing is written. The trainer
+    replays customers' liked questions with it before a fix goes live, so that
+    a fix cannot take right answers away from other entries. Fails with
+    INVALID_ARGUMENT, naming the field, when there are no queries or more than
+    5,000, more than 500 changes, or any of them is invalid.
     """
     UpsertEntries: _aio.UnaryUnaryMultiCallable[_bot_service_pb2.UpsertEntriesRequest, _bot_service_pb2.UpsertEntriesResponse]  # type: ignore[assignment]
     """UpsertEntries creates each entry whose id is new and replaces each entry
@@ -248,6 +268,22 @@ class KnowledgeServiceServicer(metaclass=_abc_1.ABCMeta):
         than 1,000, or when any query is invalid (nothing is searched then). A
         response larger than 4 MiB fails with RESOURCE_EXHAUSTED: send fewer
         queries or a smaller `k`.
+        """
+
+    @_abc_1.abstractmethod
+    def ReplayKnowledge(
+        self,
+        request: _bot_service_pb2.ReplayKnowledgeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_bot_service_pb2.ReplayKnowledgeResponse, _abc.Awaitable[_bot_service_pb2.ReplayKnowledgeResponse]]:
+        """ReplayKnowledge answers, for each query, which published entry the bot
+        would answer it from now, and which keys of the given `changes` (entries
+        as they would be if published: new ones, or existing ones with added
+        phrasings) would score above that answer. Nothing is written. The trainer
+        replays customers' liked questions with it before a fix goes live, so that
+        a fix cannot take right answers away from other entries. Fails with
+        INVALID_ARGUMENT, naming the field, when there are no queries or more than
+        5,000, more than 500 changes, or any of them is invalid.
         """
 
     @_abc_1.abstractmethod

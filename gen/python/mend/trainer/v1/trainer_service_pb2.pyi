@@ -66,7 +66,7 @@ FIX_STATE_REJECTED: FixState
 FIX_STATE_ROLLED_BACK: FixState
 
 class Run(_message.Message):
-    __slots__ = ("run_id", "state", "trigger", "forced", "publish_policy", "feedback_threshold", "start_time", "end_time", "counts", "error_message")
+    __slots__ = ("run_id", "state", "trigger", "forced", "publish_policy", "feedback_threshold", "start_time", "end_time", "counts", "error_message", "evaluation_before", "evaluation_after")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +77,8 @@ class Run(_message.Message):
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     COUNTS_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_AFTER_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     state: RunState
     trigger: RunTrigger
@@ -87,7 +89,39 @@ class Run(_message.Message):
     end_time: _timestamp_pb2.Timestamp
     counts: RunCounts
     error_message: str
-    def __init__(self, run_id: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., trigger: _Optional[_Union[RunTrigger, str]] = ..., forced: _Optional[bool] = ..., publish_policy: _Optional[_Union[PublishPolicy, str]] = ..., feedback_threshold: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., counts: _Optional[_Union[RunCounts, _Mapping]] = ..., error_message: _Optional[str] = ...) -> None: ...
+    evaluation_before: Evaluation
+    evaluation_after: Evaluation
+    def __init__(self, run_id: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., trigger: _Optional[_Union[RunTrigger, str]] = ..., forced: _Optional[bool] = ..., publish_policy: _Optional[_Union[PublishPolicy, str]] = ..., feedback_threshold: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., counts: _Optional[_Union[RunCounts, _Mapping]] = ..., error_message: _Optional[str] = ..., evaluation_before: _Optional[_Union[Evaluation, _Mapping]] = ..., evaluation_after: _Optional[_Union[Evaluation, _Mapping]] = ...) -> None: ...
+
+class Evaluation(_message.Message):
+    __slots__ = ("questions", "liked", "right", "accuracy", "wrong", "evaluate_time")
+    QUESTIONS_FIELD_NUMBER: _ClassVar[int]
+    LIKED_FIELD_NUMBER: _ClassVar[int]
+    RIGHT_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    WRONG_FIELD_NUMBER: _ClassVar[int]
+    EVALUATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    questions: int
+    liked: int
+    right: int
+    accuracy: float
+    wrong: _containers.RepeatedCompositeFieldContainer[Regression]
+    evaluate_time: _timestamp_pb2.Timestamp
+    def __init__(self, questions: _Optional[int] = ..., liked: _Optional[int] = ..., right: _Optional[int] = ..., accuracy: _Optional[float] = ..., wrong: _Optional[_Iterable[_Union[Regression, _Mapping]]] = ..., evaluate_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Regression(_message.Message):
+    __slots__ = ("question", "entry_id", "entry_score", "moved_to_entry_id", "moved_to_score")
+    QUESTION_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_SCORE_FIELD_NUMBER: _ClassVar[int]
+    MOVED_TO_ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    MOVED_TO_SCORE_FIELD_NUMBER: _ClassVar[int]
+    question: str
+    entry_id: str
+    entry_score: float
+    moved_to_entry_id: str
+    moved_to_score: float
+    def __init__(self, question: _Optional[str] = ..., entry_id: _Optional[str] = ..., entry_score: _Optional[float] = ..., moved_to_entry_id: _Optional[str] = ..., moved_to_score: _Optional[float] = ...) -> None: ...
 
 class RunCounts(_message.Message):
     __slots__ = ("read", "gated", "covered", "fixed", "proposed", "failed", "gap", "misrouted", "wrong", "no_action")
@@ -114,7 +148,7 @@ class RunCounts(_message.Message):
     def __init__(self, read: _Optional[int] = ..., gated: _Optional[int] = ..., covered: _Optional[int] = ..., fixed: _Optional[int] = ..., proposed: _Optional[int] = ..., failed: _Optional[int] = ..., gap: _Optional[int] = ..., misrouted: _Optional[int] = ..., wrong: _Optional[int] = ..., no_action: _Optional[int] = ...) -> None: ...
 
 class Fix(_message.Message):
-    __slots__ = ("fix_id", "run_id", "entry_id", "question", "questions", "answer", "interaction_ids", "state", "teacher_model", "prompt_version", "create_time", "reviewer", "review_time", "review_note", "kind", "added_questions", "previous_answer")
+    __slots__ = ("fix_id", "run_id", "entry_id", "question", "questions", "answer", "interaction_ids", "state", "teacher_model", "prompt_version", "create_time", "reviewer", "review_time", "review_note", "kind", "added_questions", "previous_answer", "regressions", "withheld_questions")
     FIX_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -132,6 +166,8 @@ class Fix(_message.Message):
     KIND_FIELD_NUMBER: _ClassVar[int]
     ADDED_QUESTIONS_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_ANSWER_FIELD_NUMBER: _ClassVar[int]
+    REGRESSIONS_FIELD_NUMBER: _ClassVar[int]
+    WITHHELD_QUESTIONS_FIELD_NUMBER: _ClassVar[int]
     fix_id: str
     run_id: str
     entry_id: str
@@ -149,7 +185,9 @@ class Fix(_message.Message):
     kind: FixKind
     added_questions: _containers.RepeatedScalarFieldContainer[str]
     previous_answer: str
-    def __init__(self, fix_id: _Optional[str] = ..., run_id: _Optional[str] = ..., entry_id: _Optional[str] = ..., question: _Optional[str] = ..., questions: _Optional[_Iterable[str]] = ..., answer: _Optional[str] = ..., interaction_ids: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[FixState, str]] = ..., teacher_model: _Optional[str] = ..., prompt_version: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reviewer: _Optional[str] = ..., review_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., review_note: _Optional[str] = ..., kind: _Optional[_Union[FixKind, str]] = ..., added_questions: _Optional[_Iterable[str]] = ..., previous_answer: _Optional[str] = ...) -> None: ...
+    regressions: _containers.RepeatedCompositeFieldContainer[Regression]
+    withheld_questions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, fix_id: _Optional[str] = ..., run_id: _Optional[str] = ..., entry_id: _Optional[str] = ..., question: _Optional[str] = ..., questions: _Optional[_Iterable[str]] = ..., answer: _Optional[str] = ..., interaction_ids: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[FixState, str]] = ..., teacher_model: _Optional[str] = ..., prompt_version: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reviewer: _Optional[str] = ..., review_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., review_note: _Optional[str] = ..., kind: _Optional[_Union[FixKind, str]] = ..., added_questions: _Optional[_Iterable[str]] = ..., previous_answer: _Optional[str] = ..., regressions: _Optional[_Iterable[_Union[Regression, _Mapping]]] = ..., withheld_questions: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StartRunRequest(_message.Message):
     __slots__ = ("request_id", "force")
@@ -228,16 +266,18 @@ class ListFixesResponse(_message.Message):
     def __init__(self, fixes: _Optional[_Iterable[_Union[Fix, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ApproveFixRequest(_message.Message):
-    __slots__ = ("fix_id", "answer", "reviewer", "note")
+    __slots__ = ("fix_id", "answer", "reviewer", "note", "allow_regressions")
     FIX_ID_FIELD_NUMBER: _ClassVar[int]
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     REVIEWER_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_REGRESSIONS_FIELD_NUMBER: _ClassVar[int]
     fix_id: str
     answer: str
     reviewer: str
     note: str
-    def __init__(self, fix_id: _Optional[str] = ..., answer: _Optional[str] = ..., reviewer: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+    allow_regressions: bool
+    def __init__(self, fix_id: _Optional[str] = ..., answer: _Optional[str] = ..., reviewer: _Optional[str] = ..., note: _Optional[str] = ..., allow_regressions: _Optional[bool] = ...) -> None: ...
 
 class ApproveFixResponse(_message.Message):
     __slots__ = ("fix",)
@@ -276,3 +316,13 @@ class RollbackFixResponse(_message.Message):
     FIX_FIELD_NUMBER: _ClassVar[int]
     fix: Fix
     def __init__(self, fix: _Optional[_Union[Fix, _Mapping]] = ...) -> None: ...
+
+class EvaluateKnowledgeRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class EvaluateKnowledgeResponse(_message.Message):
+    __slots__ = ("evaluation",)
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    evaluation: Evaluation
+    def __init__(self, evaluation: _Optional[_Union[Evaluation, _Mapping]] = ...) -> None: ...

@@ -90,6 +90,11 @@ class TrainerServiceStub:
                 request_serializer=mend_dot_trainer_dot_v1_dot_trainer__service__pb2.RollbackFixRequest.SerializeToString,
                 response_deserializer=mend_dot_trainer_dot_v1_dot_trainer__service__pb2.RollbackFixResponse.FromString,
                 _registered_method=True)
+        self.EvaluateKnowledge = channel.unary_unary(
+                '/mend.trainer.v1.TrainerService/EvaluateKnowledge',
+                request_serializer=mend_dot_trainer_dot_v1_dot_trainer__service__pb2.EvaluateKnowledgeRequest.SerializeToString,
+                response_deserializer=mend_dot_trainer_dot_v1_dot_trainer__service__pb2.EvaluateKnowledgeResponse.FromString,
+                _registered_method=True)
 
 
 class TrainerServiceServicer:
@@ -158,7 +163,12 @@ class TrainerServiceServicer:
         NEW_ENTRY and EDIT_ANSWER fixes publish the edited answer when one is
         given. Fails with NOT_FOUND for an unknown fix, with FAILED_PRECONDITION
         when the fix is not PROPOSED, and with INVALID_ARGUMENT naming `answer`
-        when an answer is given for an ADD_PHRASINGS fix.
+        when an answer is given for an ADD_PHRASINGS fix. The regression gate
+        replays the fix first against the knowledge as it is now: a fix that
+        would take right answers from other entries (now listed in its
+        `regressions`) fails with FAILED_PRECONDITION unless
+        `allow_regressions` is set. An ADD_PHRASINGS fix adds its questions
+        except its `withheld_questions`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -183,6 +193,17 @@ class TrainerServiceServicer:
         NOT_FOUND for an unknown fix, and with FAILED_PRECONDITION when the fix
         is not PUBLISHED or when an EDIT_ANSWER fix's entry no longer holds the
         fix's answer (someone changed it since; nothing is undone then).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EvaluateKnowledge(self, request, context):
+        """EvaluateKnowledge replays the regression set against the published
+        knowledge and reports how much of it the bot answers right now: the
+        customers' liked questions (each should still be answered from the entry
+        it was liked for) and every published Q&A entry's own phrasings. Every
+        run records the same evaluation before and after its fixes.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -230,6 +251,11 @@ def add_TrainerServiceServicer_to_server(servicer, server):
                     servicer.RollbackFix,
                     request_deserializer=mend_dot_trainer_dot_v1_dot_trainer__service__pb2.RollbackFixRequest.FromString,
                     response_serializer=mend_dot_trainer_dot_v1_dot_trainer__service__pb2.RollbackFixResponse.SerializeToString,
+            ),
+            'EvaluateKnowledge': grpc.unary_unary_rpc_method_handler(
+                    servicer.EvaluateKnowledge,
+                    request_deserializer=mend_dot_trainer_dot_v1_dot_trainer__service__pb2.EvaluateKnowledgeRequest.FromString,
+                    response_serializer=mend_dot_trainer_dot_v1_dot_trainer__service__pb2.EvaluateKnowledgeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -464,6 +490,33 @@ class TrainerService:
             '/mend.trainer.v1.TrainerService/RollbackFix',
             mend_dot_trainer_dot_v1_dot_trainer__service__pb2.RollbackFixRequest.SerializeToString,
             mend_dot_trainer_dot_v1_dot_trainer__service__pb2.RollbackFixResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EvaluateKnowledge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mend.trainer.v1.TrainerService/EvaluateKnowledge',
+            mend_dot_trainer_dot_v1_dot_trainer__service__pb2.EvaluateKnowledgeRequest.SerializeToString,
+            mend_dot_trainer_dot_v1_dot_trainer__service__pb2.EvaluateKnowledgeResponse.FromString,
             options,
             channel_credentials,
             insecure,

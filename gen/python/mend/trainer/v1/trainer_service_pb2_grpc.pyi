@@ -72,7 +72,12 @@ class TrainerServiceStub:
     NEW_ENTRY and EDIT_ANSWER fixes publish the edited answer when one is
     given. Fails with NOT_FOUND for an unknown fix, with FAILED_PRECONDITION
     when the fix is not PROPOSED, and with INVALID_ARGUMENT naming `answer`
-    when an answer is given for an ADD_PHRASINGS fix.
+    when an answer is given for an ADD_PHRASINGS fix. The regression gate
+    replays the fix first against the knowledge as it is now: a fix that
+    would take right answers from other entries (now listed in its
+    `regressions`) fails with FAILED_PRECONDITION unless
+    `allow_regressions` is set. An ADD_PHRASINGS fix adds its questions
+    except its `withheld_questions`.
     """
     RejectFix: _grpc.UnaryUnaryMultiCallable[_trainer_service_pb2.RejectFixRequest, _trainer_service_pb2.RejectFixResponse]
     """RejectFix turns down a proposed fix and marks its interactions rejected.
@@ -89,6 +94,13 @@ class TrainerServiceStub:
     NOT_FOUND for an unknown fix, and with FAILED_PRECONDITION when the fix
     is not PUBLISHED or when an EDIT_ANSWER fix's entry no longer holds the
     fix's answer (someone changed it since; nothing is undone then).
+    """
+    EvaluateKnowledge: _grpc.UnaryUnaryMultiCallable[_trainer_service_pb2.EvaluateKnowledgeRequest, _trainer_service_pb2.EvaluateKnowledgeResponse]
+    """EvaluateKnowledge replays the regression set against the published
+    knowledge and reports how much of it the bot answers right now: the
+    customers' liked questions (each should still be answered from the entry
+    it was liked for) and every published Q&A entry's own phrasings. Every
+    run records the same evaluation before and after its fixes.
     """
 
 @_typing.type_check_only
@@ -135,7 +147,12 @@ class TrainerServiceAsyncStub(TrainerServiceStub):
     NEW_ENTRY and EDIT_ANSWER fixes publish the edited answer when one is
     given. Fails with NOT_FOUND for an unknown fix, with FAILED_PRECONDITION
     when the fix is not PROPOSED, and with INVALID_ARGUMENT naming `answer`
-    when an answer is given for an ADD_PHRASINGS fix.
+    when an answer is given for an ADD_PHRASINGS fix. The regression gate
+    replays the fix first against the knowledge as it is now: a fix that
+    would take right answers from other entries (now listed in its
+    `regressions`) fails with FAILED_PRECONDITION unless
+    `allow_regressions` is set. An ADD_PHRASINGS fix adds its questions
+    except its `withheld_questions`.
     """
     RejectFix: _aio.UnaryUnaryMultiCallable[_trainer_service_pb2.RejectFixRequest, _trainer_service_pb2.RejectFixResponse]  # type: ignore[assignment]
     """RejectFix turns down a proposed fix and marks its interactions rejected.
@@ -152,6 +169,13 @@ class TrainerServiceAsyncStub(TrainerServiceStub):
     NOT_FOUND for an unknown fix, and with FAILED_PRECONDITION when the fix
     is not PUBLISHED or when an EDIT_ANSWER fix's entry no longer holds the
     fix's answer (someone changed it since; nothing is undone then).
+    """
+    EvaluateKnowledge: _aio.UnaryUnaryMultiCallable[_trainer_service_pb2.EvaluateKnowledgeRequest, _trainer_service_pb2.EvaluateKnowledgeResponse]  # type: ignore[assignment]
+    """EvaluateKnowledge replays the regression set against the published
+    knowledge and reports how much of it the bot answers right now: the
+    customers' liked questions (each should still be answered from the entry
+    it was liked for) and every published Q&A entry's own phrasings. Every
+    run records the same evaluation before and after its fixes.
     """
 
 class TrainerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -231,7 +255,12 @@ class TrainerServiceServicer(metaclass=_abc_1.ABCMeta):
         NEW_ENTRY and EDIT_ANSWER fixes publish the edited answer when one is
         given. Fails with NOT_FOUND for an unknown fix, with FAILED_PRECONDITION
         when the fix is not PROPOSED, and with INVALID_ARGUMENT naming `answer`
-        when an answer is given for an ADD_PHRASINGS fix.
+        when an answer is given for an ADD_PHRASINGS fix. The regression gate
+        replays the fix first against the knowledge as it is now: a fix that
+        would take right answers from other entries (now listed in its
+        `regressions`) fails with FAILED_PRECONDITION unless
+        `allow_regressions` is set. An ADD_PHRASINGS fix adds its questions
+        except its `withheld_questions`.
         """
 
     @_abc_1.abstractmethod
@@ -260,6 +289,19 @@ class TrainerServiceServicer(metaclass=_abc_1.ABCMeta):
         NOT_FOUND for an unknown fix, and with FAILED_PRECONDITION when the fix
         is not PUBLISHED or when an EDIT_ANSWER fix's entry no longer holds the
         fix's answer (someone changed it since; nothing is undone then).
+        """
+
+    @_abc_1.abstractmethod
+    def EvaluateKnowledge(
+        self,
+        request: _trainer_service_pb2.EvaluateKnowledgeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trainer_service_pb2.EvaluateKnowledgeResponse, _abc.Awaitable[_trainer_service_pb2.EvaluateKnowledgeResponse]]:
+        """EvaluateKnowledge replays the regression set against the published
+        knowledge and reports how much of it the bot answers right now: the
+        customers' liked questions (each should still be answered from the entry
+        it was liked for) and every published Q&A entry's own phrasings. Every
+        run records the same evaluation before and after its fixes.
         """
 
 def add_TrainerServiceServicer_to_server(servicer: TrainerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

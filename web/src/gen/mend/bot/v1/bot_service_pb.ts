@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mend/bot/v1/bot_service.proto.
  */
 export const file_mend_bot_v1_bot_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1tZW5kL2JvdC92MS9ib3Rfc2VydmljZS5wcm90bxILbWVuZC5ib3QudjEiWQoGU291cmNlEhAKCGVudHJ5X2lkGAEgASgJEg0KBXRpdGxlGAIgASgJEg8KB3NuaXBwZXQYAyABKAkSDQoFc2NvcmUYBCABKAISDgoGc291cmNlGAUgASgJIpUBCg9HZW5lcmF0aW9uRmFjdHMSDQoFbW9kZWwYASABKAkSFAoMaW5wdXRfdG9rZW5zGAIgASgNEhUKDW91dHB1dF90b2tlbnMYAyABKA0SFAoMcmV0cmlldmFsX21zGAQgASgNEh4KFnRpbWVfdG9fZmlyc3RfdG9rZW5fbXMYBSABKA0SEAoIdG90YWxfbXMYBiABKA0iZQoLQ2hhdFJlcXVlc3QSDQoFcXVlcnkYASABKAkSFwoPY29udmVyc2F0aW9uX2lkGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSGgoSY29udmVyc2F0aW9uX3Rva2VuGAQgASgJItUBCgxDaGF0UmVzcG9uc2USDgoGYW5zd2VyGAEgASgJEhYKDmludGVyYWN0aW9uX2lkGAIgASgJEhcKD2NvbnZlcnNhdGlvbl9pZBgDIAEoCRIkCgdzb3VyY2VzGAQgAygLMhMubWVuZC5ib3QudjEuU291cmNlEhAKCGdyb3VuZGVkGAUgASgIEjAKCmdlbmVyYXRpb24YBiABKAsyHC5tZW5kLmJvdC52MS5HZW5lcmF0aW9uRmFjdHMSGgoSY29udmVyc2F0aW9uX3Rva2VuGAcgASgJImsKEUNoYXRTdHJlYW1SZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEhcKD2NvbnZlcnNhdGlvbl9pZBgCIAEoCRISCgpyZXF1ZXN0X2lkGAMgASgJEhoKEmNvbnZlcnNhdGlvbl90b2tlbhgEIAEoCSKmAQoSQ2hhdFN0cmVhbVJlc3BvbnNlEi0KBXN0YXJ0GAEgASgLMhwubWVuZC5ib3QudjEuQ2hhdFN0cmVhbVN0YXJ0SAASLQoFZGVsdGEYAiABKAsyHC5tZW5kLmJvdC52MS5DaGF0U3RyZWFtRGVsdGFIABIpCgNlbmQYAyABKAsyGi5tZW5kLmJvdC52MS5DaGF0U3RyZWFtRW5kSABCBwoFZXZlbnQihAEKD0NoYXRTdHJlYW1TdGFydBIWCg5pbnRlcmFjdGlvbl9pZBgBIAEoCRIXCg9jb252ZXJzYXRpb25faWQYAiABKAkSJAoHc291cmNlcxgDIAMoCzITLm1lbmQuYm90LnYxLlNvdXJjZRIaChJjb252ZXJzYXRpb25fdG9rZW4YBCABKAkiHwoPQ2hhdFN0cmVhbURlbHRhEgwKBHRleHQYASABKAkiUwoNQ2hhdFN0cmVhbUVuZBIQCghncm91bmRlZBgBIAEoCBIwCgpnZW5lcmF0aW9uGAIgASgLMhwubWVuZC5ib3QudjEuR2VuZXJhdGlvbkZhY3RzIrIDCg5Lbm93bGVkZ2VFbnRyeRIQCghlbnRyeV9pZBgBIAEoCRIkCgRraW5kGAIgASgOMhYubWVuZC5ib3QudjEuRW50cnlLaW5kEg0KBXRpdGxlGAMgASgJEg8KB2NvbnRlbnQYBCABKAkSEQoJcXVlc3Rpb25zGAUgAygJEg4KBnNvdXJjZRgGIAEoCRIrCgpwcm92ZW5hbmNlGAcgASgLMhcubWVuZC5ib3QudjEuUHJvdmVuYW5jZRIoCgZzdGF0dXMYCCABKA4yGC5tZW5kLmJvdC52MS5FbnRyeVN0YXR1cxI7CghtZXRhZGF0YRgJIAMoCzIpLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5Lk1ldGFkYXRhRW50cnkSLwoLY3JlYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiwgEKClByb3ZlbmFuY2USFwoPaW50ZXJhY3Rpb25faWRzGAEgAygJEhUKDXRlYWNoZXJfbW9kZWwYAiABKAkSFgoOcHJvbXB0X3ZlcnNpb24YAyABKAkSFwoPdHJhaW5pbmdfcnVuX2lkGAQgASgJEg4KBmZpeF9pZBgFIAEoCRISCgpjcmVhdGVkX2J5GAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJuChZTZWFyY2hLbm93bGVkZ2VSZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEgkKAWsYAiABKAUSDgoGc291cmNlGAMgASgJEioKCHN0YXR1c2VzGAQgAygOMhgubWVuZC5ib3QudjEuRW50cnlTdGF0dXMiQgoXU2VhcmNoS25vd2xlZGdlUmVzcG9uc2USJwoEaGl0cxgBIAMoCzIZLm1lbmQuYm90LnYxLktub3dsZWRnZUhpdCJjCgxLbm93bGVkZ2VIaXQSKgoFZW50cnkYASABKAsyGy5tZW5kLmJvdC52MS5Lbm93bGVkZ2VFbnRyeRINCgVzY29yZRgCIAEoAhIYChBtYXRjaGVkX3F1ZXN0aW9uGAMgASgJImwKG0JhdGNoU2VhcmNoS25vd2xlZGdlUmVxdWVzdBI0CgdxdWVyaWVzGAEgAygLMiMubWVuZC5ib3QudjEuU2VhcmNoS25vd2xlZGdlUmVxdWVzdBIXCg9wZWVyX3NpbWlsYXJpdHkYAiABKAIifQocQmF0Y2hTZWFyY2hLbm93bGVkZ2VSZXNwb25zZRIvCgdyZXN1bHRzGAEgAygLMh4ubWVuZC5ib3QudjEuQmF0Y2hTZWFyY2hSZXN1bHQSLAoHZW50cmllcxgCIAMoCzIbLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5ImUKEUJhdGNoU2VhcmNoUmVzdWx0EikKBGhpdHMYASADKAsyGy5tZW5kLmJvdC52MS5CYXRjaFNlYXJjaEhpdBIlCgVwZWVycxgCIAMoCzIWLm1lbmQuYm90LnYxLlBlZXJRdWVyeSJLCg5CYXRjaFNlYXJjaEhpdBIQCghlbnRyeV9pZBgBIAEoCRINCgVzY29yZRgCIAEoAhIYChBtYXRjaGVkX3F1ZXN0aW9uGAMgASgJIi8KCVBlZXJRdWVyeRITCgtxdWVyeV9pbmRleBgBIAEoBRINCgVzY29yZRgCIAEoAiJEChRVcHNlcnRFbnRyaWVzUmVxdWVzdBIsCgdlbnRyaWVzGAEgAygLMhsubWVuZC5ib3QudjEuS25vd2xlZGdlRW50cnkiRQoVVXBzZXJ0RW50cmllc1Jlc3BvbnNlEiwKB2VudHJpZXMYASADKAsyGy5tZW5kLmJvdC52MS5Lbm93bGVkZ2VFbnRyeSIjCg9HZXRFbnRyeVJlcXVlc3QSEAoIZW50cnlfaWQYASABKAkiPgoQR2V0RW50cnlSZXNwb25zZRIqCgVlbnRyeRgBIAEoCzIbLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5IpsBChJMaXN0RW50cmllc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSDgoGc291cmNlGAMgASgJEigKBnN0YXR1cxgEIAEoDjIYLm1lbmQuYm90LnYxLkVudHJ5U3RhdHVzEiQKBGtpbmQYBSABKA4yFi5tZW5kLmJvdC52MS5FbnRyeUtpbmQiXAoTTGlzdEVudHJpZXNSZXNwb25zZRIsCgdlbnRyaWVzGAEgAygLMhsubWVuZC5ib3QudjEuS25vd2xlZGdlRW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInEKElVwZGF0ZUVudHJ5UmVxdWVzdBIqCgVlbnRyeRgBIAEoCzIbLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5Ei8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJBChNVcGRhdGVFbnRyeVJlc3BvbnNlEioKBWVudHJ5GAEgASgLMhsubWVuZC5ib3QudjEuS25vd2xlZGdlRW50cnkiPQoSRGVsZXRlRW50cnlSZXF1ZXN0EhAKCGVudHJ5X2lkGAEgASgJEhUKDWFsbG93X21pc3NpbmcYAiABKAgiFQoTRGVsZXRlRW50cnlSZXNwb25zZSpSCglFbnRyeUtpbmQSGgoWRU5UUllfS0lORF9VTlNQRUNJRklFRBAAEhYKEkVOVFJZX0tJTkRfQVJUSUNMRRABEhEKDUVOVFJZX0tJTkRfUUEQAip9CgtFbnRyeVN0YXR1cxIcChhFTlRSWV9TVEFUVVNfVU5TUEVDSUZJRUQQABIaChZFTlRSWV9TVEFUVVNfUFVCTElTSEVEEAESGQoVRU5UUllfU1RBVFVTX1BST1BPU0VEEAISGQoVRU5UUllfU1RBVFVTX0FSQ0hJVkVEEAMymwEKC0NoYXRTZXJ2aWNlEjsKBENoYXQSGC5tZW5kLmJvdC52MS5DaGF0UmVxdWVzdBoZLm1lbmQuYm90LnYxLkNoYXRSZXNwb25zZRJPCgpDaGF0U3RyZWFtEh4ubWVuZC5ib3QudjEuQ2hhdFN0cmVhbVJlcXVlc3QaHy5tZW5kLmJvdC52MS5DaGF0U3RyZWFtUmVzcG9uc2UwATL0BAoQS25vd2xlZGdlU2VydmljZRJcCg9TZWFyY2hLbm93bGVkZ2USIy5tZW5kLmJvdC52MS5TZWFyY2hLbm93bGVkZ2VSZXF1ZXN0GiQubWVuZC5ib3QudjEuU2VhcmNoS25vd2xlZGdlUmVzcG9uc2USawoUQmF0Y2hTZWFyY2hLbm93bGVkZ2USKC5tZW5kLmJvdC52MS5CYXRjaFNlYXJjaEtub3dsZWRnZVJlcXVlc3QaKS5tZW5kLmJvdC52MS5CYXRjaFNlYXJjaEtub3dsZWRnZVJlc3BvbnNlElYKDVVwc2VydEVudHJpZXMSIS5tZW5kLmJvdC52MS5VcHNlcnRFbnRyaWVzUmVxdWVzdBoiLm1lbmQuYm90LnYxLlVwc2VydEVudHJpZXNSZXNwb25zZRJHCghHZXRFbnRyeRIcLm1lbmQuYm90LnYxLkdldEVudHJ5UmVxdWVzdBodLm1lbmQuYm90LnYxLkdldEVudHJ5UmVzcG9uc2USUAoLTGlzdEVudHJpZXMSHy5tZW5kLmJvdC52MS5MaXN0RW50cmllc1JlcXVlc3QaIC5tZW5kLmJvdC52MS5MaXN0RW50cmllc1Jlc3BvbnNlElAKC1VwZGF0ZUVudHJ5Eh8ubWVuZC5ib3QudjEuVXBkYXRlRW50cnlSZXF1ZXN0GiAubWVuZC5ib3QudjEuVXBkYXRlRW50cnlSZXNwb25zZRJQCgtEZWxldGVFbnRyeRIfLm1lbmQuYm90LnYxLkRlbGV0ZUVudHJ5UmVxdWVzdBogLm1lbmQuYm90LnYxLkRlbGV0ZUVudHJ5UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("Ch1tZW5kL2JvdC92MS9ib3Rfc2VydmljZS5wcm90bxILbWVuZC5ib3QudjEiWQoGU291cmNlEhAKCGVudHJ5X2lkGAEgASgJEg0KBXRpdGxlGAIgASgJEg8KB3NuaXBwZXQYAyABKAkSDQoFc2NvcmUYBCABKAISDgoGc291cmNlGAUgASgJIpUBCg9HZW5lcmF0aW9uRmFjdHMSDQoFbW9kZWwYASABKAkSFAoMaW5wdXRfdG9rZW5zGAIgASgNEhUKDW91dHB1dF90b2tlbnMYAyABKA0SFAoMcmV0cmlldmFsX21zGAQgASgNEh4KFnRpbWVfdG9fZmlyc3RfdG9rZW5fbXMYBSABKA0SEAoIdG90YWxfbXMYBiABKA0iZQoLQ2hhdFJlcXVlc3QSDQoFcXVlcnkYASABKAkSFwoPY29udmVyc2F0aW9uX2lkGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSGgoSY29udmVyc2F0aW9uX3Rva2VuGAQgASgJItUBCgxDaGF0UmVzcG9uc2USDgoGYW5zd2VyGAEgASgJEhYKDmludGVyYWN0aW9uX2lkGAIgASgJEhcKD2NvbnZlcnNhdGlvbl9pZBgDIAEoCRIkCgdzb3VyY2VzGAQgAygLMhMubWVuZC5ib3QudjEuU291cmNlEhAKCGdyb3VuZGVkGAUgASgIEjAKCmdlbmVyYXRpb24YBiABKAsyHC5tZW5kLmJvdC52MS5HZW5lcmF0aW9uRmFjdHMSGgoSY29udmVyc2F0aW9uX3Rva2VuGAcgASgJImsKEUNoYXRTdHJlYW1SZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEhcKD2NvbnZlcnNhdGlvbl9pZBgCIAEoCRISCgpyZXF1ZXN0X2lkGAMgASgJEhoKEmNvbnZlcnNhdGlvbl90b2tlbhgEIAEoCSKmAQoSQ2hhdFN0cmVhbVJlc3BvbnNlEi0KBXN0YXJ0GAEgASgLMhwubWVuZC5ib3QudjEuQ2hhdFN0cmVhbVN0YXJ0SAASLQoFZGVsdGEYAiABKAsyHC5tZW5kLmJvdC52MS5DaGF0U3RyZWFtRGVsdGFIABIpCgNlbmQYAyABKAsyGi5tZW5kLmJvdC52MS5DaGF0U3RyZWFtRW5kSABCBwoFZXZlbnQihAEKD0NoYXRTdHJlYW1TdGFydBIWCg5pbnRlcmFjdGlvbl9pZBgBIAEoCRIXCg9jb252ZXJzYXRpb25faWQYAiABKAkSJAoHc291cmNlcxgDIAMoCzITLm1lbmQuYm90LnYxLlNvdXJjZRIaChJjb252ZXJzYXRpb25fdG9rZW4YBCABKAkiHwoPQ2hhdFN0cmVhbURlbHRhEgwKBHRleHQYASABKAkiUwoNQ2hhdFN0cmVhbUVuZBIQCghncm91bmRlZBgBIAEoCBIwCgpnZW5lcmF0aW9uGAIgASgLMhwubWVuZC5ib3QudjEuR2VuZXJhdGlvbkZhY3RzIrIDCg5Lbm93bGVkZ2VFbnRyeRIQCghlbnRyeV9pZBgBIAEoCRIkCgRraW5kGAIgASgOMhYubWVuZC5ib3QudjEuRW50cnlLaW5kEg0KBXRpdGxlGAMgASgJEg8KB2NvbnRlbnQYBCABKAkSEQoJcXVlc3Rpb25zGAUgAygJEg4KBnNvdXJjZRgGIAEoCRIrCgpwcm92ZW5hbmNlGAcgASgLMhcubWVuZC5ib3QudjEuUHJvdmVuYW5jZRIoCgZzdGF0dXMYCCABKA4yGC5tZW5kLmJvdC52MS5FbnRyeVN0YXR1cxI7CghtZXRhZGF0YRgJIAMoCzIpLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5Lk1ldGFkYXRhRW50cnkSLwoLY3JlYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiwgEKClByb3ZlbmFuY2USFwoPaW50ZXJhY3Rpb25faWRzGAEgAygJEhUKDXRlYWNoZXJfbW9kZWwYAiABKAkSFgoOcHJvbXB0X3ZlcnNpb24YAyABKAkSFwoPdHJhaW5pbmdfcnVuX2lkGAQgASgJEg4KBmZpeF9pZBgFIAEoCRISCgpjcmVhdGVkX2J5GAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJuChZTZWFyY2hLbm93bGVkZ2VSZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEgkKAWsYAiABKAUSDgoGc291cmNlGAMgASgJEioKCHN0YXR1c2VzGAQgAygOMhgubWVuZC5ib3QudjEuRW50cnlTdGF0dXMiQgoXU2VhcmNoS25vd2xlZGdlUmVzcG9uc2USJwoEaGl0cxgBIAMoCzIZLm1lbmQuYm90LnYxLktub3dsZWRnZUhpdCJjCgxLbm93bGVkZ2VIaXQSKgoFZW50cnkYASABKAsyGy5tZW5kLmJvdC52MS5Lbm93bGVkZ2VFbnRyeRINCgVzY29yZRgCIAEoAhIYChBtYXRjaGVkX3F1ZXN0aW9uGAMgASgJImwKG0JhdGNoU2VhcmNoS25vd2xlZGdlUmVxdWVzdBI0CgdxdWVyaWVzGAEgAygLMiMubWVuZC5ib3QudjEuU2VhcmNoS25vd2xlZGdlUmVxdWVzdBIXCg9wZWVyX3NpbWlsYXJpdHkYAiABKAIifQocQmF0Y2hTZWFyY2hLbm93bGVkZ2VSZXNwb25zZRIvCgdyZXN1bHRzGAEgAygLMh4ubWVuZC5ib3QudjEuQmF0Y2hTZWFyY2hSZXN1bHQSLAoHZW50cmllcxgCIAMoCzIbLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5ImUKEUJhdGNoU2VhcmNoUmVzdWx0EikKBGhpdHMYASADKAsyGy5tZW5kLmJvdC52MS5CYXRjaFNlYXJjaEhpdBIlCgVwZWVycxgCIAMoCzIWLm1lbmQuYm90LnYxLlBlZXJRdWVyeSJLCg5CYXRjaFNlYXJjaEhpdBIQCghlbnRyeV9pZBgBIAEoCRINCgVzY29yZRgCIAEoAhIYChBtYXRjaGVkX3F1ZXN0aW9uGAMgASgJIi8KCVBlZXJRdWVyeRITCgtxdWVyeV9pbmRleBgBIAEoBRINCgVzY29yZRgCIAEoAiJrChZSZXBsYXlLbm93bGVkZ2VSZXF1ZXN0Eg8KB3F1ZXJpZXMYASADKAkSLAoHY2hhbmdlcxgCIAMoCzIbLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5EhIKCmVhY2hfYWxvbmUYAyABKAgiRQoXUmVwbGF5S25vd2xlZGdlUmVzcG9uc2USKgoHcmVzdWx0cxgBIAMoCzIZLm1lbmQuYm90LnYxLlJlcGxheVJlc3VsdCJ0CgxSZXBsYXlSZXN1bHQSEAoIZW50cnlfaWQYASABKAkSDQoFc2NvcmUYAiABKAISEAoIYW5zd2VyZWQYAyABKAgSMQoMb3ZlcnRha2VuX2J5GAQgAygLMhsubWVuZC5ib3QudjEuUmVwbGF5T3ZlcnRha2UiQwoOUmVwbGF5T3ZlcnRha2USEAoIZW50cnlfaWQYASABKAkSEAoIcXVlc3Rpb24YAiABKAkSDQoFc2NvcmUYAyABKAIiRAoUVXBzZXJ0RW50cmllc1JlcXVlc3QSLAoHZW50cmllcxgBIAMoCzIbLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5IkUKFVVwc2VydEVudHJpZXNSZXNwb25zZRIsCgdlbnRyaWVzGAEgAygLMhsubWVuZC5ib3QudjEuS25vd2xlZGdlRW50cnkiIwoPR2V0RW50cnlSZXF1ZXN0EhAKCGVudHJ5X2lkGAEgASgJIj4KEEdldEVudHJ5UmVzcG9uc2USKgoFZW50cnkYASABKAsyGy5tZW5kLmJvdC52MS5Lbm93bGVkZ2VFbnRyeSKbAQoSTGlzdEVudHJpZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEg4KBnNvdXJjZRgDIAEoCRIoCgZzdGF0dXMYBCABKA4yGC5tZW5kLmJvdC52MS5FbnRyeVN0YXR1cxIkCgRraW5kGAUgASgOMhYubWVuZC5ib3QudjEuRW50cnlLaW5kIlwKE0xpc3RFbnRyaWVzUmVzcG9uc2USLAoHZW50cmllcxgBIAMoCzIbLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJxChJVcGRhdGVFbnRyeVJlcXVlc3QSKgoFZW50cnkYASABKAsyGy5tZW5kLmJvdC52MS5Lbm93bGVkZ2VFbnRyeRIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siQQoTVXBkYXRlRW50cnlSZXNwb25zZRIqCgVlbnRyeRgBIAEoCzIbLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5Ij0KEkRlbGV0ZUVudHJ5UmVxdWVzdBIQCghlbnRyeV9pZBgBIAEoCRIVCg1hbGxvd19taXNzaW5nGAIgASgIIhUKE0RlbGV0ZUVudHJ5UmVzcG9uc2UqUgoJRW50cnlLaW5kEhoKFkVOVFJZX0tJTkRfVU5TUEVDSUZJRUQQABIWChJFTlRSWV9LSU5EX0FSVElDTEUQARIRCg1FTlRSWV9LSU5EX1FBEAIqfQoLRW50cnlTdGF0dXMSHAoYRU5UUllfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGgoWRU5UUllfU1RBVFVTX1BVQkxJU0hFRBABEhkKFUVOVFJZX1NUQVRVU19QUk9QT1NFRBACEhkKFUVOVFJZX1NUQVRVU19BUkNISVZFRBADMpsBCgtDaGF0U2VydmljZRI7CgRDaGF0EhgubWVuZC5ib3QudjEuQ2hhdFJlcXVlc3QaGS5tZW5kLmJvdC52MS5DaGF0UmVzcG9uc2USTwoKQ2hhdFN0cmVhbRIeLm1lbmQuYm90LnYxLkNoYXRTdHJlYW1SZXF1ZXN0Gh8ubWVuZC5ib3QudjEuQ2hhdFN0cmVhbVJlc3BvbnNlMAEy0gUKEEtub3dsZWRnZVNlcnZpY2USXAoPU2VhcmNoS25vd2xlZGdlEiMubWVuZC5ib3QudjEuU2VhcmNoS25vd2xlZGdlUmVxdWVzdBokLm1lbmQuYm90LnYxLlNlYXJjaEtub3dsZWRnZVJlc3BvbnNlEmsKFEJhdGNoU2VhcmNoS25vd2xlZGdlEigubWVuZC5ib3QudjEuQmF0Y2hTZWFyY2hLbm93bGVkZ2VSZXF1ZXN0GikubWVuZC5ib3QudjEuQmF0Y2hTZWFyY2hLbm93bGVkZ2VSZXNwb25zZRJcCg9SZXBsYXlLbm93bGVkZ2USIy5tZW5kLmJvdC52MS5SZXBsYXlLbm93bGVkZ2VSZXF1ZXN0GiQubWVuZC5ib3QudjEuUmVwbGF5S25vd2xlZGdlUmVzcG9uc2USVgoNVXBzZXJ0RW50cmllcxIhLm1lbmQuYm90LnYxLlVwc2VydEVudHJpZXNSZXF1ZXN0GiIubWVuZC5ib3QudjEuVXBzZXJ0RW50cmllc1Jlc3BvbnNlEkcKCEdldEVudHJ5EhwubWVuZC5ib3QudjEuR2V0RW50cnlSZXF1ZXN0Gh0ubWVuZC5ib3QudjEuR2V0RW50cnlSZXNwb25zZRJQCgtMaXN0RW50cmllcxIfLm1lbmQuYm90LnYxLkxpc3RFbnRyaWVzUmVxdWVzdBogLm1lbmQuYm90LnYxLkxpc3RFbnRyaWVzUmVzcG9uc2USUAoLVXBkYXRlRW50cnkSHy5tZW5kLmJvdC52MS5VcGRhdGVFbnRyeVJlcXVlc3QaIC5tZW5kLmJvdC52MS5VcGRhdGVFbnRyeVJlc3BvbnNlElAKC0RlbGV0ZUVudHJ5Eh8ubWVuZC5ib3QudjEuRGVsZXRlRW50cnlSZXF1ZXN0GiAubWVuZC5ib3QudjEuRGVsZXRlRW50cnlSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * Source names one knowledge entry an answer was grounded in.
@@ -859,6 +859,151 @@ export const PeerQuerySchema: GenMessage<PeerQuery> = /*@__PURE__*/
   messageDesc(file_mend_bot_v1_bot_service, 18);
 
 /**
+ * ReplayKnowledgeRequest is the questions to replay and the changes to
+ * replay them against.
+ *
+ * @generated from message mend.bot.v1.ReplayKnowledgeRequest
+ */
+export type ReplayKnowledgeRequest = Message<"mend.bot.v1.ReplayKnowledgeRequest"> & {
+  /**
+   * The questions, 1 to 5,000, each 1 to 4,000 characters, not blank.
+   *
+   * @generated from field: repeated string queries = 1;
+   */
+  queries: string[];
+
+  /**
+   * Up to 500 entries as they would be if published, validated as
+   * UpsertEntries validates entries; only their Q&A phrasings (their
+   * retrieval keys) matter. Empty: the replay reports `now` only.
+   *
+   * @generated from field: repeated mend.bot.v1.KnowledgeEntry changes = 2;
+   */
+  changes: KnowledgeEntry[];
+
+  /**
+   * By default the changes are replayed together: a question whose entry is
+   * among them holds on to it with its changed keys too. When true, each
+   * change is judged as if it alone were published (for changes that will be
+   * approved one by one): only the index's keys defend a question.
+   *
+   * @generated from field: bool each_alone = 3;
+   */
+  eachAlone: boolean;
+};
+
+/**
+ * Describes the message mend.bot.v1.ReplayKnowledgeRequest.
+ * Use `create(ReplayKnowledgeRequestSchema)` to create a new message.
+ */
+export const ReplayKnowledgeRequestSchema: GenMessage<ReplayKnowledgeRequest> = /*@__PURE__*/
+  messageDesc(file_mend_bot_v1_bot_service, 19);
+
+/**
+ * ReplayKnowledgeResponse carries one result per query, in the order of the
+ * request.
+ *
+ * @generated from message mend.bot.v1.ReplayKnowledgeResponse
+ */
+export type ReplayKnowledgeResponse = Message<"mend.bot.v1.ReplayKnowledgeResponse"> & {
+  /**
+   * One per query, in the order of the request.
+   *
+   * @generated from field: repeated mend.bot.v1.ReplayResult results = 1;
+   */
+  results: ReplayResult[];
+};
+
+/**
+ * Describes the message mend.bot.v1.ReplayKnowledgeResponse.
+ * Use `create(ReplayKnowledgeResponseSchema)` to create a new message.
+ */
+export const ReplayKnowledgeResponseSchema: GenMessage<ReplayKnowledgeResponse> = /*@__PURE__*/
+  messageDesc(file_mend_bot_v1_bot_service, 20);
+
+/**
+ * ReplayResult is what one replayed question gets.
+ *
+ * @generated from message mend.bot.v1.ReplayResult
+ */
+export type ReplayResult = Message<"mend.bot.v1.ReplayResult"> & {
+  /**
+   * The published entry the question finds first now, empty when it finds none.
+   *
+   * @generated from field: string entry_id = 1;
+   */
+  entryId: string;
+
+  /**
+   * That entry's score (its best key's similarity to the question).
+   *
+   * @generated from field: float score = 2;
+   */
+  score: number;
+
+  /**
+   * True when the bot would answer from `entry_id` (its relevance rule);
+   * false when it would say it does not know.
+   *
+   * @generated from field: bool answered = 3;
+   */
+  answered: boolean;
+
+  /**
+   * Keys of `changes` whose entry is not `entry_id` and that score at least
+   * `score`, at least the relevance rule's lowest cut, and (unless
+   * `each_alone`) at least the best changed key of `entry_id` itself: each
+   * would take the question from its answer now. Best first, at most 20: a
+   * full list may leave some out.
+   *
+   * @generated from field: repeated mend.bot.v1.ReplayOvertake overtaken_by = 4;
+   */
+  overtakenBy: ReplayOvertake[];
+};
+
+/**
+ * Describes the message mend.bot.v1.ReplayResult.
+ * Use `create(ReplayResultSchema)` to create a new message.
+ */
+export const ReplayResultSchema: GenMessage<ReplayResult> = /*@__PURE__*/
+  messageDesc(file_mend_bot_v1_bot_service, 21);
+
+/**
+ * ReplayOvertake is one key of a change that would take a question.
+ *
+ * @generated from message mend.bot.v1.ReplayOvertake
+ */
+export type ReplayOvertake = Message<"mend.bot.v1.ReplayOvertake"> & {
+  /**
+   * The changed entry's id.
+   *
+   * @generated from field: string entry_id = 1;
+   */
+  entryId: string;
+
+  /**
+   * The phrasing (retrieval key) that scores.
+   *
+   * @generated from field: string question = 2;
+   */
+  question: string;
+
+  /**
+   * Its similarity to the replayed question (cosine, as hit scores).
+   *
+   * @generated from field: float score = 3;
+   */
+  score: number;
+};
+
+/**
+ * Describes the message mend.bot.v1.ReplayOvertake.
+ * Use `create(ReplayOvertakeSchema)` to create a new message.
+ */
+export const ReplayOvertakeSchema: GenMessage<ReplayOvertake> = /*@__PURE__*/
+  messageDesc(file_mend_bot_v1_bot_service, 22);
+
+/**
  * UpsertEntriesRequest writes a batch of entries.
  *
  * @generated from message mend.bot.v1.UpsertEntriesRequest
@@ -878,7 +1023,7 @@ export type UpsertEntriesRequest = Message<"mend.bot.v1.UpsertEntriesRequest"> &
  * Use `create(UpsertEntriesRequestSchema)` to create a new message.
  */
 export const UpsertEntriesRequestSchema: GenMessage<UpsertEntriesRequest> = /*@__PURE__*/
-  messageDesc(file_mend_bot_v1_bot_service, 19);
+  messageDesc(file_mend_bot_v1_bot_service, 23);
 
 /**
  * UpsertEntriesResponse carries the stored entries.
@@ -899,7 +1044,7 @@ export type UpsertEntriesResponse = Message<"mend.bot.v1.UpsertEntriesResponse">
  * Use `create(UpsertEntriesResponseSchema)` to create a new message.
  */
 export const UpsertEntriesResponseSchema: GenMessage<UpsertEntriesResponse> = /*@__PURE__*/
-  messageDesc(file_mend_bot_v1_bot_service, 20);
+  messageDesc(file_mend_bot_v1_bot_service, 24);
 
 /**
  * GetEntryRequest names one entry.
@@ -920,7 +1065,7 @@ export type GetEntryRequest = Message<"mend.bot.v1.GetEntryRequest"> & {
  * Use `create(GetEntryRequestSchema)` to create a new message.
  */
 export const GetEntryRequestSchema: GenMessage<GetEntryRequest> = /*@__PURE__*/
-  messageDesc(file_mend_bot_v1_bot_service, 21);
+  messageDesc(file_mend_bot_v1_bot_service, 25);
 
 /**
  * GetEntryResponse carries one entry.
@@ -941,7 +1086,7 @@ export type GetEntryResponse = Message<"mend.bot.v1.GetEntryResponse"> & {
  * Use `create(GetEntryResponseSchema)` to create a new message.
  */
 export const GetEntryResponseSchema: GenMessage<GetEntryResponse> = /*@__PURE__*/
-  messageDesc(file_mend_bot_v1_bot_service, 22);
+  messageDesc(file_mend_bot_v1_bot_service, 26);
 
 /**
  * ListEntriesRequest selects a page of entries, oldest first.
@@ -992,7 +1137,7 @@ export type ListEntriesRequest = Message<"mend.bot.v1.ListEntriesRequest"> & {
  * Use `create(ListEntriesRequestSchema)` to create a new message.
  */
 export const ListEntriesRequestSchema: GenMessage<ListEntriesRequest> = /*@__PURE__*/
-  messageDesc(file_mend_bot_v1_bot_service, 23);
+  messageDesc(file_mend_bot_v1_bot_service, 27);
 
 /**
  * ListEntriesResponse is one page of entries.
@@ -1020,7 +1165,7 @@ export type ListEntriesResponse = Message<"mend.bot.v1.ListEntriesResponse"> & {
  * Use `create(ListEntriesResponseSchema)` to create a new message.
  */
 export const ListEntriesResponseSchema: GenMessage<ListEntriesResponse> = /*@__PURE__*/
-  messageDesc(file_mend_bot_v1_bot_service, 24);
+  messageDesc(file_mend_bot_v1_bot_service, 28);
 
 /**
  * UpdateEntryRequest changes some fields of one entry.
@@ -1051,7 +1196,7 @@ export type UpdateEntryRequest = Message<"mend.bot.v1.UpdateEntryRequest"> & {
  * Use `create(UpdateEntryRequestSchema)` to create a new message.
  */
 export const UpdateEntryRequestSchema: GenMessage<UpdateEntryRequest> = /*@__PURE__*/
-  messageDesc(file_mend_bot_v1_bot_service, 25);
+  messageDesc(file_mend_bot_v1_bot_service, 29);
 
 /**
  * UpdateEntryResponse carries the updated entry.
@@ -1072,7 +1217,7 @@ export type UpdateEntryResponse = Message<"mend.bot.v1.UpdateEntryResponse"> & {
  * Use `create(UpdateEntryResponseSchema)` to create a new message.
  */
 export const UpdateEntryResponseSchema: GenMessage<UpdateEntryResponse> = /*@__PURE__*/
-  messageDesc(file_mend_bot_v1_bot_service, 26);
+  messageDesc(file_mend_bot_v1_bot_service, 30);
 
 /**
  * DeleteEntryRequest names one entry to delete.
@@ -1100,7 +1245,7 @@ export type DeleteEntryRequest = Message<"mend.bot.v1.DeleteEntryRequest"> & {
  * Use `create(DeleteEntryRequestSchema)` to create a new message.
  */
 export const DeleteEntryRequestSchema: GenMessage<DeleteEntryRequest> = /*@__PURE__*/
-  messageDesc(file_mend_bot_v1_bot_service, 27);
+  messageDesc(file_mend_bot_v1_bot_service, 31);
 
 /**
  * DeleteEntryResponse confirms a deletion. It is empty.
@@ -1115,7 +1260,7 @@ export type DeleteEntryResponse = Message<"mend.bot.v1.DeleteEntryResponse"> & {
  * Use `create(DeleteEntryResponseSchema)` to create a new message.
  */
 export const DeleteEntryResponseSchema: GenMessage<DeleteEntryResponse> = /*@__PURE__*/
-  messageDesc(file_mend_bot_v1_bot_service, 28);
+  messageDesc(file_mend_bot_v1_bot_service, 32);
 
 /**
  * EntryKind is the shape of a knowledge entry.
@@ -1273,6 +1418,23 @@ export const KnowledgeService: GenService<{
     methodKind: "unary";
     input: typeof BatchSearchKnowledgeRequestSchema;
     output: typeof BatchSearchKnowledgeResponseSchema;
+  },
+  /**
+   * ReplayKnowledge answers, for each query, which published entry the bot
+   * would answer it from now, and which keys of the given `changes` (entries
+   * as they would be if published: new ones, or existing ones with added
+   * phrasings) would score above that answer. Nothing is written. The trainer
+   * replays customers' liked questions with it before a fix goes live, so that
+   * a fix cannot take right answers away from other entries. Fails with
+   * INVALID_ARGUMENT, naming the field, when there are no queries or more than
+   * 5,000, more than 500 changes, or any of them is invalid.
+   *
+   * @generated from rpc mend.bot.v1.KnowledgeService.ReplayKnowledge
+   */
+  replayKnowledge: {
+    methodKind: "unary";
+    input: typeof ReplayKnowledgeRequestSchema;
+    output: typeof ReplayKnowledgeResponseSchema;
   },
   /**
    * UpsertEntries creates each entry whose id is new and replaces each entry

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mend/trainer/v1/trainer_service.proto.
  */
 export const file_mend_trainer_v1_trainer_service: GenFile = /*@__PURE__*/
-  fileDesc("CiVtZW5kL3RyYWluZXIvdjEvdHJhaW5lcl9zZXJ2aWNlLnByb3RvEg9tZW5kLnRyYWluZXIudjEi8gIKA1J1bhIOCgZydW5faWQYASABKAkSKAoFc3RhdGUYAiABKA4yGS5tZW5kLnRyYWluZXIudjEuUnVuU3RhdGUSLAoHdHJpZ2dlchgDIAEoDjIbLm1lbmQudHJhaW5lci52MS5SdW5UcmlnZ2VyEg4KBmZvcmNlZBgEIAEoCBI2Cg5wdWJsaXNoX3BvbGljeRgFIAEoDjIeLm1lbmQudHJhaW5lci52MS5QdWJsaXNoUG9saWN5EhoKEmZlZWRiYWNrX3RocmVzaG9sZBgGIAEoBRIuCgpzdGFydF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoGY291bnRzGAkgASgLMhoubWVuZC50cmFpbmVyLnYxLlJ1bkNvdW50cxIVCg1lcnJvcl9tZXNzYWdlGAogASgJIqwBCglSdW5Db3VudHMSDAoEcmVhZBgBIAEoBRINCgVnYXRlZBgCIAEoBRIPCgdjb3ZlcmVkGAMgASgFEg0KBWZpeGVkGAQgASgFEhAKCHByb3Bvc2VkGAUgASgFEg4KBmZhaWxlZBgGIAEoBRILCgNnYXAYByABKAUSEQoJbWlzcm91dGVkGAggASgFEg0KBXdyb25nGAkgASgFEhEKCW5vX2FjdGlvbhgKIAEoBSLBAwoDRml4Eg4KBmZpeF9pZBgBIAEoCRIOCgZydW5faWQYAiABKAkSEAoIZW50cnlfaWQYAyABKAkSEAoIcXVlc3Rpb24YBCABKAkSEQoJcXVlc3Rpb25zGAUgAygJEg4KBmFuc3dlchgGIAEoCRIXCg9pbnRlcmFjdGlvbl9pZHMYByADKAkSKAoFc3RhdGUYCCABKA4yGS5tZW5kLnRyYWluZXIudjEuRml4U3RhdGUSFQoNdGVhY2hlcl9tb2RlbBgJIAEoCRIWCg5wcm9tcHRfdmVyc2lvbhgKIAEoCRIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmV2aWV3ZXIYDCABKAkSLwoLcmV2aWV3X3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3Jldmlld19ub3RlGA4gASgJEiYKBGtpbmQYDyABKA4yGC5tZW5kLnRyYWluZXIudjEuRml4S2luZBIXCg9hZGRlZF9xdWVzdGlvbnMYECADKAkSFwoPcHJldmlvdXNfYW5zd2VyGBEgASgJIjQKD1N0YXJ0UnVuUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEg0KBWZvcmNlGAIgASgIIjUKEFN0YXJ0UnVuUmVzcG9uc2USIQoDcnVuGAEgASgLMhQubWVuZC50cmFpbmVyLnYxLlJ1biIfCg1HZXRSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCSIzCg5HZXRSdW5SZXNwb25zZRIhCgNydW4YASABKAsyFC5tZW5kLnRyYWluZXIudjEuUnVuImIKD0xpc3RSdW5zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIoCgVzdGF0ZRgDIAEoDjIZLm1lbmQudHJhaW5lci52MS5SdW5TdGF0ZSJPChBMaXN0UnVuc1Jlc3BvbnNlEiIKBHJ1bnMYASADKAsyFC5tZW5kLnRyYWluZXIudjEuUnVuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIfCg1HZXRGaXhSZXF1ZXN0Eg4KBmZpeF9pZBgBIAEoCSIzCg5HZXRGaXhSZXNwb25zZRIhCgNmaXgYASABKAsyFC5tZW5kLnRyYWluZXIudjEuRml4InMKEExpc3RGaXhlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKAoFc3RhdGUYAyABKA4yGS5tZW5kLnRyYWluZXIudjEuRml4U3RhdGUSDgoGcnVuX2lkGAQgASgJIlEKEUxpc3RGaXhlc1Jlc3BvbnNlEiMKBWZpeGVzGAEgAygLMhQubWVuZC50cmFpbmVyLnYxLkZpeBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiUwoRQXBwcm92ZUZpeFJlcXVlc3QSDgoGZml4X2lkGAEgASgJEg4KBmFuc3dlchgCIAEoCRIQCghyZXZpZXdlchgDIAEoCRIMCgRub3RlGAQgASgJIjcKEkFwcHJvdmVGaXhSZXNwb25zZRIhCgNmaXgYASABKAsyFC5tZW5kLnRyYWluZXIudjEuRml4IkIKEFJlamVjdEZpeFJlcXVlc3QSDgoGZml4X2lkGAEgASgJEhAKCHJldmlld2VyGAIgASgJEgwKBG5vdGUYAyABKAkiNgoRUmVqZWN0Rml4UmVzcG9uc2USIQoDZml4GAEgASgLMhQubWVuZC50cmFpbmVyLnYxLkZpeCJEChJSb2xsYmFja0ZpeFJlcXVlc3QSDgoGZml4X2lkGAEgASgJEhAKCHJldmlld2VyGAIgASgJEgwKBG5vdGUYAyABKAkiOAoTUm9sbGJhY2tGaXhSZXNwb25zZRIhCgNmaXgYASABKAsyFC5tZW5kLnRyYWluZXIudjEuRml4KpIBCghSdW5TdGF0ZRIZChVSVU5fU1RBVEVfVU5TUEVDSUZJRUQQABIVChFSVU5fU1RBVEVfUlVOTklORxABEhcKE1JVTl9TVEFURV9TVUNDRUVERUQQAhIUChBSVU5fU1RBVEVfRkFJTEVEEAMSJQohUlVOX1NUQVRFX1NLSVBQRURfQkVMT1dfVEhSRVNIT0xEEAQqWwoKUnVuVHJpZ2dlchIbChdSVU5fVFJJR0dFUl9VTlNQRUNJRklFRBAAEhgKFFJVTl9UUklHR0VSX1NDSEVEVUxFEAESFgoSUlVOX1RSSUdHRVJfTUFOVUFMEAIqYwoNUHVibGlzaFBvbGljeRIeChpQVUJMSVNIX1BPTElDWV9VTlNQRUNJRklFRBAAEhcKE1BVQkxJU0hfUE9MSUNZX0FVVE8QARIZChVQVUJMSVNIX1BPTElDWV9SRVZJRVcQAipxCgdGaXhLaW5kEhgKFEZJWF9LSU5EX1VOU1BFQ0lGSUVEEAASFgoSRklYX0tJTkRfTkVXX0VOVFJZEAESGgoWRklYX0tJTkRfQUREX1BIUkFTSU5HUxACEhgKFEZJWF9LSU5EX0VESVRfQU5TV0VSEAMqiQEKCEZpeFN0YXRlEhkKFUZJWF9TVEFURV9VTlNQRUNJRklFRBAAEhYKEkZJWF9TVEFURV9QUk9QT1NFRBABEhcKE0ZJWF9TVEFURV9QVUJMSVNIRUQQAhIWChJGSVhfU1RBVEVfUkVKRUNURUQQAxIZChVGSVhfU1RBVEVfUk9MTEVEX0JBQ0sQBDKhBQoOVHJhaW5lclNlcnZpY2USTwoIU3RhcnRSdW4SIC5tZW5kLnRyYWluZXIudjEuU3RhcnRSdW5SZXF1ZXN0GiEubWVuZC50cmFpbmVyLnYxLlN0YXJ0UnVuUmVzcG9uc2USSQoGR2V0UnVuEh4ubWVuZC50cmFpbmVyLnYxLkdldFJ1blJlcXVlc3QaHy5tZW5kLnRyYWluZXIudjEuR2V0UnVuUmVzcG9uc2USTwoITGlzdFJ1bnMSIC5tZW5kLnRyYWluZXIudjEuTGlzdFJ1bnNSZXF1ZXN0GiEubWVuZC50cmFpbmVyLnYxLkxpc3RSdW5zUmVzcG9uc2USSQoGR2V0Rml4Eh4ubWVuZC50cmFpbmVyLnYxLkdldEZpeFJlcXVlc3QaHy5tZW5kLnRyYWluZXIudjEuR2V0Rml4UmVzcG9uc2USUgoJTGlzdEZpeGVzEiEubWVuZC50cmFpbmVyLnYxLkxpc3RGaXhlc1JlcXVlc3QaIi5tZW5kLnRyYWluZXIudjEuTGlzdEZpeGVzUmVzcG9uc2USVQoKQXBwcm92ZUZpeBIiLm1lbmQudHJhaW5lci52MS5BcHByb3ZlRml4UmVxdWVzdBojLm1lbmQudHJhaW5lci52MS5BcHByb3ZlRml4UmVzcG9uc2USUgoJUmVqZWN0Rml4EiEubWVuZC50cmFpbmVyLnYxLlJlamVjdEZpeFJlcXVlc3QaIi5tZW5kLnRyYWluZXIudjEuUmVqZWN0Rml4UmVzcG9uc2USWAoLUm9sbGJhY2tGaXgSIy5tZW5kLnRyYWluZXIudjEuUm9sbGJhY2tGaXhSZXF1ZXN0GiQubWVuZC50cmFpbmVyLnYxLlJvbGxiYWNrRml4UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiVtZW5kL3RyYWluZXIvdjEvdHJhaW5lcl9zZXJ2aWNlLnByb3RvEg9tZW5kLnRyYWluZXIudjEi4QMKA1J1bhIOCgZydW5faWQYASABKAkSKAoFc3RhdGUYAiABKA4yGS5tZW5kLnRyYWluZXIudjEuUnVuU3RhdGUSLAoHdHJpZ2dlchgDIAEoDjIbLm1lbmQudHJhaW5lci52MS5SdW5UcmlnZ2VyEg4KBmZvcmNlZBgEIAEoCBI2Cg5wdWJsaXNoX3BvbGljeRgFIAEoDjIeLm1lbmQudHJhaW5lci52MS5QdWJsaXNoUG9saWN5EhoKEmZlZWRiYWNrX3RocmVzaG9sZBgGIAEoBRIuCgpzdGFydF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoGY291bnRzGAkgASgLMhoubWVuZC50cmFpbmVyLnYxLlJ1bkNvdW50cxIVCg1lcnJvcl9tZXNzYWdlGAogASgJEjYKEWV2YWx1YXRpb25fYmVmb3JlGAsgASgLMhsubWVuZC50cmFpbmVyLnYxLkV2YWx1YXRpb24SNQoQZXZhbHVhdGlvbl9hZnRlchgMIAEoCzIbLm1lbmQudHJhaW5lci52MS5FdmFsdWF0aW9uIq4BCgpFdmFsdWF0aW9uEhEKCXF1ZXN0aW9ucxgBIAEoBRINCgVsaWtlZBgCIAEoBRINCgVyaWdodBgDIAEoBRIQCghhY2N1cmFjeRgEIAEoAhIqCgV3cm9uZxgFIAMoCzIbLm1lbmQudHJhaW5lci52MS5SZWdyZXNzaW9uEjEKDWV2YWx1YXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIngKClJlZ3Jlc3Npb24SEAoIcXVlc3Rpb24YASABKAkSEAoIZW50cnlfaWQYAiABKAkSEwoLZW50cnlfc2NvcmUYAyABKAISGQoRbW92ZWRfdG9fZW50cnlfaWQYBCABKAkSFgoObW92ZWRfdG9fc2NvcmUYBSABKAIirAEKCVJ1bkNvdW50cxIMCgRyZWFkGAEgASgFEg0KBWdhdGVkGAIgASgFEg8KB2NvdmVyZWQYAyABKAUSDQoFZml4ZWQYBCABKAUSEAoIcHJvcG9zZWQYBSABKAUSDgoGZmFpbGVkGAYgASgFEgsKA2dhcBgHIAEoBRIRCgltaXNyb3V0ZWQYCCABKAUSDQoFd3JvbmcYCSABKAUSEQoJbm9fYWN0aW9uGAogASgFIo8ECgNGaXgSDgoGZml4X2lkGAEgASgJEg4KBnJ1bl9pZBgCIAEoCRIQCghlbnRyeV9pZBgDIAEoCRIQCghxdWVzdGlvbhgEIAEoCRIRCglxdWVzdGlvbnMYBSADKAkSDgoGYW5zd2VyGAYgASgJEhcKD2ludGVyYWN0aW9uX2lkcxgHIAMoCRIoCgVzdGF0ZRgIIAEoDjIZLm1lbmQudHJhaW5lci52MS5GaXhTdGF0ZRIVCg10ZWFjaGVyX21vZGVsGAkgASgJEhYKDnByb21wdF92ZXJzaW9uGAogASgJEi8KC2NyZWF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghyZXZpZXdlchgMIAEoCRIvCgtyZXZpZXdfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLcmV2aWV3X25vdGUYDiABKAkSJgoEa2luZBgPIAEoDjIYLm1lbmQudHJhaW5lci52MS5GaXhLaW5kEhcKD2FkZGVkX3F1ZXN0aW9ucxgQIAMoCRIXCg9wcmV2aW91c19hbnN3ZXIYESABKAkSMAoLcmVncmVzc2lvbnMYEiADKAsyGy5tZW5kLnRyYWluZXIudjEuUmVncmVzc2lvbhIaChJ3aXRoaGVsZF9xdWVzdGlvbnMYEyADKAkiNAoPU3RhcnRSdW5SZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSDQoFZm9yY2UYAiABKAgiNQoQU3RhcnRSdW5SZXNwb25zZRIhCgNydW4YASABKAsyFC5tZW5kLnRyYWluZXIudjEuUnVuIh8KDUdldFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJIjMKDkdldFJ1blJlc3BvbnNlEiEKA3J1bhgBIAEoCzIULm1lbmQudHJhaW5lci52MS5SdW4iYgoPTGlzdFJ1bnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEigKBXN0YXRlGAMgASgOMhkubWVuZC50cmFpbmVyLnYxLlJ1blN0YXRlIk8KEExpc3RSdW5zUmVzcG9uc2USIgoEcnVucxgBIAMoCzIULm1lbmQudHJhaW5lci52MS5SdW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIh8KDUdldEZpeFJlcXVlc3QSDgoGZml4X2lkGAEgASgJIjMKDkdldEZpeFJlc3BvbnNlEiEKA2ZpeBgBIAEoCzIULm1lbmQudHJhaW5lci52MS5GaXgicwoQTGlzdEZpeGVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIoCgVzdGF0ZRgDIAEoDjIZLm1lbmQudHJhaW5lci52MS5GaXhTdGF0ZRIOCgZydW5faWQYBCABKAkiUQoRTGlzdEZpeGVzUmVzcG9uc2USIwoFZml4ZXMYASADKAsyFC5tZW5kLnRyYWluZXIudjEuRml4EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJuChFBcHByb3ZlRml4UmVxdWVzdBIOCgZmaXhfaWQYASABKAkSDgoGYW5zd2VyGAIgASgJEhAKCHJldmlld2VyGAMgASgJEgwKBG5vdGUYBCABKAkSGQoRYWxsb3dfcmVncmVzc2lvbnMYBSABKAgiNwoSQXBwcm92ZUZpeFJlc3BvbnNlEiEKA2ZpeBgBIAEoCzIULm1lbmQudHJhaW5lci52MS5GaXgiQgoQUmVqZWN0Rml4UmVxdWVzdBIOCgZmaXhfaWQYASABKAkSEAoIcmV2aWV3ZXIYAiABKAkSDAoEbm90ZRgDIAEoCSI2ChFSZWplY3RGaXhSZXNwb25zZRIhCgNmaXgYASABKAsyFC5tZW5kLnRyYWluZXIudjEuRml4IkQKElJvbGxiYWNrRml4UmVxdWVzdBIOCgZmaXhfaWQYASABKAkSEAoIcmV2aWV3ZXIYAiABKAkSDAoEbm90ZRgDIAEoCSI4ChNSb2xsYmFja0ZpeFJlc3BvbnNlEiEKA2ZpeBgBIAEoCzIULm1lbmQudHJhaW5lci52MS5GaXgiGgoYRXZhbHVhdGVLbm93bGVkZ2VSZXF1ZXN0IkwKGUV2YWx1YXRlS25vd2xlZGdlUmVzcG9uc2USLwoKZXZhbHVhdGlvbhgBIAEoCzIbLm1lbmQudHJhaW5lci52MS5FdmFsdWF0aW9uKpIBCghSdW5TdGF0ZRIZChVSVU5fU1RBVEVfVU5TUEVDSUZJRUQQABIVChFSVU5fU1RBVEVfUlVOTklORxABEhcKE1JVTl9TVEFURV9TVUNDRUVERUQQAhIUChBSVU5fU1RBVEVfRkFJTEVEEAMSJQohUlVOX1NUQVRFX1NLSVBQRURfQkVMT1dfVEhSRVNIT0xEEAQqWwoKUnVuVHJpZ2dlchIbChdSVU5fVFJJR0dFUl9VTlNQRUNJRklFRBAAEhgKFFJVTl9UUklHR0VSX1NDSEVEVUxFEAESFgoSUlVOX1RSSUdHRVJfTUFOVUFMEAIqYwoNUHVibGlzaFBvbGljeRIeChpQVUJMSVNIX1BPTElDWV9VTlNQRUNJRklFRBAAEhcKE1BVQkxJU0hfUE9MSUNZX0FVVE8QARIZChVQVUJMSVNIX1BPTElDWV9SRVZJRVcQAipxCgdGaXhLaW5kEhgKFEZJWF9LSU5EX1VOU1BFQ0lGSUVEEAASFgoSRklYX0tJTkRfTkVXX0VOVFJZEAESGgoWRklYX0tJTkRfQUREX1BIUkFTSU5HUxACEhgKFEZJWF9LSU5EX0VESVRfQU5TV0VSEAMqiQEKCEZpeFN0YXRlEhkKFUZJWF9TVEFURV9VTlNQRUNJRklFRBAAEhYKEkZJWF9TVEFURV9QUk9QT1NFRBABEhcKE0ZJWF9TVEFURV9QVUJMSVNIRUQQAhIWChJGSVhfU1RBVEVfUkVKRUNURUQQAxIZChVGSVhfU1RBVEVfUk9MTEVEX0JBQ0sQBDKNBgoOVHJhaW5lclNlcnZpY2USTwoIU3RhcnRSdW4SIC5tZW5kLnRyYWluZXIudjEuU3RhcnRSdW5SZXF1ZXN0GiEubWVuZC50cmFpbmVyLnYxLlN0YXJ0UnVuUmVzcG9uc2USSQoGR2V0UnVuEh4ubWVuZC50cmFpbmVyLnYxLkdldFJ1blJlcXVlc3QaHy5tZW5kLnRyYWluZXIudjEuR2V0UnVuUmVzcG9uc2USTwoITGlzdFJ1bnMSIC5tZW5kLnRyYWluZXIudjEuTGlzdFJ1bnNSZXF1ZXN0GiEubWVuZC50cmFpbmVyLnYxLkxpc3RSdW5zUmVzcG9uc2USSQoGR2V0Rml4Eh4ubWVuZC50cmFpbmVyLnYxLkdldEZpeFJlcXVlc3QaHy5tZW5kLnRyYWluZXIudjEuR2V0Rml4UmVzcG9uc2USUgoJTGlzdEZpeGVzEiEubWVuZC50cmFpbmVyLnYxLkxpc3RGaXhlc1JlcXVlc3QaIi5tZW5kLnRyYWluZXIudjEuTGlzdEZpeGVzUmVzcG9uc2USVQoKQXBwcm92ZUZpeBIiLm1lbmQudHJhaW5lci52MS5BcHByb3ZlRml4UmVxdWVzdBojLm1lbmQudHJhaW5lci52MS5BcHByb3ZlRml4UmVzcG9uc2USUgoJUmVqZWN0Rml4EiEubWVuZC50cmFpbmVyLnYxLlJlamVjdEZpeFJlcXVlc3QaIi5tZW5kLnRyYWluZXIudjEuUmVqZWN0Rml4UmVzcG9uc2USWAoLUm9sbGJhY2tGaXgSIy5tZW5kLnRyYWluZXIudjEuUm9sbGJhY2tGaXhSZXF1ZXN0GiQubWVuZC50cmFpbmVyLnYxLlJvbGxiYWNrRml4UmVzcG9uc2USagoRRXZhbHVhdGVLbm93bGVkZ2USKS5tZW5kLnRyYWluZXIudjEuRXZhbHVhdGVLbm93bGVkZ2VSZXF1ZXN0GioubWVuZC50cmFpbmVyLnYxLkV2YWx1YXRlS25vd2xlZGdlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * Run is one pass of the trainer over the disliked, unprocessed interactions.
@@ -92,6 +92,21 @@ export type Run = Message<"mend.trainer.v1.Run"> & {
    * @generated from field: string error_message = 10;
    */
   errorMessage: string;
+
+  /**
+   * The regression set replayed when the run began its work and when it
+   * ended (see EvaluateKnowledge). Unset for a run that did no work.
+   *
+   * @generated from field: mend.trainer.v1.Evaluation evaluation_before = 11;
+   */
+  evaluationBefore?: Evaluation | undefined;
+
+  /**
+   * The same replay once the run's fixes were written (published ones count).
+   *
+   * @generated from field: mend.trainer.v1.Evaluation evaluation_after = 12;
+   */
+  evaluationAfter?: Evaluation | undefined;
 };
 
 /**
@@ -100,6 +115,115 @@ export type Run = Message<"mend.trainer.v1.Run"> & {
  */
 export const RunSchema: GenMessage<Run> = /*@__PURE__*/
   messageDesc(file_mend_trainer_v1_trainer_service, 0);
+
+/**
+ * Evaluation is how much of the regression set the published knowledge
+ * answers right.
+ *
+ * @generated from message mend.trainer.v1.Evaluation
+ */
+export type Evaluation = Message<"mend.trainer.v1.Evaluation"> & {
+  /**
+   * Questions replayed: liked questions plus entries' own phrasings.
+   *
+   * @generated from field: int32 questions = 1;
+   */
+  questions: number;
+
+  /**
+   * Of those, the liked questions.
+   *
+   * @generated from field: int32 liked = 2;
+   */
+  liked: number;
+
+  /**
+   * Questions answered from their expected entry.
+   *
+   * @generated from field: int32 right = 3;
+   */
+  right: number;
+
+  /**
+   * `right` / `questions`, 0 when there are none.
+   *
+   * @generated from field: float accuracy = 4;
+   */
+  accuracy: number;
+
+  /**
+   * Up to 20 questions answered from another entry or not at all.
+   *
+   * @generated from field: repeated mend.trainer.v1.Regression wrong = 5;
+   */
+  wrong: Regression[];
+
+  /**
+   * When the replay ran.
+   *
+   * @generated from field: google.protobuf.Timestamp evaluate_time = 6;
+   */
+  evaluateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message mend.trainer.v1.Evaluation.
+ * Use `create(EvaluationSchema)` to create a new message.
+ */
+export const EvaluationSchema: GenMessage<Evaluation> = /*@__PURE__*/
+  messageDesc(file_mend_trainer_v1_trainer_service, 1);
+
+/**
+ * Regression is a question of the regression set that a fix would take (or
+ * took) from the entry that answers it right.
+ *
+ * @generated from message mend.trainer.v1.Regression
+ */
+export type Regression = Message<"mend.trainer.v1.Regression"> & {
+  /**
+   * The question.
+   *
+   * @generated from field: string question = 1;
+   */
+  question: string;
+
+  /**
+   * The entry that answers it right (a liked answer's entry, or the entry
+   * that lists it as a phrasing).
+   *
+   * @generated from field: string entry_id = 2;
+   */
+  entryId: string;
+
+  /**
+   * The question's score for `entry_id` now.
+   *
+   * @generated from field: float entry_score = 3;
+   */
+  entryScore: number;
+
+  /**
+   * Where it would go instead: the fix's entry, or in an evaluation the
+   * entry that answers it now (empty: no answer at all).
+   *
+   * @generated from field: string moved_to_entry_id = 4;
+   */
+  movedToEntryId: string;
+
+  /**
+   * The question's score for `moved_to_entry_id`.
+   *
+   * @generated from field: float moved_to_score = 5;
+   */
+  movedToScore: number;
+};
+
+/**
+ * Describes the message mend.trainer.v1.Regression.
+ * Use `create(RegressionSchema)` to create a new message.
+ */
+export const RegressionSchema: GenMessage<Regression> = /*@__PURE__*/
+  messageDesc(file_mend_trainer_v1_trainer_service, 2);
 
 /**
  * RunCounts counts a run's interactions by what happened to them. Every
@@ -194,7 +318,7 @@ export type RunCounts = Message<"mend.trainer.v1.RunCounts"> & {
  * Use `create(RunCountsSchema)` to create a new message.
  */
 export const RunCountsSchema: GenMessage<RunCounts> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 1);
+  messageDesc(file_mend_trainer_v1_trainer_service, 3);
 
 /**
  * Fix is one change the trainer made, or proposes, to the bot's knowledge
@@ -334,6 +458,25 @@ export type Fix = Message<"mend.trainer.v1.Fix"> & {
    * @generated from field: string previous_answer = 17;
    */
   previousAnswer: string;
+
+  /**
+   * The regression gate: questions customers were answered right, or
+   * entries' own phrasings, that this fix would take from their entry, as
+   * last replayed (when the run wrote it, and again on approval). A fix with
+   * any is not published under `auto`; approving it needs
+   * `allow_regressions`.
+   *
+   * @generated from field: repeated mend.trainer.v1.Regression regressions = 18;
+   */
+  regressions: Regression[];
+
+  /**
+   * Phrasings the gate kept out of the fix because each would have taken a
+   * right answer from another entry (the fix answers the rest).
+   *
+   * @generated from field: repeated string withheld_questions = 19;
+   */
+  withheldQuestions: string[];
 };
 
 /**
@@ -341,7 +484,7 @@ export type Fix = Message<"mend.trainer.v1.Fix"> & {
  * Use `create(FixSchema)` to create a new message.
  */
 export const FixSchema: GenMessage<Fix> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 2);
+  messageDesc(file_mend_trainer_v1_trainer_service, 4);
 
 /**
  * StartRunRequest asks for a manual run.
@@ -370,7 +513,7 @@ export type StartRunRequest = Message<"mend.trainer.v1.StartRunRequest"> & {
  * Use `create(StartRunRequestSchema)` to create a new message.
  */
 export const StartRunRequestSchema: GenMessage<StartRunRequest> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 3);
+  messageDesc(file_mend_trainer_v1_trainer_service, 5);
 
 /**
  * StartRunResponse carries the started run.
@@ -391,7 +534,7 @@ export type StartRunResponse = Message<"mend.trainer.v1.StartRunResponse"> & {
  * Use `create(StartRunResponseSchema)` to create a new message.
  */
 export const StartRunResponseSchema: GenMessage<StartRunResponse> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 4);
+  messageDesc(file_mend_trainer_v1_trainer_service, 6);
 
 /**
  * GetRunRequest names one run.
@@ -412,7 +555,7 @@ export type GetRunRequest = Message<"mend.trainer.v1.GetRunRequest"> & {
  * Use `create(GetRunRequestSchema)` to create a new message.
  */
 export const GetRunRequestSchema: GenMessage<GetRunRequest> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 5);
+  messageDesc(file_mend_trainer_v1_trainer_service, 7);
 
 /**
  * GetRunResponse carries one run.
@@ -433,7 +576,7 @@ export type GetRunResponse = Message<"mend.trainer.v1.GetRunResponse"> & {
  * Use `create(GetRunResponseSchema)` to create a new message.
  */
 export const GetRunResponseSchema: GenMessage<GetRunResponse> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 6);
+  messageDesc(file_mend_trainer_v1_trainer_service, 8);
 
 /**
  * ListRunsRequest selects a page of runs, newest first.
@@ -470,7 +613,7 @@ export type ListRunsRequest = Message<"mend.trainer.v1.ListRunsRequest"> & {
  * Use `create(ListRunsRequestSchema)` to create a new message.
  */
 export const ListRunsRequestSchema: GenMessage<ListRunsRequest> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 7);
+  messageDesc(file_mend_trainer_v1_trainer_service, 9);
 
 /**
  * ListRunsResponse is one page of runs.
@@ -498,7 +641,7 @@ export type ListRunsResponse = Message<"mend.trainer.v1.ListRunsResponse"> & {
  * Use `create(ListRunsResponseSchema)` to create a new message.
  */
 export const ListRunsResponseSchema: GenMessage<ListRunsResponse> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 8);
+  messageDesc(file_mend_trainer_v1_trainer_service, 10);
 
 /**
  * GetFixRequest names one fix.
@@ -519,7 +662,7 @@ export type GetFixRequest = Message<"mend.trainer.v1.GetFixRequest"> & {
  * Use `create(GetFixRequestSchema)` to create a new message.
  */
 export const GetFixRequestSchema: GenMessage<GetFixRequest> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 9);
+  messageDesc(file_mend_trainer_v1_trainer_service, 11);
 
 /**
  * GetFixResponse carries one fix.
@@ -540,7 +683,7 @@ export type GetFixResponse = Message<"mend.trainer.v1.GetFixResponse"> & {
  * Use `create(GetFixResponseSchema)` to create a new message.
  */
 export const GetFixResponseSchema: GenMessage<GetFixResponse> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 10);
+  messageDesc(file_mend_trainer_v1_trainer_service, 12);
 
 /**
  * ListFixesRequest selects a page of fixes, newest first.
@@ -584,7 +727,7 @@ export type ListFixesRequest = Message<"mend.trainer.v1.ListFixesRequest"> & {
  * Use `create(ListFixesRequestSchema)` to create a new message.
  */
 export const ListFixesRequestSchema: GenMessage<ListFixesRequest> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 11);
+  messageDesc(file_mend_trainer_v1_trainer_service, 13);
 
 /**
  * ListFixesResponse is one page of fixes.
@@ -612,7 +755,7 @@ export type ListFixesResponse = Message<"mend.trainer.v1.ListFixesResponse"> & {
  * Use `create(ListFixesResponseSchema)` to create a new message.
  */
 export const ListFixesResponseSchema: GenMessage<ListFixesResponse> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 12);
+  messageDesc(file_mend_trainer_v1_trainer_service, 14);
 
 /**
  * ApproveFixRequest publishes a proposed fix.
@@ -650,6 +793,15 @@ export type ApproveFixRequest = Message<"mend.trainer.v1.ApproveFixRequest"> & {
    * @generated from field: string note = 4;
    */
   note: string;
+
+  /**
+   * Publish even if the fix would take right answers from other entries (its
+   * `regressions`, replayed again now). Without it such a fix fails with
+   * FAILED_PRECONDITION.
+   *
+   * @generated from field: bool allow_regressions = 5;
+   */
+  allowRegressions: boolean;
 };
 
 /**
@@ -657,7 +809,7 @@ export type ApproveFixRequest = Message<"mend.trainer.v1.ApproveFixRequest"> & {
  * Use `create(ApproveFixRequestSchema)` to create a new message.
  */
 export const ApproveFixRequestSchema: GenMessage<ApproveFixRequest> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 13);
+  messageDesc(file_mend_trainer_v1_trainer_service, 15);
 
 /**
  * ApproveFixResponse carries the published fix.
@@ -678,7 +830,7 @@ export type ApproveFixResponse = Message<"mend.trainer.v1.ApproveFixResponse"> &
  * Use `create(ApproveFixResponseSchema)` to create a new message.
  */
 export const ApproveFixResponseSchema: GenMessage<ApproveFixResponse> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 14);
+  messageDesc(file_mend_trainer_v1_trainer_service, 16);
 
 /**
  * RejectFixRequest turns down a proposed fix.
@@ -713,7 +865,7 @@ export type RejectFixRequest = Message<"mend.trainer.v1.RejectFixRequest"> & {
  * Use `create(RejectFixRequestSchema)` to create a new message.
  */
 export const RejectFixRequestSchema: GenMessage<RejectFixRequest> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 15);
+  messageDesc(file_mend_trainer_v1_trainer_service, 17);
 
 /**
  * RejectFixResponse carries the rejected fix.
@@ -734,7 +886,7 @@ export type RejectFixResponse = Message<"mend.trainer.v1.RejectFixResponse"> & {
  * Use `create(RejectFixResponseSchema)` to create a new message.
  */
 export const RejectFixResponseSchema: GenMessage<RejectFixResponse> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 16);
+  messageDesc(file_mend_trainer_v1_trainer_service, 18);
 
 /**
  * RollbackFixRequest withdraws a published fix.
@@ -769,7 +921,7 @@ export type RollbackFixRequest = Message<"mend.trainer.v1.RollbackFixRequest"> &
  * Use `create(RollbackFixRequestSchema)` to create a new message.
  */
 export const RollbackFixRequestSchema: GenMessage<RollbackFixRequest> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 17);
+  messageDesc(file_mend_trainer_v1_trainer_service, 19);
 
 /**
  * RollbackFixResponse carries the rolled-back fix.
@@ -790,7 +942,43 @@ export type RollbackFixResponse = Message<"mend.trainer.v1.RollbackFixResponse">
  * Use `create(RollbackFixResponseSchema)` to create a new message.
  */
 export const RollbackFixResponseSchema: GenMessage<RollbackFixResponse> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 18);
+  messageDesc(file_mend_trainer_v1_trainer_service, 20);
+
+/**
+ * EvaluateKnowledgeRequest asks for an evaluation now.
+ *
+ * @generated from message mend.trainer.v1.EvaluateKnowledgeRequest
+ */
+export type EvaluateKnowledgeRequest = Message<"mend.trainer.v1.EvaluateKnowledgeRequest"> & {
+};
+
+/**
+ * Describes the message mend.trainer.v1.EvaluateKnowledgeRequest.
+ * Use `create(EvaluateKnowledgeRequestSchema)` to create a new message.
+ */
+export const EvaluateKnowledgeRequestSchema: GenMessage<EvaluateKnowledgeRequest> = /*@__PURE__*/
+  messageDesc(file_mend_trainer_v1_trainer_service, 21);
+
+/**
+ * EvaluateKnowledgeResponse carries it.
+ *
+ * @generated from message mend.trainer.v1.EvaluateKnowledgeResponse
+ */
+export type EvaluateKnowledgeResponse = Message<"mend.trainer.v1.EvaluateKnowledgeResponse"> & {
+  /**
+   * The evaluation.
+   *
+   * @generated from field: mend.trainer.v1.Evaluation evaluation = 1;
+   */
+  evaluation?: Evaluation | undefined;
+};
+
+/**
+ * Describes the message mend.trainer.v1.EvaluateKnowledgeResponse.
+ * Use `create(EvaluateKnowledgeResponseSchema)` to create a new message.
+ */
+export const EvaluateKnowledgeResponseSchema: GenMessage<EvaluateKnowledgeResponse> = /*@__PURE__*/
+  messageDesc(file_mend_trainer_v1_trainer_service, 22);
 
 /**
  * RunState is where a run is in its life.
@@ -1086,7 +1274,12 @@ export const TrainerService: GenService<{
    * NEW_ENTRY and EDIT_ANSWER fixes publish the edited answer when one is
    * given. Fails with NOT_FOUND for an unknown fix, with FAILED_PRECONDITION
    * when the fix is not PROPOSED, and with INVALID_ARGUMENT naming `answer`
-   * when an answer is given for an ADD_PHRASINGS fix.
+   * when an answer is given for an ADD_PHRASINGS fix. The regression gate
+   * replays the fix first against the knowledge as it is now: a fix that
+   * would take right answers from other entries (now listed in its
+   * `regressions`) fails with FAILED_PRECONDITION unless
+   * `allow_regressions` is set. An ADD_PHRASINGS fix adds its questions
+   * except its `withheld_questions`.
    *
    * @generated from rpc mend.trainer.v1.TrainerService.ApproveFix
    */
@@ -1124,6 +1317,20 @@ export const TrainerService: GenService<{
     methodKind: "unary";
     input: typeof RollbackFixRequestSchema;
     output: typeof RollbackFixResponseSchema;
+  },
+  /**
+   * EvaluateKnowledge replays the regression set against the published
+   * knowledge and reports how much of it the bot answers right now: the
+   * customers' liked questions (each should still be answered from the entry
+   * it was liked for) and every published Q&A entry's own phrasings. Every
+   * run records the same evaluation before and after its fixes.
+   *
+   * @generated from rpc mend.trainer.v1.TrainerService.EvaluateKnowledge
+   */
+  evaluateKnowledge: {
+    methodKind: "unary";
+    input: typeof EvaluateKnowledgeRequestSchema;
+    output: typeof EvaluateKnowledgeResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_mend_trainer_v1_trainer_service, 0);
