@@ -555,6 +555,7 @@ class _Run:
         likes: dict[str, list[evidence.Liked]] = {}
         for like in self.liked:
             if (like.question in right and like.entry_id in entries
+                    and entries[like.entry_id].kind == bpb.ENTRY_KIND_QA  # an article chunk has no phrasings
                     and like.question not in refused.get(like.entry_id, set())):
                 likes.setdefault(like.entry_id, []).append(like)
         additions = {target: changes.missing(entries[target], [like.question for like in found])

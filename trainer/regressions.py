@@ -35,8 +35,11 @@ from trainer import evidence
 # Questions per ReplayKnowledge call (the contract's maximum), and changes per call.
 REPLAY_QUERIES = 5_000
 REPLAY_CHANGES = 500
-# The regression set's size: liked questions first, then entries' phrasings.
-MAX_CASES = 20_000
+# The regression set's size: liked questions first, then entries' phrasings. Well
+# inside the bot's memory of embeddings (20,000, mendmodels/embeddings/cache.py),
+# which also holds chat's and the page's questions: a set as large as that memory
+# would be embedded again on every replay.
+MAX_CASES = 12_000
 # The most overtakes ReplayKnowledge lists per question (its contract).
 OVERTAKES_LISTED = 20
 # Wrong questions an evaluation lists, and regressions a fix records.
@@ -98,12 +101,12 @@ class Verdict:
 
 
 async def published_entries(knowledge: bpb_grpc.KnowledgeServiceAsyncStub) -> dict[str, bpb.KnowledgeEntry]:
-    """Every published Q&A entry, by id."""
+    """Every published entry (Q&A entries and article chunks), by id."""
     entries: dict[str, bpb.KnowledgeEntry] = {}
     token = ""
     while True:
         page = await knowledge.ListEntries(bpb.ListEntriesRequest(
-            status=bpb.ENTRY_STATUS_PUBLISHED, kind=bpb.ENTRY_KIND_QA, page_size=ENTRIES_PAGE, page_token=token))
+            status=bpb.ENTRY_STATUS_PUBLISHED, page_size=ENTRIES_PAGE, page_token=token))
         entries.update((entry.entry_id, entry) for entry in page.entries)
         token = page.next_page_token
         if not token:
@@ -121,9 +124,10 @@ async def regression_set(interactions: ipb_grpc.InteractionsServiceAsyncStub,
         entries = await published_entries(knowledge)
     cases: dict[str, Case] = {}
     for like in liked:
-        cases.setdefault(like.question, Case(like.question, like.entry_id, True))
+        if like.entry_id in entries:  # an entry withdrawn since can answer nothing right
+            cases.setdefault(like.question, Case(like.question, like.entry_id, True))
     for entry in entries.values():
-        for question in entry.questions:
+        for question in entry.questions:  # a Q&A entry's phrasings (an article chunk has none)
             cases.setdefault(question, Case(question, entry.entry_id, False))
     return list(cases.values())[:MAX_CASES]
 

@@ -218,3 +218,12 @@ async def test_under_auto_a_proposed_liked_phrasing_stays_proposed(trainer_setup
     assert (await stub.GetFix(pb.GetFixRequest(fix_id=proposed.fix_id))).fix.state == pb.FIX_STATE_PROPOSED
     assert list((await knowledge.GetEntry(bpb.GetEntryRequest(entry_id=RETURNS))).entry.questions) == [
         "How do I return an item?", LIKED]
+
+
+async def test_a_liked_answer_of_an_entry_withdrawn_since_leaves_the_regression_set(
+        trainer_setup, interactions, knowledge):
+    stub, _ = trainer_setup
+    await seed(knowledge, interactions)
+    await liked(interactions, "Do you sell gift cards?", "gift-cards")  # an entry that is gone
+    evaluation = (await stub.EvaluateKnowledge(pb.EvaluateKnowledgeRequest())).evaluation
+    assert (evaluation.questions, evaluation.liked, evaluation.right) == (2, 1, 2)
