@@ -1,0 +1,65 @@
+"""The knowledge catalogue and the chat log when their database is gone, and the
+catalogue's list filters: pinned where the mutation run (scripts/mutate,
+docs/testing.md) found a change that no test noticed."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import pytest
+
+from bot import catalog
+from bot.conversations import Conversations
+from mend.bot.v1 import bot_service_pb2 as pb
+from mendkit.errors import Unavailable
+from tests.support import RETURNS, SHIPPING, free_port, upsert
+
+ENTRY = catalog.Entry(entry_id="kb-1", kind="qa", title="", content="a", questions=("q",), source="s",
+                      status="published")
+CATALOGUE = {
+    "get_many": lambda pool: catalog.get_many(pool, ["kb-1"]),
+    "get": lambda pool: catalog.get(pool, "kb-1"),
+    "upsert_many": lambda pool: catalog.upsert_many(pool, [ENTRY], [False]),
+    "vectors_written": lambda pool: catalog.vectors_written(pool, [ENTRY]),
+    "delete": lambda pool: catalog.delete(pool, "kb-1"),
+    "list_page": lambda pool: catalog.list_page(pool, catalog.ListFilter("", None, None), None, 10),
+}
+CHAT_LOG = {
+    "history": lambda pool: Conversations(pool).history("conv-1", 3),
+    "started": lambda pool: Conversations(pool).started("conv-1", uuid.uuid4()),
+}
+
+
+@pytest.fixture
+async def unreachable() -> asyncpg.Pool:
+    """A pool whose database does not answer (nothing listens on its port)."""
+    pool = await asyncpg.create_pool(f"postgresql://postgres@127.0.0.1:{free_port()}/mend", min_size=0, max_size=1)
+    yield pool
+    await pool.close()
+
+
+@pytest.mark.parametrize("call", list(CATALOGUE))
+async def test_an_unreachable_catalogue_is_unavailable_and_named(unreachable, call):
+    with pytest.raises(Unavailable) as raised:
+        await CATALOGUE[call](unreachable)
+    assert raised.value.message.startswith("the knowledge database is unreachable: "), raised.value.message
+
+
+@pytest.mark.parametrize("call", list(CHAT_LOG))
+async def test_an_unreachable_chat_log_is_unavailable_and_named(unreachable, call):
+    with pytest.raises(Unavailable) as raised:
+        await CHAT_LOG[call](unreachable)
+    assert raised.value.message.startswith("the bot database is unreachable: "), raised.value.message
+
+
+async def test_entries_are_listed_by_source(knowledge):
+    other = pb.KnowledgeEntry()
+    other.CopyFrom(SHIPPING)
+    other.source = "other-kb"
+    await upsert(knowledge, RETURNS, other)
+    listed = await knowledge.ListEntries(pb.ListEntriesRequest(source="other-kb"))
+    assert [e.entry_id for e in listed.entries] == ["faq-shipping"]
+    listed = await knowledge.ListEntries(pb.ListEntriesRequest(source="test-kb", kind=pb.ENTRY_KIND_QA,
+                                                               status=pb.ENTRY_STATUS_PUBLISHED))
+    assert [e.entry_id for e in listed.entries] == ["faq-returns"]

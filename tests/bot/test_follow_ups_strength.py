@@ -1,0 +1,65 @@
+"""How a follow-up question is read in the light of the conversation, at the
+edges: the earlier questions that fit in its search, the score of an entry only
+one of its two searches found, and how much of the follow-up an entry mentions.
+Pinned where the mutation run (scripts/mutate, docs/testing.md) found a change
+that no test noticed."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.catalog import Entry
+from bot.chat import combined, context_query, mentions
+from bot.conversations import Turn
+from bot.knowledge import Hit
+
+
+def hit(entry_id: str, score: float, *, title: str = "", content: str = "", questions: tuple[str, ...] = ()) -> Hit:
+    entry = Entry(entry_id=entry_id, kind="qa", title=title, content=content or f"{entry_id} answer",
+                  questions=questions or (f"{entry_id} question",), source="s", status="published")
+    return Hit(entry, score, entry.questions[0])
+
+
+def turns(*queries: str) -> list[Turn]:
+    return [Turn(query, "an answer") for query in queries]
+
+
+def test_a_follow_up_is_searched_after_the_earlier_questions_newest_kept():
+    assert context_query("and to Norway?", turns("Do you ship abroad?", "How much is it?"), 600) == \
+        "Do you ship abroad? How much is it? and to Norway?"
+    assert context_query("and to Norway?", [], 600) == "and to Norway?"
+
+
+def test_earlier_questions_fill_exactly_the_characters_allowed_and_no_more():
+    history = turns("a" * 10, "b" * 10)  # each takes its length and a space
+    assert context_query("q", history, 22) == f"{'a' * 10} {'b' * 10} q"
+    assert context_query("q", history, 21) == f"{'b' * 10} q"
+    assert context_query("q", history, 11) == f"{'b' * 10} q"
+    assert context_query("q", history, 10) == "q"
+    # The newest that does not fit ends the context: an older, shorter one does not jump in.
+    assert context_query("q", turns("c", "d" * 30), 20) == "q"
+
+
+def test_an_entry_one_search_missed_scores_that_searchs_last_hit_there():
+    alone = [hit("kb-a", 0.8), hit("kb-b", 0.6)]
+    in_context = [hit("kb-c", 0.9), hit("kb-a", 0.7)]
+    scores = {h.entry.entry_id: h.score for h in combined(alone, in_context)}
+    assert scores == pytest.approx({"kb-a": (0.8 + 0.7) / 2, "kb-b": (0.6 + 0.7) / 2, "kb-c": (0.6 + 0.9) / 2})
+    assert [h.entry.entry_id for h in combined(alone, in_context)] == ["kb-a", "kb-c", "kb-b"]
+
+
+def test_a_search_that_found_nothing_counts_as_zero():
+    assert [(h.entry.entry_id, h.score) for h in combined([], [hit("kb-c", 0.9)])] == [("kb-c", pytest.approx(0.45))]
+    assert [(h.entry.entry_id, h.score) for h in combined([hit("kb-a", 0.8)], [])] == [("kb-a", pytest.approx(0.4))]
+
+
+def test_how_much_of_a_follow_up_an_entry_mentions():
+    entry = hit("kb-shipping", 0.5, title="Shipping to Norway", content="Delivery is free over 75 euros.",
+                questions=("Do you ship abroad?",))
+    assert mentions(entry, "is that free?") == 1.0
+    assert mentions(entry, "free returns for kayaks?") == pytest.approx(1 / 3)  # free; not returns, kayaks
+    assert mentions(entry, "thanks!") == 0.0  # names no topic
+    # The title's last word, the answer's first, a phrasing's first: every part of the entry counts.
+    assert mentions(entry, "Norway") == 1.0
+    assert mentions(entry, "delivery") == 1.0
+    assert mentions(entry, "ship") == 1.0

@@ -1,0 +1,47 @@
+"""A busy model is asked again after a pause, and each pause is logged with why:
+pinned where the mutation run (scripts/mutate, docs/testing.md) found that no
+test read the log line."""
+
+from __future__ import annotations
+
+import logging
+
+from mendkit.errors import ResourceExhausted
+from trainer import loop
+
+
+async def test_each_busy_answer_is_logged_with_the_pause_and_the_models_words(caplog, monkeypatch):
+    caplog.set_level(logging.INFO, logger="trainer")
+    monkeypatch.setattr(loop, "BUSY_BACKOFF_S", (0.01, 0.02, 0.03))
+    long = "busy " * 100
+    answers = iter([ResourceExhausted("the chat model is busy"), ResourceExhausted("still busy"),
+                    ResourceExhausted(long), "done"])
+
+    async def call():
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert await loop._patiently(call) == "done"
+    logged = [(r.getMessage(), r.pause_s, r.error) for r in caplog.records if r.name == "trainer"]
+    assert logged == [("the model is busy; asking again", 0.01, "the chat model is busy"),
+                      ("the model is busy; asking again", 0.02, "still busy"),
+                      ("the model is busy; asking again", 0.03, long[:200])]
+
+
+async def test_a_failed_model_call_is_logged_and_its_cause_kept_for_the_run(caplog):
+    caplog.set_level(logging.INFO, logger="trainer")
+    failures: list[str] = []
+
+    async def fails():
+        raise RuntimeError("teacher unavailable " + "x" * 400)
+
+    async def works():
+        return "an answer"
+
+    results = await loop._few_at_a_time([fails, works], 2, failures)
+    assert isinstance(results[0], RuntimeError) and results[1] == "an answer"
+    assert failures == [("RuntimeError: teacher unavailable " + "x" * 400)[:300]]
+    (record,) = [r for r in caplog.records if r.name == "trainer" and r.levelno == logging.WARNING]
+    assert (record.getMessage(), record.error) == ("a model call failed", failures[0])

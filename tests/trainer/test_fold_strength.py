@@ -1,0 +1,124 @@
+"""The fold's decisions on one page, on hand-made search results: which fix of an
+earlier run a question joins, and how close a group of questions is. Pinned
+where the mutation run (scripts/mutate, docs/testing.md) found a change that no
+test noticed."""
+
+from __future__ import annotations
+
+import pytest
+
+from mend.bot.v1 import bot_service_pb2 as bpb
+from mend.interactions.v1 import interactions_service_pb2 as ipb
+from trainer.changes import MemoryLedger
+from trainer.fold import Fold, Group
+from trainer.judge import Hit
+from trainer.loop import Policy, _no_hold, _Run
+
+SOURCE = "self-healing-feedback"
+THRESHOLD = 0.75
+
+
+def question(n: int, text: str = "") -> ipb.Interaction:
+    return ipb.Interaction(interaction_id=f"00000000-0000-0000-0000-{n:012d}", user_query=text or f"question {n}")
+
+
+def entry(entry_id: str, *, source: str = SOURCE, status: int = bpb.ENTRY_STATUS_PROPOSED) -> bpb.KnowledgeEntry:
+    return bpb.KnowledgeEntry(entry_id=entry_id, source=source, status=status, questions=[f"{entry_id} phrasing"],
+                              content=f"{entry_id} answer")
+
+
+def fold_of(hits: list[list[Hit]]) -> Fold:
+    return Fold([question(n) for n in range(len(hits))], hits, {}, THRESHOLD, SOURCE)
+
+
+def test_a_question_at_the_threshold_joins_an_earlier_runs_fix_waiting_for_review():
+    fold = fold_of([[Hit(entry("fix-waiting"), THRESHOLD)]])
+    assert fold.join_fixes() == []
+    assert fold.group_of[0].fix is not None and fold.group_of[0].fix.entry.entry_id == "fix-waiting"
+    assert fold.group_of[0].questions == ["fix-waiting phrasing", "question 0"]
+
+
+def test_just_below_the_threshold_it_is_left_for_the_judge():
+    fold = fold_of([[Hit(entry("fix-waiting"), THRESHOLD - 0.001)]])
+    assert fold.join_fixes() == [0]
+    assert fold.groups == []
+
+
+@pytest.mark.parametrize("candidate", [
+    entry("kb-proposed-by-a-person", source="sample-kb"),  # proposed, but not the trainer's own
+    entry("fix-published", status=bpb.ENTRY_STATUS_PUBLISHED),  # the trainer's, but no longer waiting
+])
+def test_only_the_trainers_own_fixes_waiting_for_review_are_joined(candidate):
+    fold = fold_of([[Hit(candidate, 0.99)]])
+    assert fold.join_fixes() == [0]
+    assert fold.fixes == {}
+
+
+def test_cohesion_is_the_mean_of_each_questions_best_match_within_the_group():
+    fold = fold_of([[], [], [], []])
+    group = Group(None)
+    for index in (0, 1, 2):
+        group.add(index, fold.items[index])
+    # 0~1 at 0.9, 1~2 at 0.8; 3 is not in the group and its similarity to 0 does not count.
+    fold.peers = [[(1, 0.9), (3, 0.99)], [(0, 0.9), (2, 0.8)], [(1, 0.8)], [(0, 0.99)]]
+    assert fold.cohesion(group) == pytest.approx((0.9 + 0.9 + 0.8) / 3)
+
+
+def test_a_group_of_one_is_perfectly_cohesive_and_one_with_no_close_pair_is_not():
+    fold = fold_of([[], []])
+    alone = Group(None)
+    alone.add(0, fold.items[0])
+    fold.peers = [[], []]
+    assert fold.cohesion(alone) == 1.0
+    pair = Group(None)
+    pair.add(0, fold.items[0])
+    pair.add(1, fold.items[1])
+    assert fold.cohesion(pair) == 0.0
+
+
+def new_group(fold: Fold, members: list[int]) -> Group:
+    group = Group(None)
+    for index in members:
+        group.add(index, fold.items[index])
+    return group
+
+
+def test_a_new_fix_lists_its_most_typical_questions_in_page_order():
+    """The questions with the most near-duplicates in the group, ties to the earlier; in the page's order."""
+    fold = Fold([question(n) for n in range(7)], [[] for _ in range(7)], {}, THRESHOLD, SOURCE)
+    # 6 is the hub: close to 1, 2, 3 and 5; 0 and 4 are close to nobody.
+    fold.peers = [[], [(6, 0.9)], [(6, 0.9)], [(6, 0.9), (5, 0.8)], [], [(6, 0.9)], []]
+    group = new_group(fold, list(range(7)))
+    assert fold.phrasings(group, 3) == ["question 3", "question 5", "question 6"]
+    assert fold.phrasings(group, 5) == ["question 1", "question 2", "question 3", "question 5", "question 6"]
+
+
+def test_a_group_with_as_many_questions_as_phrasings_lists_them_all():
+    """Five distinct questions, one of them asked twice: all five are listed."""
+    items = [question(0, "a"), question(1, "a"), question(2, "b"), question(3, "c"), question(4, "d"),
+             question(5, "e")]
+    fold = Fold(items, [[] for _ in items], {}, THRESHOLD, SOURCE)
+    fold.peers = [[(1, 0.99)], [(0, 0.99)], [], [], [], []]
+    assert fold.phrasings(new_group(fold, list(range(6))), 5) == ["a", "b", "c", "d", "e"]
+
+
+def test_being_named_a_near_duplicate_counts_as_much_as_naming_one():
+    """0 names two near-duplicates, 1 is named by two: the same standing, so the earlier wins."""
+    fold = Fold([question(n) for n in range(5)], [[] for _ in range(5)], {}, THRESHOLD, SOURCE)
+    fold.peers = [[(3, 0.9), (4, 0.9)], [], [(1, 0.9)], [(1, 0.9)], []]
+    assert fold.phrasings(new_group(fold, list(range(5))), 1) == ["question 0"]
+
+
+def test_a_new_fix_is_titled_by_the_question_that_led_it_even_when_it_is_not_a_phrasing():
+    """Its phrasings are the group's most typical questions; its title is still its first question's."""
+    class Writer:
+        model_id = "teacher"
+
+    run = _Run(None, None, Writer(), None, Policy(1, "review", 0.8, 0.75, "Alder & Finch"), "run-1", None,
+               _no_hold, [], MemoryLedger())
+    fold = Fold([question(0, "Do you rent tents?"), question(1, "Tent hire?")], [[], []], {}, THRESHOLD, SOURCE)
+    group = new_group(fold, [0, 1])
+    entry = run._new_entry(group, fold.items[0], "We do not rent tents.", ["Tent hire?"])
+    assert (entry.title, list(entry.questions), entry.content) == ("Do you rent tents?", ["Tent hire?"],
+                                                                   "We do not rent tents.")
+    assert entry.source == SOURCE and entry.status == bpb.ENTRY_STATUS_PROPOSED
