@@ -52,6 +52,11 @@ async def echo(request: Message, context) -> Message:
     return Message(interaction_id=f"echo {request.interaction_id}")
 
 
+async def metadata(request: Message, context) -> Message:
+    """Answers with a header of the call: the handler gets the call's own context."""
+    return Message(interaction_id=dict(context.invocation_metadata()).get("x-test-header", ""))
+
+
 async def generated(request: Message, context) -> AsyncIterator[Message]:
     for n in range(3):
         yield Message(interaction_id=f"{request.interaction_id} {n}")
@@ -83,6 +88,7 @@ async def address() -> AsyncIterator[str]:
     server.add_generic_rpc_handlers([
         grpc.method_handlers_generic_handler("test.Failing", {
             "Fail": unary(fail), "Echo": unary(echo), "Plain": unary(echo, plain_deserializer),
+            "Metadata": unary(metadata),
             "Generated": streaming(generated), "Written": streaming(written)}),
         # Services named like the health and reflection services, whose calls go unlogged.
         grpc.method_handlers_generic_handler("grpc.health.v1.Health", {"Check": unary(echo)}),
@@ -198,3 +204,8 @@ async def test_a_stream_that_fails_after_some_messages_ends_with_the_errors_stat
             received.append(message.interaction_id)
     assert received == ["exhausted 0", "exhausted 1", "exhausted 2"]
     assert (raised.value.code(), raised.value.details()) == EXPECTED["exhausted"]
+
+
+async def test_a_handler_gets_the_calls_own_context(channel):
+    answer = await call(channel, "/test.Failing/Metadata")(Message(), metadata=(("x-test-header", "from the caller"),))
+    assert answer.interaction_id == "from the caller"
