@@ -97,12 +97,16 @@ async def test_one_run_at_a_time_and_request_ids_are_idempotent(trainer_setup, i
     trainer.teacher = SlowTeacher()
     await dislike(interactions, "Do you rent out tents?", "Do you sell gift cards?")
     request_id = str(uuid.uuid4())
-    first = (await stub.StartRun(pb.StartRunRequest(request_id=request_id))).run
-    assert first.run_id == request_id
-    again = (await stub.StartRun(pb.StartRunRequest(request_id=request_id))).run
-    assert again.run_id == request_id and again.state == pb.RUN_STATE_RUNNING
-    await expect_status(stub.StartRun(pb.StartRunRequest()), grpc.StatusCode.FAILED_PRECONDITION, "in progress")
-    trainer.teacher.release.set()
+    try:
+        first = (await stub.StartRun(pb.StartRunRequest(request_id=request_id))).run
+        assert first.run_id == request_id
+        again = (await stub.StartRun(pb.StartRunRequest(request_id=request_id))).run
+        assert again.run_id == request_id and again.state == pb.RUN_STATE_RUNNING
+        await expect_status(stub.StartRun(pb.StartRunRequest()), grpc.StatusCode.FAILED_PRECONDITION, "in progress")
+    finally:
+        # Released whatever happened: the fixture waits for the run, which waits for the teacher,
+        # so a failed assert above would otherwise hang the suite instead of failing it.
+        trainer.teacher.release.set()
     assert (await finished(stub, request_id)).state == pb.RUN_STATE_SUCCEEDED
     # Nothing left to process: a second run reads nothing and marks nothing twice.
     second = await finished(stub, (await stub.StartRun(pb.StartRunRequest(force=True))).run.run_id)
