@@ -1,9 +1,15 @@
-"""Disliked interactions as the bot logs them (with the sources it answered
-from) and as customers rate them (a reason, a comment), for the triage tests."""
+"""What the trainer's tests share: disliked and liked interactions as the bot
+logs them (with the sources it answered from) and as customers rate them (a
+reason, a comment), following a run, a teacher held until released, and a run
+that writes one fix of each kind."""
 
 from __future__ import annotations
 
+import asyncio
+
 from mend.interactions.v1 import interactions_service_pb2 as ipb
+from mend.trainer.v1 import trainer_service_pb2 as pb
+from tests.support import RETURNS, SHIPPING, Teacher, upsert
 
 DONT_KNOW = "I don't know that one; please contact our care team."
 
@@ -28,3 +34,47 @@ async def liked(interactions, question: str, source: str) -> str:
     await interactions.SubmitFeedback(ipb.SubmitFeedbackRequest(interaction_id=created.interaction_id,
                                                                 rating=ipb.RATING_LIKE))
     return created.interaction_id
+
+
+async def finished(stub, run_id: str) -> pb.Run:
+    """The run once it is no longer RUNNING (GetRun, polled)."""
+    for _ in range(600):
+        run = (await stub.GetRun(pb.GetRunRequest(run_id=run_id))).run
+        if run.state != pb.RUN_STATE_RUNNING:
+            return run
+        await asyncio.sleep(0.05)
+    raise AssertionError("the run did not finish")
+
+
+async def forced_run(stub) -> pb.Run:
+    """A run started with `force`, once it has ended."""
+    return await finished(stub, (await stub.StartRun(pb.StartRunRequest(force=True))).run.run_id)
+
+
+class HeldTeacher(Teacher):
+    """Writes nothing until `release` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def stream(self, messages, max_tokens):
+        await self.release.wait()
+        async for piece in super().stream(messages, max_tokens):
+            yield piece
+
+
+async def kinds_of_fix(stub, trainer, interactions, knowledge, policy, comment: str) -> dict[int, pb.Fix]:
+    """A forced run under `policy` that writes one fix of each kind (`comment`:
+    the customer's on the stale shipping answer); the fixes by kind."""
+    trainer.teacher, trainer.policy = Teacher(), policy
+    await upsert(knowledge, RETURNS, SHIPPING)
+    await disliked(interactions, "How do I return an item I bought?", source=("faq-shipping", 0.5),
+                   answer="Standard shipping takes 3-5 business days.")
+    await disliked(interactions, "How long does shipping take?", source=("faq-shipping", 0.77),
+                   answer="Standard shipping takes 3-5 business days.", reason=ipb.FEEDBACK_REASON_OUTDATED,
+                   comment=comment)
+    await disliked(interactions, "Do you rent out tents?")
+    done = await forced_run(stub)
+    assert done.state == pb.RUN_STATE_SUCCEEDED, done.error_message
+    return {fix.kind: fix for fix in (await stub.ListFixes(pb.ListFixesRequest(run_id=done.run_id))).fixes}

@@ -14,7 +14,6 @@ The questions were chosen by their MiniLM similarities (cosine):
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 
 import grpc
@@ -24,7 +23,7 @@ from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.trainer.v1 import trainer_service_pb2 as pb
 from tests.support import Teacher, expect_status, processed, upsert
-from tests.trainer.builders import disliked, liked
+from tests.trainer.builders import disliked, forced_run, liked
 
 RETURNS = "returns"
 LIKED = "Can I send back a gift I bought online?"
@@ -48,12 +47,7 @@ async def run(stub, trainer, interactions, *questions: str, publish: str = "revi
     trainer.policy = replace(trainer.policy, publish=publish, reinforce=reinforce)
     for question in questions:
         await disliked(interactions, question)
-    started = (await stub.StartRun(pb.StartRunRequest(force=True))).run
-    for _ in range(600):
-        done = (await stub.GetRun(pb.GetRunRequest(run_id=started.run_id))).run
-        if done.state != pb.RUN_STATE_RUNNING:
-            break
-        await asyncio.sleep(0.05)
+    done = await forced_run(stub)
     assert done.state == pb.RUN_STATE_SUCCEEDED, done.error_message
     return done, list((await stub.ListFixes(pb.ListFixesRequest(run_id=done.run_id))).fixes)
 

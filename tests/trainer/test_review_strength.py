@@ -5,15 +5,13 @@ trainer runs against the real interactions service and knowledge index."""
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.trainer.v1 import trainer_service_pb2 as pb
-from tests.support import BRAND, RETURNS, SHIPPING, Teacher, expect_status, upsert
-from tests.trainer.builders import disliked
+from tests.support import BRAND, SHIPPING, expect_status
+from tests.trainer.builders import kinds_of_fix
 from trainer.loop import Counts, Policy, _Run
 from trainer.runs import failed_message
 
@@ -21,29 +19,9 @@ REVIEW = Policy(threshold=1, publish="review", covered_similarity=0.8, duplicate
 STALE = "Delivery takes 1-2 business days now, and is free over 50 euros."
 
 
-async def run(stub) -> pb.Run:
-    run_id = (await stub.StartRun(pb.StartRunRequest(force=True))).run.run_id
-    for _ in range(600):
-        done = (await stub.GetRun(pb.GetRunRequest(run_id=run_id))).run
-        if done.state != pb.RUN_STATE_RUNNING:
-            assert done.state == pb.RUN_STATE_SUCCEEDED, done.error_message
-            return done
-        await asyncio.sleep(0.05)
-    raise AssertionError("the run did not finish")
-
-
 async def three_kinds(stub, trainer, interactions, knowledge) -> dict[int, pb.Fix]:
     """A run with one fix of each kind, under review; the fixes by kind."""
-    trainer.teacher, trainer.policy = Teacher(), REVIEW
-    await upsert(knowledge, RETURNS, SHIPPING)
-    await disliked(interactions, "How do I return an item I bought?", source=("faq-shipping", 0.5),
-                   answer="Standard shipping takes 3-5 business days.")
-    await disliked(interactions, "How long does shipping take?", source=("faq-shipping", 0.77),
-                   answer="Standard shipping takes 3-5 business days.", reason=ipb.FEEDBACK_REASON_OUTDATED,
-                   comment=STALE)
-    await disliked(interactions, "Do you rent out tents?")
-    done = await run(stub)
-    fixes = {fix.kind: fix for fix in (await stub.ListFixes(pb.ListFixesRequest(run_id=done.run_id))).fixes}
+    fixes = await kinds_of_fix(stub, trainer, interactions, knowledge, REVIEW, STALE)
     assert set(fixes) == {pb.FIX_KIND_NEW_ENTRY, pb.FIX_KIND_ADD_PHRASINGS, pb.FIX_KIND_EDIT_ANSWER}, fixes
     return fixes
 

@@ -19,25 +19,12 @@ from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.trainer.v1 import trainer_service_pb2 as pb
 from tests.support import BRAND, RETURNS, SHIPPING, Teacher, expect_status, processed, upsert
-from tests.trainer.builders import disliked
+from tests.trainer.builders import HeldTeacher, disliked, finished, kinds_of_fix
 from trainer import loop
 from trainer.loop import Policy
 from trainer.runs import Trainer
 
 REVIEW = Policy(threshold=1, publish="review", covered_similarity=0.8, duplicate_similarity=0.7, brand=BRAND)
-
-
-class HeldTeacher(Teacher):
-    """Writes nothing until released."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.release = asyncio.Event()
-
-    async def stream(self, messages, max_tokens):
-        await self.release.wait()
-        async for piece in super().stream(messages, max_tokens):
-            yield piece
 
 
 class NoJudge:
@@ -49,15 +36,6 @@ class NoJudge:
     async def covering(self, question, candidates):
         self.asked.append(question)
         return None
-
-
-async def finished(stub, run_id: str) -> pb.Run:
-    for _ in range(600):
-        run = (await stub.GetRun(pb.GetRunRequest(run_id=run_id))).run
-        if run.state != pb.RUN_STATE_RUNNING:
-            return run
-        await asyncio.sleep(0.05)
-    raise AssertionError("the run did not finish")
 
 
 async def test_the_run_asks_the_judge_it_was_given_and_a_success_has_no_error(trainer_setup, interactions, knowledge):
@@ -112,23 +90,11 @@ async def test_a_finished_runs_request_id_returns_it_while_another_run_holds_the
     assert (await finished(stub, running.run_id)).state == pb.RUN_STATE_SUCCEEDED
 
 
-async def kinds_of_fix(stub, trainer, interactions, knowledge) -> dict[int, pb.Fix]:
-    trainer.teacher, trainer.policy = Teacher(), REVIEW
-    await upsert(knowledge, RETURNS, SHIPPING)
-    await disliked(interactions, "How do I return an item I bought?", source=("faq-shipping", 0.5),
-                   answer="Standard shipping takes 3-5 business days.")
-    await disliked(interactions, "How long does shipping take?", source=("faq-shipping", 0.77),
-                   answer="Standard shipping takes 3-5 business days.", reason=ipb.FEEDBACK_REASON_OUTDATED,
-                   comment="Delivery takes 1-2 business days now.")
-    await disliked(interactions, "Do you rent out tents?")
-    done = await finished(stub, (await stub.StartRun(pb.StartRunRequest(force=True))).run.run_id)
-    return {fix.kind: fix for fix in (await stub.ListFixes(pb.ListFixesRequest(run_id=done.run_id))).fixes}
-
-
 async def test_reviews_mark_the_questions_with_the_fixs_run_and_record_what_they_did(trainer_setup, interactions,
                                                                                      knowledge):
     stub, trainer = trainer_setup
-    fixes = await kinds_of_fix(stub, trainer, interactions, knowledge)
+    fixes = await kinds_of_fix(stub, trainer, interactions, knowledge, REVIEW,
+                               "Delivery takes 1-2 business days now.")
     add, edit, new = fixes[pb.FIX_KIND_ADD_PHRASINGS], fixes[pb.FIX_KIND_EDIT_ANSWER], fixes[pb.FIX_KIND_NEW_ENTRY]
     details = await expect_status(stub.ApproveFix(pb.ApproveFixRequest(fix_id=add.fix_id, answer="x",
                                                                        reviewer="ana")),

@@ -13,15 +13,7 @@ from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.trainer.v1 import trainer_service_pb2 as pb
 from tests.support import Teacher, dislike, expect_status, free_port, processed
-
-
-async def finished(stub, run_id: str) -> pb.Run:
-    for _ in range(300):
-        run = (await stub.GetRun(pb.GetRunRequest(run_id=run_id))).run
-        if run.state != pb.RUN_STATE_RUNNING:
-            return run
-        await asyncio.sleep(0.05)
-    raise AssertionError("the run did not finish")
+from tests.trainer.builders import HeldTeacher, finished
 
 
 async def run_with_fixes(stub, trainer, interactions) -> tuple[pb.Run, list[pb.Fix], list[str]]:
@@ -81,20 +73,9 @@ async def test_reject_and_rollback_take_the_entry_out_of_the_index(trainer_setup
                         grpc.StatusCode.FAILED_PRECONDITION, "rejected")
 
 
-class SlowTeacher(Teacher):
-    def __init__(self) -> None:
-        super().__init__()
-        self.release = asyncio.Event()
-
-    async def stream(self, messages, max_tokens):
-        await self.release.wait()
-        async for piece in super().stream(messages, max_tokens):
-            yield piece
-
-
 async def test_one_run_at_a_time_and_request_ids_are_idempotent(trainer_setup, interactions):
     stub, trainer = trainer_setup
-    trainer.teacher = SlowTeacher()
+    trainer.teacher = HeldTeacher()
     await dislike(interactions, "Do you rent out tents?", "Do you sell gift cards?")
     request_id = str(uuid.uuid4())
     try:

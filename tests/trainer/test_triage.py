@@ -5,34 +5,19 @@ of the new kinds within and across runs; a run killed before marking."""
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.trainer.v1 import trainer_service_pb2 as pb
 from tests.support import BRAND, RETURNS, SHIPPING, Teacher, expect_status, processed, upsert
-from tests.trainer.builders import disliked
+from tests.trainer.builders import disliked, forced_run
 from trainer.loop import Policy
 
 REVIEW = Policy(threshold=1, publish="review", covered_similarity=0.8, duplicate_similarity=0.7, brand=BRAND)
 AUTO = Policy(threshold=1, publish="auto", covered_similarity=0.8, duplicate_similarity=0.7, brand=BRAND)
 SHIPPED_FROM = ("faq-shipping", 0.5)  # the bot answered from the shipping entry
 STALE = "Delivery takes 1-2 business days now, and is free over 50 euros."
-
-
-async def finished(stub, run_id: str) -> pb.Run:
-    for _ in range(600):
-        run = (await stub.GetRun(pb.GetRunRequest(run_id=run_id))).run
-        if run.state != pb.RUN_STATE_RUNNING:
-            return run
-        await asyncio.sleep(0.05)
-    raise AssertionError("the run did not finish")
-
-
-async def run(stub) -> pb.Run:
-    return await finished(stub, (await stub.StartRun(pb.StartRunRequest(force=True))).run.run_id)
 
 
 async def entry(knowledge, entry_id: str) -> bpb.KnowledgeEntry:
@@ -70,7 +55,7 @@ async def test_each_class_gets_its_kind_and_under_review_no_entry_changes(traine
     trainer.teacher, trainer.policy = Teacher(), REVIEW
     await upsert(knowledge, RETURNS, SHIPPING)
     ids = await one_of_each(interactions)
-    done = await run(stub)
+    done = await forced_run(stub)
     assert done.state == pb.RUN_STATE_SUCCEEDED, done.error_message
     counts = done.counts
     assert (counts.gap, counts.misrouted, counts.wrong, counts.no_action) == (1, 1, 1, 1), counts
@@ -102,7 +87,7 @@ async def test_approve_and_rollback_of_each_change_kind(trainer_setup, interacti
     trainer.teacher, trainer.policy = Teacher(), REVIEW
     await upsert(knowledge, RETURNS, SHIPPING)
     ids = await one_of_each(interactions)
-    kinds = await fixes_by_kind(stub, (await run(stub)).run_id)
+    kinds = await fixes_by_kind(stub, (await forced_run(stub)).run_id)
     (add,), (edit,) = kinds[pb.FIX_KIND_ADD_PHRASINGS], kinds[pb.FIX_KIND_EDIT_ANSWER]
     await expect_status(stub.ApproveFix(pb.ApproveFixRequest(fix_id=add.fix_id, answer="x", reviewer="ana")),
                         grpc.StatusCode.INVALID_ARGUMENT, "answer", "ADD_PHRASINGS")
@@ -143,7 +128,7 @@ async def test_a_rejected_change_leaves_its_entry_and_a_changed_answer_is_not_ro
     trainer.teacher, trainer.policy = Teacher(), REVIEW
     await upsert(knowledge, RETURNS, SHIPPING)
     ids = await one_of_each(interactions)
-    kinds = await fixes_by_kind(stub, (await run(stub)).run_id)
+    kinds = await fixes_by_kind(stub, (await forced_run(stub)).run_id)
     (add,), (edit,) = kinds[pb.FIX_KIND_ADD_PHRASINGS], kinds[pb.FIX_KIND_EDIT_ANSWER]
     await stub.RejectFix(pb.RejectFixRequest(fix_id=add.fix_id, reviewer="ana", note="not a returns question"))
     returns = await entry(knowledge, "faq-returns")
@@ -168,7 +153,7 @@ async def test_dislikes_on_one_entry_fold_into_its_pending_change_across_runs(tr
              await disliked(interactions, "How can I return something?", source=SHIPPED_FROM),
              await disliked(interactions, "How long does shipping take?", source=("faq-shipping", 0.77),
                             reason=ipb.FEEDBACK_REASON_OUTDATED, comment=STALE)]
-    one = await run(stub)
+    one = await forced_run(stub)
     kinds = await fixes_by_kind(stub, one.run_id)
     assert (len(kinds[pb.FIX_KIND_ADD_PHRASINGS]), len(kinds[pb.FIX_KIND_EDIT_ANSWER])) == (1, 1), kinds
     (add,), (edit,) = kinds[pb.FIX_KIND_ADD_PHRASINGS], kinds[pb.FIX_KIND_EDIT_ANSWER]
@@ -177,7 +162,7 @@ async def test_dislikes_on_one_entry_fold_into_its_pending_change_across_runs(tr
              await disliked(interactions, "How long does shipping take?", source=("faq-shipping", 0.77),
                             reason=ipb.FEEDBACK_REASON_INCORRECT, comment="It came in two days.")]
     trainer.teacher = Teacher()
-    two = await run(stub)
+    two = await forced_run(stub)
     assert (two.counts.misrouted, two.counts.wrong, two.counts.proposed) == (1, 1, 2), two.counts
     assert trainer.teacher.asked == []  # the pending edit absorbs the new dislike: nothing to rewrite
     assert (await stub.ListFixes(pb.ListFixesRequest(run_id=two.run_id))).fixes == []
@@ -190,7 +175,7 @@ async def test_dislikes_on_one_entry_fold_into_its_pending_change_across_runs(tr
     # Once approved, a change takes no more questions: the next dislike proposes a new one.
     await stub.ApproveFix(pb.ApproveFixRequest(fix_id=add.fix_id, reviewer="ana"))
     await disliked(interactions, "How can I return something, please?", source=SHIPPED_FROM)
-    three = await run(stub)
+    three = await forced_run(stub)
     (newer,) = (await fixes_by_kind(stub, three.run_id)).get(pb.FIX_KIND_ADD_PHRASINGS, [None])
     assert newer is not None and newer.fix_id != add.fix_id and newer.state == pb.FIX_STATE_PROPOSED
 
@@ -200,7 +185,7 @@ async def test_under_auto_changes_apply_at_once_and_roll_back(trainer_setup, int
     trainer.teacher, trainer.policy = Teacher(), AUTO
     await upsert(knowledge, RETURNS, SHIPPING)
     ids = await one_of_each(interactions)
-    done = await run(stub)
+    done = await forced_run(stub)
     assert (done.counts.fixed, done.counts.covered, done.counts.failed) == (3, 1, 0), done.counts
     kinds = await fixes_by_kind(stub, done.run_id)
     (add,), (edit,) = kinds[pb.FIX_KIND_ADD_PHRASINGS], kinds[pb.FIX_KIND_EDIT_ANSWER]
@@ -232,11 +217,11 @@ async def test_a_run_killed_before_marking_then_run_again_writes_each_change_onc
     ids = await one_of_each(interactions)
     reachable, trainer.interactions = trainer.interactions, CrashBeforeMarking(trainer.interactions)
     try:
-        killed = await run(stub)
+        killed = await forced_run(stub)
     finally:
         trainer.interactions = reachable
     assert killed.state == pb.RUN_STATE_FAILED and "killed" in killed.error_message
-    again = await run(stub)
+    again = await forced_run(stub)
     assert again.state == pb.RUN_STATE_SUCCEEDED and again.counts.read == 4
     kinds = await fixes_by_kind(stub)
     assert {kind: len(found) for kind, found in kinds.items()} == {
