@@ -160,7 +160,8 @@ async def main(args: argparse.Namespace) -> dict:
         await wait_until_serving(address, server)
         home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mend-gateway-bench-")))
         async with running_edge(home, bot="127.0.0.1:9", interactions=address,
-                                GATEWAY_RATE_LIMIT_PER_SECOND="1000000") as edge:
+                                GATEWAY_RATE_LIMIT_PER_SECOND="1000000",
+                                GATEWAY_RATE_LIMIT_PER_CLIENT_PER_SECOND="1000000") as edge:
             results = await measure(address, admin_token, edge.url, edge.address, args.calls, args.warmup)
     return {"rpc": "SubmitFeedback", "calls_per_path": args.calls, "warmup_rounds": args.warmup,
             "results": results, "code": code_version(), "machine": machine_info("embedded 18")}

@@ -34,6 +34,9 @@ Number = int | str  # a number, or a template expression that becomes one
 
 GRPC_WEB_HEADERS = "content-type,x-grpc-web,x-user-agent,grpc-timeout,traceparent,tracestate"
 EXPOSED_HEADERS = "grpc-status,grpc-message,grpc-status-details-bin"
+# Clients with a bucket of their own at once, per gateway: a flood of new
+# addresses evicts the least recently seen, still capped by the ceiling.
+MAX_CLIENTS_TRACKED = 20000
 # A valid chat request is at most 4,000 characters of query (16 KB of UTF-8) plus
 # ids; anything far bigger is refused before it reaches a service.
 MAX_REQUEST_BYTES = 65536
@@ -63,9 +66,14 @@ class Params:
     bot: Upstream
     interactions: Upstream
     web: Upstream
+    # The gateway's ceiling: one bucket every public call takes a token from.
     rate_limit_max_tokens: Number
     rate_limit_tokens_per_fill: Number
     rate_limit_fill_interval: str
+    # Each client's own bucket (same fill interval), so that one client cannot
+    # spend the ceiling for everyone. A client is its address as Envoy trusts it.
+    client_rate_limit_max_tokens: Number
+    client_rate_limit_tokens_per_fill: Number
     # Origins allowed to call the API cross-origin, matched exactly (ignoring
     # case); none by default. Or a template expression that becomes the list of
     # Envoy string matchers (Kubernetes).
@@ -77,6 +85,10 @@ class Params:
     # Kubernetes probes reach Envoy's /ready through this port; the admin
     # interface itself stays on loopback.
     probe_port: Number | None = None
+    # Proxies in front of Envoy whose X-Forwarded-For entries are believed (an
+    # ingress: 1). With 0 the client is the connection's peer, and a header a
+    # client forges changes nothing.
+    trusted_proxy_hops: Number = 0
 
 
 def _typed(type_name: str, **fields: Any) -> dict[str, Any]:
@@ -264,6 +276,16 @@ def _http_filters(params: Params) -> list[dict[str, Any]]:
              token_bucket={"max_tokens": params.rate_limit_max_tokens,
                            "tokens_per_fill": params.rate_limit_tokens_per_fill,
                            "fill_interval": params.rate_limit_fill_interval},
+             # One bucket per client address (a descriptor entry without a value
+             # makes a bucket for each value seen); the ceiling above is taken
+             # from on every call as well (always_consume_default_token_bucket).
+             rate_limits=[{"actions": [{"remote_address": {}}]}],
+             descriptors=[{"entries": [{"key": "remote_address"}],
+                           "token_bucket": {"max_tokens": params.client_rate_limit_max_tokens,
+                                            "tokens_per_fill": params.client_rate_limit_tokens_per_fill,
+                                            "fill_interval": params.rate_limit_fill_interval}}],
+             max_dynamic_descriptors=MAX_CLIENTS_TRACKED,
+             always_consume_default_token_bucket=True,
              filter_enabled={"runtime_key": "public_rate_limit_enabled", **always},
              filter_enforced={"runtime_key": "public_rate_limit_enforced", **always},
              # gRPC callers see RESOURCE_EXHAUSTED, the canonical "slow down".
@@ -284,6 +306,10 @@ def _public_listener(params: Params) -> dict[str, Any]:
     manager: dict[str, Any] = {
         "stat_prefix": "public",
         "codec_type": "AUTO",
+        # The client is the connection's peer, or the address the trusted
+        # proxies in front put in X-Forwarded-For: never what a client claims.
+        "use_remote_address": True,
+        "xff_num_trusted_hops": params.trusted_proxy_hops,
         "generate_request_id": True,
         # Streams may stay open while an answer is written; only silence ends them.
         "stream_idle_timeout": "300s",

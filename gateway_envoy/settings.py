@@ -54,6 +54,8 @@ def local(environ: Mapping[str, str] | None = None) -> Params:
                           env_float("GATEWAY_TRACE_SAMPLING_PERCENT", 100.0, minimum=0.0, maximum=100.0,
                                     environ=environ))
     per_second = env_int("GATEWAY_RATE_LIMIT_PER_SECOND", 20, minimum=1, environ=environ)
+    # A person chatting sends a question every few seconds; a page reload is not counted.
+    per_client = env_int("GATEWAY_RATE_LIMIT_PER_CLIENT_PER_SECOND", 5, minimum=1, environ=environ)
     return Params(
         listen_address=env_str("GATEWAY_HOST", "127.0.0.1", environ=environ),
         port=env_int(addresses.GATEWAY.port_variable, addresses.GATEWAY.port, minimum=1, maximum=65535,
@@ -66,6 +68,10 @@ def local(environ: Mapping[str, str] | None = None) -> Params:
         rate_limit_max_tokens=env_int("GATEWAY_RATE_LIMIT_BURST", 2 * per_second, minimum=1, environ=environ),
         rate_limit_tokens_per_fill=per_second,
         rate_limit_fill_interval="1s",
+        client_rate_limit_max_tokens=env_int("GATEWAY_RATE_LIMIT_PER_CLIENT_BURST", 2 * per_client, minimum=1,
+                                             environ=environ),
+        client_rate_limit_tokens_per_fill=per_client,
+        trusted_proxy_hops=env_int("GATEWAY_TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=10, environ=environ),
         cors_allowed_origins=cors_allowed_origins(environ),
         tracing=tracing,
         dns=False,
@@ -90,6 +96,12 @@ def kubernetes() -> Params:
         rate_limit_max_tokens=_value("gateway.rateLimit.maxTokens"),
         rate_limit_tokens_per_fill=_value("gateway.rateLimit.tokensPerFill"),
         rate_limit_fill_interval=_value("gateway.rateLimit.fillInterval"),
+        client_rate_limit_max_tokens=_value("gateway.rateLimit.perClient.maxTokens"),
+        client_rate_limit_tokens_per_fill=_value("gateway.rateLimit.perClient.tokensPerFill"),
+        # Behind the chart's Ingress one proxy adds the client's address; otherwise none.
+        trusted_proxy_hops=('{{ if kindIs "invalid" .Values.gateway.trustedProxyHops }}'
+                            '{{ ternary 1 0 .Values.ingress.enabled }}'
+                            '{{ else }}{{ .Values.gateway.trustedProxyHops }}{{ end }}'),
         cors_allowed_origins='{{ include "mend.corsOriginMatchers" . }}',
         # Rendered only with telemetry on: no collector cluster or tracer otherwise.
         tracing=Tracing(

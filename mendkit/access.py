@@ -31,8 +31,7 @@ import grpc
 from google.protobuf import descriptor_pool
 from grpc.aio import ServerInterceptor
 
-from mendkit.callers import CALLER_HEADER
-from mendkit.callers import PUBLIC as PUBLIC_MARK
+from mendkit.callers import marked_public
 from mendkit.credentials import ADMIN, Verifier, is_token
 
 # Open to every caller: probes, client-side health checking, `grpcurl list`.
@@ -105,13 +104,9 @@ class _Refusal(Exception):
         self.message = message
 
 
-def _marked_public(metadata: Any) -> bool:
-    return any(key == CALLER_HEADER and value == PUBLIC_MARK for key, value in metadata or ())
-
-
 def _identify(metadata: Any, verifier: Verifier) -> Caller:
     """The caller a call's metadata shows; a _Refusal when its credential is no good."""
-    if _marked_public(metadata):
+    if marked_public(metadata):
         return Caller(via_gateway=True)  # whatever token came with it: a public caller stays one
     given = [value for key, value in metadata or () if key == AUTHORIZATION]
     if not given:
@@ -225,7 +220,7 @@ class AccessInterceptor(ServerInterceptor):
             return handler
         metadata = handler_call_details.invocation_metadata
         if self._verifier is None:
-            return _as(handler, Caller(via_gateway=True) if _marked_public(metadata) else Caller(ADMIN))
+            return _as(handler, Caller(via_gateway=True) if marked_public(metadata) else Caller(ADMIN))
         try:
             who = _identify(metadata, self._verifier)
             _decide(self._rules.get(method, ADMIN_ONLY), who, method)

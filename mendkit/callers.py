@@ -10,5 +10,12 @@ who it is (`mendkit.credentials`).
 
 from __future__ import annotations
 
+from typing import Any
+
 CALLER_HEADER = "x-mend-caller"
 PUBLIC = "public"
+
+
+def marked_public(metadata: Any) -> bool:
+    """Whether a call's metadata carries the gateway's public mark."""
+    return any(key == CALLER_HEADER and value == PUBLIC for key, value in metadata or ())

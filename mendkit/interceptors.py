@@ -1,5 +1,6 @@
 """Server interceptors: domain errors to canonical status codes (and request
-bytes that do not parse to INVALID_ARGUMENT), and one log line per RPC.
+bytes that do not parse to INVALID_ARGUMENT), with plain messages for callers
+from the public gateway, and one log line per RPC.
 grpc.aio interceptors see only the handler, so both wrap the handler's
 behaviour function."""
 
@@ -14,7 +15,9 @@ from typing import Any
 
 import grpc
 from grpc.aio import ServerInterceptor
+from opentelemetry import trace
 
+from mendkit.callers import marked_public
 from mendkit.errors import MendError
 
 _log = logging.getLogger("mendkit.rpc")
@@ -55,25 +58,54 @@ _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 _PASSED_ON = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND)
 
 
-async def _abort_for(error: BaseException, context: grpc.aio.ServicerContext) -> None:
+# Codes whose message is about the caller's own request (a field, an id, a
+# right): a customer sees it as it is. Any other message may name a model
+# server, a model or an upstream's words, which are for the operator's eyes.
+_ABOUT_THE_REQUEST = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS,
+                      grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED,
+                      grpc.StatusCode.OUT_OF_RANGE)
+_TRY_AGAIN = "The assistant cannot answer right now; please try again in a moment."
+PLAIN_MESSAGES = {grpc.StatusCode.UNAVAILABLE: _TRY_AGAIN, grpc.StatusCode.DEADLINE_EXCEEDED: _TRY_AGAIN,
+                  grpc.StatusCode.RESOURCE_EXHAUSTED: "The assistant is busy; please try again in a moment."}
+PLAIN_MESSAGE = "Something went wrong on our side; please try again later."
+
+
+def _trace_id() -> str | None:
+    span_context = trace.get_current_span().get_span_context()
+    return format(span_context.trace_id, "032x") if span_context.is_valid else None
+
+
+async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, detail: str, public: bool) -> None:
+    """Ends the call with `code`: with `detail`, or for a caller from the public
+    gateway with a plain message and the trace id, the detail going to the log
+    (whose line carries the same trace id)."""
+    if not public or code in _ABOUT_THE_REQUEST:
+        await context.abort(code, detail)
+    _log.warning("a public call failed", extra={"rpc.code": code.name, "error": detail})
+    trace_id = _trace_id()
+    plain = PLAIN_MESSAGES.get(code, PLAIN_MESSAGE)
+    await context.abort(code, f"{plain} (trace {trace_id})" if trace_id else plain)
+
+
+async def _abort_for(error: BaseException, context: grpc.aio.ServicerContext, public: bool) -> None:
     if isinstance(error, MendError):
-        await context.abort(error.code, error.message)
+        await _abort(context, error.code, error.message, public)
     if isinstance(error, grpc.aio.AioRpcError):
         # A service this one called failed: UNAVAILABLE (callers retry) when it could not
         # be reached in time; otherwise its refusal, with its details, rather than INTERNAL.
         code, details = error.code(), (error.details() or "")[:500]
         _log.warning("a call to another service failed", extra={"rpc.peer_code": code.name, "error": details})
         if code in _UNREACHABLE:
-            await context.abort(grpc.StatusCode.UNAVAILABLE,
-                                f"a service this one depends on is unavailable: {code.name}: {details}")
-        await context.abort(code if code in _PASSED_ON else grpc.StatusCode.FAILED_PRECONDITION,
-                            f"a service this one depends on refused the request: {code.name}: {details}")
+            await _abort(context, grpc.StatusCode.UNAVAILABLE,
+                         f"a service this one depends on is unavailable: {code.name}: {details}", public)
+        await _abort(context, code if code in _PASSED_ON else grpc.StatusCode.FAILED_PRECONDITION,
+                     f"a service this one depends on refused the request: {code.name}: {details}", public)
     if isinstance(error, NotImplementedError):
         # How a generated servicer base class says a method is not implemented
         # (e.g. the health library's List): that is UNIMPLEMENTED, not a fault.
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"not implemented: {error}"[:200])
     _log.exception("unhandled error")
-    await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+    await _abort(context, grpc.StatusCode.INTERNAL, "internal error; see the server log", public)
 
 
 def _log_rpc(method: str, started: float, context: grpc.aio.ServicerContext) -> None:
@@ -146,6 +178,7 @@ class ErrorAndLogInterceptor(ServerInterceptor):
         if handler is None:
             return handler
         method = handler_call_details.method
+        public = marked_public(handler_call_details.invocation_metadata)
         # Health checks would drown every other line; they are not logged.
         quiet = method.startswith("/grpc.health.") or method.startswith("/grpc.reflection.")
 
@@ -161,7 +194,7 @@ class ErrorAndLogInterceptor(ServerInterceptor):
                 except grpc.aio.AbortError:
                     raise
                 except Exception as error:  # noqa: BLE001 - every error must map to a status
-                    await _abort_for(error, context)
+                    await _abort_for(error, context, public)
                 finally:
                     if not quiet:
                         _log_rpc(method, started, context)
@@ -186,7 +219,7 @@ class ErrorAndLogInterceptor(ServerInterceptor):
                 except grpc.aio.AbortError:
                     raise
                 except Exception as error:  # noqa: BLE001 - every error must map to a status
-                    await _abort_for(error, context)
+                    await _abort_for(error, context, public)
                 finally:
                     if not quiet:
                         _log_rpc(method, started, context)

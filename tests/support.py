@@ -267,7 +267,8 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
 @asynccontextmanager
 async def running_edge(home: Path, *, bot: str, interactions: str, **settings: str) -> AsyncIterator[Edge]:
     """Envoy + the page server. `settings` are extra environment variables
-    (GATEWAY_RATE_LIMIT_PER_SECOND=..., OTEL_EXPORTER_OTLP_ENDPOINT=...)."""
+    (GATEWAY_RATE_LIMIT_PER_SECOND=..., GATEWAY_RATE_LIMIT_PER_CLIENT_PER_SECOND=...,
+    OTEL_EXPORTER_OTLP_ENDPOINT=...)."""
     web_port, port, admin_port = free_ports(3)
     env = {**os.environ, "MEND_HOME": str(home), "WEB_PORT": str(web_port), "WEB_ADDR": f"127.0.0.1:{web_port}",
            "GATEWAY_PORT": str(port), "GATEWAY_ADMIN_PORT": str(admin_port), "BOT_ADDR": bot,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import uuid
 from pathlib import Path
@@ -25,8 +26,21 @@ from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
 from mendkit.callers import CALLER_HEADER
 from mendkit.conversation_tokens import ConversationTokens
 from mendkit.credentials import ADMIN
+from mendkit.interceptors import PLAIN_MESSAGE, PLAIN_MESSAGES
 from tests.doubles.otlp_receiver import start_receiver
-from tests.support import CHAT_PAGE, GRPCURL, REPO, bearer, free_port, make_chatbot, running_edge, serve
+from tests.support import (
+    CHAT_PAGE,
+    GRPCURL,
+    REPO,
+    RETURNS,
+    bearer,
+    free_port,
+    generating,
+    make_chatbot,
+    running_edge,
+    serve,
+    upsert,
+)
 
 FEEDBACK = "/mend.interactions.v1.InteractionsService/SubmitFeedback"
 GRPC_TOOLS_PROTOS = str(Path(grpc.__file__).parent.parent / "grpc_tools" / "_proto")
@@ -135,7 +149,8 @@ async def bot_address(knowledge_index, chat_model, interactions_address):
 @pytest.fixture(scope="module")
 async def edge(tmp_path_factory, bot_address, interactions_address):
     async with running_edge(tmp_path_factory.mktemp("edge"), bot=bot_address, interactions=interactions_address,
-                            GATEWAY_RATE_LIMIT_PER_SECOND="1000") as running:
+                            GATEWAY_RATE_LIMIT_PER_SECOND="1000",
+                            GATEWAY_RATE_LIMIT_PER_CLIENT_PER_SECOND="1000") as running:
         yield running
 
 
@@ -146,7 +161,7 @@ ALLOWED_ORIGINS = ("https://shop.example", "https://care.example:8443")
 async def cors_edge(tmp_path_factory, bot_address, interactions_address):
     """An edge that lets two other sites call the API."""
     async with running_edge(tmp_path_factory.mktemp("cors-edge"), bot=bot_address, interactions=interactions_address,
-                            GATEWAY_RATE_LIMIT_PER_SECOND="1000",
+                            GATEWAY_RATE_LIMIT_PER_SECOND="1000", GATEWAY_RATE_LIMIT_PER_CLIENT_PER_SECOND="1000",
                             GATEWAY_CORS_ALLOWED_ORIGINS=", ".join(ALLOWED_ORIGINS)) as running:
         yield running
 
@@ -306,6 +321,57 @@ async def test_rate_limit_answers_resource_exhausted_but_the_page_still_loads(
     assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes[2:]
     assert web.grpc_status == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
     assert pages == [200] * 5
+
+
+async def votes(url: str, request, calls: int, source: str = "127.0.0.1", **headers: str) -> list[int]:
+    """The gRPC status of `calls` votes sent one after another from the loopback address `source`."""
+    async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(local_address=source)) as client:
+        return [(await grpc_web.call(client, url, FEEDBACK, request, headers=headers)).grpc_status
+                for _ in range(calls)]
+
+
+OK, EXHAUSTED = grpc.StatusCode.OK.value[0], grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+
+
+async def test_one_client_spending_its_limit_leaves_others_served(
+        tmp_path, bot_address, interactions_address, interactions):
+    interaction_id = await new_interaction(interactions)
+    request = vote(interaction_id, rating=ipb.RATING_LIKE)
+    async with running_edge(tmp_path, bot=bot_address, interactions=interactions_address,
+                            GATEWAY_RATE_LIMIT_PER_SECOND="1000", GATEWAY_RATE_LIMIT_PER_CLIENT_PER_SECOND="1",
+                            GATEWAY_RATE_LIMIT_PER_CLIENT_BURST="2") as limited:
+        greedy = await votes(limited.url, request, 6)
+        # A forged X-Forwarded-For is no new client: no proxy in front is trusted.
+        forged = await votes(limited.url, request, 2, **{"x-forwarded-for": "198.51.100.7"})
+        other = await votes(limited.url, request, 2, source="127.0.0.2")
+    assert greedy[:2] == [OK, OK] and EXHAUSTED in greedy[2:], greedy
+    assert EXHAUSTED in forged, forged
+    assert other == [OK, OK]
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit(
+        tmp_path, bot_address, interactions_address, interactions):
+    interaction_id = await new_interaction(interactions)
+    request = vote(interaction_id, rating=ipb.RATING_LIKE)
+    async with running_edge(tmp_path, bot=bot_address, interactions=interactions_address,
+                            GATEWAY_RATE_LIMIT_PER_SECOND="1000", GATEWAY_RATE_LIMIT_PER_CLIENT_PER_SECOND="1",
+                            GATEWAY_RATE_LIMIT_PER_CLIENT_BURST="2", GATEWAY_TRUSTED_PROXY_HOPS="1") as limited:
+        # As an ingress forwards them: every call comes from the proxy's address.
+        first = await votes(limited.url, request, 6, **{"x-forwarded-for": "203.0.113.5"})
+        second = await votes(limited.url, request, 2, **{"x-forwarded-for": "203.0.113.6"})
+    assert first[:2] == [OK, OK] and EXHAUSTED in first[2:], first
+    assert second == [OK, OK]
+
+
+async def test_the_gateway_ceiling_holds_whatever_the_clients(
+        tmp_path, bot_address, interactions_address, interactions):
+    interaction_id = await new_interaction(interactions)
+    request = vote(interaction_id, rating=ipb.RATING_LIKE)
+    async with running_edge(tmp_path, bot=bot_address, interactions=interactions_address,
+                            GATEWAY_RATE_LIMIT_PER_SECOND="1", GATEWAY_RATE_LIMIT_BURST="3") as limited:
+        spread = [status for source in ("127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6")
+                  for status in await votes(limited.url, request, 2, source=source)]
+    assert EXHAUSTED in spread, spread  # each client alone is well inside its own bucket
 
 
 async def test_oversized_request_never_reaches_a_service(edge, interactions, spans):
@@ -533,3 +599,60 @@ async def test_continuing_someone_elses_conversation_through_the_gateway_is_refu
     again = await chat_through(edge, "And of Bolivia?", conversation_id=theirs.conversation_id,
                                conversation_token=theirs.conversation_token)
     assert again.conversation_id == theirs.conversation_id and again.conversation_token == theirs.conversation_token
+
+
+# --- what a customer sees when the bot fails --------------------------------------------
+
+MODEL_KEY = "sk-test-public-errors-SECRET"
+TRACE_IN_MESSAGE = re.compile(r"\(trace ([0-9a-f]{32})\)$")
+
+
+@pytest.fixture
+async def failing_bot(knowledge, knowledge_index, interactions_address, peer, request):
+    """A bot in generate mode whose chat model fails as the parameter says: a model
+    server refusing its key, or no model server at all."""
+    from bot.__main__ import CHAT_SERVICE
+    from bot.chat_service import ACCESS, ChatService
+    from mendkit.server import Registration
+    from mendmodels.chat.openai_compatible import OpenAICompatibleChat
+
+    await upsert(knowledge, RETURNS)
+    base_url = peer.url if request.param == "unauthorized" else f"http://127.0.0.1:{free_port()}/v1"
+    model = OpenAICompatibleChat(base_url, request.param, api_key=MODEL_KEY, timeout_s=5)
+    chatbot, to_interactions = make_chatbot(knowledge_index, None, interactions_address)
+    chatbot.answerer = generating(chatbot, model)
+    running = await serve(Registration(ChatService(chatbot, TOKENS), bpb_grpc.add_ChatServiceServicer_to_server,
+                                       CHAT_SERVICE, ACCESS))
+    yield f"127.0.0.1:{running.port}", base_url, request.param
+    await running.stop(1)
+    await to_interactions.close()
+    await model.aclose()
+
+
+@pytest.mark.parametrize(("failing_bot", "code"), [
+    ("unauthorized", grpc.StatusCode.FAILED_PRECONDITION),
+    ("unreachable", grpc.StatusCode.UNAVAILABLE),
+], indirect=["failing_bot"])
+async def test_a_customer_sees_a_plain_message_with_the_trace_id_and_the_log_has_the_detail(
+        tmp_path, failing_bot, code, interactions_address, spans, caplog):
+    bot, base_url, model = failing_bot
+    question = bpb.ChatRequest(query="How do I return something?")
+    async with running_edge(tmp_path, bot=bot, interactions=interactions_address) as edge, \
+            httpx.AsyncClient() as client:
+        public = await grpc_web.call(client, edge.url, CHAT, question)
+    assert public.grpc_status == code.value[0], public.grpc_message
+    assert public.grpc_message.startswith(PLAIN_MESSAGES.get(code, PLAIN_MESSAGE)), public.grpc_message
+    for detail in (base_url, "127.0.0.1", model, MODEL_KEY, "Incorrect API key", "ConnectError"):
+        assert detail not in public.grpc_message
+    trace_id = TRACE_IN_MESSAGE.search(public.grpc_message).group(1)
+    # The trace is the call's own, and the bot's log line of the failure holds what went wrong.
+    chat_spans = [s for s in spans.get_finished_spans() if s.kind.name == "SERVER" and s.name.endswith("/Chat")]
+    assert trace_id in {format(s.context.trace_id, "032x") for s in chat_spans}
+    logged = [r for r in caplog.records if r.getMessage() == "a public call failed"]
+    assert logged and base_url.split("//")[1].split("/")[0] in logged[-1].error
+    assert MODEL_KEY not in logged[-1].error
+    # An operator calling the bot directly (inside the cluster) gets the detail itself.
+    async with grpc.aio.insecure_channel(bot) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as direct:
+            await bpb_grpc.ChatServiceStub(channel).Chat(question, timeout=30)
+    assert direct.value.code() == code and base_url.split("//")[1].split("/")[0] in direct.value.details()
