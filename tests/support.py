@@ -15,10 +15,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import grpc
 import httpx
@@ -136,28 +138,43 @@ async def expect_status(call, code: grpc.StatusCode, *in_message: str) -> str:
 
 async def start(env: dict[str, str], module: str = "interactions",
                 port_variable: str = "INTERACTIONS_PORT") -> tuple[asyncio.subprocess.Process, int]:
-    """`python -m <module>` on a free port, once it accepts connections."""
+    """`python -m <module>` on a free port, once it accepts connections. Its
+    output goes to a file, never a pipe: a pipe nobody reads while a test runs
+    fills up, and the service then hangs on its next log line."""
     port = free_port()
+    output = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
     process = await asyncio.create_subprocess_exec(
         PYTHON, "-m", module,
         env={**os.environ, port_variable: str(port), **env},
-        cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        cwd=REPO, stdout=output, stderr=asyncio.subprocess.STDOUT,
     )
+    _OUTPUTS[process.pid] = output
     try:
         await wait_for_port(port)
     except OSError:
         process.kill()
-        print((await process.stdout.read()).decode())
+        await process.wait()
+        print(_output_of(process))
         raise
     return process, port
+
+
+_OUTPUTS: dict[int, IO[bytes]] = {}
+
+
+def _output_of(process: asyncio.subprocess.Process) -> str:
+    output = _OUTPUTS.pop(process.pid)
+    output.seek(0)
+    text = output.read().decode(errors="replace")
+    output.close()
+    return text
 
 
 async def stop(process: asyncio.subprocess.Process) -> tuple[int, list[dict]]:
     """SIGTERM, then the exit code and the JSON log lines the process wrote."""
     process.send_signal(signal.SIGTERM)
-    output = (await asyncio.wait_for(process.stdout.read(), 30)).decode()
     code = await asyncio.wait_for(process.wait(), 30)
-    return code, [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    return code, [json.loads(line) for line in _output_of(process).splitlines() if line.startswith("{")]
 
 
 def grpcurl(port: int, *args: str, token: str | None = TOKENS[ADMIN]) -> subprocess.CompletedProcess:

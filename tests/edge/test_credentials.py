@@ -18,7 +18,7 @@ from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.trainer.v1 import trainer_service_pb2 as tpb
 from mendkit import access
 from mendkit.credentials import ADMIN, BOT, TRAINER
-from tests.support import STRANGER, TOKENS, answered, grpcurl, start, stop
+from tests.support import STRANGER, TOKENS, answered, grpcurl
 
 ANYONE = "anyone"
 INTERACTIONS = "mend.interactions.v1.InteractionsService"
@@ -33,7 +33,8 @@ EXPECTED: dict[str, dict[str, set[str] | str]] = {
     # A stolen bot token writes, deletes or lists no knowledge; the trainer's does what its runs and reviews need.
     KNOWLEDGE: {"SearchKnowledge": set(), "BatchSearchKnowledge": {TRAINER}, "ReplayKnowledge": {TRAINER},
                 "UpsertEntries": {TRAINER}, "GetEntry": {TRAINER}, "ListEntries": {TRAINER},
-                "UpdateEntry": {TRAINER}, "DeleteEntry": {TRAINER}},
+                "UpdateEntry": {TRAINER}, "DeleteEntry": {TRAINER}, "ListRevisions": {TRAINER},
+                "RestoreRevision": {TRAINER}},
     # No service calls the trainer: every method is the admin's.
     TRAINER_SERVICE: {method: set() for method in
                       tpb.DESCRIPTOR.services_by_name["TrainerService"].methods_by_name},
@@ -43,35 +44,6 @@ PORTS = {INTERACTIONS: "interactions", CHAT: "bot", KNOWLEDGE: "bot", TRAINER_SE
 # Requests the handlers refuse (or answer) without changing anything: a call the
 # check lets through is seen to reach its handler. Empty unless said here.
 REQUESTS = {"StartRun": tpb.StartRunRequest(request_id="not-a-uuid").SerializeToString()}
-
-
-@pytest.fixture(scope="module")
-async def services(database_url, knowledge_index, peer):
-    """The three services as processes, calling one another with their own tokens."""
-    from bot.__main__ import migrate as migrate_bot
-    from mendkit import migrations
-    from trainer.__main__ import MIGRATIONS as TRAINER_MIGRATIONS
-
-    await migrate_bot(database_url)
-    await migrations.apply_at(database_url, "trainer", TRAINER_MIGRATIONS)
-    interactions, interactions_port = await start({"DATABASE_URL": database_url})
-    started = [interactions]
-    try:
-        bot, bot_port = await start({"DATABASE_URL": database_url,
-                                     "INTERACTIONS_ADDR": f"127.0.0.1:{interactions_port}"},
-                                    module="bot", port_variable="BOT_PORT")
-        started.append(bot)
-        trainer, trainer_port = await start({
-            "DATABASE_URL": database_url, "INTERACTIONS_ADDR": f"127.0.0.1:{interactions_port}",
-            "BOT_ADDR": f"127.0.0.1:{bot_port}", "MEND_LLM": "openai", "OPENAI_BASE_URL": peer.url,
-            "OPENAI_CHAT_MODEL": "chat-model"}, module="trainer", port_variable="TRAINER_PORT")
-        started.append(trainer)
-        yield {"interactions": interactions_port, "bot": bot_port, "trainer": trainer_port}
-    finally:
-        for process in reversed(started):
-            code, logs = await stop(process)
-            assert code == 0
-            assert not any(token in json.dumps(logs) for token in (*TOKENS.values(), STRANGER))
 
 
 def test_every_method_of_every_contract_is_expected_here():
