@@ -8,16 +8,20 @@
 # In Kubernetes the chart mounts its own server block (helm/mend/files/
 # nginx-default.conf: the configured port, /healthz, headers) over the image's
 # default one, and the gateway routes `/` here so page and API share one origin.
+#
+# Both base images are pinned by digest (multi-arch indexes copied from public
+# Dockerfiles, not pulled here: there was no registry access). Renew a tag and its
+# digest together: docker buildx imagetools inspect IMAGE:TAG
 
-ARG NODE_IMAGE=node:22-bookworm-slim
-ARG NGINX_IMAGE=nginxinc/nginx-unprivileged:1.30-alpine
+ARG NODE_IMAGE=node:22-bookworm-slim@sha256:43ac6c60b8f89723f746e8a92ce91abd5017e627ce1ddfe4238355d3a30b772c
+ARG NGINX_IMAGE=nginxinc/nginx-unprivileged:1.31.6-alpine3.24@sha256:b54ac358b83fc6c965793fd271839b4ea4cdb6e99895bb19618cbc2ca152d972
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-# Installs the versions package-lock.json pins (as ./scripts/setup does).
-RUN --mount=type=cache,target=/root/.npm \
-    npm install --no-audit --no-fund --loglevel=error
+# Installs the versions package-lock.json pins, each checked against the lock's
+# integrity hash (as ./scripts/setup does).
+RUN npm install --no-audit --no-fund --loglevel=error
 COPY web ./web
 RUN npm run build:web
 

@@ -26,69 +26,24 @@ import kubernetes_validate
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]  # tests/deploy/test_helm.py
-CHART = REPO / "helm" / "mend"
-RELEASE, NAMESPACE = "shop", "care"
-FULLNAME = f"{RELEASE}-mend"
+from tests.deploy.chart import (
+    CHART,
+    DEMO_DATABASE,
+    EMBEDDED_MODELS,
+    EVERYTHING,
+    EXISTING_SECRET,
+    FULLNAME,
+    NAMESPACE,
+    OPENAI_PGVECTOR,
+    PRODUCTION,
+    RELEASE,
+    REPO,
+    SCENARIOS,
+    SECRETS,
+    assert_valid_kubernetes,
+    render,
+)
 
-# Distinctive secret values: none of them may appear anywhere but in a Secret.
-SECRETS = {
-    "databaseUrl": "postgresql://mend:db-password-0xB7@db.internal:5432/feedback_db",
-    "pineconeApiKey": "pcsk_pinecone-key-0xC3",
-    "pageTokenSecret": "page-token-secret-0xD9-long-enough",
-    "openaiApiKey": "sk-openai-key-0xE1",
-    "awsAccessKeyId": "AKIAACCESSKEY0XF2",
-    "awsSecretAccessKey": "aws-secret-access-key-0xA4",
-}
-PRODUCTION = {"secrets": {"databaseUrl": SECRETS["databaseUrl"], "pineconeApiKey": SECRETS["pineconeApiKey"]}}
-EVERYTHING = {
-    "secrets": SECRETS,
-    "config": {"extra": {"MEND_EXAMPLE": "1"}, "persona": {"brandName": "Birch & Co"}},
-    "telemetry": {"enabled": True, "collectorHost": "otel-collector.observability", "resourceAttributes": {
-        "deployment.environment": "production"}},
-    "interactions": {"autoscaling": {"enabled": True}},
-    "bot": {"autoscaling": {"enabled": True}, "nodeSelector": {"pool": "cpu"}},
-    "gateway": {"autoscaling": {"enabled": True}, "service": {"type": "LoadBalancer"},
-                "cors": {"allowedOrigins": ["https://chat.example.com"]}},
-    "web": {"autoscaling": {"enabled": True}},
-    "trainer": {"cronJob": {"timeZone": "Europe/Berlin", "ttlSecondsAfterFinished": 86400}},
-    "ingest": {"enabled": True},
-    "ingress": {"enabled": True, "className": "nginx",
-                "hosts": [{"host": "chat.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]}],
-                "tls": [{"secretName": "chat-tls", "hosts": ["chat.example.com"]}]},
-    "imagePullSecrets": [{"name": "registry"}],
-    "commonLabels": {"team": "care"},
-    "commonAnnotations": {"owner": "care-team"},
-    "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/mend"}},
-}
-EXISTING_SECRET = {"secrets": {"existingSecret": "mend-credentials"}}
-OPENAI_PGVECTOR = {
-    "secrets": {"databaseUrl": SECRETS["databaseUrl"]},
-    "config": {"vectorStore": "pgvector", "llm": "openai", "embeddings": "openai",
-               "openai": {"baseUrl": "http://ollama:11434/v1", "chatModel": "qwen2.5:1.5b",
-                          "embeddingModel": "nomic-embed-text", "embeddingDimension": 768}},
-}
-EMBEDDED_MODELS = {
-    "secrets": {"databaseUrl": SECRETS["databaseUrl"]},
-    "config": {"vectorStore": "pgvector", "llm": "local", "embeddings": "local"},
-}
-# The chat model and the embedder on different providers: the trainer gets the chat model's credentials only.
-MIXED_PROVIDERS = {
-    "secrets": {"databaseUrl": SECRETS["databaseUrl"], "pineconeApiKey": SECRETS["pineconeApiKey"],
-                "openaiApiKey": SECRETS["openaiApiKey"]},
-    "config": {"vectorStore": "pinecone", "llm": "openai", "embeddings": "bedrock",
-               "openai": {"baseUrl": "https://llm.example.com/v1", "chatModel": "gpt-4o-mini"},
-               "trainer": {"publishPolicy": "auto", "teacherModel": "gpt-4o"}},
-    "ingest": {"enabled": True},
-}
-SCENARIOS = {
-    "production": PRODUCTION,
-    "everything": EVERYTHING,
-    "existing-secret": EXISTING_SECRET,
-    "openai-pgvector": OPENAI_PGVECTOR,
-    "embedded-models": EMBEDDED_MODELS,
-    "mixed-providers": MIXED_PROVIDERS,
-}
 KUBERNETES_VERSIONS = ["1.27.0", "1.30.0", kubernetes_validate.utils.latest_version()]
 # Bearer tokens (mendkit/credentials.py): each service is given the digests of the
 # tokens it tells callers by, and only its own token; no pod gets the admin's.
@@ -106,16 +61,6 @@ def chart() -> Iterator[helm.Chart]:
         yield loaded
 
 
-def render(chart: helm.Chart, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Every manifest the chart renders for `values` (hooks and tests included)."""
-    manifests = chart.render(values=values, name=RELEASE, namespace=NAMESPACE, is_install=True)
-    documents = []
-    for path, text in sorted(manifests.items()):
-        if path.endswith(".yaml"):
-            documents.extend(d for d in yaml.safe_load_all(text) if d)
-    return documents
-
-
 def of_kind(documents: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in documents if d["kind"] == kind]
 
@@ -126,10 +71,10 @@ def named(documents: list[dict[str, Any]], kind: str, name: str) -> dict[str, An
 
 
 def pod_specs(documents: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    """(workload, pod spec) of every Deployment, Job, CronJob and Pod."""
+    """(workload, pod spec) of every Deployment, StatefulSet, Job, CronJob and Pod."""
     for document in documents:
         spec = document.get("spec", {})
-        if document["kind"] in ("Deployment", "Job"):
+        if document["kind"] in ("Deployment", "StatefulSet", "Job"):
             yield document, spec["template"]["spec"]
         elif document["kind"] == "CronJob":
             yield document, spec["jobTemplate"]["spec"]["template"]["spec"]
@@ -158,13 +103,8 @@ def test_pinecone_needs_its_key(chart: helm.Chart) -> None:
 def test_every_manifest_is_valid_kubernetes(chart: helm.Chart, scenario: str) -> None:
     documents = render(chart, SCENARIOS[scenario])
     assert len(documents) > 15
-    for document in documents:
-        for version in KUBERNETES_VERSIONS:
-            try:
-                kubernetes_validate.validate(document, version, strict=True)
-            except kubernetes_validate.ValidationError as error:
-                pytest.fail(f"{document['kind']}/{document['metadata']['name']} is not valid Kubernetes "
-                            f"{version}: {error.message} at {list(error.path)}")
+    for version in KUBERNETES_VERSIONS:
+        assert_valid_kubernetes(documents, version)
 
 
 def test_the_kubernetes_validator_does_reject_unknown_fields(chart: helm.Chart) -> None:
@@ -177,7 +117,11 @@ def test_the_kubernetes_validator_does_reject_unknown_fields(chart: helm.Chart) 
 
 @pytest.mark.parametrize("kube_version", [None, "v1.27.0", "v1.30.0", f"v{KUBERNETES_VERSIONS[-1]}"])
 def test_lint_is_clean(kube_version: str | None) -> None:
-    report = helm.lint(CHART, PRODUCTION, strict=True, kube_version=kube_version)
+    assert_lint_is_clean(PRODUCTION, kube_version)
+
+
+def assert_lint_is_clean(values: dict[str, Any], kube_version: str | None) -> None:
+    report = helm.lint(CHART, values, strict=True, kube_version=kube_version)
     assert report["errors"] == []
     # Severity 2 is a warning, 3 an error; info (such as "icon is recommended") is fine.
     assert [m for m in report["messages"] if m["severity"] >= 2] == []
@@ -311,10 +255,10 @@ def test_the_chart_made_secret_holds_each_identitys_token_and_its_digest(chart: 
     assert set(rendered_tokens(render(chart, PRODUCTION)).values()).isdisjoint(tokens.values())
 
 
-def test_an_upgrade_keeps_the_tokens_the_release_has(tmp_path: Path) -> None:
-    """What `lookup` finds (a live cluster's Secret of the release; offline it
-    finds nothing, so a copy of the chart is handed one): its tokens and page
-    token key are kept, their digests follow them, a key it lacks is generated."""
+def render_on_upgrade(tmp_path: Path, values: dict[str, Any], kept: dict[str, str]) -> dict[str, str]:
+    """The chart-made Secret's data (decoded) on an upgrade of a release whose Secret
+    holds `kept`: what `lookup` finds on a live cluster (offline it finds nothing,
+    so a copy of the chart is handed that Secret)."""
     import shutil
 
     copy = tmp_path / "mend"
@@ -324,15 +268,19 @@ def test_an_upgrade_keeps_the_tokens_the_release_has(tmp_path: Path) -> None:
     looked_up = 'lookup "v1" "Secret" .Release.Namespace $name'
     assert template.read_text().count(looked_up) == 1
     template.write_text(template.read_text().replace(looked_up, "(.Values.plantedSecret | default dict)"))
+    planted_data = {key: base64.b64encode(value.encode()).decode() for key, value in kept.items()}
+    with helm.Chart.load(copy) as planted:
+        documents = render(planted, {**values, "plantedSecret": {"data": planted_data}})
+    return {key: base64.b64decode(value).decode()
+            for key, value in named(documents, "Secret", FULLNAME)["data"].items()}
+
+
+def test_an_upgrade_keeps_the_tokens_the_release_has(tmp_path: Path) -> None:
+    """Its tokens and page token key are kept, their digests follow them, a key it lacks is generated."""
     kept = {"MEND_ADMIN_TOKEN": "kept-admin-token-0123456789abcdefghijklmnop",
             "MEND_TRAINER_TOKEN": "kept-trainer-token-0123456789abcdefghijklm",
             "MEND_PAGE_TOKEN_SECRET": "kept-page-token-secret-0123456789"}
-    planted_data = {key: base64.b64encode(value.encode()).decode() for key, value in kept.items()}
-    values = {**PRODUCTION, "plantedSecret": {"data": planted_data}}
-    with helm.Chart.load(copy) as planted:
-        documents = render(planted, values)
-    data = {key: base64.b64decode(value).decode()
-            for key, value in named(documents, "Secret", FULLNAME)["data"].items()}
+    data = render_on_upgrade(tmp_path, PRODUCTION, kept)
     for key, value in kept.items():
         assert data[key] == value, key
     assert data["MEND_ADMIN_TOKEN_SHA256"] == hashlib.sha256(kept["MEND_ADMIN_TOKEN"].encode()).hexdigest()
@@ -541,8 +489,9 @@ def test_probes(chart: helm.Chart) -> None:
     assert web["readinessProbe"]["httpGet"]["path"] == "/healthz" and "livenessProbe" in web
 
 
-def test_every_container_runs_locked_down(chart: helm.Chart) -> None:
-    for workload, spec in pod_specs(render(chart, EVERYTHING)):
+@pytest.mark.parametrize("scenario", ["everything", "demo-database"])
+def test_every_container_runs_locked_down(chart: helm.Chart, scenario: str) -> None:
+    for workload, spec in pod_specs(render(chart, SCENARIOS[scenario])):
         assert spec["securityContext"]["runAsNonRoot"] is True, workload["metadata"]["name"]
         assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
         assert spec["automountServiceAccountToken"] is False
@@ -647,6 +596,7 @@ EGRESS = {
     "ingest": {"database", "models", "collector"},
     "test": {"interactions", "bot", "trainer", "gateway"},
     "web": set(),
+    "postgresql": set(),  # the demo database
 }
 # The ports of the model and vector endpoints, by scenario and component (none: only
 # embedded models and pgvector): HTTPS for Bedrock, Pinecone and an https
@@ -658,6 +608,7 @@ MODEL_PORTS = {
     "openai-pgvector": {"bot": {11434}, "trainer": {11434}},
     "embedded-models": {},
     "mixed-providers": {"bot": {443}, "trainer": {443}, "ingest": {443}},
+    "demo-database": {"bot": {443}, "trainer": {443}, "ingest": {443}},  # Bedrock; the vectors in the demo database
 }
 DNS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
@@ -709,8 +660,12 @@ def test_each_component_reaches_only_what_it_uses(chart: helm.Chart, scenario: s
         models = MODEL_PORTS[scenario].get(component.removesuffix("-run"), set())
         if not models:
             uses.discard("models")
-        expected: set[Rule] = {("dns", frozenset({(53, "UDP"), (53, "TCP")}))} if component != "web" else set()
+        resolves = component not in ("web", "postgresql")
+        expected: set[Rule] = {("dns", frozenset({(53, "UDP"), (53, "TCP")}))} if resolves else set()
         for use in uses:
+            if use == "database" and values["demoDatabase"]["enabled"]:  # its pods, not any address
+                expected.add(("postgresql", frozenset({(values["demoDatabase"]["port"], "TCP")})))
+                continue
             ports = frozenset((port, "TCP") for port in (models if use == "models" else expected_ports[use]))
             expected.add(("anywhere" if use in ("database", "models", "collector") else use, ports))
         assert egress_rules(spec) == expected, component
@@ -973,8 +928,9 @@ def test_every_container_gets_only_the_settings_its_command_reads(
             required.add(SENDS[command])
         assert required <= given, f"{where} lacks {sorted(required - given)}"
         checked.add(command)
-    assert {("interactions", "serve"), ("bot", "serve"), ("trainer", "serve"), ("trainer", "run"),
-            ("bot", "migrate")} <= checked
+    assert {("interactions", "serve"), ("bot", "serve"), ("trainer", "serve"), ("trainer", "run")} <= checked
+    hook = [j for j in of_kind(documents, "Job") if j["metadata"]["name"] == f"{FULLNAME}-migrations"]
+    assert (("bot", "migrate") in checked) == bool(hook)
 
 
 def test_the_recording_environment_sees_what_the_settings_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1222,10 +1178,11 @@ def test_the_gateway_allows_only_the_listed_origins_cross_origin(chart: helm.Cha
 
 def service_ports(documents: list[dict[str, Any]], service: dict[str, Any]) -> dict[int, int]:
     """A Service's ports and the container ports they reach on the pods it selects
-    (at least one Deployment's)."""
+    (at least one Deployment's or StatefulSet's)."""
     selector = service["spec"]["selector"]
     selected = [spec for workload, spec in pod_specs(documents)
-                if workload["kind"] == "Deployment" and selector.items() <= pod_template_labels(workload).items()]
+                if workload["kind"] in ("Deployment", "StatefulSet")
+                and selector.items() <= pod_template_labels(workload).items()]
     assert selected, f"Service {service['metadata']['name']} selects no pods"
     offered = [port for spec in selected for container in spec["containers"] for port in container.get("ports", [])]
     ports = {}
@@ -1266,6 +1223,140 @@ def test_helm_test_checks_only_services_the_chart_renders(chart: helm.Chart, sce
                 assert port in (ports.values() if headless else ports), f"{address}: Service {name} has no such port"
                 reached.add(services[name]["metadata"]["labels"]["app.kubernetes.io/component"])
     assert reached == {"interactions", "bot", "trainer", "gateway"}
+
+
+# --- the demo database (demoDatabase.enabled) ---
+
+DEMO_KUBERNETES_VERSIONS = ["1.29.0", "1.30.0", "1.31.0", "1.32.0", "1.33.0"]
+DEMO = f"{FULLNAME}-postgresql"
+
+
+def test_the_demo_database_is_off_by_default(chart: helm.Chart) -> None:
+    documents = render(chart, PRODUCTION)
+    assert not of_kind(documents, "StatefulSet")
+    assert not [d for d in documents if d["metadata"]["name"].startswith(DEMO)]
+
+
+@pytest.mark.parametrize("version", DEMO_KUBERNETES_VERSIONS)
+def test_the_demo_database_renders_valid_kubernetes(chart: helm.Chart, version: str) -> None:
+    documents = render(chart, DEMO_DATABASE)
+    (database,) = of_kind(documents, "StatefulSet")
+    assert database["spec"]["replicas"] == 1 and database["spec"]["serviceName"] == f"{DEMO}-headless"
+    assert named(documents, "Service", f"{DEMO}-headless")["spec"]["clusterIP"] == "None"
+    (claim,) = database["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "8Gi"
+    (container,) = database["spec"]["template"]["spec"]["containers"]
+    assert {"name": "data", "mountPath": "/var/lib/postgresql/data"} in container["volumeMounts"]
+    assert container["image"].startswith("pgvector/pgvector:")
+    assert_valid_kubernetes(documents, version)
+    assert_lint_is_clean(DEMO_DATABASE, f"v{version}")
+
+
+def demo_database_env(documents: list[dict[str, Any]]) -> dict[str, str]:
+    (database,) = of_kind(documents, "StatefulSet")
+    (container,) = database["spec"]["template"]["spec"]["containers"]
+    return container_environment(documents, container)
+
+
+def test_the_services_reach_the_demo_database_with_its_own_password(
+        chart: helm.Chart, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no database URL given, every Python container's DATABASE_URL is the demo
+    database's Service, port, user, database and the password its pod is started with."""
+    documents = render(chart, DEMO_DATABASE)
+    database = demo_database_env(documents)
+    assert re.fullmatch(r"[A-Za-z0-9]{32}", database["POSTGRES_PASSWORD"])  # generated
+    service = named(documents, "Service", DEMO)
+    (port,) = service_ports(documents, service).items()
+    (database_pod,) = of_kind(documents, "StatefulSet")
+    assert port == (5432, database_pod["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"])
+    urls = set()
+    for workload, container, command in python_containers(documents):
+        settings, _ = read_settings(monkeypatch, command, container_environment(documents, container))
+        urls.add(settings.shared.database_url)
+        assert settings.shared.migrate_on_start is (command[1] != "migrate"), workload  # no hook: each migrates
+    (url,) = urls
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.hostname, parts.port, parts.path) == (
+        "postgresql", f"{DEMO}.{NAMESPACE}.svc.cluster.local", port[0], f"/{database['POSTGRES_DB']}")
+    assert (parts.username, parts.password) == (database["POSTGRES_USER"], database["POSTGRES_PASSWORD"])
+    # A pre-install hook would run before the database exists: the services migrate themselves instead.
+    assert not [j for j in of_kind(documents, "Job") if j["metadata"]["name"].endswith("-migrations")]
+    assert {p["metadata"]["name"] for p in of_kind(documents, "Pod")}  # helm test still renders
+    # Another release gets a password of its own.
+    assert demo_database_env(render(chart, DEMO_DATABASE))["POSTGRES_PASSWORD"] != database["POSTGRES_PASSWORD"]
+
+
+def test_an_upgrade_keeps_the_demo_databases_password(tmp_path: Path) -> None:
+    """The volume keeps the password of its first start, so an upgrade must too."""
+    kept = {"POSTGRES_PASSWORD": "kept-demo-password-0123456789"}
+    data = render_on_upgrade(tmp_path, DEMO_DATABASE, kept)
+    assert data["POSTGRES_PASSWORD"] == kept["POSTGRES_PASSWORD"]
+    assert urlsplit(data["DATABASE_URL"]).password == kept["POSTGRES_PASSWORD"]
+
+
+def test_the_demo_database_password_can_come_from_an_existing_secret(chart: helm.Chart) -> None:
+    documents = render(chart, {**DEMO_DATABASE, "secrets": {"existingSecret": "demo-credentials",
+                                                           "keys": {"demoDatabasePassword": "pg-password"}}})
+    assert of_kind(documents, "Secret") == []
+    (database,) = of_kind(documents, "StatefulSet")
+    (container,) = database["spec"]["template"]["spec"]["containers"]
+    (password,) = [v for v in container["env"] if v["name"] == "POSTGRES_PASSWORD"]
+    assert password["valueFrom"]["secretKeyRef"] == {"name": "demo-credentials", "key": "pg-password"}
+
+
+def test_only_the_pods_that_use_the_database_reach_the_demo_database(chart: helm.Chart) -> None:
+    documents = render(chart, DEMO_DATABASE)
+    policies = policies_by_component(documents)
+    users = {pod_template_labels(workload)["app.kubernetes.io/component"]
+             for workload, spec in pod_specs(documents)
+             if any(v["name"] == "DATABASE_URL" for c in containers(spec) for v in c.get("env", []))}
+    assert users == {"interactions", "bot", "trainer", "trainer-run", "ingest"}
+    (rule,) = policies["postgresql"]["ingress"]
+    (peer,) = rule["from"]
+    release = {"app.kubernetes.io/name": "mend", "app.kubernetes.io/instance": RELEASE}
+    assert peer["podSelector"]["matchLabels"] == release
+    (components,) = peer["podSelector"]["matchExpressions"]
+    assert components["key"] == "app.kubernetes.io/component" and components["operator"] == "In"
+    assert set(components["values"]) == users
+    assert rule["ports"] == [{"port": 5432, "protocol": "TCP"}]
+    assert policies["postgresql"]["egress"] == []  # it connects to nothing
+    for component, spec in policies.items():
+        assert allows(spec, "postgresql", 5432) == (component in users), component
+        assert not allows(spec, "anywhere", 5432), component  # the demo database, not any address
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({**DEMO_DATABASE, "secrets": {"databaseUrl": SECRETS["databaseUrl"]}}, "exclude each other"),
+    ({"demoDatabase": {"enabled": True}}, r"config\.vectorStore=pgvector"),
+])
+def test_the_demo_database_refuses_what_it_cannot_serve(
+        chart: helm.Chart, values: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmRenderError, match=message):
+        render(chart, values)
+
+
+# --- rolling out one service ---
+
+
+def images_by_component(documents: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """The images of each component's Python containers (a migrations container counts for its service)."""
+    found: dict[str, set[str]] = {}
+    for _, container, (service, _) in python_containers(documents):
+        found.setdefault(service, set()).add(container["image"])
+    return found
+
+
+def test_each_service_rolls_out_by_its_own_tag(chart: helm.Chart) -> None:
+    values = {**EVERYTHING, "image": {"tag": "base"}, "bot": {"image": {"tag": "c0ffee"}}}
+    assert images_by_component(render(chart, values)) == {
+        "interactions": {"mend:base"}, "bot": {"mend:c0ffee"}, "trainer": {"mend:base"}}
+    # A service's own tag wins over a digest that pins the others.
+    digest = "sha256:" + "a" * 64
+    values = {**PRODUCTION, "image": {"digest": digest}, "trainer": {"image": {"tag": "c0ffee"}}}
+    assert images_by_component(render(chart, values)) == {
+        "interactions": {f"mend@{digest}"}, "bot": {f"mend@{digest}"}, "trainer": {"mend:c0ffee"}}
+    default = {c: {"mend:0.1.0"} for c in ("interactions", "bot", "trainer")}  # the chart's appVersion
+    assert images_by_component(render(chart, PRODUCTION)) == default
 
 
 # --- documentation and images ---
@@ -1310,7 +1401,6 @@ def test_images_and_chart_agree(chart: helm.Chart) -> None:
     assert f"USER {pod_context['runAsUser']}:{pod_context['runAsGroup']}" in python_image
     assert "MEND_HOME=/var/lib/mend" in python_image
     assert "FROM ${PYTHON_IMAGE}" in python_image and "ARG PYTHON_IMAGE=python:3.11-slim" in python_image
-    assert "pip install -c requirements.lock ." in python_image
     ports = (values[c]["port"] for c in ("interactions", "bot", "trainer"))
     assert "EXPOSE {} {} {}".format(*ports) in python_image
     assert "npm run build:web" in web_image and "/src/web/dist/" in web_image

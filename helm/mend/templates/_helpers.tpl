@@ -111,6 +111,26 @@ Call with (dict "root" $ "image" .Values.image). */}}
 {{- end }}
 {{- end }}
 
+{{/* The image of one Python component's containers: `image`, with the component's own
+`<component>.image.tag` when set (so each service rolls out by its own tag; a tag of
+its own replaces `image.digest` too). Call with (dict "root" $ "component" "bot"). */}}
+{{- define "mend.pythonImageRef" -}}
+{{- $image := deepCopy .root.Values.image }}
+{{- $own := dig "image" "tag" "" (index .root.Values .component) }}
+{{- if $own }}
+{{- $_ := set $image "tag" $own }}
+{{- $_ := set $image "digest" "" }}
+{{- end }}
+{{- include "mend.imageRef" (dict "root" .root "image" $image) }}
+{{- end }}
+
+{{/* Whether the migrations run as the pre-install/pre-upgrade hook: "true" or "". Not
+with the demo database, which a pre-install hook would run before it exists: then
+every service migrates itself at start (migrations are idempotent and serialised). */}}
+{{- define "mend.migrationsHook" -}}
+{{- if and .Values.migrations.enabled (not .Values.demoDatabase.enabled) }}true{{ end }}
+{{- end }}
+
 {{/*
 In-cluster DNS names the gateway's Envoy configuration (files/envoy.yaml) routes
 to. They are the components' headless Services, so that Envoy's STRICT_DNS
@@ -172,11 +192,14 @@ a message that names the value to set. Rendered once, by the ConfigMap.
 {{- define "mend.validate" -}}
 {{- $s := .Values.secrets }}
 {{- if not $s.existingSecret }}
-{{- if not $s.databaseUrl }}
-{{- fail "secrets.databaseUrl (or secrets.existingSecret) is required: Mend runs on a managed PostgreSQL in Kubernetes, never an embedded one" }}
+{{- if and .Values.demoDatabase.enabled $s.databaseUrl }}
+{{- fail "secrets.databaseUrl and demoDatabase.enabled exclude each other: the demo database writes DATABASE_URL itself" }}
+{{- end }}
+{{- if not (or $s.databaseUrl .Values.demoDatabase.enabled) }}
+{{- fail "secrets.databaseUrl (or secrets.existingSecret) is required: Mend runs on a managed PostgreSQL in Kubernetes (for a demo, demoDatabase.enabled=true runs one in the cluster)" }}
 {{- end }}
 {{- if and (eq .Values.config.vectorStore "pinecone") (not $s.pineconeApiKey) }}
-{{- fail "secrets.pineconeApiKey (or secrets.existingSecret) is required with config.vectorStore=pinecone" }}
+{{- fail "secrets.pineconeApiKey (or secrets.existingSecret) is required with config.vectorStore=pinecone (config.vectorStore=pgvector keeps the vectors in PostgreSQL, the demo database too)" }}
 {{- end }}
 {{- end }}
 {{- if and (include "mend.usesBedrock" .) (not .Values.config.aws.region) }}

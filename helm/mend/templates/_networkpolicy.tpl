@@ -3,7 +3,8 @@ One component's NetworkPolicy (networkpolicy.yaml says who gets what). Call with
 (dict "root" $ "component" NAME ["ingress" "public"|"release"] "egress" LIST
 ["models" PARTS]):
 - ingress: "public" (the gateway's ports, from anywhere), "release" (from this
-  release's pods and networkPolicy.adminFrom), or nothing (no ingress at all)
+  release's pods and networkPolicy.adminFrom), "database" (the demo database's
+  port, from the release's pods that use the database), or nothing (no ingress at all)
 - egress: what the pods reach: "dns", "database", "collector" (only with
   telemetry.enabled) and the components "interactions", "bot", "trainer",
   "web", "gateway" (their pods, on their container ports)
@@ -44,6 +45,19 @@ spec:
         {{- with $values.adminFrom }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
+  {{- else if eq (default "" .ingress) "database" }}
+  ingress:
+    - from:
+        - podSelector:
+            matchLabels:
+              {{- include "mend.selectorLabels" $root | nindent 14 }}
+            matchExpressions:
+              - key: app.kubernetes.io/component
+                operator: In
+                values: {{ include "mend.databaseClients" $root }}
+      ports:
+        - port: {{ $root.Values.demoDatabase.port }}
+          protocol: TCP
   {{- else }}
   ingress: []
   {{- end }}
@@ -70,7 +84,7 @@ spec:
 {{- range $use := .egress }}
 {{- if eq $use "dns" }}
 {{- $rules = append $rules (include "mend.egressRule" (dict "to" $egress.dns.to "ports" $egress.dns.ports) | fromJson) }}
-{{- else if eq $use "database" }}
+{{- else if and (eq $use "database") (not $root.Values.demoDatabase.enabled) }}
 {{- $rules = append $rules (include "mend.egressRule" (dict "to" $egress.database.to "ports" $egress.database.ports) | fromJson) }}
 {{- else if eq $use "collector" }}
 {{- if $root.Values.telemetry.enabled }}
@@ -78,9 +92,19 @@ spec:
 {{- $rules = append $rules (include "mend.egressRule" (dict "to" $egress.collector.to "ports" $ports) | fromJson) }}
 {{- end }}
 {{- else }}
-{{- $selector := include "mend.componentSelectorLabels" (dict "root" $root "component" $use) | fromYaml }}
+{{- /* Mend pods on their container ports; "database" here is the demo database's pods
+(networkPolicy.egress.database is for a database outside the release). */}}
+{{- $component := $use }}
+{{- $port := 0 }}
+{{- if eq $use "database" }}
+{{- $component = "postgresql" }}
+{{- $port = $root.Values.demoDatabase.port }}
+{{- else }}
+{{- $port = (index $root.Values $use).port }}
+{{- end }}
+{{- $selector := include "mend.componentSelectorLabels" (dict "root" $root "component" $component) | fromYaml }}
 {{- $to := list (dict "podSelector" (dict "matchLabels" $selector)) }}
-{{- $rules = append $rules (dict "to" $to "ports" (list (dict "port" (int (index $root.Values $use).port) "protocol" "TCP"))) }}
+{{- $rules = append $rules (dict "to" $to "ports" (list (dict "port" (int $port) "protocol" "TCP"))) }}
 {{- end }}
 {{- end }}
 {{- with .models }}
@@ -123,4 +147,20 @@ spec:
 {{- else -}}
 []
 {{- end }}
+{{- end }}
+
+
+{{/* The components whose pods connect to the database, as a JSON list. */}}
+{{- define "mend.databaseClients" -}}
+{{- $clients := list "interactions" "bot" "trainer" }}
+{{- if .Values.trainer.cronJob.enabled }}
+{{- $clients = append $clients "trainer-run" }}
+{{- end }}
+{{- if .Values.ingest.enabled }}
+{{- $clients = append $clients "ingest" }}
+{{- end }}
+{{- if include "mend.migrationsHook" . }}
+{{- $clients = append $clients "migrations" }}
+{{- end }}
+{{- toJson $clients }}
 {{- end }}

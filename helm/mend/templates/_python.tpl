@@ -98,7 +98,8 @@ it could present: no pod holds the admin token or another service's.
 {{- end }}
 
 {{/*
-A Python container. Call with (dict "root" $ "name" NAME "args" (list "bot" "serve")
+A Python container (its image: the tag of the component `args` starts with, see
+mend.pythonImageRef). Call with (dict "root" $ "name" NAME "args" (list "bot" "serve")
 "secrets" LIST "resources" MAP ["settings" COMPONENT] ["databaseSecret" NAME]
 ["sends" IDENTITY] ["checks" LIST]).
 `settings` mounts that component's settings ConfigMap (_settings.tpl) as
@@ -108,7 +109,7 @@ their few settings inline.
 {{- define "mend.python.container" -}}
 {{- $root := .root -}}
 - name: {{ .name }}
-  image: {{ include "mend.imageRef" (dict "root" $root "image" $root.Values.image) | quote }}
+  image: {{ include "mend.pythonImageRef" (dict "root" $root "component" (first .args)) | quote }}
   imagePullPolicy: {{ $root.Values.image.pullPolicy }}
   command:
     - python

@@ -58,7 +58,7 @@ Call with (dict "root" $ "component" "bot").
 {{- $v := $root.Values }}
 {{- $c := $v.config }}
 {{- /* The hook migrates the components it lists; any other migrates itself at start. */}}
-{{- $hooked := and $v.migrations.enabled (has .component $v.migrations.components) }}
+{{- $hooked := and (eq (include "mend.migrationsHook" $root) "true") (has .component $v.migrations.components) }}
 {{- $data := dict "LOG_LEVEL" $c.logLevel "MEND_HOME" "/var/lib/mend" "MEND_MIGRATE_ON_START" (ternary "false" "true" $hooked) }}
 {{- if eq .component "interactions" }}
 {{- $data = merge $data (dict
