@@ -1082,6 +1082,28 @@ def test_the_gateway_marks_every_request_as_public(chart: helm.Chart, scenario: 
 
 
 @pytest.mark.skipif(PLACEHOLDER, reason="helm/mend/files/envoy.yaml is still a placeholder")
+@pytest.mark.parametrize(("ingress", "hops", "trusted"), [
+    (False, None, 0),  # clients reach the Service directly: the peer is the client
+    (True, None, 1),  # the chart's Ingress adds the client's address
+    (True, 0, 0), (True, 2, 2), (False, 1, 1),  # what the operator says wins
+])
+def test_the_gateway_trusts_forwarded_addresses_only_from_proxies_in_front(
+        chart: helm.Chart, ingress: bool, hops: int | None, trusted: int) -> None:
+    host = {"host": "chat.example", "paths": [{"path": "/", "pathType": "Prefix"}]}
+    values = {**PRODUCTION, "ingress": {"enabled": ingress, "hosts": [host]},
+              "gateway": {"trustedProxyHops": hops, "rateLimit": {"maxTokens": 100, "tokensPerFill": 50,
+                                                                  "fillInterval": "1s",
+                                                                  "perClient": {"maxTokens": 7, "tokensPerFill": 3}}}}
+    config = yaml.safe_load(envoy_config(render(chart, values)))
+    manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    assert manager["use_remote_address"] is True and manager["xff_num_trusted_hops"] == trusted
+    limit = next(f for f in manager["http_filters"] if f["name"] == "envoy.filters.http.local_ratelimit")
+    per_client = limit["typed_config"]["descriptors"][0]["token_bucket"]
+    assert (per_client["max_tokens"], per_client["tokens_per_fill"]) == (7, 3)
+    assert limit["typed_config"]["token_bucket"]["max_tokens"] == 100
+
+
+@pytest.mark.skipif(PLACEHOLDER, reason="helm/mend/files/envoy.yaml is still a placeholder")
 def test_the_gateway_drops_any_credential_a_client_sends(chart: helm.Chart) -> None:
     config = yaml.safe_load(envoy_config(render(chart, PRODUCTION)))
     manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
