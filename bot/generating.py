@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 
 from bot import persona as prompts
 from bot.conversations import Turn
@@ -17,7 +18,8 @@ from bot.knowledge import Hit
 from bot.persona import Persona
 from bot.quoting import Quoting
 from bot.support import Support, claims
-from mendmodels.chat.base import ChatModel
+from mendkit.personal_data import mask
+from mendmodels.chat.base import ChatModel, Message
 
 _log = logging.getLogger("bot.generating")
 # A sentence ends at ., ! or ? followed by a space, or at a line break.
@@ -43,7 +45,7 @@ class Generating:
         # Sentences with nothing to check ("Yes!", "Of course.") wait for the next one
         # that has: "Yes!" before an unsupported sentence is itself the claim.
         held: list[str] = []
-        stream = self.model.stream(prompts.messages(self.persona, hits, history, query), self.max_tokens)
+        stream = self.model.stream(self._prompt(query, hits, history), self.max_tokens)
         try:
             async for piece in _sentences(stream, tally):
                 buffer = piece
@@ -81,6 +83,16 @@ class Generating:
             if not said:
                 async for piece in self.fallback.pieces(query, hits, history):
                     yield piece
+
+
+    def _prompt(self, query: str, hits: Sequence[Hit], history: Sequence[Turn]) -> list[Message]:
+        """The chat for the model; for a model off this machine with the customer's own
+        words (this question and the earlier ones) masked. The knowledge stays as it is:
+        the brand's own contact details are its to give."""
+        if self.model.leaves_the_machine:
+            query = mask(query)
+            history = [replace(turn, query=mask(turn.query)) for turn in history]
+        return prompts.messages(self.persona, hits, history, query)
 
 
 async def _sentences(stream: AsyncIterator[str], tally: Tally) -> AsyncIterator[str]:

@@ -4,10 +4,13 @@ applies its migrations and exits (the explicit command for managed databases).""
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import sys
 from functools import partial
 from pathlib import Path
 
+from interactions import retention
 from interactions.service import ACCESS, InteractionsService
 from interactions.settings import Settings
 from mend.interactions.v1 import interactions_service_pb2 as pb
@@ -35,8 +38,14 @@ async def serve(settings: Settings) -> None:
                                            conversation_tokens.secret_from_env(settings.shared.home)))
         registration = Registration(servicer, pb_grpc.add_InteractionsServiceServicer_to_server, SERVICE_NAME,
                                     ACCESS)
-        await serve_until_signalled([registration], settings.listen.address, ready=partial(database.reachable, pool),
-                                    verifier=Verifier.of(settings.callers))
+        pruning = asyncio.create_task(retention.keep_applying(pool, settings.retention))
+        try:
+            await serve_until_signalled([registration], settings.listen.address,
+                                        ready=partial(database.reachable, pool), verifier=Verifier.of(settings.callers))
+        finally:
+            pruning.cancel()  # before the pool closes under it
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruning
 
 
 async def migrate_command(settings: MigrateSettings) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -203,3 +203,36 @@ async def mark_processed(pool: asyncpg.Pool, marks: Sequence[Mark]) -> list[asyn
             raise NotFound(f"interactions do not exist: {', '.join(missing[:10])}{more}")
     by_id = {row["interaction_id"]: row for row in rows}
     return [by_id[i] for i in ids]
+
+
+async def mask_older_than(pool: asyncpg.Pool, cutoff: datetime, batch: int,
+                          mask: Callable[[str], str]) -> int:
+    """Masks the personal data of up to `batch` exchanges logged before `cutoff`
+    that are not masked yet (question, answer, comment), in one transaction;
+    returns how many. Rows another pass holds are skipped, so replicas share the work."""
+    async with database_errors("interactions"), pool.acquire() as connection, connection.transaction():
+        rows = await connection.fetch(
+            """SELECT interaction_id, user_query, bot_response, feedback_comment FROM interactions
+                WHERE NOT personal_data_masked AND "timestamp" < $1
+                ORDER BY "timestamp" LIMIT $2 FOR UPDATE SKIP LOCKED""", cutoff, batch)
+        if rows:
+            await connection.execute(
+                """UPDATE interactions AS i
+                      SET user_query = m.user_query, bot_response = m.bot_response,
+                          feedback_comment = m.feedback_comment, personal_data_masked = true
+                     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
+                          AS m(id, user_query, bot_response, feedback_comment)
+                    WHERE i.interaction_id = m.id""",
+                [r["interaction_id"] for r in rows], [mask(r["user_query"]) for r in rows],
+                [mask(r["bot_response"]) for r in rows], [mask(r["feedback_comment"]) for r in rows])
+    return len(rows)
+
+
+async def delete_older_than(pool: asyncpg.Pool, cutoff: datetime, batch: int) -> int:
+    """Deletes up to `batch` exchanges logged before `cutoff`; returns how many."""
+    async with database_errors("interactions"):
+        deleted = await pool.execute(
+            """DELETE FROM interactions WHERE interaction_id IN (
+                   SELECT interaction_id FROM interactions WHERE "timestamp" < $1
+                    ORDER BY "timestamp" LIMIT $2 FOR UPDATE SKIP LOCKED)""", cutoff, batch)
+    return int(deleted.split()[-1])

@@ -43,6 +43,7 @@ from mend.bot.v1 import bot_service_pb2_grpc as bpb_grpc
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
 from trainer.judge import Hit
+from trainer.privacy import masked
 
 # Liked interactions read per run (oldest first; the contract has no other order).
 LIKED_MAX = 5000
@@ -74,13 +75,14 @@ class Liked:
 
 
 async def liked(interactions: ipb_grpc.InteractionsServiceAsyncStub, limit: int = LIKED_MAX) -> list[Liked]:
-    """Liked, grounded interactions, one per distinct question, at most `limit`."""
+    """Liked, grounded interactions, one per distinct question (masked, as every
+    question the trainer reads), at most `limit`."""
     found: dict[str, Liked] = {}
     token = ""
     while len(found) < limit:
         page = await interactions.ListInteractions(ipb.ListInteractionsRequest(
             feedback=ipb.FEEDBACK_FILTER_LIKED, page_size=BATCH, page_token=token))
-        for item in page.interactions:
+        for item in map(masked, page.interactions):
             if item.sources and item.user_query.strip():
                 found.setdefault(item.user_query, Liked(item.user_query, item.sources[0].entry_id,
                                                          item.interaction_id))

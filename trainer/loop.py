@@ -67,6 +67,7 @@ from trainer import changes, evidence, regressions, triage, writes
 from trainer.changes import ADD_PHRASINGS, EDIT_ANSWER, Change, Ledger, MemoryLedger
 from trainer.fold import Fix, Fold, Group, entry_id
 from trainer.judge import Hit, Judge, SimilarityJudge
+from trainer.privacy import masked
 from trainer.triage import Kind, Verdict
 
 __all__ = ["Counts", "Fix", "Policy", "run_once"]
@@ -149,14 +150,15 @@ class Policy:
 
 
 async def pages(interactions: ipb_grpc.InteractionsServiceAsyncStub) -> AsyncIterator[list[ipb.Interaction]]:
-    """Disliked, unprocessed interactions, oldest first, a page at a time. The page
-    token is a cursor, so marking a page before reading the next skips nothing."""
+    """Disliked, unprocessed interactions, oldest first, a page at a time, the
+    customers' words masked (trainer/privacy.py). The page token is a cursor, so
+    marking a page before reading the next skips nothing."""
     token = ""
     while True:
         page = await interactions.ListInteractions(ipb.ListInteractionsRequest(
             feedback=ipb.FEEDBACK_FILTER_DISLIKED, processed_for_training=False, page_size=PAGE, page_token=token))
         if page.interactions:
-            yield list(page.interactions)
+            yield [masked(item) for item in page.interactions]
         token = page.next_page_token
         if not token:
             return

@@ -18,6 +18,9 @@ class ChatModel(Protocol):
     # How many answers it generates at once without refusing (RESOURCE_EXHAUSTED,
     # "busy"); callers that fan out, like the trainer, stay within it.
     concurrency: int
+    # Whether what it is sent leaves this machine (a cloud or a remote model):
+    # callers mask customers' personal data first (mendkit/personal_data.py).
+    leaves_the_machine: bool
 
     def stream(self, messages: Sequence[Message], max_tokens: int) -> AsyncIterator[str]:
         """Yields the answer's text as it is generated. Closing the iterator

@@ -46,6 +46,7 @@ class BedrockChat:
     def __init__(self, model_id: str = "anthropic.claude-3-haiku-20240307-v1:0", region: str | None = None,
                  client: Any | None = None, temperature: float = 0.2, max_streams: int = MAX_STREAMS) -> None:
         self.model_id = model_id
+        self.leaves_the_machine = True
         # Calls a caller keeps in flight: the account's default on-demand quotas, not the threads.
         self.concurrency = CALLS_IN_FLIGHT
         self._client = bedrock_client(region, client)

@@ -71,6 +71,7 @@ def prepare(models_dir: Path, progress: bool = True) -> Path:
 
 class LocalGGUF:
     model_id = MODEL_ID
+    leaves_the_machine = False  # llama.cpp in this process
     concurrency = 1  # one llama.cpp context: one answer at a time (a few more may wait)
 
     def __init__(self, path: Path, threads: int = 2, temperature: float = 0.2) -> None:

@@ -47,6 +47,7 @@ class OpenAICompatibleChat:
         # Calls a caller keeps in flight: enough to hide latency, within common rate limits.
         self.concurrency = 4
         self._endpoint = OpenAIEndpoint(base_url, model, api_key, timeout_s)
+        self.leaves_the_machine = self._endpoint.leaves_the_machine
         self._temperature = temperature
 
     async def stream(self, messages: Sequence[Message], max_tokens: int) -> AsyncIterator[str]:

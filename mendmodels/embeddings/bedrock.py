@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from mendkit.errors import FailedPrecondition
+from mendkit.personal_data import mask
 from mendmodels.providers.bedrock import bedrock_client, bedrock_error
 
 DIMENSIONS = (256, 512, 1024)  # the sizes Titan v2 offers
@@ -57,7 +58,8 @@ class BedrockEmbedder:
             return await asyncio.to_thread(self._embed_one, text)
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
-        tasks = [asyncio.ensure_future(self._one(text)) for text in texts]
+        # Customers' questions are among the texts: their personal data never reaches the cloud.
+        tasks = [asyncio.ensure_future(self._one(mask(text))) for text in texts]
         try:
             rows = await asyncio.gather(*tasks)
         except BaseException:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mendkit.personal_data import mask
 from mendmodels.providers.openai import OpenAIEndpoint
 
 BATCH = 64  # texts per request: well under every server's input limit
@@ -29,6 +30,8 @@ class OpenAICompatibleEmbedder:
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         for start in range(0, len(texts), self._batch):
             chunk = list(texts[start:start + self._batch])
+            if self._endpoint.leaves_the_machine:
+                chunk = [mask(text) for text in chunk]  # customers' questions are among them
             out[start:start + len(chunk)] = await self._request(chunk)
         # Not every server normalises (llama.cpp without pooling, some vLLM models);
         # the store compares by cosine on unit vectors.

@@ -9,14 +9,25 @@ were sent in their error text, and those messages end up in logs and statuses.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from mendkit.errors import FailedPrecondition, MendError, ResourceExhausted, Unavailable
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: it may resolve anywhere
+        return False
 
 
 def _detail(response: httpx.Response) -> str:
@@ -45,6 +56,9 @@ class OpenAIEndpoint:
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self.model = model
+        # A server on this machine (llama.cpp, Ollama) sees nothing that leaves it;
+        # any other, in the cluster or the cloud, gets customers' words masked.
+        self.leaves_the_machine = not _loopback(urlsplit(self.base_url).hostname or "")
         self._key = api_key
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         # httpx applies the timeout to each step (connect, each read, ...): for a

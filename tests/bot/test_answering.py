@@ -102,6 +102,7 @@ class ScriptedModel:
     """Answers with the given sentences, a word at a time, and records whether it was stopped."""
 
     model_id = "scripted"
+    leaves_the_machine = False
 
     def __init__(self, text: str) -> None:
         self.text = text

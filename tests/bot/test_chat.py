@@ -182,6 +182,7 @@ class RecordingModel:
     checking what the bot sends a model, not what a model writes."""
 
     model_id = "recording"
+    leaves_the_machine = False  # a model in this process: it sees what the customer wrote
 
     def __init__(self) -> None:
         self.prompts: list[list] = []
@@ -210,6 +211,42 @@ async def test_a_conversation_carries_its_earlier_turns_into_the_prompt(knowledg
     assert "3-5 business days" in second[-1].content and second[-1].content.endswith(
         "Question: And how long does delivery take?")
     assert [m.role for m in other] == ["system", "user"]  # another conversation: no history
+
+
+class CloudModel(RecordingModel):
+    """The recording model as one off this machine (a cloud model, a remote server)."""
+
+    leaves_the_machine = True
+
+
+CONTACT = pb.KnowledgeEntry(
+    entry_id="faq-contact", kind=pb.ENTRY_KIND_QA, source="test-kb",
+    content="Call our care team on 020 7946 0000 or write to care@shop.example, weekdays 9 to 5.",
+    questions=["How can I reach you?", "What is your phone number?", "Can you call me back?"])
+
+
+async def test_a_model_off_this_machine_never_sees_the_customers_personal_data(knowledge_index, knowledge):
+    await knowledge_index.pool.execute("TRUNCATE chat_log")
+    await upsert(knowledge, RETURNS, CONTACT)
+    model = CloudModel()
+    chatbot, channel = make_chatbot(knowledge_index, model, "127.0.0.1:1")
+    try:
+        [e async for e in chatbot.answer("Can I send back an item? I'm jane.doe@example.com, I paid with "
+                                         "card 4111 1111 1111 1111", "conv-9", None)]
+        [e async for e in chatbot.answer("What is your phone number? Mine is +44 7700 900123, it's about order "
+                                         "AF-203914", "conv-9", None)]
+    finally:
+        await channel.close()
+    sent = [m.content for prompt in model.prompts for m in prompt]
+    for planted in ("jane.doe@example.com", "4111 1111 1111 1111", "7700 900123", "AF-203914"):
+        assert not any(planted in text for text in sent), planted
+    assert len(model.prompts) == 2
+    last = model.prompts[-1]
+    # The earlier turn is masked too; the question still reads, and the brand's own contact details stay.
+    assert "[email]" in last[1].content and "[card number]" in last[1].content
+    assert last[-1].content.endswith("Question: What is your phone number? Mine is [phone number], it's about "
+                                     "order [order number]")
+    assert "020 7946 0000" in last[-1].content and "care@shop.example" in last[-1].content
 
 
 CARD = "4111 1111 1111 1111"  # planted in one customer's question: it must reach no other customer's prompt
@@ -437,6 +474,7 @@ class GatedModel:
     """Answers "answer N" for its Nth call, once the test opens the gate."""
 
     model_id = "gated"
+    leaves_the_machine = False
 
     def __init__(self) -> None:
         self.calls = 0

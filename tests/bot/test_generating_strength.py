@@ -19,6 +19,7 @@ class Scripted:
     """Answers with the given text, a word at a time."""
 
     model_id = "scripted"
+    leaves_the_machine = False
 
     def __init__(self, text: str) -> None:
         self.text = text

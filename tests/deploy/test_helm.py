@@ -1040,6 +1040,15 @@ def test_the_services_accept_the_settings_the_chart_gives_them(
     assert checked >= 6
 
 
+@pytest.mark.parametrize("retention", [{"days": 0, "action": "mask"}, {"days": 30, "action": "delete"}])
+def test_interactions_keeps_exchanges_as_long_as_the_values_say(
+        chart: helm.Chart, monkeypatch: pytest.MonkeyPatch, retention: dict[str, Any]) -> None:
+    documents = render(chart, {**PRODUCTION, "interactions": {"retention": retention}})
+    (container,) = [c for _, c, command in python_containers(documents) if command == ("interactions", "serve")]
+    settings, _ = read_settings(monkeypatch, ("interactions", "serve"), container_environment(documents, container))
+    assert (settings.retention.days, settings.retention.action) == (retention["days"], retention["action"])
+
+
 def render_config(chart: helm.Chart, values: dict[str, Any]) -> dict[str, Any]:
     return chart.merge_values(values)["config"]
 

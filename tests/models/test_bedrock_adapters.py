@@ -91,6 +91,15 @@ async def test_embed_sends_titan_v2_bodies_and_returns_unit_rows(client: Any) ->
     assert (await embedder.embed([])).shape == (0, 256)
 
 
+async def test_embed_sends_customers_text_with_its_personal_data_masked(client: Any) -> None:
+    embedder = BedrockEmbedder(dimension=256, client=client, concurrency=1)
+    with Stubber(client) as stub:
+        stub.add_response("invoke_model", titan_response([1.0] + [0.0] * 255),
+                          titan_params("refund to [card number] for order [order number], mail [email]", 256))
+        await embedder.embed(["refund to 4111 1111 1111 1111 for order AF-203914, mail jane@example.com"])
+        stub.assert_no_pending_responses()
+
+
 class CountingClient:
     """invoke_model answering a one-hot vector per text, counting calls in flight."""
 

@@ -21,6 +21,7 @@ from mendkit.errors import FailedPrecondition, MendError, ResourceExhausted, Una
 from mendmodels.chat.base import Message
 from mendmodels.chat.openai_compatible import OpenAICompatibleChat
 from mendmodels.embeddings.openai_compatible import OpenAICompatibleEmbedder
+from mendmodels.providers.openai import OpenAIEndpoint
 from tests.doubles.openai_server import answer_for, vector_for
 from tests.support import DIMENSION, Peer, free_port
 
@@ -215,6 +216,24 @@ async def test_embeddings_batch_keep_the_order_and_are_unit_float32(make, record
     assert [t for r in requests for t in r["body"]["input"]] == texts
     assert all(r["path"] == "/v1/embeddings" and r["body"]["model"] == "nomic-embed-text" for r in requests)
     assert set(requests[0]["body"]) == {"model", "input"}
+
+
+@pytest.mark.parametrize(("base_url", "leaves"), [
+    ("http://localhost:11434/v1", False), ("http://127.0.0.1:8080/v1", False), ("http://[::1]:8080/v1", False),
+    ("http://127.0.0.2:8080/v1", False), ("https://api.openai.com/v1", True), ("http://10.0.0.5:8000/v1", True),
+    ("http://vllm.models.svc:8000/v1", True), ("http://localhost.example.com/v1", True),
+])
+def test_a_server_off_this_machine_is_known_as_such(base_url, leaves):
+    assert OpenAICompatibleChat(base_url, "m").leaves_the_machine is leaves
+    assert OpenAIEndpoint(base_url, "m", "", 5).leaves_the_machine is leaves
+
+
+async def test_embeddings_sent_off_this_machine_have_personal_data_masked(make, recorded):
+    embedder = make(OpenAICompatibleEmbedder, "nomic-embed-text")
+    embedder._endpoint.leaves_the_machine = True  # as if the test server ran elsewhere
+    await embedder.embed(["my card 4111 1111 1111 1111 was charged", "How do I return something?"])
+    assert recorded.entries()[-1]["body"]["input"] == ["my card [card number] was charged",
+                                                      "How do I return something?"]
 
 
 async def test_embeddings_are_placed_by_index_not_by_list_order(make):

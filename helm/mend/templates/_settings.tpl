@@ -65,6 +65,8 @@ Call with (dict "root" $ "component" "bot").
   "INTERACTIONS_HOST" "0.0.0.0"
   "INTERACTIONS_PORT" (toString (int $v.interactions.port))
   "INTERACTIONS_DB_POOL_SIZE" (toString (int $v.interactions.dbPoolSize))
+  "INTERACTIONS_RETENTION_DAYS" (toString (int $v.interactions.retention.days))
+  "INTERACTIONS_RETENTION_ACTION" $v.interactions.retention.action
 ) }}
 {{- else if eq .component "bot" }}
 {{- $data = merge $data (dict
