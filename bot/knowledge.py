@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -13,9 +13,9 @@ import asyncpg
 import numpy as np
 
 from bot import catalog
-from bot.catalog import Entry, ListFilter
+from bot.catalog import BOT, Entry, ListFilter, Note, Revision
 from bot.vectorstores.base import KeyVector, VectorHit, VectorQuery, VectorStore
-from mendkit.errors import NotFound
+from mendkit.errors import InvalidArgument, NotFound
 from mendmodels.embeddings.base import Embedder
 from mendmodels.embeddings.cache import CachedEmbedder
 
@@ -71,9 +71,12 @@ class Knowledge:
         # Every write and search goes through one memory of recent embeddings (see cache.py).
         self.embedder = embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
 
-    async def upsert(self, entries: Sequence[Entry]) -> list[Entry]:
+    async def upsert(self, entries: Sequence[Entry], note: Note = BOT,
+                     expected: Mapping[str, int] | None = None) -> list[Entry]:
         """Writes entries idempotently. Keys are embedded again only when they
-        changed, so re-running an ingestion costs no model time."""
+        changed, so re-running an ingestion costs no model time. Each entry the
+        write changes gets a revision with `note`; `expected` (entry id ->
+        revision, 0: any) refuses the write if one of them changed since (catalog.upsert_many)."""
         existing = await catalog.get_many(self.pool, [e.entry_id for e in entries])
         resolved = []
         for entry in entries:
@@ -114,7 +117,8 @@ class Knowledge:
         # write is an idempotent upsert by entry id) sees the flag and writes those
         # vectors again, so retries converge. Meanwhile searches stay right, since
         # the catalogue has the final word on every hit's status and text.
-        stored = await catalog.upsert_many(self.pool, resolved, [e.entry_id in plan for e in resolved])
+        stored = await catalog.upsert_many(self.pool, resolved, [e.entry_id in plan for e in resolved], note=note,
+                                           expected=expected)
         slots = asyncio.Semaphore(WRITE_CONCURRENCY)
 
         async def write(entry_id: str) -> Entry:
@@ -174,7 +178,34 @@ class Knowledge:
         order, after the cursor `after` when given."""
         return await catalog.list_page(self.pool, where, after, limit)
 
-    async def delete(self, entry_id: str, allow_missing: bool) -> None:
+    async def delete(self, entry_id: str, allow_missing: bool, note: Note = BOT, expected: int = 0) -> None:
+        # The catalogue first: its row (with the deletion's revision, and the
+        # check of `expected`) goes in one transaction. Vectors left behind by a
+        # failure after it never answer (the catalogue has the final word on every
+        # hit), and a retry, finding no row, removes them then.
+        deleted = await catalog.delete(self.pool, entry_id, note=note, expected=expected)
         await self.store.delete(entry_id)
-        if not await catalog.delete(self.pool, entry_id) and not allow_missing:
+        if not deleted and not allow_missing:
             raise NotFound(f"knowledge entry {entry_id!r} does not exist")
+
+    async def history(self, entry_id: str, before: int | None, limit: int) -> list[Revision]:
+        """Up to `limit` revisions of the entry, newest first, older than
+        `before` when given; NotFound when the entry never existed."""
+        found = await catalog.history(self.pool, entry_id, before, limit)
+        if not found and before is None:
+            raise NotFound(f"knowledge entry {entry_id!r} has no revisions: it never existed")
+        return found
+
+    async def restore(self, entry_id: str, number: int, expected: int, note: Note) -> Entry:
+        """Writes revision `number`'s entry back as a new revision (`expected`: as
+        upsert's). An entry already as that revision left it is not written
+        again, so a retried restore succeeds without a second revision."""
+        kept = await catalog.revision(self.pool, entry_id, number)
+        if kept.entry is None:
+            raise InvalidArgument("revision", f"revision {number} of {entry_id!r} deleted the entry: there is "
+                                              "nothing to restore (DeleteEntry deletes it)")
+        current = (await catalog.get_many(self.pool, [entry_id])).get(entry_id)
+        if current is not None and current.same_as(kept.entry):
+            return current
+        stored = await self.upsert([kept.entry], replace(note, restored_revision=number), {entry_id: expected})
+        return stored[0]

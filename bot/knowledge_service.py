@@ -10,7 +10,7 @@ from datetime import datetime
 
 import grpc
 
-from bot.catalog import Entry, ListFilter
+from bot.catalog import BOT, Entry, ListFilter, Note, Revision
 from bot.knowledge import Hit, Knowledge, Query
 from bot.relevance import Relevance
 from bot.replay import replay
@@ -32,6 +32,7 @@ MAX_K = 50
 MAX_PROVENANCE_IDS = 1_000
 MAX_PROVENANCE_CHARS = 256
 MAX_SOURCE_CHARS = 64
+MAX_REASON_CHARS = 2_000
 DEFAULT_K = 5
 _ENTRY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _KIND = {pb.ENTRY_KIND_ARTICLE: "article", pb.ENTRY_KIND_QA: "qa"}
@@ -40,10 +41,14 @@ _STATUS = {pb.ENTRY_STATUS_PUBLISHED: "published", pb.ENTRY_STATUS_PROPOSED: "pr
            pb.ENTRY_STATUS_ARCHIVED: "archived"}
 _STATUS_FROM = {v: k for k, v in _STATUS.items()}
 _UPDATABLE = {"title", "content", "questions", "source", "provenance", "status", "metadata"}
+_ACTION = {"create": pb.REVISION_ACTION_CREATE, "update": pb.REVISION_ACTION_UPDATE,
+           "delete": pb.REVISION_ACTION_DELETE, "restore": pb.REVISION_ACTION_RESTORE}
 # Who may call what (checked by the kit before a handler runs): the trainer
 # searches in batches, lists entries and replays questions against its fixes
 # (the regression set), writes them, and reviews and rolls them back (GetEntry,
-# UpdateEntry, DeleteEntry); searching one query is for people.
+# UpdateEntry, DeleteEntry); a rollback reads an entry's revisions and
+# restores the one before the fix (ListRevisions, RestoreRevision); searching
+# one query is for people.
 ACCESS = {
     "SearchKnowledge": access.ADMIN_ONLY,
     "BatchSearchKnowledge": access.allow(TRAINER),
@@ -53,6 +58,8 @@ ACCESS = {
     "ListEntries": access.allow(TRAINER),
     "UpdateEntry": access.allow(TRAINER),
     "DeleteEntry": access.allow(TRAINER),
+    "ListRevisions": access.allow(TRAINER),
+    "RestoreRevision": access.allow(TRAINER),
 }
 
 
@@ -65,8 +72,34 @@ def to_message(entry: Entry) -> pb.KnowledgeEntry:
         entry_id=entry.entry_id, kind=_KIND_FROM[entry.kind], title=entry.title, content=entry.content,
         questions=entry.questions, source=entry.source, provenance=provenance,
         status=_STATUS_FROM[entry.status], metadata=entry.metadata,
-        create_time=created, update_time=to_timestamp(entry.update_time),
+        create_time=created, update_time=to_timestamp(entry.update_time), revision=entry.revision,
     )
+
+
+def revision_message(revision: Revision) -> pb.KnowledgeRevision:
+    note = revision.note
+    return pb.KnowledgeRevision(
+        entry_id=revision.entry_id, revision=revision.revision, action=_ACTION[revision.action],
+        entry=to_message(revision.entry) if revision.entry is not None else None, actor=note.actor,
+        note=pb.RevisionNote(author=note.author, reason=note.reason, fix_id=note.fix_id,
+                             training_run_id=note.training_run_id),
+        restored_revision=note.restored_revision, create_time=to_timestamp(revision.create_time))
+
+
+def note_field(message: pb.RevisionNote, field: str) -> Note:
+    """The caller's note, validated, with who calls: the credential's identity."""
+    for name in ("author", "fix_id", "training_run_id"):
+        validation.text(f"{field}.{name}", getattr(message, name), max_chars=MAX_PROVENANCE_CHARS)
+    validation.text(f"{field}.reason", message.reason, max_chars=MAX_REASON_CHARS)
+    return Note(actor=access.caller().identity or BOT.actor, author=message.author, reason=message.reason,
+                fix_id=message.fix_id, training_run_id=message.training_run_id)
+
+
+def revision_field(field: str, value: int, *, required: bool = False) -> int:
+    if value < 0 or (required and value == 0):
+        wanted = "a revision number, from 1" if required else "0 (any revision) or a revision number, from 1"
+        raise InvalidArgument(field, f"must be {wanted}; got {value}")
+    return value
 
 
 def _provenance_json(message: pb.Provenance) -> dict:
@@ -216,7 +249,7 @@ class KnowledgeService(pb_grpc.KnowledgeServiceServicer):
             if entry.entry_id in seen:
                 raise InvalidArgument(f"entries[{index}].entry_id", "appears twice in the batch")
             seen.add(entry.entry_id)
-        stored = await self._knowledge.upsert(entries)
+        stored = await self._knowledge.upsert(entries, note_field(request.note, "note"))
         return pb.UpsertEntriesResponse(entries=[to_message(e) for e in stored])
 
     async def GetEntry(self, request: pb.GetEntryRequest, context: grpc.aio.ServicerContext) -> pb.GetEntryResponse:
@@ -246,6 +279,8 @@ class KnowledgeService(pb_grpc.KnowledgeServiceServicer):
             if path not in _UPDATABLE:
                 allowed = ", ".join(sorted(_UPDATABLE))
                 raise InvalidArgument("update_mask", f"{path!r} cannot be updated; allowed: {allowed}")
+        note = note_field(request.note, "note")
+        expected = revision_field("expected_revision", request.expected_revision)
         current = await self._knowledge.get(entry_id_field("entry.entry_id", request.entry.entry_id))
         merged = to_message(current)
         for path in paths:
@@ -264,10 +299,30 @@ class KnowledgeService(pb_grpc.KnowledgeServiceServicer):
         entry = from_message(merged, "entry")
         if "title" not in paths:
             entry = replace(entry, title=current.title)
-        stored = await self._knowledge.upsert([entry])
+        stored = await self._knowledge.upsert([entry], note, {entry.entry_id: expected})
         return pb.UpdateEntryResponse(entry=to_message(stored[0]))
 
     async def DeleteEntry(self, request: pb.DeleteEntryRequest,
                           context: grpc.aio.ServicerContext) -> pb.DeleteEntryResponse:
-        await self._knowledge.delete(entry_id_field("entry_id", request.entry_id), request.allow_missing)
+        entry_id = entry_id_field("entry_id", request.entry_id)
+        await self._knowledge.delete(entry_id, request.allow_missing, note_field(request.note, "note"),
+                                     revision_field("expected_revision", request.expected_revision))
         return pb.DeleteEntryResponse()
+
+    async def ListRevisions(self, request: pb.ListRevisionsRequest,
+                            context: grpc.aio.ServicerContext) -> pb.ListRevisionsResponse:
+        entry_id = entry_id_field("entry_id", request.entry_id)
+        size = validation.page_size("page_size", request.page_size)
+        filters = [entry_id]  # a page token is bound to its entry
+        before = self._tokens.after(request.page_token, filters, lambda cursor: int(cursor[0]))
+        revisions, token = self._tokens.page(await self._knowledge.history(entry_id, before, size + 1), size,
+                                             filters, lambda last: [last.revision])
+        return pb.ListRevisionsResponse(revisions=[revision_message(r) for r in revisions], next_page_token=token)
+
+    async def RestoreRevision(self, request: pb.RestoreRevisionRequest,
+                              context: grpc.aio.ServicerContext) -> pb.RestoreRevisionResponse:
+        entry_id = entry_id_field("entry_id", request.entry_id)
+        number = revision_field("revision", request.revision, required=True)
+        expected = revision_field("expected_revision", request.expected_revision)
+        restored = await self._knowledge.restore(entry_id, number, expected, note_field(request.note, "note"))
+        return pb.RestoreRevisionResponse(entry=to_message(restored))

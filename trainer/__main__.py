@@ -76,7 +76,9 @@ async def open_trainer(settings: Settings) -> AsyncIterator[Trainer]:
             deadline_s=30, token=settings.token.token()))
         knowledge = await stack.enter_async_context(clients.insecure_channel(
             settings.bot_address, [(KNOWLEDGE, "BatchSearchKnowledge"), (KNOWLEDGE, "UpsertEntries"),
-                                   (KNOWLEDGE, "GetEntry"), (KNOWLEDGE, "ListEntries"), (KNOWLEDGE, "ReplayKnowledge")],
+                                   (KNOWLEDGE, "GetEntry"), (KNOWLEDGE, "ListEntries"), (KNOWLEDGE, "ReplayKnowledge"),
+                                   # A retried restore that already landed finds the entry restored: no new revision.
+                                   (KNOWLEDGE, "ListRevisions"), (KNOWLEDGE, "RestoreRevision")],
             deadline_s=30, token=settings.token.token()))
         yield Trainer(pool, ipb_grpc.InteractionsServiceStub(interactions), bpb_grpc.KnowledgeServiceStub(knowledge),
                       teacher, policy(settings), judge)

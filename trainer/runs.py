@@ -12,7 +12,7 @@ from contextlib import AsyncExitStack
 from dataclasses import replace
 from datetime import datetime
 from functools import partial
-from typing import Literal
+from typing import Literal, cast
 
 import asyncpg
 import grpc
@@ -24,7 +24,7 @@ from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
 from mendkit.errors import FailedPrecondition, InvalidArgument, NotFound
 from mendmodels.chat.base import ChatModel
-from trainer import changes, regressions, repository
+from trainer import changes, regressions, repository, writes
 from trainer.changes import ADD_PHRASINGS, EDIT_ANSWER, Change
 from trainer.judge import Judge
 from trainer.loop import Counts, Policy, run_once
@@ -113,7 +113,12 @@ class Trainer:
             failures: list[str] = []
             try:
                 policy = replace(self.policy, threshold=1) if force else self.policy
-                counts = await run_once(self.interactions, self.knowledge, self.teacher, policy, str(run_id),
+                # Every entry the run writes names it in its revision (who wrote it, and why).
+                knowledge = cast("bpb_grpc.KnowledgeServiceAsyncStub", writes.StampedKnowledge(
+                    self.knowledge, bpb.RevisionNote(
+                        reason=f"written by trainer run {run_id} (publish policy {policy.publish})",
+                        training_run_id=str(run_id))))
+                counts = await run_once(self.interactions, knowledge, self.teacher, policy, str(run_id),
                                         on_fixes=partial(repository.record_fixes, connection, run_id),
                                         judge=self.judge,
                                         on_progress=partial(repository.record_progress, connection, run_id),
@@ -209,14 +214,18 @@ class Trainer:
                 raise InvalidArgument("answer", "must be empty for an ADD_PHRASINGS fix: it adds phrasings to an "
                                                 "entry and has no answer of its own")
             applied = None
+            # Each change to the index names the fix, its run and the reviewer in the entry's revision.
+            signed = bpb.RevisionNote(author=reviewer, reason=f"{_DONE[action]} fix {fix_id}"
+                                      + (f": {note}" if note else ""), fix_id=fix_id, training_run_id=str(fix.run_id))
             if action == "approve":
-                applied = await self._apply(fix, answer)
+                applied = await self._apply(fix, answer, signed)
                 outcome, state = ipb.TRAINING_OUTCOME_FIXED, "published"
             else:
                 if action == "rollback":
-                    await self._undo(fix)
+                    await self._undo(fix, signed)
                 elif fix.kind == changes.NEW_ENTRY:  # a proposed change to an existing entry was never applied
-                    await self.knowledge.DeleteEntry(bpb.DeleteEntryRequest(entry_id=fix_id, allow_missing=True))
+                    await self.knowledge.DeleteEntry(bpb.DeleteEntryRequest(entry_id=fix_id, allow_missing=True,
+                                                                            note=signed))
                 outcome, state = ((ipb.TRAINING_OUTCOME_REJECTED, "rejected") if action == "reject"
                                   else (ipb.TRAINING_OUTCOME_ROLLED_BACK, "rolled_back"))
             await self.interactions.MarkProcessed(ipb.MarkProcessedRequest(marks=[
@@ -234,16 +243,16 @@ class Trainer:
                 return None
             raise
 
-    async def _write(self, entry: bpb.KnowledgeEntry) -> None:
-        await self.knowledge.UpsertEntries(bpb.UpsertEntriesRequest(entries=[entry]))
+    async def _write(self, entry: bpb.KnowledgeEntry, note: bpb.RevisionNote) -> None:
+        await self.knowledge.UpsertEntries(bpb.UpsertEntriesRequest(entries=[entry], note=note))
 
-    async def _apply(self, fix: FixRecord, answer: str) -> tuple[list[str], str] | None:
+    async def _apply(self, fix: FixRecord, answer: str, note: bpb.RevisionNote) -> tuple[list[str], str] | None:
         """Publishes the fix; for a change to an existing entry, returns what
         it did (the phrasings added, the answer replaced), for the record."""
         if fix.kind == changes.NEW_ENTRY:
             entry = bpb.KnowledgeEntry(entry_id=fix.fix_id, status=bpb.ENTRY_STATUS_PUBLISHED, content=answer)
             mask = FieldMask(paths=["status", "content"] if answer else ["status"])
-            await self.knowledge.UpdateEntry(bpb.UpdateEntryRequest(entry=entry, update_mask=mask))
+            await self.knowledge.UpdateEntry(bpb.UpdateEntryRequest(entry=entry, update_mask=mask, note=note))
             return None
         current = await self._entry(fix.entry_id)
         if current is None:
@@ -252,26 +261,51 @@ class Trainer:
         if fix.kind == ADD_PHRASINGS:
             added = changes.missing(current, [q for q in fix.questions if q not in set(fix.withheld_questions)])
             if added:
-                await self._write(changes.with_phrasings(current, added))
+                await self._write(changes.with_phrasings(current, added), note)
             return added, ""
-        await self._write(changes.with_answer(current, answer or fix.answer))
+        await self._write(changes.with_answer(current, answer or fix.answer), note)
         return [], current.content
 
-    async def _undo(self, fix: FixRecord) -> None:
-        """Undoes exactly what the published fix did to the index."""
+    async def _undo(self, fix: FixRecord, note: bpb.RevisionNote) -> None:
+        """Undoes exactly what the published fix did to the index, as a new
+        revision of the entry signed with `note`:
+        - a new entry is deleted (its history keeps every revision, edits made
+          by hand since included: RestoreRevision brings one back);
+        - a change to an existing entry whose approval is still the entry's
+          newest revision restores the revision before it, exactly as it was;
+        - one changed since keeps what changed since: only the fix's own
+          phrasings leave, or its answer gives way to the one before it; an
+          answer edited since refuses (FAILED_PRECONDITION), so that edit is
+          never overwritten. So do changes a run published under `auto` (a run
+          may change one entry for two fixes in one write) and fixes published
+          before revisions were kept."""
         if fix.kind == changes.NEW_ENTRY:
-            await self.knowledge.DeleteEntry(bpb.DeleteEntryRequest(entry_id=fix.fix_id, allow_missing=True))
+            await self.knowledge.DeleteEntry(bpb.DeleteEntryRequest(entry_id=fix.fix_id, allow_missing=True,
+                                                                    note=note))
             return
         current = await self._entry(fix.entry_id)
         if current is None:  # the entry is gone, and with it what the fix changed
             return
-        if fix.kind == ADD_PHRASINGS:
+        if fix.kind == EDIT_ANSWER and current.content != fix.answer:
+            raise FailedPrecondition(
+                f"entry {fix.entry_id!r}'s answer changed since fix {fix.fix_id!r} published it, so rolling "
+                "back would overwrite that change; edit the entry by hand (the fix's previous_answer holds "
+                "the answer before it)")
+        if previous := await self._revision_before(fix, current):
+            # The expected revision makes the bot refuse, naming the change, an edit that lands meanwhile.
+            await self.knowledge.RestoreRevision(bpb.RestoreRevisionRequest(
+                entry_id=fix.entry_id, revision=previous, expected_revision=current.revision, note=note))
+        elif fix.kind == ADD_PHRASINGS:
             if set(fix.added_questions) & set(current.questions):
-                await self._write(changes.without_phrasings(current, fix.added_questions, fix.fix_id))
-        elif fix.kind == EDIT_ANSWER:
-            if current.content != fix.answer:
-                raise FailedPrecondition(
-                    f"entry {fix.entry_id!r}'s answer changed since fix {fix.fix_id!r} published it, so rolling "
-                    "back would overwrite that change; edit the entry by hand (the fix's previous_answer holds "
-                    "the answer before it)")
-            await self._write(changes.with_answer(current, fix.previous_answer))
+                await self._write(changes.without_phrasings(current, fix.added_questions, fix.fix_id), note)
+        else:
+            await self._write(changes.with_answer(current, fix.previous_answer), note)
+
+    async def _revision_before(self, fix: FixRecord, current: bpb.KnowledgeEntry) -> int:
+        """The entry's revision before the fix's approval, when that approval is
+        still its newest revision (nothing changed since); else 0."""
+        newest = (await self.knowledge.ListRevisions(bpb.ListRevisionsRequest(entry_id=fix.entry_id,
+                                                                              page_size=1))).revisions
+        if newest and newest[0].revision == current.revision > 1 and newest[0].note.fix_id == fix.fix_id:
+            return current.revision - 1
+        return 0

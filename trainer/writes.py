@@ -1,11 +1,12 @@
 """Writing a page's fixes to the bot's index: UpsertEntries in batches, and an
-entry the bot refuses fails only its own questions, not its batch's."""
+entry the bot refuses fails only its own questions, not its batch's; every
+write of a run names the run in the revisions it makes (StampedKnowledge)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Hashable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
@@ -17,6 +18,26 @@ K = TypeVar("K", bound=Hashable)
 # Entries per UpsertEntries: the contract's 500, and well under the 4 MiB message limit.
 UPSERT_ENTRIES = 500
 UPSERT_BYTES = 2 * 1024 * 1024
+
+
+class StampedKnowledge:
+    """The bot's KnowledgeService as one run uses it: each UpsertEntries carries
+    `note` (the run, and why it writes), so that every revision the run makes
+    names it; every other call goes through as it is."""
+
+    def __init__(self, knowledge: bpb_grpc.KnowledgeServiceAsyncStub, note: bpb.RevisionNote) -> None:
+        self._knowledge = knowledge
+        self._note = note
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._knowledge, name)
+
+    def UpsertEntries(self, request: bpb.UpsertEntriesRequest, **kwargs: Any) -> Any:
+        stamped = bpb.UpsertEntriesRequest()
+        stamped.CopyFrom(request)
+        if not stamped.HasField("note"):
+            stamped.note.CopyFrom(self._note)
+        return self._knowledge.UpsertEntries(stamped, **kwargs)
 
 
 def batches(changes: Sequence[tuple[K, bpb.KnowledgeEntry]]) -> list[list[tuple[K, bpb.KnowledgeEntry]]]:

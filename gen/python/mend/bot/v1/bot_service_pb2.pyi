@@ -23,6 +23,14 @@ class EntryStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENTRY_STATUS_PUBLISHED: _ClassVar[EntryStatus]
     ENTRY_STATUS_PROPOSED: _ClassVar[EntryStatus]
     ENTRY_STATUS_ARCHIVED: _ClassVar[EntryStatus]
+
+class RevisionAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REVISION_ACTION_UNSPECIFIED: _ClassVar[RevisionAction]
+    REVISION_ACTION_CREATE: _ClassVar[RevisionAction]
+    REVISION_ACTION_UPDATE: _ClassVar[RevisionAction]
+    REVISION_ACTION_DELETE: _ClassVar[RevisionAction]
+    REVISION_ACTION_RESTORE: _ClassVar[RevisionAction]
 ENTRY_KIND_UNSPECIFIED: EntryKind
 ENTRY_KIND_ARTICLE: EntryKind
 ENTRY_KIND_QA: EntryKind
@@ -30,6 +38,11 @@ ENTRY_STATUS_UNSPECIFIED: EntryStatus
 ENTRY_STATUS_PUBLISHED: EntryStatus
 ENTRY_STATUS_PROPOSED: EntryStatus
 ENTRY_STATUS_ARCHIVED: EntryStatus
+REVISION_ACTION_UNSPECIFIED: RevisionAction
+REVISION_ACTION_CREATE: RevisionAction
+REVISION_ACTION_UPDATE: RevisionAction
+REVISION_ACTION_DELETE: RevisionAction
+REVISION_ACTION_RESTORE: RevisionAction
 
 class Source(_message.Message):
     __slots__ = ("entry_id", "title", "snippet", "score", "source")
@@ -140,7 +153,7 @@ class ChatStreamEnd(_message.Message):
     def __init__(self, grounded: _Optional[bool] = ..., generation: _Optional[_Union[GenerationFacts, _Mapping]] = ...) -> None: ...
 
 class KnowledgeEntry(_message.Message):
-    __slots__ = ("entry_id", "kind", "title", "content", "questions", "source", "provenance", "status", "metadata", "create_time", "update_time")
+    __slots__ = ("entry_id", "kind", "title", "content", "questions", "source", "provenance", "status", "metadata", "create_time", "update_time", "revision")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -159,6 +172,7 @@ class KnowledgeEntry(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
     entry_id: str
     kind: EntryKind
     title: str
@@ -170,7 +184,8 @@ class KnowledgeEntry(_message.Message):
     metadata: _containers.ScalarMap[str, str]
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, entry_id: _Optional[str] = ..., kind: _Optional[_Union[EntryKind, str]] = ..., title: _Optional[str] = ..., content: _Optional[str] = ..., questions: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ..., status: _Optional[_Union[EntryStatus, str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    revision: int
+    def __init__(self, entry_id: _Optional[str] = ..., kind: _Optional[_Union[EntryKind, str]] = ..., title: _Optional[str] = ..., content: _Optional[str] = ..., questions: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ..., status: _Optional[_Union[EntryStatus, str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class Provenance(_message.Message):
     __slots__ = ("interaction_ids", "teacher_model", "prompt_version", "training_run_id", "fix_id", "created_by", "create_time")
@@ -299,10 +314,12 @@ class ReplayOvertake(_message.Message):
     def __init__(self, entry_id: _Optional[str] = ..., question: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
 
 class UpsertEntriesRequest(_message.Message):
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "note")
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
     entries: _containers.RepeatedCompositeFieldContainer[KnowledgeEntry]
-    def __init__(self, entries: _Optional[_Iterable[_Union[KnowledgeEntry, _Mapping]]] = ...) -> None: ...
+    note: RevisionNote
+    def __init__(self, entries: _Optional[_Iterable[_Union[KnowledgeEntry, _Mapping]]] = ..., note: _Optional[_Union[RevisionNote, _Mapping]] = ...) -> None: ...
 
 class UpsertEntriesResponse(_message.Message):
     __slots__ = ("entries",)
@@ -345,12 +362,16 @@ class ListEntriesResponse(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[KnowledgeEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class UpdateEntryRequest(_message.Message):
-    __slots__ = ("entry", "update_mask")
+    __slots__ = ("entry", "update_mask", "note", "expected_revision")
     ENTRY_FIELD_NUMBER: _ClassVar[int]
     UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
     entry: KnowledgeEntry
     update_mask: _field_mask_pb2.FieldMask
-    def __init__(self, entry: _Optional[_Union[KnowledgeEntry, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+    note: RevisionNote
+    expected_revision: int
+    def __init__(self, entry: _Optional[_Union[KnowledgeEntry, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., note: _Optional[_Union[RevisionNote, _Mapping]] = ..., expected_revision: _Optional[int] = ...) -> None: ...
 
 class UpdateEntryResponse(_message.Message):
     __slots__ = ("entry",)
@@ -359,13 +380,85 @@ class UpdateEntryResponse(_message.Message):
     def __init__(self, entry: _Optional[_Union[KnowledgeEntry, _Mapping]] = ...) -> None: ...
 
 class DeleteEntryRequest(_message.Message):
-    __slots__ = ("entry_id", "allow_missing")
+    __slots__ = ("entry_id", "allow_missing", "note", "expected_revision")
     ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     ALLOW_MISSING_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
     entry_id: str
     allow_missing: bool
-    def __init__(self, entry_id: _Optional[str] = ..., allow_missing: _Optional[bool] = ...) -> None: ...
+    note: RevisionNote
+    expected_revision: int
+    def __init__(self, entry_id: _Optional[str] = ..., allow_missing: _Optional[bool] = ..., note: _Optional[_Union[RevisionNote, _Mapping]] = ..., expected_revision: _Optional[int] = ...) -> None: ...
 
 class DeleteEntryResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class RevisionNote(_message.Message):
+    __slots__ = ("author", "reason", "fix_id", "training_run_id")
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    FIX_ID_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    author: str
+    reason: str
+    fix_id: str
+    training_run_id: str
+    def __init__(self, author: _Optional[str] = ..., reason: _Optional[str] = ..., fix_id: _Optional[str] = ..., training_run_id: _Optional[str] = ...) -> None: ...
+
+class KnowledgeRevision(_message.Message):
+    __slots__ = ("entry_id", "revision", "action", "entry", "actor", "note", "restored_revision", "create_time")
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    RESTORED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    entry_id: str
+    revision: int
+    action: RevisionAction
+    entry: KnowledgeEntry
+    actor: str
+    note: RevisionNote
+    restored_revision: int
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, entry_id: _Optional[str] = ..., revision: _Optional[int] = ..., action: _Optional[_Union[RevisionAction, str]] = ..., entry: _Optional[_Union[KnowledgeEntry, _Mapping]] = ..., actor: _Optional[str] = ..., note: _Optional[_Union[RevisionNote, _Mapping]] = ..., restored_revision: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListRevisionsRequest(_message.Message):
+    __slots__ = ("entry_id", "page_size", "page_token")
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    entry_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, entry_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListRevisionsResponse(_message.Message):
+    __slots__ = ("revisions", "next_page_token")
+    REVISIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    revisions: _containers.RepeatedCompositeFieldContainer[KnowledgeRevision]
+    next_page_token: str
+    def __init__(self, revisions: _Optional[_Iterable[_Union[KnowledgeRevision, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class RestoreRevisionRequest(_message.Message):
+    __slots__ = ("entry_id", "revision", "expected_revision", "note")
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    entry_id: str
+    revision: int
+    expected_revision: int
+    note: RevisionNote
+    def __init__(self, entry_id: _Optional[str] = ..., revision: _Optional[int] = ..., expected_revision: _Optional[int] = ..., note: _Optional[_Union[RevisionNote, _Mapping]] = ...) -> None: ...
+
+class RestoreRevisionResponse(_message.Message):
+    __slots__ = ("entry",)
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    entry: KnowledgeEntry
+    def __init__(self, entry: _Optional[_Union[KnowledgeEntry, _Mapping]] = ...) -> None: ...

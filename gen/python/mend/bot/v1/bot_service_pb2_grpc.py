@@ -216,6 +216,16 @@ class KnowledgeServiceStub:
                 request_serializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.DeleteEntryRequest.SerializeToString,
                 response_deserializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.DeleteEntryResponse.FromString,
                 _registered_method=True)
+        self.ListRevisions = channel.unary_unary(
+                '/mend.bot.v1.KnowledgeService/ListRevisions',
+                request_serializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.ListRevisionsRequest.SerializeToString,
+                response_deserializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.ListRevisionsResponse.FromString,
+                _registered_method=True)
+        self.RestoreRevision = channel.unary_unary(
+                '/mend.bot.v1.KnowledgeService/RestoreRevision',
+                request_serializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.RestoreRevisionRequest.SerializeToString,
+                response_deserializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.RestoreRevisionResponse.FromString,
+                _registered_method=True)
 
 
 class KnowledgeServiceServicer:
@@ -307,6 +317,32 @@ class KnowledgeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRevisions(self, request, context):
+        """ListRevisions pages through one entry's history, newest first. Every
+        write that changes an entry (UpsertEntries, UpdateEntry, DeleteEntry,
+        RestoreRevision, the bot's own ingest) makes one revision, in the same
+        transaction as the change: the entry as it was after it (none after a
+        deletion), who called, and the caller's `note`. A write that changes
+        nothing makes none. Fails with NOT_FOUND when the entry never existed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreRevision(self, request, context):
+        """RestoreRevision writes one of the entry's earlier revisions back: the
+        entry becomes what it was after that revision (a deleted entry comes
+        back), recorded as a new revision; the history is kept. With
+        `expected_revision`, fails with FAILED_PRECONDITION, naming the newer
+        revision, when the entry has changed since that revision. Restoring the
+        state the entry already has writes nothing, so a retry is harmless.
+        Fails with NOT_FOUND when there is no such revision, and with
+        INVALID_ARGUMENT when the revision is a deletion (use DeleteEntry).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KnowledgeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -349,6 +385,16 @@ def add_KnowledgeServiceServicer_to_server(servicer, server):
                     servicer.DeleteEntry,
                     request_deserializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.DeleteEntryRequest.FromString,
                     response_serializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.DeleteEntryResponse.SerializeToString,
+            ),
+            'ListRevisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRevisions,
+                    request_deserializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.ListRevisionsRequest.FromString,
+                    response_serializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.ListRevisionsResponse.SerializeToString,
+            ),
+            'RestoreRevision': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestoreRevision,
+                    request_deserializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.RestoreRevisionRequest.FromString,
+                    response_serializer=mend_dot_bot_dot_v1_dot_bot__service__pb2.RestoreRevisionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -570,6 +616,60 @@ class KnowledgeService:
             '/mend.bot.v1.KnowledgeService/DeleteEntry',
             mend_dot_bot_dot_v1_dot_bot__service__pb2.DeleteEntryRequest.SerializeToString,
             mend_dot_bot_dot_v1_dot_bot__service__pb2.DeleteEntryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRevisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mend.bot.v1.KnowledgeService/ListRevisions',
+            mend_dot_bot_dot_v1_dot_bot__service__pb2.ListRevisionsRequest.SerializeToString,
+            mend_dot_bot_dot_v1_dot_bot__service__pb2.ListRevisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreRevision(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mend.bot.v1.KnowledgeService/RestoreRevision',
+            mend_dot_bot_dot_v1_dot_bot__service__pb2.RestoreRevisionRequest.SerializeToString,
+            mend_dot_bot_dot_v1_dot_bot__service__pb2.RestoreRevisionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -177,6 +177,24 @@ class KnowledgeServiceStub:
     instead. Deleting a missing entry fails with NOT_FOUND unless
     `allow_missing` is set.
     """
+    ListRevisions: _grpc.UnaryUnaryMultiCallable[_bot_service_pb2.ListRevisionsRequest, _bot_service_pb2.ListRevisionsResponse]
+    """ListRevisions pages through one entry's history, newest first. Every
+    write that changes an entry (UpsertEntries, UpdateEntry, DeleteEntry,
+    RestoreRevision, the bot's own ingest) makes one revision, in the same
+    transaction as the change: the entry as it was after it (none after a
+    deletion), who called, and the caller's `note`. A write that changes
+    nothing makes none. Fails with NOT_FOUND when the entry never existed.
+    """
+    RestoreRevision: _grpc.UnaryUnaryMultiCallable[_bot_service_pb2.RestoreRevisionRequest, _bot_service_pb2.RestoreRevisionResponse]
+    """RestoreRevision writes one of the entry's earlier revisions back: the
+    entry becomes what it was after that revision (a deleted entry comes
+    back), recorded as a new revision; the history is kept. With
+    `expected_revision`, fails with FAILED_PRECONDITION, naming the newer
+    revision, when the entry has changed since that revision. Restoring the
+    state the entry already has writes nothing, so a retry is harmless.
+    Fails with NOT_FOUND when there is no such revision, and with
+    INVALID_ARGUMENT when the revision is a deletion (use DeleteEntry).
+    """
 
 @_typing.type_check_only
 class KnowledgeServiceAsyncStub(KnowledgeServiceStub):
@@ -235,6 +253,24 @@ class KnowledgeServiceAsyncStub(KnowledgeServiceStub):
     but keep it, set its status to ENTRY_STATUS_ARCHIVED with UpdateEntry
     instead. Deleting a missing entry fails with NOT_FOUND unless
     `allow_missing` is set.
+    """
+    ListRevisions: _aio.UnaryUnaryMultiCallable[_bot_service_pb2.ListRevisionsRequest, _bot_service_pb2.ListRevisionsResponse]  # type: ignore[assignment]
+    """ListRevisions pages through one entry's history, newest first. Every
+    write that changes an entry (UpsertEntries, UpdateEntry, DeleteEntry,
+    RestoreRevision, the bot's own ingest) makes one revision, in the same
+    transaction as the change: the entry as it was after it (none after a
+    deletion), who called, and the caller's `note`. A write that changes
+    nothing makes none. Fails with NOT_FOUND when the entry never existed.
+    """
+    RestoreRevision: _aio.UnaryUnaryMultiCallable[_bot_service_pb2.RestoreRevisionRequest, _bot_service_pb2.RestoreRevisionResponse]  # type: ignore[assignment]
+    """RestoreRevision writes one of the entry's earlier revisions back: the
+    entry becomes what it was after that revision (a deleted entry comes
+    back), recorded as a new revision; the history is kept. With
+    `expected_revision`, fails with FAILED_PRECONDITION, naming the newer
+    revision, when the entry has changed since that revision. Restoring the
+    state the entry already has writes nothing, so a retry is harmless.
+    Fails with NOT_FOUND when there is no such revision, and with
+    INVALID_ARGUMENT when the revision is a deletion (use DeleteEntry).
     """
 
 class KnowledgeServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -339,6 +375,36 @@ class KnowledgeServiceServicer(metaclass=_abc_1.ABCMeta):
         but keep it, set its status to ENTRY_STATUS_ARCHIVED with UpdateEntry
         instead. Deleting a missing entry fails with NOT_FOUND unless
         `allow_missing` is set.
+        """
+
+    @_abc_1.abstractmethod
+    def ListRevisions(
+        self,
+        request: _bot_service_pb2.ListRevisionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_bot_service_pb2.ListRevisionsResponse, _abc.Awaitable[_bot_service_pb2.ListRevisionsResponse]]:
+        """ListRevisions pages through one entry's history, newest first. Every
+        write that changes an entry (UpsertEntries, UpdateEntry, DeleteEntry,
+        RestoreRevision, the bot's own ingest) makes one revision, in the same
+        transaction as the change: the entry as it was after it (none after a
+        deletion), who called, and the caller's `note`. A write that changes
+        nothing makes none. Fails with NOT_FOUND when the entry never existed.
+        """
+
+    @_abc_1.abstractmethod
+    def RestoreRevision(
+        self,
+        request: _bot_service_pb2.RestoreRevisionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_bot_service_pb2.RestoreRevisionResponse, _abc.Awaitable[_bot_service_pb2.RestoreRevisionResponse]]:
+        """RestoreRevision writes one of the entry's earlier revisions back: the
+        entry becomes what it was after that revision (a deleted entry comes
+        back), recorded as a new revision; the history is kept. With
+        `expected_revision`, fails with FAILED_PRECONDITION, naming the newer
+        revision, when the entry has changed since that revision. Restoring the
+        state the entry already has writes nothing, so a retry is harmless.
+        Fails with NOT_FOUND when there is no such revision, and with
+        INVALID_ARGUMENT when the revision is a deletion (use DeleteEntry).
         """
 
 def add_KnowledgeServiceServicer_to_server(servicer: KnowledgeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mend/bot/v1/bot_service.proto.
  */
 export const file_mend_bot_v1_bot_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1tZW5kL2JvdC92MS9ib3Rfc2VydmljZS5wcm90bxILbWVuZC5ib3QudjEiWQoGU291cmNlEhAKCGVudHJ5X2lkGAEgASgJEg0KBXRpdGxlGAIgASgJEg8KB3NuaXBwZXQYAyABKAkSDQoFc2NvcmUYBCABKAISDgoGc291cmNlGAUgASgJIpUBCg9HZW5lcmF0aW9uRmFjdHMSDQoFbW9kZWwYASABKAkSFAoMaW5wdXRfdG9rZW5zGAIgASgNEhUKDW91dHB1dF90b2tlbnMYAyABKA0SFAoMcmV0cmlldmFsX21zGAQgASgNEh4KFnRpbWVfdG9fZmlyc3RfdG9rZW5fbXMYBSABKA0SEAoIdG90YWxfbXMYBiABKA0iZQoLQ2hhdFJlcXVlc3QSDQoFcXVlcnkYASABKAkSFwoPY29udmVyc2F0aW9uX2lkGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSGgoSY29udmVyc2F0aW9uX3Rva2VuGAQgASgJItUBCgxDaGF0UmVzcG9uc2USDgoGYW5zd2VyGAEgASgJEhYKDmludGVyYWN0aW9uX2lkGAIgASgJEhcKD2NvbnZlcnNhdGlvbl9pZBgDIAEoCRIkCgdzb3VyY2VzGAQgAygLMhMubWVuZC5ib3QudjEuU291cmNlEhAKCGdyb3VuZGVkGAUgASgIEjAKCmdlbmVyYXRpb24YBiABKAsyHC5tZW5kLmJvdC52MS5HZW5lcmF0aW9uRmFjdHMSGgoSY29udmVyc2F0aW9uX3Rva2VuGAcgASgJImsKEUNoYXRTdHJlYW1SZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEhcKD2NvbnZlcnNhdGlvbl9pZBgCIAEoCRISCgpyZXF1ZXN0X2lkGAMgASgJEhoKEmNvbnZlcnNhdGlvbl90b2tlbhgEIAEoCSKmAQoSQ2hhdFN0cmVhbVJlc3BvbnNlEi0KBXN0YXJ0GAEgASgLMhwubWVuZC5ib3QudjEuQ2hhdFN0cmVhbVN0YXJ0SAASLQoFZGVsdGEYAiABKAsyHC5tZW5kLmJvdC52MS5DaGF0U3RyZWFtRGVsdGFIABIpCgNlbmQYAyABKAsyGi5tZW5kLmJvdC52MS5DaGF0U3RyZWFtRW5kSABCBwoFZXZlbnQihAEKD0NoYXRTdHJlYW1TdGFydBIWCg5pbnRlcmFjdGlvbl9pZBgBIAEoCRIXCg9jb252ZXJzYXRpb25faWQYAiABKAkSJAoHc291cmNlcxgDIAMoCzITLm1lbmQuYm90LnYxLlNvdXJjZRIaChJjb252ZXJzYXRpb25fdG9rZW4YBCABKAkiHwoPQ2hhdFN0cmVhbURlbHRhEgwKBHRleHQYASABKAkiUwoNQ2hhdFN0cmVhbUVuZBIQCghncm91bmRlZBgBIAEoCBIwCgpnZW5lcmF0aW9uGAIgASgLMhwubWVuZC5ib3QudjEuR2VuZXJhdGlvbkZhY3RzIrIDCg5Lbm93bGVkZ2VFbnRyeRIQCghlbnRyeV9pZBgBIAEoCRIkCgRraW5kGAIgASgOMhYubWVuZC5ib3QudjEuRW50cnlLaW5kEg0KBXRpdGxlGAMgASgJEg8KB2NvbnRlbnQYBCABKAkSEQoJcXVlc3Rpb25zGAUgAygJEg4KBnNvdXJjZRgGIAEoCRIrCgpwcm92ZW5hbmNlGAcgASgLMhcubWVuZC5ib3QudjEuUHJvdmVuYW5jZRIoCgZzdGF0dXMYCCABKA4yGC5tZW5kLmJvdC52MS5FbnRyeVN0YXR1cxI7CghtZXRhZGF0YRgJIAMoCzIpLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5Lk1ldGFkYXRhRW50cnkSLwoLY3JlYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiwgEKClByb3ZlbmFuY2USFwoPaW50ZXJhY3Rpb25faWRzGAEgAygJEhUKDXRlYWNoZXJfbW9kZWwYAiABKAkSFgoOcHJvbXB0X3ZlcnNpb24YAyABKAkSFwoPdHJhaW5pbmdfcnVuX2lkGAQgASgJEg4KBmZpeF9pZBgFIAEoCRISCgpjcmVhdGVkX2J5GAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJuChZTZWFyY2hLbm93bGVkZ2VSZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEgkKAWsYAiABKAUSDgoGc291cmNlGAMgASgJEioKCHN0YXR1c2VzGAQgAygOMhgubWVuZC5ib3QudjEuRW50cnlTdGF0dXMiQgoXU2VhcmNoS25vd2xlZGdlUmVzcG9uc2USJwoEaGl0cxgBIAMoCzIZLm1lbmQuYm90LnYxLktub3dsZWRnZUhpdCJjCgxLbm93bGVkZ2VIaXQSKgoFZW50cnkYASABKAsyGy5tZW5kLmJvdC52MS5Lbm93bGVkZ2VFbnRyeRINCgVzY29yZRgCIAEoAhIYChBtYXRjaGVkX3F1ZXN0aW9uGAMgASgJImwKG0JhdGNoU2VhcmNoS25vd2xlZGdlUmVxdWVzdBI0CgdxdWVyaWVzGAEgAygLMiMubWVuZC5ib3QudjEuU2VhcmNoS25vd2xlZGdlUmVxdWVzdBIXCg9wZWVyX3NpbWlsYXJpdHkYAiABKAIifQocQmF0Y2hTZWFyY2hLbm93bGVkZ2VSZXNwb25zZRIvCgdyZXN1bHRzGAEgAygLMh4ubWVuZC5ib3QudjEuQmF0Y2hTZWFyY2hSZXN1bHQSLAoHZW50cmllcxgCIAMoCzIbLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5ImUKEUJhdGNoU2VhcmNoUmVzdWx0EikKBGhpdHMYASADKAsyGy5tZW5kLmJvdC52MS5CYXRjaFNlYXJjaEhpdBIlCgVwZWVycxgCIAMoCzIWLm1lbmQuYm90LnYxLlBlZXJRdWVyeSJLCg5CYXRjaFNlYXJjaEhpdBIQCghlbnRyeV9pZBgBIAEoCRINCgVzY29yZRgCIAEoAhIYChBtYXRjaGVkX3F1ZXN0aW9uGAMgASgJIi8KCVBlZXJRdWVyeRITCgtxdWVyeV9pbmRleBgBIAEoBRINCgVzY29yZRgCIAEoAiJrChZSZXBsYXlLbm93bGVkZ2VSZXF1ZXN0Eg8KB3F1ZXJpZXMYASADKAkSLAoHY2hhbmdlcxgCIAMoCzIbLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5EhIKCmVhY2hfYWxvbmUYAyABKAgiRQoXUmVwbGF5S25vd2xlZGdlUmVzcG9uc2USKgoHcmVzdWx0cxgBIAMoCzIZLm1lbmQuYm90LnYxLlJlcGxheVJlc3VsdCJ0CgxSZXBsYXlSZXN1bHQSEAoIZW50cnlfaWQYASABKAkSDQoFc2NvcmUYAiABKAISEAoIYW5zd2VyZWQYAyABKAgSMQoMb3ZlcnRha2VuX2J5GAQgAygLMhsubWVuZC5ib3QudjEuUmVwbGF5T3ZlcnRha2UiQwoOUmVwbGF5T3ZlcnRha2USEAoIZW50cnlfaWQYASABKAkSEAoIcXVlc3Rpb24YAiABKAkSDQoFc2NvcmUYAyABKAIiRAoUVXBzZXJ0RW50cmllc1JlcXVlc3QSLAoHZW50cmllcxgBIAMoCzIbLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5IkUKFVVwc2VydEVudHJpZXNSZXNwb25zZRIsCgdlbnRyaWVzGAEgAygLMhsubWVuZC5ib3QudjEuS25vd2xlZGdlRW50cnkiIwoPR2V0RW50cnlSZXF1ZXN0EhAKCGVudHJ5X2lkGAEgASgJIj4KEEdldEVudHJ5UmVzcG9uc2USKgoFZW50cnkYASABKAsyGy5tZW5kLmJvdC52MS5Lbm93bGVkZ2VFbnRyeSKbAQoSTGlzdEVudHJpZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEg4KBnNvdXJjZRgDIAEoCRIoCgZzdGF0dXMYBCABKA4yGC5tZW5kLmJvdC52MS5FbnRyeVN0YXR1cxIkCgRraW5kGAUgASgOMhYubWVuZC5ib3QudjEuRW50cnlLaW5kIlwKE0xpc3RFbnRyaWVzUmVzcG9uc2USLAoHZW50cmllcxgBIAMoCzIbLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJxChJVcGRhdGVFbnRyeVJlcXVlc3QSKgoFZW50cnkYASABKAsyGy5tZW5kLmJvdC52MS5Lbm93bGVkZ2VFbnRyeRIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siQQoTVXBkYXRlRW50cnlSZXNwb25zZRIqCgVlbnRyeRgBIAEoCzIbLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5Ij0KEkRlbGV0ZUVudHJ5UmVxdWVzdBIQCghlbnRyeV9pZBgBIAEoCRIVCg1hbGxvd19taXNzaW5nGAIgASgIIhUKE0RlbGV0ZUVudHJ5UmVzcG9uc2UqUgoJRW50cnlLaW5kEhoKFkVOVFJZX0tJTkRfVU5TUEVDSUZJRUQQABIWChJFTlRSWV9LSU5EX0FSVElDTEUQARIRCg1FTlRSWV9LSU5EX1FBEAIqfQoLRW50cnlTdGF0dXMSHAoYRU5UUllfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGgoWRU5UUllfU1RBVFVTX1BVQkxJU0hFRBABEhkKFUVOVFJZX1NUQVRVU19QUk9QT1NFRBACEhkKFUVOVFJZX1NUQVRVU19BUkNISVZFRBADMpsBCgtDaGF0U2VydmljZRI7CgRDaGF0EhgubWVuZC5ib3QudjEuQ2hhdFJlcXVlc3QaGS5tZW5kLmJvdC52MS5DaGF0UmVzcG9uc2USTwoKQ2hhdFN0cmVhbRIeLm1lbmQuYm90LnYxLkNoYXRTdHJlYW1SZXF1ZXN0Gh8ubWVuZC5ib3QudjEuQ2hhdFN0cmVhbVJlc3BvbnNlMAEy0gUKEEtub3dsZWRnZVNlcnZpY2USXAoPU2VhcmNoS25vd2xlZGdlEiMubWVuZC5ib3QudjEuU2VhcmNoS25vd2xlZGdlUmVxdWVzdBokLm1lbmQuYm90LnYxLlNlYXJjaEtub3dsZWRnZVJlc3BvbnNlEmsKFEJhdGNoU2VhcmNoS25vd2xlZGdlEigubWVuZC5ib3QudjEuQmF0Y2hTZWFyY2hLbm93bGVkZ2VSZXF1ZXN0GikubWVuZC5ib3QudjEuQmF0Y2hTZWFyY2hLbm93bGVkZ2VSZXNwb25zZRJcCg9SZXBsYXlLbm93bGVkZ2USIy5tZW5kLmJvdC52MS5SZXBsYXlLbm93bGVkZ2VSZXF1ZXN0GiQubWVuZC5ib3QudjEuUmVwbGF5S25vd2xlZGdlUmVzcG9uc2USVgoNVXBzZXJ0RW50cmllcxIhLm1lbmQuYm90LnYxLlVwc2VydEVudHJpZXNSZXF1ZXN0GiIubWVuZC5ib3QudjEuVXBzZXJ0RW50cmllc1Jlc3BvbnNlEkcKCEdldEVudHJ5EhwubWVuZC5ib3QudjEuR2V0RW50cnlSZXF1ZXN0Gh0ubWVuZC5ib3QudjEuR2V0RW50cnlSZXNwb25zZRJQCgtMaXN0RW50cmllcxIfLm1lbmQuYm90LnYxLkxpc3RFbnRyaWVzUmVxdWVzdBogLm1lbmQuYm90LnYxLkxpc3RFbnRyaWVzUmVzcG9uc2USUAoLVXBkYXRlRW50cnkSHy5tZW5kLmJvdC52MS5VcGRhdGVFbnRyeVJlcXVlc3QaIC5tZW5kLmJvdC52MS5VcGRhdGVFbnRyeVJlc3BvbnNlElAKC0RlbGV0ZUVudHJ5Eh8ubWVuZC5ib3QudjEuRGVsZXRlRW50cnlSZXF1ZXN0GiAubWVuZC5ib3QudjEuRGVsZXRlRW50cnlSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("Ch1tZW5kL2JvdC92MS9ib3Rfc2VydmljZS5wcm90bxILbWVuZC5ib3QudjEiWQoGU291cmNlEhAKCGVudHJ5X2lkGAEgASgJEg0KBXRpdGxlGAIgASgJEg8KB3NuaXBwZXQYAyABKAkSDQoFc2NvcmUYBCABKAISDgoGc291cmNlGAUgASgJIpUBCg9HZW5lcmF0aW9uRmFjdHMSDQoFbW9kZWwYASABKAkSFAoMaW5wdXRfdG9rZW5zGAIgASgNEhUKDW91dHB1dF90b2tlbnMYAyABKA0SFAoMcmV0cmlldmFsX21zGAQgASgNEh4KFnRpbWVfdG9fZmlyc3RfdG9rZW5fbXMYBSABKA0SEAoIdG90YWxfbXMYBiABKA0iZQoLQ2hhdFJlcXVlc3QSDQoFcXVlcnkYASABKAkSFwoPY29udmVyc2F0aW9uX2lkGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSGgoSY29udmVyc2F0aW9uX3Rva2VuGAQgASgJItUBCgxDaGF0UmVzcG9uc2USDgoGYW5zd2VyGAEgASgJEhYKDmludGVyYWN0aW9uX2lkGAIgASgJEhcKD2NvbnZlcnNhdGlvbl9pZBgDIAEoCRIkCgdzb3VyY2VzGAQgAygLMhMubWVuZC5ib3QudjEuU291cmNlEhAKCGdyb3VuZGVkGAUgASgIEjAKCmdlbmVyYXRpb24YBiABKAsyHC5tZW5kLmJvdC52MS5HZW5lcmF0aW9uRmFjdHMSGgoSY29udmVyc2F0aW9uX3Rva2VuGAcgASgJImsKEUNoYXRTdHJlYW1SZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEhcKD2NvbnZlcnNhdGlvbl9pZBgCIAEoCRISCgpyZXF1ZXN0X2lkGAMgASgJEhoKEmNvbnZlcnNhdGlvbl90b2tlbhgEIAEoCSKmAQoSQ2hhdFN0cmVhbVJlc3BvbnNlEi0KBXN0YXJ0GAEgASgLMhwubWVuZC5ib3QudjEuQ2hhdFN0cmVhbVN0YXJ0SAASLQoFZGVsdGEYAiABKAsyHC5tZW5kLmJvdC52MS5DaGF0U3RyZWFtRGVsdGFIABIpCgNlbmQYAyABKAsyGi5tZW5kLmJvdC52MS5DaGF0U3RyZWFtRW5kSABCBwoFZXZlbnQihAEKD0NoYXRTdHJlYW1TdGFydBIWCg5pbnRlcmFjdGlvbl9pZBgBIAEoCRIXCg9jb252ZXJzYXRpb25faWQYAiABKAkSJAoHc291cmNlcxgDIAMoCzITLm1lbmQuYm90LnYxLlNvdXJjZRIaChJjb252ZXJzYXRpb25fdG9rZW4YBCABKAkiHwoPQ2hhdFN0cmVhbURlbHRhEgwKBHRleHQYASABKAkiUwoNQ2hhdFN0cmVhbUVuZBIQCghncm91bmRlZBgBIAEoCBIwCgpnZW5lcmF0aW9uGAIgASgLMhwubWVuZC5ib3QudjEuR2VuZXJhdGlvbkZhY3RzIsQDCg5Lbm93bGVkZ2VFbnRyeRIQCghlbnRyeV9pZBgBIAEoCRIkCgRraW5kGAIgASgOMhYubWVuZC5ib3QudjEuRW50cnlLaW5kEg0KBXRpdGxlGAMgASgJEg8KB2NvbnRlbnQYBCABKAkSEQoJcXVlc3Rpb25zGAUgAygJEg4KBnNvdXJjZRgGIAEoCRIrCgpwcm92ZW5hbmNlGAcgASgLMhcubWVuZC5ib3QudjEuUHJvdmVuYW5jZRIoCgZzdGF0dXMYCCABKA4yGC5tZW5kLmJvdC52MS5FbnRyeVN0YXR1cxI7CghtZXRhZGF0YRgJIAMoCzIpLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5Lk1ldGFkYXRhRW50cnkSLwoLY3JlYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghyZXZpc2lvbhgMIAEoAxovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiwgEKClByb3ZlbmFuY2USFwoPaW50ZXJhY3Rpb25faWRzGAEgAygJEhUKDXRlYWNoZXJfbW9kZWwYAiABKAkSFgoOcHJvbXB0X3ZlcnNpb24YAyABKAkSFwoPdHJhaW5pbmdfcnVuX2lkGAQgASgJEg4KBmZpeF9pZBgFIAEoCRISCgpjcmVhdGVkX2J5GAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJuChZTZWFyY2hLbm93bGVkZ2VSZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEgkKAWsYAiABKAUSDgoGc291cmNlGAMgASgJEioKCHN0YXR1c2VzGAQgAygOMhgubWVuZC5ib3QudjEuRW50cnlTdGF0dXMiQgoXU2VhcmNoS25vd2xlZGdlUmVzcG9uc2USJwoEaGl0cxgBIAMoCzIZLm1lbmQuYm90LnYxLktub3dsZWRnZUhpdCJjCgxLbm93bGVkZ2VIaXQSKgoFZW50cnkYASABKAsyGy5tZW5kLmJvdC52MS5Lbm93bGVkZ2VFbnRyeRINCgVzY29yZRgCIAEoAhIYChBtYXRjaGVkX3F1ZXN0aW9uGAMgASgJImwKG0JhdGNoU2VhcmNoS25vd2xlZGdlUmVxdWVzdBI0CgdxdWVyaWVzGAEgAygLMiMubWVuZC5ib3QudjEuU2VhcmNoS25vd2xlZGdlUmVxdWVzdBIXCg9wZWVyX3NpbWlsYXJpdHkYAiABKAIifQocQmF0Y2hTZWFyY2hLbm93bGVkZ2VSZXNwb25zZRIvCgdyZXN1bHRzGAEgAygLMh4ubWVuZC5ib3QudjEuQmF0Y2hTZWFyY2hSZXN1bHQSLAoHZW50cmllcxgCIAMoCzIbLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5ImUKEUJhdGNoU2VhcmNoUmVzdWx0EikKBGhpdHMYASADKAsyGy5tZW5kLmJvdC52MS5CYXRjaFNlYXJjaEhpdBIlCgVwZWVycxgCIAMoCzIWLm1lbmQuYm90LnYxLlBlZXJRdWVyeSJLCg5CYXRjaFNlYXJjaEhpdBIQCghlbnRyeV9pZBgBIAEoCRINCgVzY29yZRgCIAEoAhIYChBtYXRjaGVkX3F1ZXN0aW9uGAMgASgJIi8KCVBlZXJRdWVyeRITCgtxdWVyeV9pbmRleBgBIAEoBRINCgVzY29yZRgCIAEoAiJrChZSZXBsYXlLbm93bGVkZ2VSZXF1ZXN0Eg8KB3F1ZXJpZXMYASADKAkSLAoHY2hhbmdlcxgCIAMoCzIbLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5EhIKCmVhY2hfYWxvbmUYAyABKAgiRQoXUmVwbGF5S25vd2xlZGdlUmVzcG9uc2USKgoHcmVzdWx0cxgBIAMoCzIZLm1lbmQuYm90LnYxLlJlcGxheVJlc3VsdCJ0CgxSZXBsYXlSZXN1bHQSEAoIZW50cnlfaWQYASABKAkSDQoFc2NvcmUYAiABKAISEAoIYW5zd2VyZWQYAyABKAgSMQoMb3ZlcnRha2VuX2J5GAQgAygLMhsubWVuZC5ib3QudjEuUmVwbGF5T3ZlcnRha2UiQwoOUmVwbGF5T3ZlcnRha2USEAoIZW50cnlfaWQYASABKAkSEAoIcXVlc3Rpb24YAiABKAkSDQoFc2NvcmUYAyABKAIibQoUVXBzZXJ0RW50cmllc1JlcXVlc3QSLAoHZW50cmllcxgBIAMoCzIbLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5EicKBG5vdGUYAiABKAsyGS5tZW5kLmJvdC52MS5SZXZpc2lvbk5vdGUiRQoVVXBzZXJ0RW50cmllc1Jlc3BvbnNlEiwKB2VudHJpZXMYASADKAsyGy5tZW5kLmJvdC52MS5Lbm93bGVkZ2VFbnRyeSIjCg9HZXRFbnRyeVJlcXVlc3QSEAoIZW50cnlfaWQYASABKAkiPgoQR2V0RW50cnlSZXNwb25zZRIqCgVlbnRyeRgBIAEoCzIbLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5IpsBChJMaXN0RW50cmllc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSDgoGc291cmNlGAMgASgJEigKBnN0YXR1cxgEIAEoDjIYLm1lbmQuYm90LnYxLkVudHJ5U3RhdHVzEiQKBGtpbmQYBSABKA4yFi5tZW5kLmJvdC52MS5FbnRyeUtpbmQiXAoTTGlzdEVudHJpZXNSZXNwb25zZRIsCgdlbnRyaWVzGAEgAygLMhsubWVuZC5ib3QudjEuS25vd2xlZGdlRW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIrUBChJVcGRhdGVFbnRyeVJlcXVlc3QSKgoFZW50cnkYASABKAsyGy5tZW5kLmJvdC52MS5Lbm93bGVkZ2VFbnRyeRIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSJwoEbm90ZRgDIAEoCzIZLm1lbmQuYm90LnYxLlJldmlzaW9uTm90ZRIZChFleHBlY3RlZF9yZXZpc2lvbhgEIAEoAyJBChNVcGRhdGVFbnRyeVJlc3BvbnNlEioKBWVudHJ5GAEgASgLMhsubWVuZC5ib3QudjEuS25vd2xlZGdlRW50cnkigQEKEkRlbGV0ZUVudHJ5UmVxdWVzdBIQCghlbnRyeV9pZBgBIAEoCRIVCg1hbGxvd19taXNzaW5nGAIgASgIEicKBG5vdGUYAyABKAsyGS5tZW5kLmJvdC52MS5SZXZpc2lvbk5vdGUSGQoRZXhwZWN0ZWRfcmV2aXNpb24YBCABKAMiFQoTRGVsZXRlRW50cnlSZXNwb25zZSJXCgxSZXZpc2lvbk5vdGUSDgoGYXV0aG9yGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIOCgZmaXhfaWQYAyABKAkSFwoPdHJhaW5pbmdfcnVuX2lkGAQgASgJIpQCChFLbm93bGVkZ2VSZXZpc2lvbhIQCghlbnRyeV9pZBgBIAEoCRIQCghyZXZpc2lvbhgCIAEoAxIrCgZhY3Rpb24YAyABKA4yGy5tZW5kLmJvdC52MS5SZXZpc2lvbkFjdGlvbhIqCgVlbnRyeRgEIAEoCzIbLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5Eg0KBWFjdG9yGAUgASgJEicKBG5vdGUYBiABKAsyGS5tZW5kLmJvdC52MS5SZXZpc2lvbk5vdGUSGQoRcmVzdG9yZWRfcmV2aXNpb24YByABKAMSLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIk8KFExpc3RSZXZpc2lvbnNSZXF1ZXN0EhAKCGVudHJ5X2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImMKFUxpc3RSZXZpc2lvbnNSZXNwb25zZRIxCglyZXZpc2lvbnMYASADKAsyHi5tZW5kLmJvdC52MS5Lbm93bGVkZ2VSZXZpc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkigAEKFlJlc3RvcmVSZXZpc2lvblJlcXVlc3QSEAoIZW50cnlfaWQYASABKAkSEAoIcmV2aXNpb24YAiABKAMSGQoRZXhwZWN0ZWRfcmV2aXNpb24YAyABKAMSJwoEbm90ZRgEIAEoCzIZLm1lbmQuYm90LnYxLlJldmlzaW9uTm90ZSJFChdSZXN0b3JlUmV2aXNpb25SZXNwb25zZRIqCgVlbnRyeRgBIAEoCzIbLm1lbmQuYm90LnYxLktub3dsZWRnZUVudHJ5KlIKCUVudHJ5S2luZBIaChZFTlRSWV9LSU5EX1VOU1BFQ0lGSUVEEAASFgoSRU5UUllfS0lORF9BUlRJQ0xFEAESEQoNRU5UUllfS0lORF9RQRACKn0KC0VudHJ5U3RhdHVzEhwKGEVOVFJZX1NUQVRVU19VTlNQRUNJRklFRBAAEhoKFkVOVFJZX1NUQVRVU19QVUJMSVNIRUQQARIZChVFTlRSWV9TVEFUVVNfUFJPUE9TRUQQAhIZChVFTlRSWV9TVEFUVVNfQVJDSElWRUQQAyqiAQoOUmV2aXNpb25BY3Rpb24SHwobUkVWSVNJT05fQUNUSU9OX1VOU1BFQ0lGSUVEEAASGgoWUkVWSVNJT05fQUNUSU9OX0NSRUFURRABEhoKFlJFVklTSU9OX0FDVElPTl9VUERBVEUQAhIaChZSRVZJU0lPTl9BQ1RJT05fREVMRVRFEAMSGwoXUkVWSVNJT05fQUNUSU9OX1JFU1RPUkUQBDKbAQoLQ2hhdFNlcnZpY2USOwoEQ2hhdBIYLm1lbmQuYm90LnYxLkNoYXRSZXF1ZXN0GhkubWVuZC5ib3QudjEuQ2hhdFJlc3BvbnNlEk8KCkNoYXRTdHJlYW0SHi5tZW5kLmJvdC52MS5DaGF0U3RyZWFtUmVxdWVzdBofLm1lbmQuYm90LnYxLkNoYXRTdHJlYW1SZXNwb25zZTABMogHChBLbm93bGVkZ2VTZXJ2aWNlElwKD1NlYXJjaEtub3dsZWRnZRIjLm1lbmQuYm90LnYxLlNlYXJjaEtub3dsZWRnZVJlcXVlc3QaJC5tZW5kLmJvdC52MS5TZWFyY2hLbm93bGVkZ2VSZXNwb25zZRJrChRCYXRjaFNlYXJjaEtub3dsZWRnZRIoLm1lbmQuYm90LnYxLkJhdGNoU2VhcmNoS25vd2xlZGdlUmVxdWVzdBopLm1lbmQuYm90LnYxLkJhdGNoU2VhcmNoS25vd2xlZGdlUmVzcG9uc2USXAoPUmVwbGF5S25vd2xlZGdlEiMubWVuZC5ib3QudjEuUmVwbGF5S25vd2xlZGdlUmVxdWVzdBokLm1lbmQuYm90LnYxLlJlcGxheUtub3dsZWRnZVJlc3BvbnNlElYKDVVwc2VydEVudHJpZXMSIS5tZW5kLmJvdC52MS5VcHNlcnRFbnRyaWVzUmVxdWVzdBoiLm1lbmQuYm90LnYxLlVwc2VydEVudHJpZXNSZXNwb25zZRJHCghHZXRFbnRyeRIcLm1lbmQuYm90LnYxLkdldEVudHJ5UmVxdWVzdBodLm1lbmQuYm90LnYxLkdldEVudHJ5UmVzcG9uc2USUAoLTGlzdEVudHJpZXMSHy5tZW5kLmJvdC52MS5MaXN0RW50cmllc1JlcXVlc3QaIC5tZW5kLmJvdC52MS5MaXN0RW50cmllc1Jlc3BvbnNlElAKC1VwZGF0ZUVudHJ5Eh8ubWVuZC5ib3QudjEuVXBkYXRlRW50cnlSZXF1ZXN0GiAubWVuZC5ib3QudjEuVXBkYXRlRW50cnlSZXNwb25zZRJQCgtEZWxldGVFbnRyeRIfLm1lbmQuYm90LnYxLkRlbGV0ZUVudHJ5UmVxdWVzdBogLm1lbmQuYm90LnYxLkRlbGV0ZUVudHJ5UmVzcG9uc2USVgoNTGlzdFJldmlzaW9ucxIhLm1lbmQuYm90LnYxLkxpc3RSZXZpc2lvbnNSZXF1ZXN0GiIubWVuZC5ib3QudjEuTGlzdFJldmlzaW9uc1Jlc3BvbnNlElwKD1Jlc3RvcmVSZXZpc2lvbhIjLm1lbmQuYm90LnYxLlJlc3RvcmVSZXZpc2lvblJlcXVlc3QaJC5tZW5kLmJvdC52MS5SZXN0b3JlUmV2aXNpb25SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * Source names one knowledge entry an answer was grounded in.
@@ -526,6 +526,14 @@ export type KnowledgeEntry = Message<"mend.bot.v1.KnowledgeEntry"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 11;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * The entry's current revision (see ListRevisions), from 1; in a
+   * KnowledgeRevision, that revision's number. Set by the server.
+   *
+   * @generated from field: int64 revision = 12;
+   */
+  revision: bigint;
 };
 
 /**
@@ -1016,6 +1024,14 @@ export type UpsertEntriesRequest = Message<"mend.bot.v1.UpsertEntriesRequest"> &
    * @generated from field: repeated mend.bot.v1.KnowledgeEntry entries = 1;
    */
   entries: KnowledgeEntry[];
+
+  /**
+   * Why the entries are written, for whom, and for which fix or run: kept
+   * with the revision each changed entry gets.
+   *
+   * @generated from field: mend.bot.v1.RevisionNote note = 2;
+   */
+  note?: RevisionNote | undefined;
 };
 
 /**
@@ -1189,6 +1205,22 @@ export type UpdateEntryRequest = Message<"mend.bot.v1.UpdateEntryRequest"> & {
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
   updateMask?: FieldMask | undefined;
+
+  /**
+   * Why the entry is changed, kept with the revision the change makes.
+   *
+   * @generated from field: mend.bot.v1.RevisionNote note = 3;
+   */
+  note?: RevisionNote | undefined;
+
+  /**
+   * When above 0: change the entry only if it is still at this revision
+   * (its `revision` when it was read), else FAILED_PRECONDITION naming the
+   * newer revision. 0 changes it whatever its revision.
+   *
+   * @generated from field: int64 expected_revision = 4;
+   */
+  expectedRevision: bigint;
 };
 
 /**
@@ -1238,6 +1270,22 @@ export type DeleteEntryRequest = Message<"mend.bot.v1.DeleteEntryRequest"> & {
    * @generated from field: bool allow_missing = 2;
    */
   allowMissing: boolean;
+
+  /**
+   * Why the entry is deleted, kept with the deletion's revision.
+   *
+   * @generated from field: mend.bot.v1.RevisionNote note = 3;
+   */
+  note?: RevisionNote | undefined;
+
+  /**
+   * When above 0: delete the entry only if it is still at this revision,
+   * else FAILED_PRECONDITION naming the newer revision. 0 deletes it
+   * whatever its revision. An entry already gone is as `allow_missing` says.
+   *
+   * @generated from field: int64 expected_revision = 4;
+   */
+  expectedRevision: bigint;
 };
 
 /**
@@ -1261,6 +1309,254 @@ export type DeleteEntryResponse = Message<"mend.bot.v1.DeleteEntryResponse"> & {
  */
 export const DeleteEntryResponseSchema: GenMessage<DeleteEntryResponse> = /*@__PURE__*/
   messageDesc(file_mend_bot_v1_bot_service, 32);
+
+/**
+ * RevisionNote says why a change is made, and for whom. It is kept with the
+ * revision the change makes, beside who called (KnowledgeRevision.actor).
+ * Every field is optional; each is at most 256 characters, `reason` 2,000.
+ *
+ * @generated from message mend.bot.v1.RevisionNote
+ */
+export type RevisionNote = Message<"mend.bot.v1.RevisionNote"> & {
+  /**
+   * The person the change is made for, e.g. the reviewer whose approval the
+   * trainer carries out.
+   *
+   * @generated from field: string author = 1;
+   */
+  author: string;
+
+  /**
+   * Why the change is made, in a person's words.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+
+  /**
+   * The trainer fix the change belongs to.
+   *
+   * @generated from field: string fix_id = 3;
+   */
+  fixId: string;
+
+  /**
+   * The trainer run the change belongs to.
+   *
+   * @generated from field: string training_run_id = 4;
+   */
+  trainingRunId: string;
+};
+
+/**
+ * Describes the message mend.bot.v1.RevisionNote.
+ * Use `create(RevisionNoteSchema)` to create a new message.
+ */
+export const RevisionNoteSchema: GenMessage<RevisionNote> = /*@__PURE__*/
+  messageDesc(file_mend_bot_v1_bot_service, 33);
+
+/**
+ * KnowledgeRevision is one change to one entry, as recorded.
+ *
+ * @generated from message mend.bot.v1.KnowledgeRevision
+ */
+export type KnowledgeRevision = Message<"mend.bot.v1.KnowledgeRevision"> & {
+  /**
+   * The entry's id.
+   *
+   * @generated from field: string entry_id = 1;
+   */
+  entryId: string;
+
+  /**
+   * The revision's number: 1 for the entry's first, one more for each change.
+   *
+   * @generated from field: int64 revision = 2;
+   */
+  revision: bigint;
+
+  /**
+   * What the change did.
+   *
+   * @generated from field: mend.bot.v1.RevisionAction action = 3;
+   */
+  action: RevisionAction;
+
+  /**
+   * The entry as it was after the change (its `revision` is this one's);
+   * unset for a deletion. Its `create_time` and `update_time` are unset.
+   *
+   * @generated from field: mend.bot.v1.KnowledgeEntry entry = 4;
+   */
+  entry?: KnowledgeEntry | undefined;
+
+  /**
+   * Who called: `admin` or `trainer` (the caller's credential), `bot` for
+   * the bot's own ingest, `migration` for the first revision of an entry
+   * that existed before revisions were kept.
+   *
+   * @generated from field: string actor = 5;
+   */
+  actor: string;
+
+  /**
+   * The caller's note: for whom, why, and which fix or run.
+   *
+   * @generated from field: mend.bot.v1.RevisionNote note = 6;
+   */
+  note?: RevisionNote | undefined;
+
+  /**
+   * For a restore, the revision whose entry it wrote back; else 0.
+   *
+   * @generated from field: int64 restored_revision = 7;
+   */
+  restoredRevision: bigint;
+
+  /**
+   * When the change was made.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 8;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message mend.bot.v1.KnowledgeRevision.
+ * Use `create(KnowledgeRevisionSchema)` to create a new message.
+ */
+export const KnowledgeRevisionSchema: GenMessage<KnowledgeRevision> = /*@__PURE__*/
+  messageDesc(file_mend_bot_v1_bot_service, 34);
+
+/**
+ * ListRevisionsRequest selects a page of one entry's revisions, newest first.
+ *
+ * @generated from message mend.bot.v1.ListRevisionsRequest
+ */
+export type ListRevisionsRequest = Message<"mend.bot.v1.ListRevisionsRequest"> & {
+  /**
+   * The id of the entry. Required.
+   *
+   * @generated from field: string entry_id = 1;
+   */
+  entryId: string;
+
+  /**
+   * Page size: 0 means the default of 50; at most 1,000; negative values are
+   * rejected. Fewer may be returned.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * The `next_page_token` of the previous page, or empty for the first page.
+   * A token is only valid for the entry it was issued for.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message mend.bot.v1.ListRevisionsRequest.
+ * Use `create(ListRevisionsRequestSchema)` to create a new message.
+ */
+export const ListRevisionsRequestSchema: GenMessage<ListRevisionsRequest> = /*@__PURE__*/
+  messageDesc(file_mend_bot_v1_bot_service, 35);
+
+/**
+ * ListRevisionsResponse is one page of an entry's revisions.
+ *
+ * @generated from message mend.bot.v1.ListRevisionsResponse
+ */
+export type ListRevisionsResponse = Message<"mend.bot.v1.ListRevisionsResponse"> & {
+  /**
+   * The revisions, newest first.
+   *
+   * @generated from field: repeated mend.bot.v1.KnowledgeRevision revisions = 1;
+   */
+  revisions: KnowledgeRevision[];
+
+  /**
+   * Pass as `page_token` to get the next page; empty when this is the last.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message mend.bot.v1.ListRevisionsResponse.
+ * Use `create(ListRevisionsResponseSchema)` to create a new message.
+ */
+export const ListRevisionsResponseSchema: GenMessage<ListRevisionsResponse> = /*@__PURE__*/
+  messageDesc(file_mend_bot_v1_bot_service, 36);
+
+/**
+ * RestoreRevisionRequest names the revision to write back.
+ *
+ * @generated from message mend.bot.v1.RestoreRevisionRequest
+ */
+export type RestoreRevisionRequest = Message<"mend.bot.v1.RestoreRevisionRequest"> & {
+  /**
+   * The id of the entry. Required.
+   *
+   * @generated from field: string entry_id = 1;
+   */
+  entryId: string;
+
+  /**
+   * The revision whose entry to write back, from 1. Required.
+   *
+   * @generated from field: int64 revision = 2;
+   */
+  revision: bigint;
+
+  /**
+   * When above 0: restore only if the entry is still at this revision (what
+   * the caller saw), else FAILED_PRECONDITION naming the newer revision. 0
+   * restores whatever the entry's revision.
+   *
+   * @generated from field: int64 expected_revision = 3;
+   */
+  expectedRevision: bigint;
+
+  /**
+   * Why, for whom, and which fix or run: kept with the restore's revision.
+   *
+   * @generated from field: mend.bot.v1.RevisionNote note = 4;
+   */
+  note?: RevisionNote | undefined;
+};
+
+/**
+ * Describes the message mend.bot.v1.RestoreRevisionRequest.
+ * Use `create(RestoreRevisionRequestSchema)` to create a new message.
+ */
+export const RestoreRevisionRequestSchema: GenMessage<RestoreRevisionRequest> = /*@__PURE__*/
+  messageDesc(file_mend_bot_v1_bot_service, 37);
+
+/**
+ * RestoreRevisionResponse carries the entry as restored.
+ *
+ * @generated from message mend.bot.v1.RestoreRevisionResponse
+ */
+export type RestoreRevisionResponse = Message<"mend.bot.v1.RestoreRevisionResponse"> & {
+  /**
+   * The entry as now stored; its `revision` is the restore's.
+   *
+   * @generated from field: mend.bot.v1.KnowledgeEntry entry = 1;
+   */
+  entry?: KnowledgeEntry | undefined;
+};
+
+/**
+ * Describes the message mend.bot.v1.RestoreRevisionResponse.
+ * Use `create(RestoreRevisionResponseSchema)` to create a new message.
+ */
+export const RestoreRevisionResponseSchema: GenMessage<RestoreRevisionResponse> = /*@__PURE__*/
+  messageDesc(file_mend_bot_v1_bot_service, 38);
 
 /**
  * EntryKind is the shape of a knowledge entry.
@@ -1339,6 +1635,54 @@ export enum EntryStatus {
  */
 export const EntryStatusSchema: GenEnum<EntryStatus> = /*@__PURE__*/
   enumDesc(file_mend_bot_v1_bot_service, 1);
+
+/**
+ * RevisionAction is what a revision did to its entry.
+ *
+ * @generated from enum mend.bot.v1.RevisionAction
+ */
+export enum RevisionAction {
+  /**
+   * Not used.
+   *
+   * @generated from enum value: REVISION_ACTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The entry was written with an id that had no entry.
+   *
+   * @generated from enum value: REVISION_ACTION_CREATE = 1;
+   */
+  CREATE = 1,
+
+  /**
+   * The entry was changed (UpsertEntries, UpdateEntry).
+   *
+   * @generated from enum value: REVISION_ACTION_UPDATE = 2;
+   */
+  UPDATE = 2,
+
+  /**
+   * The entry was deleted; the revision holds no entry.
+   *
+   * @generated from enum value: REVISION_ACTION_DELETE = 3;
+   */
+  DELETE = 3,
+
+  /**
+   * An earlier revision was written back (RestoreRevision).
+   *
+   * @generated from enum value: REVISION_ACTION_RESTORE = 4;
+   */
+  RESTORE = 4,
+}
+
+/**
+ * Describes the enum mend.bot.v1.RevisionAction.
+ */
+export const RevisionActionSchema: GenEnum<RevisionAction> = /*@__PURE__*/
+  enumDesc(file_mend_bot_v1_bot_service, 2);
 
 /**
  * ChatService answers customers. It is reachable from the browser through
@@ -1496,6 +1840,38 @@ export const KnowledgeService: GenService<{
     methodKind: "unary";
     input: typeof DeleteEntryRequestSchema;
     output: typeof DeleteEntryResponseSchema;
+  },
+  /**
+   * ListRevisions pages through one entry's history, newest first. Every
+   * write that changes an entry (UpsertEntries, UpdateEntry, DeleteEntry,
+   * RestoreRevision, the bot's own ingest) makes one revision, in the same
+   * transaction as the change: the entry as it was after it (none after a
+   * deletion), who called, and the caller's `note`. A write that changes
+   * nothing makes none. Fails with NOT_FOUND when the entry never existed.
+   *
+   * @generated from rpc mend.bot.v1.KnowledgeService.ListRevisions
+   */
+  listRevisions: {
+    methodKind: "unary";
+    input: typeof ListRevisionsRequestSchema;
+    output: typeof ListRevisionsResponseSchema;
+  },
+  /**
+   * RestoreRevision writes one of the entry's earlier revisions back: the
+   * entry becomes what it was after that revision (a deleted entry comes
+   * back), recorded as a new revision; the history is kept. With
+   * `expected_revision`, fails with FAILED_PRECONDITION, naming the newer
+   * revision, when the entry has changed since that revision. Restoring the
+   * state the entry already has writes nothing, so a retry is harmless.
+   * Fails with NOT_FOUND when there is no such revision, and with
+   * INVALID_ARGUMENT when the revision is a deletion (use DeleteEntry).
+   *
+   * @generated from rpc mend.bot.v1.KnowledgeService.RestoreRevision
+   */
+  restoreRevision: {
+    methodKind: "unary";
+    input: typeof RestoreRevisionRequestSchema;
+    output: typeof RestoreRevisionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_mend_bot_v1_bot_service, 1);
