@@ -959,7 +959,7 @@ def test_each_workload_gets_only_the_secrets_it_uses(
         chart: helm.Chart, scenario: str, chat: str, embedder: str) -> None:
     values = SCENARIOS[scenario]
     assert (render_config(chart, values)["llm"], render_config(chart, values)["embeddings"]) == (chat, embedder)
-    pinecone = {"PINECONE_API_KEY"} if render_config(chart, values)["vectorStore"] == "pinecone" else set()
+    pinecone = {"PINECONE_API_KEY"} if vector_store(chart, values) == "pinecone" else set()
     database, page_token = {"DATABASE_URL"}, {"MEND_PAGE_TOKEN_SECRET"}
     expected = {
         "interactions": database | page_token | CHECKS["interactions"],
@@ -1029,7 +1029,7 @@ def test_the_services_accept_the_settings_the_chart_gives_them(
         interactions = f"dns:///{FULLNAME}-interactions-headless.{NAMESPACE}.svc.cluster.local:50051"
         if command == ("bot", "serve") or command == ("bot", "ingest"):
             assert (settings.vector_store, settings.chat.provider, settings.embedder.provider) == (
-                config["vectorStore"], config["llm"], config["embeddings"])
+                vector_store(chart, SCENARIOS[scenario]), config["llm"], config["embeddings"])
             assert settings.interactions_address == interactions
         if command[0] == "trainer" and command[1] != "migrate":
             assert settings.chat.provider == config["llm"]
@@ -1051,6 +1051,13 @@ def test_interactions_keeps_exchanges_as_long_as_the_values_say(
 
 def render_config(chart: helm.Chart, values: dict[str, Any]) -> dict[str, Any]:
     return chart.merge_values(values)["config"]
+
+
+def vector_store(chart: helm.Chart, values: dict[str, Any]) -> str:
+    """The store the values choose: config.vectorStore, or with it empty the demo database's pgvector when
+    that is on, else Pinecone."""
+    merged = chart.merge_values(values)
+    return merged["config"]["vectorStore"] or ("pgvector" if merged["demoDatabase"]["enabled"] else "pinecone")
 
 
 # --- the gateway and the page ---
@@ -1356,9 +1363,20 @@ def test_only_the_pods_that_use_the_database_reach_the_demo_database(chart: helm
         assert not allows(spec, "anywhere", 5432), component  # the demo database, not any address
 
 
+def test_the_demo_database_alone_is_a_whole_install_with_its_vectors_in_it(
+        chart: helm.Chart, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--set demoDatabase.enabled=true` and nothing else: no database, no Pinecone key needed."""
+    documents = render(chart, {"demoDatabase": {"enabled": True}})
+    for _, container, command in python_containers(documents):
+        settings, _ = read_settings(monkeypatch, command, container_environment(documents, container))
+        if command[0] == "bot":
+            assert settings.vector_store == "pgvector"
+        assert "PINECONE_API_KEY" not in container_environment(documents, container)
+
+
 @pytest.mark.parametrize(("values", "message"), [
     ({**DEMO_DATABASE, "secrets": {"databaseUrl": SECRETS["databaseUrl"]}}, "exclude each other"),
-    ({"demoDatabase": {"enabled": True}}, r"config\.vectorStore=pgvector"),
+    ({"demoDatabase": {"enabled": True}, "config": {"vectorStore": "pinecone"}}, r"config\.vectorStore=pgvector"),
 ])
 def test_the_demo_database_refuses_what_it_cannot_serve(
         chart: helm.Chart, values: dict[str, Any], message: str) -> None:

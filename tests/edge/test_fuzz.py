@@ -8,8 +8,8 @@ service is still serving afterwards.
 
 The admin's token is sent, so a request reaches its handler rather than
 stopping at the credential check. The health service's Watch streams until the
-client leaves, and reflection is a bidirectional stream: tests/kit/test_health.py
-and grpcurl's use of reflection cover those."""
+client leaves, and reflection is a bidirectional stream: Watch is checked on every
+service below (and on shutdown in tests/kit/test_health.py), reflection by grpcurl."""
 
 from __future__ import annotations
 
@@ -150,3 +150,13 @@ def test_no_request_makes_a_service_fail_or_hang(channels, port, method, data):
     for name, channel in channels.items():
         health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
         assert health.status == health_pb2.HealthCheckResponse.SERVING, name
+
+
+@pytest.mark.parametrize("port", list(SERVICES))
+def test_health_watch_streams_serving_on_every_service(channels, port):
+    """Client-side health checking watches each service: it must see SERVING, not an error."""
+    watch = health_pb2_grpc.HealthStub(channels[port]).Watch(health_pb2.HealthCheckRequest(), timeout=10)
+    try:
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        watch.cancel()

@@ -198,7 +198,7 @@ a message that names the value to set. Rendered once, by the ConfigMap.
 {{- if not (or $s.databaseUrl .Values.demoDatabase.enabled) }}
 {{- fail "secrets.databaseUrl (or secrets.existingSecret) is required: Mend runs on a managed PostgreSQL in Kubernetes (for a demo, demoDatabase.enabled=true runs one in the cluster)" }}
 {{- end }}
-{{- if and (eq .Values.config.vectorStore "pinecone") (not $s.pineconeApiKey) }}
+{{- if and (eq (include "mend.vectorStore" .) "pinecone") (not $s.pineconeApiKey) }}
 {{- fail "secrets.pineconeApiKey (or secrets.existingSecret) is required with config.vectorStore=pinecone (config.vectorStore=pgvector keeps the vectors in PostgreSQL, the demo database too)" }}
 {{- end }}
 {{- end }}
@@ -220,4 +220,13 @@ a message that names the value to set. Rendered once, by the ConfigMap.
 {{- if and (eq .Values.config.llm "local") (eq .Values.config.trainer.publishPolicy "auto") }}
 {{- fail "config.trainer.publishPolicy=auto needs a cloud teacher (config.llm=bedrock or openai); the embedded model's fixes always wait for review" }}
 {{- end }}
+{{- end }}
+
+{{/*
+The vector store: config.vectorStore, or when that is empty (the default)
+pgvector in the demo database with demoDatabase.enabled, else Pinecone. So a
+demo install needs nothing outside the cluster.
+*/}}
+{{- define "mend.vectorStore" -}}
+{{- .Values.config.vectorStore | default (ternary "pgvector" "pinecone" .Values.demoDatabase.enabled) -}}
 {{- end }}

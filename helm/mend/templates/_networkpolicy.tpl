@@ -116,7 +116,7 @@ spec:
 {{- if has "embedder" . }}
 {{- $providers = append $providers $config.embeddings }}
 {{- end }}
-{{- if and (has "vectorStore" .) (eq $config.vectorStore "pinecone") }}
+{{- if and (has "vectorStore" .) (eq (include "mend.vectorStore" $root) "pinecone") }}
 {{- $providers = append $providers "pinecone" }}
 {{- end }}
 {{- $ports := list }}

@@ -72,7 +72,7 @@ it could present: no pod holds the admin token or another service's.
 {{- if has "pageToken" .secrets }}
 {{ include "mend.python.secretEnv" (dict "root" $root "name" "MEND_PAGE_TOKEN_SECRET" "key" "pageTokenSecret" "secret" $secret) }}
 {{- end }}
-{{- if and (has "vectorStore" .secrets) (eq $root.Values.config.vectorStore "pinecone") }}
+{{- if and (has "vectorStore" .secrets) (eq (include "mend.vectorStore" $root) "pinecone") }}
 {{ include "mend.python.secretEnv" (dict "root" $root "name" "PINECONE_API_KEY" "key" "pineconeApiKey" "secret" $secret) }}
 {{- end }}
 {{- $providers := list }}

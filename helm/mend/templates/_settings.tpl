@@ -74,7 +74,7 @@ Call with (dict "root" $ "component" "bot").
   "BOT_PORT" (toString (int $v.bot.port))
   "BOT_DB_POOL_SIZE" (toString (int $v.bot.dbPoolSize))
   "INTERACTIONS_ADDR" (include "mend.serviceAddress" (dict "root" $root "component" "interactions"))
-  "MEND_VECTOR_STORE" $c.vectorStore
+  "MEND_VECTOR_STORE" (include "mend.vectorStore" $root)
   "MEND_BRAND_NAME" $c.persona.brandName
   "MEND_BOT_NAME" $c.persona.botName
   "MEND_BRAND_TONE" $c.persona.tone
@@ -86,7 +86,7 @@ Call with (dict "root" $ "component" "bot").
   "MEND_SIMILARITY_THRESHOLD" (toString $c.retrieval.similarityThreshold)
   "MEND_TRACE_CHAT_TEXT" (toString $c.traceChatText)
 ) (include "mend.settings.chatModel" $root | fromJson) (include "mend.settings.embedder" $root | fromJson) }}
-{{- if eq $c.vectorStore "pinecone" }}
+{{- if eq (include "mend.vectorStore" $root) "pinecone" }}
 {{- $data = merge $data (dict
   "PINECONE_INDEX_NAME" $c.pinecone.indexName
   "PINECONE_HOST" $c.pinecone.host
