@@ -62,7 +62,7 @@ def models(settings: Settings, stack: AsyncExitStack) -> tuple[ChatModel, Judge]
 
 def policy(settings: Settings) -> Policy:
     return Policy(settings.feedback_threshold, settings.publish_policy, settings.covered_similarity,
-                  settings.duplicate_similarity, settings.brand)
+                  settings.duplicate_similarity, settings.brand, reinforce=settings.liked_as_phrasings)
 
 
 @asynccontextmanager

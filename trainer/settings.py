@@ -14,6 +14,7 @@ from mendkit.settings import (
     Shared,
     address_of,
     brand_from_env,
+    env_bool,
     env_choice,
     env_float,
     env_int,
@@ -43,6 +44,8 @@ class Settings:
     # 86.0%, 163 regressions against 172; at 0.7, 4.4 fixes per topic but 82.5%
     # healed (different topics merge).
     duplicate_similarity: float
+    # Liked questions their entry does not list are proposed as its phrasings (trainer/loop.py, `reinforce`).
+    liked_as_phrasings: bool
     # Model ids for the cloud teacher and judge; empty: Bedrock's Claude 3 Sonnet
     # and Haiku, or OPENAI_CHAT_MODEL for an OpenAI-compatible endpoint.
     teacher_model: str
@@ -74,6 +77,7 @@ class Settings:
             publish_policy=policy,
             covered_similarity=env_float("MEND_COVERED_SIMILARITY", 0.8, minimum=-1.0, maximum=1.0),
             duplicate_similarity=env_float("MEND_DUPLICATE_SIMILARITY", 0.75, minimum=-1.0, maximum=1.0),
+            liked_as_phrasings=env_bool("MEND_LIKED_AS_PHRASINGS", True),
             teacher_model=env_str("MEND_TEACHER_MODEL", ""),
             judge_model=env_str("MEND_JUDGE_MODEL", ""),
             brand=brand_from_env(),

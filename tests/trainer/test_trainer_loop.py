@@ -245,6 +245,16 @@ async def test_cloud_teacher_and_judge_default_to_sonnet_and_haiku(monkeypatch):
         assert isinstance(models(Settings.from_env(), stack)[1], SimilarityJudge)
 
 
+@pytest.mark.parametrize(("value", "reinforce"), [(None, True), ("false", False), ("true", True)])
+def test_liked_questions_become_phrasings_unless_the_operator_says_not(monkeypatch, value, reinforce):
+    from trainer.__main__ import policy
+    from trainer.settings import Settings
+
+    if value is not None:
+        monkeypatch.setenv("MEND_LIKED_AS_PHRASINGS", value)
+    assert policy(Settings.from_env()).reinforce is reinforce
+
+
 # --- large runs: a few round trips per page, not one per question ---------------------
 
 

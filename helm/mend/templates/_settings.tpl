@@ -103,6 +103,7 @@ Call with (dict "root" $ "component" "bot").
   "MEND_PUBLISH_POLICY" $c.trainer.publishPolicy
   "MEND_COVERED_SIMILARITY" (toString $c.trainer.coveredSimilarity)
   "MEND_DUPLICATE_SIMILARITY" (toString $c.trainer.duplicateSimilarity)
+  "MEND_LIKED_AS_PHRASINGS" (toString $c.trainer.likedAsPhrasings)
   "MEND_TEACHER_MODEL" $c.trainer.teacherModel
   "MEND_JUDGE_MODEL" $c.trainer.judgeModel
   "MEND_BRAND_NAME" $c.persona.brandName
