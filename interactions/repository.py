@@ -158,12 +158,14 @@ async def list_page(
 async def set_feedback(
     pool: asyncpg.Pool, interaction_id: uuid.UUID, feedback: int, reason: str | None, comment: str
 ) -> asyncpg.Record:
-    """Records a vote, replacing any earlier one."""
+    """Records a vote, replacing any earlier one. Its comment is new text, so an
+    exchange retention had masked is masked again at its next pass."""
     async with database_errors("interactions"):
         row = await pool.fetchrow(
             f"""
             UPDATE interactions
-               SET feedback = $2, feedback_reason = $3, feedback_comment = $4, feedback_time = now()
+               SET feedback = $2, feedback_reason = $3, feedback_comment = $4, feedback_time = now(),
+                   personal_data_masked = personal_data_masked AND $4 = ''
              WHERE interaction_id = $1
             RETURNING {_COLUMNS}
             """,

@@ -61,6 +61,7 @@ async def keep_applying(pool: asyncpg.Pool, retention: Retention, interval_s: fl
     while True:
         try:
             await apply(pool, retention)
-        except MendError as error:
-            _log.warning("retention pass failed; trying again at the next", extra={"error": error.message})
+        except (MendError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            # A restart of PostgreSQL raises more than database_errors maps: none may end the task.
+            _log.warning("retention pass failed; trying again at the next", extra={"error": str(error)[:300]})
         await asyncio.sleep(interval_s)

@@ -27,21 +27,22 @@ EMAIL, PHONE, CARD, ORDER, ADDRESS, ACCOUNT = (
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 # 13 to 19 digits, grouped by spaces or dashes as people type them.
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b")
+_IBAN = re.compile(r"(?i)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b")
 # What follows a word that names an order-like number: "order 4411-2093", "invoice #INV-20931", "ref: AB1234".
 _ORDER_AFTER_WORD = re.compile(
     r"(?i)\b(?:orders?|invoice|tracking|reference|ref|booking|confirmation|parcel|shipment|rma|case|ticket|"
     r"return)(?:\s+(?:number|no\.?|num|id|code))?\s*(?:is\s+|was\s+)?[:#]?\s*"
     r"(?=[A-Z0-9-]*\d)([A-Z0-9](?:[A-Z0-9-]*[A-Z0-9]){2,})\b")
 _HASH_NUMBER = re.compile(r"(?<!\w)#\s?\d{3,}\b")
-# A code of capitals and at least four digits, as order systems print them: AF203914, ORD-20391.
-_CODE = re.compile(r"\b(?=[A-Z0-9-]*[A-Z])(?=(?:[A-Z-]*\d){4})[A-Z0-9]{2,}(?:-[A-Z0-9]+)*\b")
+# A code of capitals and at least six digits, as order systems print them: AF203914, ORD-203914.
+# Product models have fewer (WH-1000XM4, A2337, KD-55X85K) and stay as they are.
+_CODE = re.compile(r"\b(?=[A-Z0-9-]*[A-Z])(?=(?:[A-Z-]*\d){6})[A-Z0-9]{2,}(?:-[A-Z0-9]+)*\b")
 # A phone number: an optional +country code, then groups of digits with spaces, dots, dashes or brackets;
 # 7 to 15 digits in all (checked apart). Not a date: those are left as they are.
 _PHONE = re.compile(r"(?<![\w+])(?:\+|00)?\(?\d[\d ().-]{5,20}\d(?!\w)")
 _DATE = re.compile(r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}")
-_STREET_WORD = (r"(?:street|st\.|road|rd\.|avenue|ave\.?|boulevard|blvd\.?|lane|ln\.|drive|dr\.|highway|hwy\.?|"
-                r"parkway|terrace)")
+_STREET_WORD = (r"(?:street|st\b\.?|road|rd\b\.?|avenue|ave\b\.?|boulevard|blvd\b\.?|lane|ln\b\.?|drive|dr\b\.?|"
+                r"highway|hwy\b\.?|parkway|terrace)")
 _STREETS = [
     # 221B Baker Street, 12 high st., 1600 Pennsylvania Avenue NW
     re.compile(rf"(?i)\b\d{{1,5}}[a-z]?,?\s+(?:[a-z][\w'.-]*\s+){{1,4}}{_STREET_WORD}(?!\w)"),

@@ -11,9 +11,12 @@ from mendkit.personal_data import mask
 
 
 def masked(item: ipb.Interaction) -> ipb.Interaction:
-    """The interaction with the customer's question and comment masked."""
+    """The interaction with the customer's question and comment masked, and the
+    bot's answer too: a model in the bot may have echoed what the customer wrote,
+    and the teacher reads that answer and may copy from it into a fix."""
     copy = ipb.Interaction()
     copy.CopyFrom(item)
     copy.user_query = mask(item.user_query)
     copy.feedback_comment = mask(item.feedback_comment)
+    copy.bot_response = mask(item.bot_response)
     return copy

@@ -39,3 +39,5 @@ async def services(database_url, knowledge_index, peer):
             code, logs = await stop(process)
             assert code == 0
             assert not any(token in json.dumps(logs) for token in (*TOKENS.values(), STRANGER))
+            # A fault inside a service, even one its caller saw mapped to another code, is a bug.
+            assert not [line for line in logs if line.get("message") == "unhandled error"]

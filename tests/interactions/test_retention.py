@@ -11,6 +11,7 @@ import os
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 
 from interactions import retention
@@ -49,6 +50,37 @@ async def test_exchanges_past_the_period_are_masked_once_and_newer_ones_kept(int
     assert (kept.user_query, kept.feedback_comment) == (QUESTION, COMMENT)
     # Once: the next pass finds nothing left to do.
     assert await retention.apply(pool, Retention(30, "mask"), now=NOW) == 0
+
+
+async def test_a_vote_on_a_masked_exchange_has_its_comment_masked_at_the_next_pass(interactions, pool):
+    old = await logged(interactions, pool, 31)
+    await retention.apply(pool, Retention(30, "mask"), now=NOW)
+    await interactions.SubmitFeedback(pb.SubmitFeedbackRequest(interaction_id=old, rating=pb.RATING_DISLIKE,
+                                                               comment="call me on +44 7700 900123"))
+    assert await retention.apply(pool, Retention(30, "mask"), now=NOW) == 1
+    assert (await stored(interactions, old)).feedback_comment == "call me on [phone number]"
+
+
+async def test_a_failing_pass_does_not_end_retention(pool, monkeypatch):
+    """A PostgreSQL restart raises errors of many kinds: the next pass still comes."""
+    passes = []
+
+    async def flaky(pool, retention_):
+        passes.append(len(passes))
+        if len(passes) == 1:
+            raise asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command")
+        if len(passes) == 2:
+            raise asyncpg.InterfaceError("connection is closed")
+        return 0
+
+    monkeypatch.setattr(retention, "apply", flaky)
+    task = asyncio.create_task(retention.keep_applying(pool, Retention(30, "mask"), interval_s=0.01))
+    for _ in range(200):
+        if len(passes) >= 3:
+            break
+        await asyncio.sleep(0.01)
+    assert len(passes) >= 3 and not task.done()
+    task.cancel()
 
 
 async def test_exchanges_past_the_period_can_be_deleted_instead(interactions, pool):

@@ -32,12 +32,15 @@ PLANTED = [
     ("the parcel AF203914 never came", "AF203914", ORDER),
     ("Ship it to 221B Baker Street please", "221B Baker Street", ADDRESS),
     ("I live at 12 high st. in Leeds", "12 high st.", ADDRESS),
+    ("I live at 123 Main St, Springfield", "123 Main St", ADDRESS),
+    ("it went to 55 Oak Rd instead", "55 Oak Rd", ADDRESS),
     ("deliver to 5 Elm Close tomorrow", "5 Elm Close", ADDRESS),
     ("Lieferung an Hauptstraße 5", "Hauptstraße 5", ADDRESS),
     ("envoyez au 10 rue de Rivoli", "10 rue de Rivoli", ADDRESS),
     ("postcode SW1A 1AA", "SW1A 1AA", ADDRESS),
     ("it is 10115 Berlin", "10115 Berlin", ADDRESS),
     ("refund to IBAN DE89 3704 0044 0532 0130 00", "DE89 3704 0044 0532 0130 00", ACCOUNT),
+    ("my iban is de89370400440532013000", "de89370400440532013000", ACCOUNT),
 ]
 
 
@@ -67,6 +70,9 @@ def test_several_values_in_one_message_are_all_masked():
     "What is the return policy for orders over 75 euros?",
     "My order was 2 days late",
     "The 40L backpack and the X100 stove",
+    "Is the WH-1000XM4 in stock?",
+    "Does the MacBook Air A2337 charger fit?",
+    "The TV shows error code E1234",
     "card 4111 1111 1111 1112 is not a card number: it fails the Luhn check",
     "",
 ])

@@ -36,7 +36,9 @@ class RecordingTeacher(Teacher):
 async def test_a_run_sends_and_publishes_no_planted_personal_data(interactions, knowledge):
     await upsert(knowledge, RETURNS)
     gap = await disliked(interactions, "Can I rent a tent? Mail me at jane.doe@example.com or call +44 20 7946 0958",
-                         comment="my card 4111 1111 1111 1111 was charged for order AF-203914")
+                         comment="my card 4111 1111 1111 1111 was charged for order AF-203914",
+                         # A model in the bot echoed the customer: the teacher reads this answer too.
+                         answer="Sorry jane.doe@example.com, I cannot see order AF-203914.")
     stale = await disliked(interactions, "Can I send back my order AF-203914? It came to jane.doe@example.com",
                            source=("faq-returns", 0.9), answer=RETURNS.content,
                            reason=ipb.FEEDBACK_REASON_OUTDATED,
