@@ -286,12 +286,17 @@ class Trainer:
         current = await self._entry(fix.entry_id)
         if current is None:  # the entry is gone, and with it what the fix changed
             return
+        listed = (await self.knowledge.ListRevisions(bpb.ListRevisionsRequest(entry_id=fix.entry_id,
+                                                                              page_size=1))).revisions
+        newest = listed[0] if listed else None
+        if newest is not None and _rolled_back(newest, fix.fix_id):
+            return  # a retried rollback whose change landed the first time: only the record is left
         if fix.kind == EDIT_ANSWER and current.content != fix.answer:
             raise FailedPrecondition(
                 f"entry {fix.entry_id!r}'s answer changed since fix {fix.fix_id!r} published it, so rolling "
                 "back would overwrite that change; edit the entry by hand (the fix's previous_answer holds "
                 "the answer before it)")
-        if previous := await self._revision_before(fix, current):
+        if previous := _revision_before(fix, current, newest):
             # The expected revision makes the bot refuse, naming the change, an edit that lands meanwhile.
             await self.knowledge.RestoreRevision(bpb.RestoreRevisionRequest(
                 entry_id=fix.entry_id, revision=previous, expected_revision=current.revision, note=note))
@@ -301,11 +306,17 @@ class Trainer:
         else:
             await self._write(changes.with_answer(current, fix.previous_answer), note)
 
-    async def _revision_before(self, fix: FixRecord, current: bpb.KnowledgeEntry) -> int:
-        """The entry's revision before the fix's approval, when that approval is
-        still its newest revision (nothing changed since); else 0."""
-        newest = (await self.knowledge.ListRevisions(bpb.ListRevisionsRequest(entry_id=fix.entry_id,
-                                                                              page_size=1))).revisions
-        if newest and newest[0].revision == current.revision > 1 and newest[0].note.fix_id == fix.fix_id:
-            return current.revision - 1
-        return 0
+
+
+def _revision_before(fix: FixRecord, current: bpb.KnowledgeEntry, newest: bpb.KnowledgeRevision | None) -> int:
+    """The entry's revision before the fix's approval, when that approval is
+    still its newest revision (nothing changed since); else 0."""
+    if newest is not None and newest.revision == current.revision > 1 and newest.note.fix_id == fix.fix_id:
+        return current.revision - 1
+    return 0
+
+
+def _rolled_back(revision: bpb.KnowledgeRevision, fix_id: str) -> bool:
+    """Whether `revision` is this fix's rollback (its note as `review` signs it),
+    not its approval, which names the fix too."""
+    return revision.note.fix_id == fix_id and revision.note.reason.startswith(f"{_DONE['rollback']} fix {fix_id}")

@@ -7,6 +7,7 @@ knowledge index."""
 from __future__ import annotations
 
 import grpc
+import pytest
 
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.trainer.v1 import trainer_service_pb2 as pb
@@ -129,3 +130,43 @@ async def test_a_rejected_new_entry_leaves_the_index_with_the_reviewers_note(tra
     assert (deleted.action, deleted.actor) == (bpb.REVISION_ACTION_DELETE, "trainer")
     assert deleted.note == bpb.RevisionNote(author="ana", reason=f"rejected fix {new.fix_id}: we do not rent tents",
                                             fix_id=new.fix_id, training_run_id=new.run_id)
+
+
+class MarkingFailsOnce:
+    """Interactions whose first MarkProcessed fails after the index was changed: a rollback cut half way."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.failed = inner, False
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def MarkProcessed(self, request, **options):
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("interactions went away")
+        return await self.inner.MarkProcessed(request, **options)
+
+
+@pytest.mark.parametrize(("kind", "changed_by_hand"), [
+    (pb.FIX_KIND_ADD_PHRASINGS, False), (pb.FIX_KIND_EDIT_ANSWER, False), (pb.FIX_KIND_ADD_PHRASINGS, True)])
+async def test_a_retried_rollback_finishes_without_publishing_the_fix_again(
+        trainer_setup, interactions, knowledge, kind, changed_by_hand):
+    stub, trainer = trainer_setup
+    fix = (await kinds_of_fix(stub, trainer, interactions, knowledge, REVIEW, STALE))[kind]
+    before = await stored(knowledge, fix.entry_id)
+    await stub.ApproveFix(pb.ApproveFixRequest(fix_id=fix.fix_id, reviewer="ana"))
+    if changed_by_hand:  # a phrasing added by hand since: the rollback undoes only the fix's own change
+        entry = await stored(knowledge, fix.entry_id)
+        entry.questions.append("Do you take returns by post?")
+        await knowledge.UpdateEntry(bpb.UpdateEntryRequest(entry=entry, update_mask={"paths": ["questions"]}))
+    trainer.interactions = MarkingFailsOnce(trainer.interactions)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.RollbackFix(pb.RollbackFixRequest(fix_id=fix.fix_id, reviewer="ben"))
+    undone = await stored(knowledge, fix.entry_id)
+    await stub.RollbackFix(pb.RollbackFixRequest(fix_id=fix.fix_id, reviewer="ben"))  # the retry
+    after = await stored(knowledge, fix.entry_id)
+    assert same(after, undone) and after.revision == undone.revision  # the retry wrote nothing to the entry
+    assert after.content == before.content
+    assert not set(fix.added_questions) & set(after.questions)
+    assert (await stub.GetFix(pb.GetFixRequest(fix_id=fix.fix_id))).fix.state == pb.FIX_STATE_ROLLED_BACK
