@@ -1324,6 +1324,14 @@ def test_the_services_reach_the_demo_database_with_its_own_password(
     assert demo_database_env(render(chart, DEMO_DATABASE))["POSTGRES_PASSWORD"] != database["POSTGRES_PASSWORD"]
 
 
+def test_an_uninstall_keeps_the_secret_the_demo_databases_volume_was_made_with(chart: helm.Chart) -> None:
+    """helm uninstall keeps the database's volume; a new install must find the same password."""
+    with_demo = named(render(chart, DEMO_DATABASE), "Secret", FULLNAME)
+    assert with_demo["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    without = named(render(chart, PRODUCTION), "Secret", FULLNAME)
+    assert "helm.sh/resource-policy" not in (without["metadata"].get("annotations") or {})
+
+
 def test_an_upgrade_keeps_the_demo_databases_password(tmp_path: Path) -> None:
     """The volume keeps the password of its first start, so an upgrade must too."""
     kept = {"POSTGRES_PASSWORD": "kept-demo-password-0123456789"}

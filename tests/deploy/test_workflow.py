@@ -136,7 +136,7 @@ def upgrade_arguments(call: list[str]) -> list[str]:
             continue
         if word in ("--timeout", "--namespace"):
             skip = True
-        elif word not in ("--wait", "--create-namespace", "--reuse-values"):
+        elif word not in ("--wait", "--create-namespace", "--reset-then-reuse-values"):
             kept.append(word)
     return kept
 
@@ -164,7 +164,8 @@ def test_main_deploys_every_service_at_the_commits_images(tmp_path: Path) -> Non
 
 def test_a_hand_run_rolls_out_one_service_by_its_tag(tmp_path: Path) -> None:
     (upgrade, _) = helm_calls("bot", tmp_path)
-    assert "--reuse-values" in upgrade  # the other services keep the tags they run
+    # The other services keep the tags they run, and values the chart gained since get its defaults.
+    assert "--reset-then-reuse-values" in upgrade and "--reuse-values" not in upgrade
     images = python_images(helm_template(*upgrade_arguments(upgrade)))
     assert images["shop-mend-bot"] == "registry.example.com/acme/mend:4f1c2e9d0b7a"
     # Rendered without the release's values, the others show the chart's default tag.
