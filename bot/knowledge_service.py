@@ -299,7 +299,9 @@ class KnowledgeService(pb_grpc.KnowledgeServiceServicer):
         entry = from_message(merged, "entry")
         if "title" not in paths:
             entry = replace(entry, title=current.title)
-        stored = await self._knowledge.upsert([entry], note, {entry.entry_id: expected})
+        # The merge was made on the entry as read here: with no expected revision of the
+        # caller's, that one is expected, so a change landing in between is refused, not lost.
+        stored = await self._knowledge.upsert([entry], note, {entry.entry_id: expected or current.revision})
         return pb.UpdateEntryResponse(entry=to_message(stored[0]))
 
     async def DeleteEntry(self, request: pb.DeleteEntryRequest,

@@ -243,8 +243,12 @@ class Trainer:
                 return None
             raise
 
-    async def _write(self, entry: bpb.KnowledgeEntry, note: bpb.RevisionNote) -> None:
-        await self.knowledge.UpsertEntries(bpb.UpsertEntriesRequest(entries=[entry], note=note))
+    async def _write(self, current: bpb.KnowledgeEntry, changed: bpb.KnowledgeEntry, field: str,
+                     note: bpb.RevisionNote) -> None:
+        """Writes `field` of `changed` over the entry as read (`current`): an edit
+        made in between is refused (FAILED_PRECONDITION naming it), never overwritten."""
+        await self.knowledge.UpdateEntry(bpb.UpdateEntryRequest(
+            entry=changed, update_mask=FieldMask(paths=[field]), expected_revision=current.revision, note=note))
 
     async def _apply(self, fix: FixRecord, answer: str, note: bpb.RevisionNote) -> tuple[list[str], str] | None:
         """Publishes the fix; for a change to an existing entry, returns what
@@ -261,9 +265,9 @@ class Trainer:
         if fix.kind == ADD_PHRASINGS:
             added = changes.missing(current, [q for q in fix.questions if q not in set(fix.withheld_questions)])
             if added:
-                await self._write(changes.with_phrasings(current, added), note)
+                await self._write(current, changes.with_phrasings(current, added), "questions", note)
             return added, ""
-        await self._write(changes.with_answer(current, answer or fix.answer), note)
+        await self._write(current, changes.with_answer(current, answer or fix.answer), "content", note)
         return [], current.content
 
     async def _undo(self, fix: FixRecord, note: bpb.RevisionNote) -> None:
@@ -302,9 +306,10 @@ class Trainer:
                 entry_id=fix.entry_id, revision=previous, expected_revision=current.revision, note=note))
         elif fix.kind == ADD_PHRASINGS:
             if set(fix.added_questions) & set(current.questions):
-                await self._write(changes.without_phrasings(current, fix.added_questions, fix.fix_id), note)
+                await self._write(current, changes.without_phrasings(current, fix.added_questions, fix.fix_id),
+                                  "questions", note)
         else:
-            await self._write(changes.with_answer(current, fix.previous_answer), note)
+            await self._write(current, changes.with_answer(current, fix.previous_answer), "content", note)
 
 
 
