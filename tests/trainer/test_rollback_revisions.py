@@ -170,3 +170,39 @@ async def test_a_retried_rollback_finishes_without_publishing_the_fix_again(
     assert after.content == before.content
     assert not set(fix.added_questions) & set(after.questions)
     assert (await stub.GetFix(pb.GetFixRequest(fix_id=fix.fix_id))).fix.state == pb.FIX_STATE_ROLLED_BACK
+
+
+class EditedWhileReading:
+    """The trainer's knowledge client, with a person's edit of the entry landing just after each read of it."""
+
+    def __init__(self, inner, person, content: str) -> None:
+        self.inner, self.person, self.content = inner, person, content
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def GetEntry(self, request, **options):
+        read = await self.inner.GetEntry(request, **options)
+        await self.person.UpdateEntry(bpb.UpdateEntryRequest(
+            entry=bpb.KnowledgeEntry(entry_id=request.entry_id, content=f"{self.content} ({read.entry.revision})"),
+            update_mask={"paths": ["content"]}))
+        return read
+
+
+async def test_an_edit_landing_while_an_approval_writes_is_refused_never_overwritten(
+        trainer_setup, interactions, knowledge):
+    stub, trainer = trainer_setup
+    fix = (await kinds_of_fix(stub, trainer, interactions, knowledge, REVIEW, STALE))[pb.FIX_KIND_ADD_PHRASINGS]
+    by_hand = "Returns are free for 30 days (written by a person while the fix was approved)."
+    plain = trainer.knowledge
+    trainer.knowledge = EditedWhileReading(plain, knowledge, by_hand)
+    await expect_status(stub.ApproveFix(pb.ApproveFixRequest(fix_id=fix.fix_id, reviewer="ana")),
+                        grpc.StatusCode.FAILED_PRECONDITION, "changed since")
+    now = await stored(knowledge, fix.entry_id)
+    assert now.content.startswith(by_hand)  # the person's edit stands
+    assert not set(fix.questions) - set(fix.withheld_questions) <= set(now.questions)  # the fix did not land
+    assert (await stub.GetFix(pb.GetFixRequest(fix_id=fix.fix_id))).fix.state == pb.FIX_STATE_PROPOSED
+    # Approved again, with no edit in between, it reads the entry as it is now and keeps the person's answer.
+    trainer.knowledge = plain
+    await stub.ApproveFix(pb.ApproveFixRequest(fix_id=fix.fix_id, reviewer="ana"))
+    assert (await stored(knowledge, fix.entry_id)).content == now.content
