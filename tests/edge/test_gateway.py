@@ -331,6 +331,9 @@ async def votes(url: str, request, calls: int, source: str = "127.0.0.1", **head
 
 
 OK, EXHAUSTED = grpc.StatusCode.OK.value[0], grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+# Each client: a burst of 2, then a call a second; the ceiling far above.
+ONE_A_SECOND_EACH = {"GATEWAY_RATE_LIMIT_PER_SECOND": "1000", "GATEWAY_RATE_LIMIT_PER_CLIENT_PER_SECOND": "1",
+                     "GATEWAY_RATE_LIMIT_PER_CLIENT_BURST": "2"}
 
 
 async def test_one_client_spending_its_limit_leaves_others_served(
@@ -338,8 +341,7 @@ async def test_one_client_spending_its_limit_leaves_others_served(
     interaction_id = await new_interaction(interactions)
     request = vote(interaction_id, rating=ipb.RATING_LIKE)
     async with running_edge(tmp_path, bot=bot_address, interactions=interactions_address,
-                            GATEWAY_RATE_LIMIT_PER_SECOND="1000", GATEWAY_RATE_LIMIT_PER_CLIENT_PER_SECOND="1",
-                            GATEWAY_RATE_LIMIT_PER_CLIENT_BURST="2") as limited:
+                            **ONE_A_SECOND_EACH) as limited:
         greedy = await votes(limited.url, request, 6)
         # A forged X-Forwarded-For is no new client: no proxy in front is trusted.
         forged = await votes(limited.url, request, 2, **{"x-forwarded-for": "198.51.100.7"})
@@ -354,8 +356,7 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit(
     interaction_id = await new_interaction(interactions)
     request = vote(interaction_id, rating=ipb.RATING_LIKE)
     async with running_edge(tmp_path, bot=bot_address, interactions=interactions_address,
-                            GATEWAY_RATE_LIMIT_PER_SECOND="1000", GATEWAY_RATE_LIMIT_PER_CLIENT_PER_SECOND="1",
-                            GATEWAY_RATE_LIMIT_PER_CLIENT_BURST="2", GATEWAY_TRUSTED_PROXY_HOPS="1") as limited:
+                            **ONE_A_SECOND_EACH, GATEWAY_TRUSTED_PROXY_HOPS="1") as limited:
         # As an ingress forwards them: every call comes from the proxy's address.
         first = await votes(limited.url, request, 6, **{"x-forwarded-for": "203.0.113.5"})
         second = await votes(limited.url, request, 2, **{"x-forwarded-for": "203.0.113.6"})
