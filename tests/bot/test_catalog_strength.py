@@ -24,6 +24,9 @@ CATALOGUE = {
     "vectors_written": lambda pool: catalog.vectors_written(pool, [ENTRY]),
     "delete": lambda pool: catalog.delete(pool, "kb-1"),
     "list_page": lambda pool: catalog.list_page(pool, catalog.ListFilter("", None, None), None, 10),
+    # The entry's history (ListRevisions, RestoreRevision).
+    "history": lambda pool: catalog.history(pool, "kb-1", None, 10),
+    "revision": lambda pool: catalog.revision(pool, "kb-1", 1),
 }
 CHAT_LOG = {
     "history": lambda pool: Conversations(pool).history("conv-1", 3),

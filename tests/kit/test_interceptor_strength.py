@@ -209,3 +209,26 @@ async def test_a_stream_that_fails_after_some_messages_ends_with_the_errors_stat
 async def test_a_handler_gets_the_calls_own_context(channel):
     answer = await call(channel, "/test.Failing/Metadata")(Message(), metadata=(("x-test-header", "from the caller"),))
     assert answer.interaction_id == "from the caller"
+
+
+class _Aborted(Exception):
+    pass
+
+
+class _Context:
+    """A servicer context whose abort ends the call, as grpc's does."""
+
+    async def abort(self, code, details):
+        raise _Aborted(code, details)
+
+
+async def test_a_public_failure_is_logged_with_its_code_and_the_detail_and_answered_plainly(caplog):
+    from mendkit.interceptors import PLAIN_MESSAGES, _abort
+
+    caplog.set_level(logging.INFO, logger="mendkit.rpc")
+    with pytest.raises(_Aborted) as aborted:
+        await _abort(_Context(), grpc.StatusCode.UNAVAILABLE, "model server 10.0.0.7:8000 refused", public=True)
+    assert aborted.value.args == (grpc.StatusCode.UNAVAILABLE, PLAIN_MESSAGES[grpc.StatusCode.UNAVAILABLE])
+    (record,) = [r for r in caplog.records if r.getMessage() == "a public call failed"]
+    assert (record.levelno, getattr(record, "rpc.code"), record.error) == (
+        logging.WARNING, "UNAVAILABLE", "model server 10.0.0.7:8000 refused")
