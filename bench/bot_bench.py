@@ -78,7 +78,7 @@ def noisy(centres: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarr
 
 async def load_vectors(pool, vectors: np.ndarray, space: str) -> None:
     """Bulk-loads synthetic entries and their vectors with COPY."""
-    await pool.execute("TRUNCATE knowledge_entries CASCADE")
+    await pool.execute("TRUNCATE knowledge_entries, knowledge_revisions CASCADE")
     ids = [f"bench-{n}" for n in range(len(vectors))]
     async with pool.acquire() as connection:
         await connection.copy_records_to_table(
@@ -124,7 +124,7 @@ async def bench_retrieval(pool, embedder: LocalMiniLM, sizes: list[int], queries
         print(f"  {result}", flush=True)
         results.append(result)
         await pool.execute("DROP INDEX IF EXISTS " + store_index(store))
-    await pool.execute("TRUNCATE knowledge_entries CASCADE")
+    await pool.execute("TRUNCATE knowledge_entries, knowledge_revisions CASCADE")
     return results
 
 

@@ -143,7 +143,7 @@ async def knowledge(knowledge_address: str, knowledge_index):
     """A KnowledgeService stub over a real channel, with the admin token, and an empty index."""
     from mend.bot.v1 import bot_service_pb2_grpc as bot_grpc
 
-    await knowledge_index.pool.execute("TRUNCATE knowledge_entries CASCADE")
+    await knowledge_index.pool.execute("TRUNCATE knowledge_entries, knowledge_revisions CASCADE")
     async with channel(knowledge_address) as admin:
         yield bot_grpc.KnowledgeServiceStub(admin)
 

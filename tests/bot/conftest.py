@@ -16,7 +16,7 @@ async def chat(knowledge_index, chat_model, interactions_address, pool):
     from bot.chat_service import ACCESS, ChatService
     from mend.bot.v1 import bot_service_pb2_grpc as bot_grpc
 
-    await knowledge_index.pool.execute("TRUNCATE knowledge_entries CASCADE; TRUNCATE chat_log")
+    await knowledge_index.pool.execute("TRUNCATE knowledge_entries, knowledge_revisions CASCADE; TRUNCATE chat_log")
     await pool.execute("TRUNCATE interactions")
     chatbot, interactions_channel = make_chatbot(knowledge_index, chat_model, interactions_address)
     running = await serve(Registration(ChatService(chatbot), bot_grpc.add_ChatServiceServicer_to_server, CHAT_SERVICE,

@@ -16,7 +16,7 @@ QUESTION = "Do you repair broken tent poles?"
 
 async def test_bot_runs_on_pinecone_and_an_openai_compatible_endpoint(
         peer, database_url, interactions_address, knowledge_index, pool):
-    await knowledge_index.pool.execute("TRUNCATE knowledge_entries CASCADE")
+    await knowledge_index.pool.execute("TRUNCATE knowledge_entries, knowledge_revisions CASCADE")
     with FakePinecone(dimension=DIMENSION) as pinecone:
         process, port = await start_bot(pinecone, peer.url, database_url, interactions_address)
         try:

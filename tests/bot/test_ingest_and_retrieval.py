@@ -18,7 +18,7 @@ EVAL = [json.loads(line) for line in (REPO / "tests" / "data" / "retrieval_eval.
 
 @pytest.fixture
 async def sample_index(knowledge_index):
-    await knowledge_index.pool.execute("TRUNCATE knowledge_entries CASCADE")
+    await knowledge_index.pool.execute("TRUNCATE knowledge_entries, knowledge_revisions CASCADE")
     count = await ingest.ingest(knowledge_index, [SAMPLE])
     return knowledge_index, count
 

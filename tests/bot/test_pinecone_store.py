@@ -154,7 +154,7 @@ async def test_knowledge_on_pinecone_with_the_real_embedder(knowledge_index) -> 
     from bot.knowledge import Knowledge
 
     embedder = knowledge_index.embedder
-    await knowledge_index.pool.execute("TRUNCATE knowledge_entries CASCADE")
+    await knowledge_index.pool.execute("TRUNCATE knowledge_entries, knowledge_revisions CASCADE")
     with FakePinecone(dimension=embedder.dimension) as server:
         store = PineconeStore.connect(server.api_key, host=server.host, namespace=embedder.model_id)
         knowledge = Knowledge(knowledge_index.pool, store, embedder)
@@ -177,7 +177,7 @@ async def test_knowledge_on_pinecone_with_the_real_embedder(knowledge_index) -> 
             assert all(r["status"] == 200 for r in server.requests)
         finally:
             await store.close()
-            await knowledge_index.pool.execute("TRUNCATE knowledge_entries CASCADE")
+            await knowledge_index.pool.execute("TRUNCATE knowledge_entries, knowledge_revisions CASCADE")
 
 
 async def test_a_refused_key_is_failed_precondition_without_the_key_anywhere(caplog) -> None:

@@ -189,6 +189,34 @@ async def test_under_review_the_liked_phrasings_are_proposed_and_the_fix_waits_f
     assert await answered_from(knowledge, TAKES) == new.entry_id
 
 
+GIFT_CARDS = "gift-cards"
+RETURN_A_CARD = "Can I return a gift card?"  # liked, answered from the gift cards entry
+RETURN_A_GIFT = "How do I return a gift?"  # liked later, answered from returns; the card phrasing would take it
+
+
+async def test_approving_added_phrasings_that_would_take_a_liked_answer_needs_the_override(
+        trainer_setup, interactions, knowledge):
+    """The approval's replay covers phrasings added to an existing entry too, not only new entries."""
+    stub, trainer = trainer_setup
+    await seed(knowledge, interactions)
+    await upsert(knowledge, bpb.KnowledgeEntry(
+        entry_id=GIFT_CARDS, kind=bpb.ENTRY_KIND_QA, title="Gift cards", questions=["Can I buy a gift card?"],
+        content="Gift cards of 25 to 200 euros are sold in every shop and online.", source="faq"))
+    await liked(interactions, RETURN_A_CARD, GIFT_CARDS)
+    _, fixes = await run(stub, trainer, interactions, "Do you rent out tents?", reinforce=True)
+    [added] = [f for f in fixes if f.kind == pb.FIX_KIND_ADD_PHRASINGS and f.entry_id == GIFT_CARDS]
+    assert list(added.questions) == [RETURN_A_CARD] and not added.regressions
+    await liked(interactions, RETURN_A_GIFT, RETURNS)
+    assert await answered_from(knowledge, RETURN_A_GIFT) == RETURNS
+    await expect_status(stub.ApproveFix(pb.ApproveFixRequest(fix_id=added.fix_id, reviewer="ana")),
+                        grpc.StatusCode.FAILED_PRECONDITION, "allow_regressions")
+    assert [r.question for r in (await stub.GetFix(pb.GetFixRequest(fix_id=added.fix_id))).fix.regressions] == [
+        RETURN_A_GIFT]
+    assert (await stub.ApproveFix(pb.ApproveFixRequest(fix_id=added.fix_id, reviewer="ana",
+                                                       allow_regressions=True))).fix.state == pb.FIX_STATE_PUBLISHED
+    assert await answered_from(knowledge, RETURN_A_GIFT) == GIFT_CARDS  # the replay was right
+
+
 async def test_a_liked_phrasing_a_reviewer_turned_down_is_not_proposed_again(trainer_setup, interactions, knowledge):
     stub, trainer = trainer_setup
     await seed(knowledge, interactions)
