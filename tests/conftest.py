@@ -91,6 +91,14 @@ async def interactions(interactions_address: str, pool: asyncpg.Pool) -> AsyncIt
 
 
 @pytest.fixture
+async def unreachable() -> asyncpg.Pool:
+    """A pool whose database does not answer (nothing listens on its port)."""
+    pool = await asyncpg.create_pool(f"postgresql://postgres@127.0.0.1:{free_port()}/mend", min_size=0, max_size=1)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
 def spans() -> InMemorySpanExporter:
     SPANS.clear()
     return SPANS

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import uuid
 
-import asyncpg
 import pytest
 
 from bot import catalog
 from bot.conversations import Conversations
 from mend.bot.v1 import bot_service_pb2 as pb
 from mendkit.errors import Unavailable
-from tests.support import RETURNS, SHIPPING, free_port, upsert
+from tests.support import RETURNS, SHIPPING, upsert
 
 ENTRY = catalog.Entry(entry_id="kb-1", kind="qa", title="", content="a", questions=("q",), source="s",
                       status="published")
@@ -32,14 +31,6 @@ CHAT_LOG = {
     "history": lambda pool: Conversations(pool).history("conv-1", 3),
     "started": lambda pool: Conversations(pool).started("conv-1", uuid.uuid4()),
 }
-
-
-@pytest.fixture
-async def unreachable() -> asyncpg.Pool:
-    """A pool whose database does not answer (nothing listens on its port)."""
-    pool = await asyncpg.create_pool(f"postgresql://postgres@127.0.0.1:{free_port()}/mend", min_size=0, max_size=1)
-    yield pool
-    await pool.close()
 
 
 @pytest.mark.parametrize("call", list(CATALOGUE))

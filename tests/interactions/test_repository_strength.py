@@ -7,14 +7,13 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-import asyncpg
 import grpc
 import pytest
 
 from interactions import repository
 from mend.interactions.v1 import interactions_service_pb2 as pb
 from mendkit.errors import NotFound, Unavailable
-from tests.support import expect_status, free_port
+from tests.support import expect_status
 
 NEW = repository.NewInteraction(
     interaction_id=uuid.uuid4(), conversation_id="", user_query="q", bot_response="a", sources=[], model="",
@@ -30,14 +29,6 @@ CALLS = {
     "mark_processed": lambda pool: repository.mark_processed(
         pool, [repository.Mark(uuid.uuid4(), "covered", "", "")]),
 }
-
-
-@pytest.fixture
-async def unreachable() -> asyncpg.Pool:
-    """A pool whose database does not answer (nothing listens on its port)."""
-    pool = await asyncpg.create_pool(f"postgresql://postgres@127.0.0.1:{free_port()}/mend", min_size=0, max_size=1)
-    yield pool
-    await pool.close()
 
 
 @pytest.mark.parametrize("call", list(CALLS))
