@@ -92,6 +92,7 @@ class Options:
     # A fix the regression gate holds back (it would take right answers): "respect" rejects it,
     # as a careful reviewer would; "override" approves it anyway (what the gate prevents).
     gate: str = "respect"
+    into: str = "nearby"  # "nearby" | "never": a reviewer who approves a duplicate into its topic's entry, or not
     bot_model: str = "auto"  # "auto" | "double" | "settings" (see heal_mesh.running_mesh)
     database_url: str = ""  # an empty scratch database; empty: a fresh embedded PostgreSQL
     datasets_dir: str = str(DATASETS)
@@ -304,14 +305,20 @@ class Review:
     overridden: int = 0
     held: list[dict] = field(default_factory=list)  # the first few, with what they would take
     held_by_topic: Counter = field(default_factory=Counter)  # a seeded topic's (a duplicate) or a gap's
+    merged: int = 0  # new-entry fixes approved into their topic's seeded entry (into_entry_id)
+    published_new: set[str] = field(default_factory=set)  # new-entry fixes published as new entries
     failures: list[str] = field(default_factory=list)
 
 
 async def review(mesh: Mesh, fixes: Sequence[tpb.Fix], intent_of: dict[str, str], topics: dict[str, Topic],
-                 quiet: bool, gate: str = "respect") -> Review:
+                 quiet: bool, gate: str = "respect", into: str = "nearby") -> Review:
     """Approves every proposed fix, as a reviewer who knows each topic's answer
     would; one the regression gate holds back is rejected (`gate` "respect")
-    or approved with the override ("override")."""
+    or approved with the override ("override"). A new-entry fix about a seeded
+    topic whose entry is among the fix's `nearby_entries` is approved into that
+    entry (`into` "nearby"): the reviewer sees the topic is covered already. One
+    whose topic's entry is not listed is approved as a new entry (a person might
+    still find the entry by searching; this reviewer does not)."""
     done = Review()
     entry_intent = {t.entry_id: t.intent for t in topics.values() if t.seeded}
     progress = Progress("review", len(fixes), quiet)
@@ -321,15 +328,21 @@ async def review(mesh: Mesh, fixes: Sequence[tpb.Fix], intent_of: dict[str, str]
         progress.step()
         if fix.state != tpb.FIX_STATE_PROPOSED:
             continue
-        kind, answer = fix_kind(fix), ""
+        kind, answer, target = fix_kind(fix), "", ""
         if kind == "new_entry":
-            answer = reference(fix_intent(fix, intent_of, entry_intent))
+            topic = topics.get(fix_intent(fix, intent_of, entry_intent))
+            if (into == "nearby" and topic is not None and topic.seeded
+                    and topic.entry_id in {n.entry_id for n in fix.nearby_entries}):
+                target = topic.entry_id
+            else:
+                answer = reference(fix_intent(fix, intent_of, entry_intent))
         elif kind == "edit_answer" and fix.entry_id in entry_intent and topics[entry_intent[fix.entry_id]].wrong:
             answer = reference(entry_intent[fix.entry_id])
         try:
             try:
                 await mesh.trainer.ApproveFix(tpb.ApproveFixRequest(fix_id=fix.fix_id, answer=answer,
-                                                                    reviewer=REVIEWER), timeout=120)
+                                                                    reviewer=REVIEWER, into_entry_id=target),
+                                              timeout=120)
             except grpc.aio.AioRpcError as error:
                 if error.code() != grpc.StatusCode.FAILED_PRECONDITION or "allow_regressions" not in error.details():
                     raise
@@ -348,7 +361,8 @@ async def review(mesh: Mesh, fixes: Sequence[tpb.Fix], intent_of: dict[str, str]
                         fix_id=fix.fix_id, reviewer=REVIEWER, note="it would take right answers"), timeout=60)
                     continue
                 await mesh.trainer.ApproveFix(tpb.ApproveFixRequest(fix_id=fix.fix_id, answer=answer,
-                                                                    reviewer=REVIEWER, allow_regressions=True),
+                                                                    reviewer=REVIEWER, into_entry_id=target,
+                                                                    allow_regressions=True),
                                               timeout=120)
                 done.overridden += 1
         except grpc.aio.AioRpcError as error:
@@ -356,7 +370,10 @@ async def review(mesh: Mesh, fixes: Sequence[tpb.Fix], intent_of: dict[str, str]
             continue
         done.approved += 1
         done.with_reference += bool(answer)
-        done.as_proposed += not answer
+        done.as_proposed += not answer and not target
+        done.merged += bool(target)
+        if kind == "new_entry" and not target:
+            done.published_new.add(fix.fix_id)
     return done
 
 
@@ -410,7 +427,7 @@ async def bench(options: Options) -> dict:
         say(f"run {tpb.RunState.Name(run.state)}: {len(fixes)} fixes "
             f"({', '.join(f'{k} {n}' for k, n in Counter(fix_kind(f) for f in fixes).most_common())})"
             + (f"; {run.error_message}" if run.error_message else ""))
-        reviewed = await review(mesh, fixes, intent_of, topics, options.quiet, options.gate)
+        reviewed = await review(mesh, fixes, intent_of, topics, options.quiet, options.gate, options.into)
         lap("review_s")
         final = (await mesh.trainer.EvaluateKnowledge(tpb.EvaluateKnowledgeRequest(), timeout=300)).evaluation
         after = await ask(mesh, [(r.intent, r.question) for r in before], options.concurrency,
@@ -450,6 +467,8 @@ def score(options: Options, topics: dict[str, Topic], before: Sequence[Reply], v
     new_entries = [f for f in fixes if fix_kind(f) == "new_entry"]
     about = {f.fix_id: fix_intent(f, intent_of, entry_intent) for f in fixes}
     duplicates = [f for f in new_entries if topics.get(about[f.fix_id]) and topics[about[f.fix_id]].seeded]
+    published_new = [f for f in new_entries if f.fix_id in reviewed.published_new]
+    published_duplicates = [f for f in duplicates if f.fix_id in reviewed.published_new]
     per_topic = Counter(about.values())
     new_per_gap = Counter(about[f.fix_id] for f in new_entries)
     gap_topics = [t.intent for t in topics.values() if not t.seeded]
@@ -473,6 +492,7 @@ def score(options: Options, topics: dict[str, Topic], before: Sequence[Reply], v
         "review": {"approved": reviewed.approved, "with_reference_answer": reviewed.with_reference,
                    "as_proposed": reviewed.as_proposed, "held_by_gate": reviewed.held_by_gate,
                    "overridden": reviewed.overridden, "held_by_topic": dict(reviewed.held_by_topic),
+                   "into_topic_entry": reviewed.merged,
                    "first_held": reviewed.held,
                    "failures": len(reviewed.failures),
                    "first_failures": reviewed.failures[:5]},
@@ -505,7 +525,12 @@ def score(options: Options, topics: dict[str, Topic], before: Sequence[Reply], v
                                                          for a in after if a.entry_id),
                                                      sum(1 for a in after if a.entry_id))},
         "duplicate_fixes": {"new_entry_fixes": len(new_entries), "for_seeded_topics": len(duplicates),
-                            "pct": pct(len(duplicates), len(new_entries))},
+                            "pct": pct(len(duplicates), len(new_entries)),
+                            # What reaches the knowledge: new entries the reviewer published, and of
+                            # those the duplicates (approved into their topic's entry: not counted).
+                            "published_new_entries": len(published_new),
+                            "published_for_seeded_topics": len(published_duplicates),
+                            "published_pct": pct(len(published_duplicates), len(published_new))},
         "fixes_per_topic": {"topics_with_fixes": len(per_topic), **spread(list(per_topic.values())),
                             "new_entries_per_gap_topic": spread([new_per_gap[i] for i in gap_topics])},
         "triage": table,
@@ -531,7 +556,9 @@ def headline(report: dict) -> str:
         f"regressions {report['regressions']['wrong_after']} ({report['regressions']['pct_of_right_before']}% of "
         f"right before); gate: {report['gate']['fixes_with_regressions']} fixes held, "
         f"{report['gate']['fixes_narrowed']} narrowed ({report['gate']['phrasings_withheld']} phrasings withheld), "
-        f"{report['review']['held_by_gate']} approvals refused; duplicate fixes {report['duplicate_fixes']['pct']}%; "
+        f"{report['review']['held_by_gate']} approvals refused; duplicate fixes {report['duplicate_fixes']['pct']}% "
+        f"(published {report['duplicate_fixes']['published_pct']}%, {report['review']['into_topic_entry']} "
+        "approved into their topic's entry); "
         f"fixes per topic mean "
         f"{report['fixes_per_topic']['mean']}, max {report['fixes_per_topic']['max']}",
         "triage right: " + ", ".join(f"{name} {t[name]['right']}/{t[name]['interactions']}" for name in CLASSES),
@@ -554,6 +581,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=defaults.concurrency)
     parser.add_argument("--gate", default=defaults.gate, choices=["respect", "override"],
                         help="a fix the regression gate holds: rejected (respect) or approved anyway (override)")
+    parser.add_argument("--into", default=defaults.into, choices=["nearby", "never"],
+                        help="a new fix about a seeded topic whose entry it lists as nearby: approved into that "
+                             "entry (nearby) or as a new entry (never)")
     parser.add_argument("--bot-model", default=defaults.bot_model, choices=["auto", "double", "settings"])
     parser.add_argument("--database-url", default="", help="an empty scratch database (default: embedded)")
     parser.add_argument("--datasets-dir", default=defaults.datasets_dir)

@@ -47,6 +47,16 @@ def entry_id(first_interaction_id: str) -> str:
     return "fix-" + hashlib.sha256(first_interaction_id.encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class Nearby:
+    """A published Q&A entry near a new fix's questions, shown to its reviewer
+    (Fix.nearby_entries): the topic may be covered already."""
+
+    entry_id: str
+    title: str
+    score: float  # the entry's best similarity to any of the fix's questions
+
+
 @dataclass
 class Fix:
     """A fix of this run, as last written to the index."""
@@ -57,6 +67,19 @@ class Fix:
     # right answers it would take (regressions.Regression) and phrasings it withheld.
     regressions: list = field(default_factory=list)
     withheld: list[str] = field(default_factory=list)
+    nearby: list[Nearby] = field(default_factory=list)
+
+
+def nearby(found: Sequence[Sequence[Hit]], most: int) -> list[Nearby]:
+    """The `most` entries of the searches `found` (one per question of a fix)
+    with the best score for any of them, best first."""
+    best: dict[str, Nearby] = {}
+    for hits in found:
+        for hit in hits:
+            kept = best.get(hit.entry.entry_id)
+            if kept is None or hit.score > kept.score:
+                best[hit.entry.entry_id] = Nearby(hit.entry.entry_id, hit.entry.title, round(hit.score, 4))
+    return sorted(best.values(), key=lambda n: (-n.score, n.entry_id))[:most]
 
 
 @dataclass(eq=False)  # compared and hashed by identity

@@ -14,7 +14,7 @@ import asyncpg
 
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mendkit.database import database_errors
-from trainer.changes import NEW_ENTRY, Change
+from trainer.changes import ADD_PHRASINGS, NEW_ENTRY, Change
 from trainer.fold import Fix
 from trainer.loop import Counts
 from trainer.regressions import Evaluation, Regression
@@ -31,7 +31,7 @@ _RUN_COLUMNS = ("run_id, state, trigger, forced, publish_policy, feedback_thresh
 # What a run records of a fix; a review adds the rest.
 _FIX_WRITTEN = ("fix_id, run_id, questions, answer, interaction_ids, state, teacher_model, prompt_version, "
                 "create_time, kind, entry_id, added_questions, previous_answer, regressions, withheld_questions")
-_FIX_COLUMNS = f"{_FIX_WRITTEN}, reviewer, review_time, review_note"
+_FIX_COLUMNS = f"{_FIX_WRITTEN}, nearby, reviewer, review_time, review_note"
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ class FixRecord:
     previous_answer: str  # edit_answer: the answer it replaces (replaced)
     regressions: list[dict]  # the gate's (regressions.Regression fields), as last replayed
     withheld_questions: list[str]  # phrasings the gate kept out of it
+    nearby: list[dict]  # new_entry: fold.Nearby fields, the published entries nearest its questions
     reviewer: str
     review_time: datetime | None
     review_note: str
@@ -235,15 +236,18 @@ async def record_fixes(connection: asyncpg.Connection, run_id: uuid.UUID, fixes:
     """New-entry fixes: new ones are recorded whole; a fix on record gains only
     questions and interactions (its state and answer are the reviewer's)."""
     await connection.executemany(
-        f"""INSERT INTO trainer_fixes ({_FIX_WRITTEN})
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), '{NEW_ENTRY}', $1, '{{}}', '', $9, $10)
+        f"""INSERT INTO trainer_fixes ({_FIX_WRITTEN}, nearby)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), '{NEW_ENTRY}', $1, '{{}}', '', $9, $10, $11)
             ON CONFLICT (fix_id) DO UPDATE SET questions = EXCLUDED.questions,
                 interaction_ids = EXCLUDED.interaction_ids, regressions = EXCLUDED.regressions,
-                withheld_questions = EXCLUDED.withheld_questions""",
+                withheld_questions = EXCLUDED.withheld_questions,
+                -- a fix adopted from the index (a re-run, an earlier run's) keeps what it listed
+                nearby = CASE WHEN EXCLUDED.nearby = '[]'::jsonb THEN trainer_fixes.nearby
+                              ELSE EXCLUDED.nearby END""",
         [(f.entry.entry_id, run_id, list(f.entry.questions), f.entry.content, f.interaction_ids,
           "published" if f.entry.status == bpb.ENTRY_STATUS_PUBLISHED else "proposed",
           f.entry.provenance.teacher_model, f.entry.provenance.prompt_version,
-          [asdict(r) for r in f.regressions], f.withheld) for f in fixes])
+          [asdict(r) for r in f.regressions], f.withheld, [asdict(n) for n in f.nearby]) for f in fixes])
 
 
 async def record_regressions(pool: asyncpg.Pool, fix_id: str, found: Sequence[Regression]) -> None:
@@ -323,16 +327,19 @@ async def lock_fix(connection: asyncpg.Connection, fix_id: str) -> FixRecord | N
 
 
 async def record_review(connection: asyncpg.Connection, fix_id: str, was: str, state: str, reviewer: str, note: str,
-                        answer: str, applied: tuple[list[str], str] | None = None) -> FixRecord:
+                        answer: str, applied: tuple[list[str], str] | None = None, into: str = "") -> FixRecord:
     """The fix, `was` in state, now in `state`, signed by `reviewer`; `answer`
     (when not empty) replaces its answer; `applied` (when given) replaces its
-    added phrasings and previous answer with what publishing it did."""
+    added phrasings and previous answer with what publishing it did; `into`
+    (when not empty) makes a new-entry fix an ADD_PHRASINGS fix of that entry."""
     added, previous = applied if applied is not None else ([], "")
     row = await connection.fetchrow(
         f"""UPDATE trainer_fixes SET state = $2, reviewer = $3, review_note = $4, review_time = now(),
                    answer = CASE WHEN $5 = '' THEN answer ELSE $5 END,
                    added_questions = CASE WHEN $7 THEN $8::text[] ELSE added_questions END,
-                   previous_answer = CASE WHEN $7 THEN $9 ELSE previous_answer END
+                   previous_answer = CASE WHEN $7 THEN $9 ELSE previous_answer END,
+                   kind = CASE WHEN $10 = '' THEN kind ELSE '{ADD_PHRASINGS}' END,
+                   entry_id = CASE WHEN $10 = '' THEN entry_id ELSE $10 END
              WHERE fix_id = $1 AND state = $6 RETURNING {_FIX_COLUMNS}""",
-        fix_id, state, reviewer, note, answer, was, applied is not None, added, previous)
+        fix_id, state, reviewer, note, answer, was, applied is not None, added, previous, into)
     return _fix(row)

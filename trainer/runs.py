@@ -156,18 +156,19 @@ class Trainer:
         cases = await regressions.regression_set(self.interactions, self.knowledge)
         return await regressions.evaluate(self.knowledge, cases)
 
-    async def _gate(self, fix_id: str, allow_regressions: bool) -> None:
+    async def _gate(self, fix_id: str, allow_regressions: bool, into: str = "") -> None:
         """Before an approval: the fix replayed again against the regression set
         as it is now (it may have grown since the run wrote the fix); what it
         would take goes on record, and without `allow_regressions` a fix that
-        would take any right answer is refused."""
+        would take any right answer is refused. A new-entry fix approved `into`
+        an existing entry is replayed as that entry's added phrasings."""
         fix = await repository.get_fix(self.pool, fix_id)
         if fix is None or fix.state != "proposed" or fix.kind == EDIT_ANSWER:  # review() says why, or no keys change
             return
-        current = await self._entry(fix.entry_id)
+        current = await self._entry(into or fix.entry_id)
         if current is None:
             return  # review() refuses it
-        if fix.kind == ADD_PHRASINGS:
+        if fix.kind == ADD_PHRASINGS or into:
             adds = changes.missing(current, [q for q in fix.questions if q not in set(fix.withheld_questions)])
             if not adds:
                 return
@@ -188,10 +189,12 @@ class Trainer:
                 f"`regressions`. {hint}or approve with allow_regressions to publish it anyway")
 
     async def review(self, fix_id: str, action: Action, reviewer: str, note: str, answer: str = "",
-                     allow_regressions: bool = False) -> FixRecord:
+                     allow_regressions: bool = False, into: str = "") -> FixRecord:
         """approve (proposed -> published), reject (proposed -> rejected) or
         rollback (published -> rolled_back), each as the fix's kind needs
-        (`_apply`, `_undo`). The index and the interactions change first; the
+        (`_apply`, `_undo`). Approving a new-entry fix `into` an existing entry
+        publishes its questions as that entry's phrasings instead (`_merge`): the
+        fix becomes ADD_PHRASINGS of it. The index and the interactions change first; the
         fix's state last, so a retried action completes. The fix's row stays
         locked throughout: two reviews of one fix (an approve and a reject at
         once) run one after the other, and the second finds the first's state;
@@ -203,7 +206,9 @@ class Trainer:
             if found is not None and answer and found.kind == ADD_PHRASINGS:
                 raise InvalidArgument("answer", "must be empty for an ADD_PHRASINGS fix: it adds phrasings to an "
                                                 "entry and has no answer of its own")
-            await self._gate(fix_id, allow_regressions)
+            if found is not None and into:
+                await self._merge_target(found, into)
+            await self._gate(fix_id, allow_regressions, into)
         async with repository.transaction(self.pool) as connection:
             fix = await repository.lock_fix(connection, fix_id)
             if fix is None:
@@ -217,7 +222,12 @@ class Trainer:
             # Each change to the index names the fix, its run and the reviewer in the entry's revision.
             signed = bpb.RevisionNote(author=reviewer, reason=f"{_DONE[action]} fix {fix_id}"
                                       + (f": {note}" if note else ""), fix_id=fix_id, training_run_id=str(fix.run_id))
-            if action == "approve":
+            if action == "approve" and into:
+                target = await self._merge_target(fix, into)
+                applied = await self._merge(fix, target, signed)
+                answer = target.content  # an ADD_PHRASINGS fix shows its entry's answer
+                outcome, state = ipb.TRAINING_OUTCOME_FIXED, "published"
+            elif action == "approve":
                 applied = await self._apply(fix, answer, signed)
                 outcome, state = ipb.TRAINING_OUTCOME_FIXED, "published"
             else:
@@ -229,10 +239,36 @@ class Trainer:
                 outcome, state = ((ipb.TRAINING_OUTCOME_REJECTED, "rejected") if action == "reject"
                                   else (ipb.TRAINING_OUTCOME_ROLLED_BACK, "rolled_back"))
             await self.interactions.MarkProcessed(ipb.MarkProcessedRequest(marks=[
-                ipb.ProcessedMark(interaction_id=i, outcome=outcome, knowledge_entry_id=fix.entry_id,
+                ipb.ProcessedMark(interaction_id=i, outcome=outcome, knowledge_entry_id=into or fix.entry_id,
                                   training_run_id=str(fix.run_id)) for i in fix.interaction_ids]))
             return await repository.record_review(connection, fix_id, was=needed, state=state, reviewer=reviewer,
-                                                  note=note, answer=answer, applied=applied)
+                                                  note=note, answer=answer, applied=applied, into=into)
+
+    async def _merge_target(self, fix: FixRecord, into: str) -> bpb.KnowledgeEntry:
+        """The entry a new-entry fix is approved into, as stored now; refuses
+        one that cannot take the fix's questions."""
+        if fix.kind != changes.NEW_ENTRY:
+            raise InvalidArgument("into_entry_id", f"only a NEW_ENTRY fix can be approved into an existing entry; "
+                                                   f"fix {fix.fix_id!r} is {fix.kind.upper()}")
+        if into == fix.fix_id:
+            raise InvalidArgument("into_entry_id", "names the fix's own entry; leave it empty to publish the entry")
+        target = await self._entry(into)
+        if target is None:
+            raise NotFound(f"entry {into!r} does not exist")
+        if target.status != bpb.ENTRY_STATUS_PUBLISHED or target.kind != bpb.ENTRY_KIND_QA:
+            raise FailedPrecondition(f"entry {into!r} is not a published Q&A entry; only one can take fix "
+                                     f"{fix.fix_id!r}'s questions as phrasings")
+        return target
+
+    async def _merge(self, fix: FixRecord, target: bpb.KnowledgeEntry,
+                     note: bpb.RevisionNote) -> tuple[list[str], str]:
+        """Publishes a new-entry fix's questions as phrasings of `target` and
+        takes its proposed entry out of the index; returns the phrasings added."""
+        added = changes.missing(target, [q for q in fix.questions if q not in set(fix.withheld_questions)])
+        if added:
+            await self._write(target, changes.with_phrasings(target, added), "questions", note)
+        await self.knowledge.DeleteEntry(bpb.DeleteEntryRequest(entry_id=fix.fix_id, allow_missing=True, note=note))
+        return added, ""
 
     async def _entry(self, entry_id: str) -> bpb.KnowledgeEntry | None:
         """The entry as stored now; None when it no longer exists."""

@@ -68,7 +68,8 @@ def fix_message(fix: FixRecord) -> pb.Fix:
         prompt_version=fix.prompt_version, create_time=to_timestamp(fix.create_time),
         reviewer=fix.reviewer, review_time=to_timestamp(fix.review_time), review_note=fix.review_note,
         kind=_FIX_KIND[fix.kind], added_questions=fix.added_questions, previous_answer=fix.previous_answer,
-        regressions=[regression_message(r) for r in fix.regressions], withheld_questions=fix.withheld_questions)
+        regressions=[regression_message(r) for r in fix.regressions], withheld_questions=fix.withheld_questions,
+        nearby_entries=[pb.NearbyEntry(**nearby) for nearby in fix.nearby])
 
 
 def _fix_id(value: str) -> str:
@@ -131,8 +132,11 @@ class TrainerService(pb_grpc.TrainerServiceServicer):
         answer = validation.text("answer", request.answer, max_chars=validation.MAX_ANSWER_CHARS)
         if answer and not answer.strip():  # given, it replaces the answer: 1 to 32,000 characters, not blank
             raise InvalidArgument("answer", "must not be blank when given (leave it empty to keep the answer)")
+        into = validation.text("into_entry_id", request.into_entry_id, max_chars=128)
+        if into and answer:
+            raise InvalidArgument("answer", "must be empty with into_entry_id: the entry keeps its own answer")
         fix = await self._trainer.review(_fix_id(request.fix_id), "approve", *_signed(request), answer,
-                                         allow_regressions=request.allow_regressions)
+                                         allow_regressions=request.allow_regressions, into=into)
         return pb.ApproveFixResponse(fix=fix_message(fix))
 
     async def EvaluateKnowledge(self, request: pb.EvaluateKnowledgeRequest,

@@ -76,7 +76,12 @@ async def test_the_protocol_runs_and_its_report_adds_up(postgres_server: str, tm
         assert 0 <= evaluation["right"] <= evaluation["questions"] and evaluation["liked"] == seen["liked"]
     assert report["accuracy"]["unseen"] == 12 and report["healed"]["gap_unseen"] == 3
     assert report["regressions"]["wrong_after"] <= report["regressions"]["right_before"]
-    assert report["duplicate_fixes"]["new_entry_fixes"] == run["fixes_by_kind"].get("new_entry", 0)
+    duplicates = report["duplicate_fixes"]
+    assert duplicates["new_entry_fixes"] == run["fixes_by_kind"].get("new_entry", 0)
+    # Each new-entry fix approved is published as a new entry or approved into its topic's entry.
+    assert duplicates["published_for_seeded_topics"] <= duplicates["published_new_entries"]
+    assert duplicates["published_new_entries"] + review["into_topic_entry"] <= duplicates["new_entry_fixes"]
+    assert review["into_topic_entry"] <= duplicates["for_seeded_topics"]
     judge = report["judge"]
     assert judge["true_positive"] + judge["false_negative"] <= seen["disliked_by_class"]["misrouted"]
     assert report["failed_interactions"] == {"chat": 0, "feedback": 0, "trainer": 0, "approvals": 0}

@@ -214,16 +214,19 @@ class RecordingIndex:
 
 async def test_a_page_searches_three_hits_of_published_and_proposed_entries_with_two_minutes(
         trainer_setup, interactions):
-    """A page's one search embeds up to 1,000 questions: longer than a call's default deadline."""
+    """A page's search embeds up to 1,000 questions: longer than a call's default deadline. Its new
+    fixes' questions are searched once more, for the five published entries nearest each."""
     stub, trainer = trainer_setup
     trainer.teacher, trainer.policy = Teacher(), REVIEW
     trainer.knowledge = recording = RecordingIndex(trainer.knowledge)
     await disliked(interactions, "Do you rent out tents?")
     await finished(stub, (await stub.StartRun(pb.StartRunRequest(force=True))).run.run_id)
-    ((request, timeout),) = recording.searches
+    ((request, timeout), (nearby, nearby_timeout)) = recording.searches
     assert timeout == 120 and request.peer_similarity == pytest.approx(REVIEW.duplicate_similarity)
     assert [(q.query, q.k, list(q.statuses)) for q in request.queries] == [
         ("Do you rent out tents?", 3, [bpb.ENTRY_STATUS_PUBLISHED, bpb.ENTRY_STATUS_PROPOSED])]
+    assert nearby_timeout == 120 and nearby.peer_similarity == 0
+    assert [(q.query, q.k, list(q.statuses)) for q in nearby.queries] == [("Do you rent out tents?", 5, [])]
 
 
 async def test_counts_add_up_over_pages_and_a_question_with_no_words_is_covered_by_nothing(

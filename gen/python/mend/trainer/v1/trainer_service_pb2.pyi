@@ -148,7 +148,7 @@ class RunCounts(_message.Message):
     def __init__(self, read: _Optional[int] = ..., gated: _Optional[int] = ..., covered: _Optional[int] = ..., fixed: _Optional[int] = ..., proposed: _Optional[int] = ..., failed: _Optional[int] = ..., gap: _Optional[int] = ..., misrouted: _Optional[int] = ..., wrong: _Optional[int] = ..., no_action: _Optional[int] = ...) -> None: ...
 
 class Fix(_message.Message):
-    __slots__ = ("fix_id", "run_id", "entry_id", "question", "questions", "answer", "interaction_ids", "state", "teacher_model", "prompt_version", "create_time", "reviewer", "review_time", "review_note", "kind", "added_questions", "previous_answer", "regressions", "withheld_questions")
+    __slots__ = ("fix_id", "run_id", "entry_id", "question", "questions", "answer", "interaction_ids", "state", "teacher_model", "prompt_version", "create_time", "reviewer", "review_time", "review_note", "kind", "added_questions", "previous_answer", "regressions", "withheld_questions", "nearby_entries")
     FIX_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -168,6 +168,7 @@ class Fix(_message.Message):
     PREVIOUS_ANSWER_FIELD_NUMBER: _ClassVar[int]
     REGRESSIONS_FIELD_NUMBER: _ClassVar[int]
     WITHHELD_QUESTIONS_FIELD_NUMBER: _ClassVar[int]
+    NEARBY_ENTRIES_FIELD_NUMBER: _ClassVar[int]
     fix_id: str
     run_id: str
     entry_id: str
@@ -187,7 +188,18 @@ class Fix(_message.Message):
     previous_answer: str
     regressions: _containers.RepeatedCompositeFieldContainer[Regression]
     withheld_questions: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, fix_id: _Optional[str] = ..., run_id: _Optional[str] = ..., entry_id: _Optional[str] = ..., question: _Optional[str] = ..., questions: _Optional[_Iterable[str]] = ..., answer: _Optional[str] = ..., interaction_ids: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[FixState, str]] = ..., teacher_model: _Optional[str] = ..., prompt_version: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reviewer: _Optional[str] = ..., review_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., review_note: _Optional[str] = ..., kind: _Optional[_Union[FixKind, str]] = ..., added_questions: _Optional[_Iterable[str]] = ..., previous_answer: _Optional[str] = ..., regressions: _Optional[_Iterable[_Union[Regression, _Mapping]]] = ..., withheld_questions: _Optional[_Iterable[str]] = ...) -> None: ...
+    nearby_entries: _containers.RepeatedCompositeFieldContainer[NearbyEntry]
+    def __init__(self, fix_id: _Optional[str] = ..., run_id: _Optional[str] = ..., entry_id: _Optional[str] = ..., question: _Optional[str] = ..., questions: _Optional[_Iterable[str]] = ..., answer: _Optional[str] = ..., interaction_ids: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[FixState, str]] = ..., teacher_model: _Optional[str] = ..., prompt_version: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reviewer: _Optional[str] = ..., review_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., review_note: _Optional[str] = ..., kind: _Optional[_Union[FixKind, str]] = ..., added_questions: _Optional[_Iterable[str]] = ..., previous_answer: _Optional[str] = ..., regressions: _Optional[_Iterable[_Union[Regression, _Mapping]]] = ..., withheld_questions: _Optional[_Iterable[str]] = ..., nearby_entries: _Optional[_Iterable[_Union[NearbyEntry, _Mapping]]] = ...) -> None: ...
+
+class NearbyEntry(_message.Message):
+    __slots__ = ("entry_id", "title", "score")
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    entry_id: str
+    title: str
+    score: float
+    def __init__(self, entry_id: _Optional[str] = ..., title: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
 
 class StartRunRequest(_message.Message):
     __slots__ = ("request_id", "force")
@@ -266,18 +278,20 @@ class ListFixesResponse(_message.Message):
     def __init__(self, fixes: _Optional[_Iterable[_Union[Fix, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ApproveFixRequest(_message.Message):
-    __slots__ = ("fix_id", "answer", "reviewer", "note", "allow_regressions")
+    __slots__ = ("fix_id", "answer", "reviewer", "note", "allow_regressions", "into_entry_id")
     FIX_ID_FIELD_NUMBER: _ClassVar[int]
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     REVIEWER_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
     ALLOW_REGRESSIONS_FIELD_NUMBER: _ClassVar[int]
+    INTO_ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     fix_id: str
     answer: str
     reviewer: str
     note: str
     allow_regressions: bool
-    def __init__(self, fix_id: _Optional[str] = ..., answer: _Optional[str] = ..., reviewer: _Optional[str] = ..., note: _Optional[str] = ..., allow_regressions: _Optional[bool] = ...) -> None: ...
+    into_entry_id: str
+    def __init__(self, fix_id: _Optional[str] = ..., answer: _Optional[str] = ..., reviewer: _Optional[str] = ..., note: _Optional[str] = ..., allow_regressions: _Optional[bool] = ..., into_entry_id: _Optional[str] = ...) -> None: ...
 
 class ApproveFixResponse(_message.Message):
     __slots__ = ("fix",)

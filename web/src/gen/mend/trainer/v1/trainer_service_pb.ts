@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mend/trainer/v1/trainer_service.proto.
  */
 export const file_mend_trainer_v1_trainer_service: GenFile = /*@__PURE__*/
-  fileDesc("CiVtZW5kL3RyYWluZXIvdjEvdHJhaW5lcl9zZXJ2aWNlLnByb3RvEg9tZW5kLnRyYWluZXIudjEi4QMKA1J1bhIOCgZydW5faWQYASABKAkSKAoFc3RhdGUYAiABKA4yGS5tZW5kLnRyYWluZXIudjEuUnVuU3RhdGUSLAoHdHJpZ2dlchgDIAEoDjIbLm1lbmQudHJhaW5lci52MS5SdW5UcmlnZ2VyEg4KBmZvcmNlZBgEIAEoCBI2Cg5wdWJsaXNoX3BvbGljeRgFIAEoDjIeLm1lbmQudHJhaW5lci52MS5QdWJsaXNoUG9saWN5EhoKEmZlZWRiYWNrX3RocmVzaG9sZBgGIAEoBRIuCgpzdGFydF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoGY291bnRzGAkgASgLMhoubWVuZC50cmFpbmVyLnYxLlJ1bkNvdW50cxIVCg1lcnJvcl9tZXNzYWdlGAogASgJEjYKEWV2YWx1YXRpb25fYmVmb3JlGAsgASgLMhsubWVuZC50cmFpbmVyLnYxLkV2YWx1YXRpb24SNQoQZXZhbHVhdGlvbl9hZnRlchgMIAEoCzIbLm1lbmQudHJhaW5lci52MS5FdmFsdWF0aW9uIq4BCgpFdmFsdWF0aW9uEhEKCXF1ZXN0aW9ucxgBIAEoBRINCgVsaWtlZBgCIAEoBRINCgVyaWdodBgDIAEoBRIQCghhY2N1cmFjeRgEIAEoAhIqCgV3cm9uZxgFIAMoCzIbLm1lbmQudHJhaW5lci52MS5SZWdyZXNzaW9uEjEKDWV2YWx1YXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIngKClJlZ3Jlc3Npb24SEAoIcXVlc3Rpb24YASABKAkSEAoIZW50cnlfaWQYAiABKAkSEwoLZW50cnlfc2NvcmUYAyABKAISGQoRbW92ZWRfdG9fZW50cnlfaWQYBCABKAkSFgoObW92ZWRfdG9fc2NvcmUYBSABKAIirAEKCVJ1bkNvdW50cxIMCgRyZWFkGAEgASgFEg0KBWdhdGVkGAIgASgFEg8KB2NvdmVyZWQYAyABKAUSDQoFZml4ZWQYBCABKAUSEAoIcHJvcG9zZWQYBSABKAUSDgoGZmFpbGVkGAYgASgFEgsKA2dhcBgHIAEoBRIRCgltaXNyb3V0ZWQYCCABKAUSDQoFd3JvbmcYCSABKAUSEQoJbm9fYWN0aW9uGAogASgFIo8ECgNGaXgSDgoGZml4X2lkGAEgASgJEg4KBnJ1bl9pZBgCIAEoCRIQCghlbnRyeV9pZBgDIAEoCRIQCghxdWVzdGlvbhgEIAEoCRIRCglxdWVzdGlvbnMYBSADKAkSDgoGYW5zd2VyGAYgASgJEhcKD2ludGVyYWN0aW9uX2lkcxgHIAMoCRIoCgVzdGF0ZRgIIAEoDjIZLm1lbmQudHJhaW5lci52MS5GaXhTdGF0ZRIVCg10ZWFjaGVyX21vZGVsGAkgASgJEhYKDnByb21wdF92ZXJzaW9uGAogASgJEi8KC2NyZWF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghyZXZpZXdlchgMIAEoCRIvCgtyZXZpZXdfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLcmV2aWV3X25vdGUYDiABKAkSJgoEa2luZBgPIAEoDjIYLm1lbmQudHJhaW5lci52MS5GaXhLaW5kEhcKD2FkZGVkX3F1ZXN0aW9ucxgQIAMoCRIXCg9wcmV2aW91c19hbnN3ZXIYESABKAkSMAoLcmVncmVzc2lvbnMYEiADKAsyGy5tZW5kLnRyYWluZXIudjEuUmVncmVzc2lvbhIaChJ3aXRoaGVsZF9xdWVzdGlvbnMYEyADKAkiNAoPU3RhcnRSdW5SZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSDQoFZm9yY2UYAiABKAgiNQoQU3RhcnRSdW5SZXNwb25zZRIhCgNydW4YASABKAsyFC5tZW5kLnRyYWluZXIudjEuUnVuIh8KDUdldFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJIjMKDkdldFJ1blJlc3BvbnNlEiEKA3J1bhgBIAEoCzIULm1lbmQudHJhaW5lci52MS5SdW4iYgoPTGlzdFJ1bnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEigKBXN0YXRlGAMgASgOMhkubWVuZC50cmFpbmVyLnYxLlJ1blN0YXRlIk8KEExpc3RSdW5zUmVzcG9uc2USIgoEcnVucxgBIAMoCzIULm1lbmQudHJhaW5lci52MS5SdW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIh8KDUdldEZpeFJlcXVlc3QSDgoGZml4X2lkGAEgASgJIjMKDkdldEZpeFJlc3BvbnNlEiEKA2ZpeBgBIAEoCzIULm1lbmQudHJhaW5lci52MS5GaXgicwoQTGlzdEZpeGVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIoCgVzdGF0ZRgDIAEoDjIZLm1lbmQudHJhaW5lci52MS5GaXhTdGF0ZRIOCgZydW5faWQYBCABKAkiUQoRTGlzdEZpeGVzUmVzcG9uc2USIwoFZml4ZXMYASADKAsyFC5tZW5kLnRyYWluZXIudjEuRml4EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJuChFBcHByb3ZlRml4UmVxdWVzdBIOCgZmaXhfaWQYASABKAkSDgoGYW5zd2VyGAIgASgJEhAKCHJldmlld2VyGAMgASgJEgwKBG5vdGUYBCABKAkSGQoRYWxsb3dfcmVncmVzc2lvbnMYBSABKAgiNwoSQXBwcm92ZUZpeFJlc3BvbnNlEiEKA2ZpeBgBIAEoCzIULm1lbmQudHJhaW5lci52MS5GaXgiQgoQUmVqZWN0Rml4UmVxdWVzdBIOCgZmaXhfaWQYASABKAkSEAoIcmV2aWV3ZXIYAiABKAkSDAoEbm90ZRgDIAEoCSI2ChFSZWplY3RGaXhSZXNwb25zZRIhCgNmaXgYASABKAsyFC5tZW5kLnRyYWluZXIudjEuRml4IkQKElJvbGxiYWNrRml4UmVxdWVzdBIOCgZmaXhfaWQYASABKAkSEAoIcmV2aWV3ZXIYAiABKAkSDAoEbm90ZRgDIAEoCSI4ChNSb2xsYmFja0ZpeFJlc3BvbnNlEiEKA2ZpeBgBIAEoCzIULm1lbmQudHJhaW5lci52MS5GaXgiGgoYRXZhbHVhdGVLbm93bGVkZ2VSZXF1ZXN0IkwKGUV2YWx1YXRlS25vd2xlZGdlUmVzcG9uc2USLwoKZXZhbHVhdGlvbhgBIAEoCzIbLm1lbmQudHJhaW5lci52MS5FdmFsdWF0aW9uKpIBCghSdW5TdGF0ZRIZChVSVU5fU1RBVEVfVU5TUEVDSUZJRUQQABIVChFSVU5fU1RBVEVfUlVOTklORxABEhcKE1JVTl9TVEFURV9TVUNDRUVERUQQAhIUChBSVU5fU1RBVEVfRkFJTEVEEAMSJQohUlVOX1NUQVRFX1NLSVBQRURfQkVMT1dfVEhSRVNIT0xEEAQqWwoKUnVuVHJpZ2dlchIbChdSVU5fVFJJR0dFUl9VTlNQRUNJRklFRBAAEhgKFFJVTl9UUklHR0VSX1NDSEVEVUxFEAESFgoSUlVOX1RSSUdHRVJfTUFOVUFMEAIqYwoNUHVibGlzaFBvbGljeRIeChpQVUJMSVNIX1BPTElDWV9VTlNQRUNJRklFRBAAEhcKE1BVQkxJU0hfUE9MSUNZX0FVVE8QARIZChVQVUJMSVNIX1BPTElDWV9SRVZJRVcQAipxCgdGaXhLaW5kEhgKFEZJWF9LSU5EX1VOU1BFQ0lGSUVEEAASFgoSRklYX0tJTkRfTkVXX0VOVFJZEAESGgoWRklYX0tJTkRfQUREX1BIUkFTSU5HUxACEhgKFEZJWF9LSU5EX0VESVRfQU5TV0VSEAMqiQEKCEZpeFN0YXRlEhkKFUZJWF9TVEFURV9VTlNQRUNJRklFRBAAEhYKEkZJWF9TVEFURV9QUk9QT1NFRBABEhcKE0ZJWF9TVEFURV9QVUJMSVNIRUQQAhIWChJGSVhfU1RBVEVfUkVKRUNURUQQAxIZChVGSVhfU1RBVEVfUk9MTEVEX0JBQ0sQBDKNBgoOVHJhaW5lclNlcnZpY2USTwoIU3RhcnRSdW4SIC5tZW5kLnRyYWluZXIudjEuU3RhcnRSdW5SZXF1ZXN0GiEubWVuZC50cmFpbmVyLnYxLlN0YXJ0UnVuUmVzcG9uc2USSQoGR2V0UnVuEh4ubWVuZC50cmFpbmVyLnYxLkdldFJ1blJlcXVlc3QaHy5tZW5kLnRyYWluZXIudjEuR2V0UnVuUmVzcG9uc2USTwoITGlzdFJ1bnMSIC5tZW5kLnRyYWluZXIudjEuTGlzdFJ1bnNSZXF1ZXN0GiEubWVuZC50cmFpbmVyLnYxLkxpc3RSdW5zUmVzcG9uc2USSQoGR2V0Rml4Eh4ubWVuZC50cmFpbmVyLnYxLkdldEZpeFJlcXVlc3QaHy5tZW5kLnRyYWluZXIudjEuR2V0Rml4UmVzcG9uc2USUgoJTGlzdEZpeGVzEiEubWVuZC50cmFpbmVyLnYxLkxpc3RGaXhlc1JlcXVlc3QaIi5tZW5kLnRyYWluZXIudjEuTGlzdEZpeGVzUmVzcG9uc2USVQoKQXBwcm92ZUZpeBIiLm1lbmQudHJhaW5lci52MS5BcHByb3ZlRml4UmVxdWVzdBojLm1lbmQudHJhaW5lci52MS5BcHByb3ZlRml4UmVzcG9uc2USUgoJUmVqZWN0Rml4EiEubWVuZC50cmFpbmVyLnYxLlJlamVjdEZpeFJlcXVlc3QaIi5tZW5kLnRyYWluZXIudjEuUmVqZWN0Rml4UmVzcG9uc2USWAoLUm9sbGJhY2tGaXgSIy5tZW5kLnRyYWluZXIudjEuUm9sbGJhY2tGaXhSZXF1ZXN0GiQubWVuZC50cmFpbmVyLnYxLlJvbGxiYWNrRml4UmVzcG9uc2USagoRRXZhbHVhdGVLbm93bGVkZ2USKS5tZW5kLnRyYWluZXIudjEuRXZhbHVhdGVLbm93bGVkZ2VSZXF1ZXN0GioubWVuZC50cmFpbmVyLnYxLkV2YWx1YXRlS25vd2xlZGdlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiVtZW5kL3RyYWluZXIvdjEvdHJhaW5lcl9zZXJ2aWNlLnByb3RvEg9tZW5kLnRyYWluZXIudjEi4QMKA1J1bhIOCgZydW5faWQYASABKAkSKAoFc3RhdGUYAiABKA4yGS5tZW5kLnRyYWluZXIudjEuUnVuU3RhdGUSLAoHdHJpZ2dlchgDIAEoDjIbLm1lbmQudHJhaW5lci52MS5SdW5UcmlnZ2VyEg4KBmZvcmNlZBgEIAEoCBI2Cg5wdWJsaXNoX3BvbGljeRgFIAEoDjIeLm1lbmQudHJhaW5lci52MS5QdWJsaXNoUG9saWN5EhoKEmZlZWRiYWNrX3RocmVzaG9sZBgGIAEoBRIuCgpzdGFydF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoGY291bnRzGAkgASgLMhoubWVuZC50cmFpbmVyLnYxLlJ1bkNvdW50cxIVCg1lcnJvcl9tZXNzYWdlGAogASgJEjYKEWV2YWx1YXRpb25fYmVmb3JlGAsgASgLMhsubWVuZC50cmFpbmVyLnYxLkV2YWx1YXRpb24SNQoQZXZhbHVhdGlvbl9hZnRlchgMIAEoCzIbLm1lbmQudHJhaW5lci52MS5FdmFsdWF0aW9uIq4BCgpFdmFsdWF0aW9uEhEKCXF1ZXN0aW9ucxgBIAEoBRINCgVsaWtlZBgCIAEoBRINCgVyaWdodBgDIAEoBRIQCghhY2N1cmFjeRgEIAEoAhIqCgV3cm9uZxgFIAMoCzIbLm1lbmQudHJhaW5lci52MS5SZWdyZXNzaW9uEjEKDWV2YWx1YXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIngKClJlZ3Jlc3Npb24SEAoIcXVlc3Rpb24YASABKAkSEAoIZW50cnlfaWQYAiABKAkSEwoLZW50cnlfc2NvcmUYAyABKAISGQoRbW92ZWRfdG9fZW50cnlfaWQYBCABKAkSFgoObW92ZWRfdG9fc2NvcmUYBSABKAIirAEKCVJ1bkNvdW50cxIMCgRyZWFkGAEgASgFEg0KBWdhdGVkGAIgASgFEg8KB2NvdmVyZWQYAyABKAUSDQoFZml4ZWQYBCABKAUSEAoIcHJvcG9zZWQYBSABKAUSDgoGZmFpbGVkGAYgASgFEgsKA2dhcBgHIAEoBRIRCgltaXNyb3V0ZWQYCCABKAUSDQoFd3JvbmcYCSABKAUSEQoJbm9fYWN0aW9uGAogASgFIsUECgNGaXgSDgoGZml4X2lkGAEgASgJEg4KBnJ1bl9pZBgCIAEoCRIQCghlbnRyeV9pZBgDIAEoCRIQCghxdWVzdGlvbhgEIAEoCRIRCglxdWVzdGlvbnMYBSADKAkSDgoGYW5zd2VyGAYgASgJEhcKD2ludGVyYWN0aW9uX2lkcxgHIAMoCRIoCgVzdGF0ZRgIIAEoDjIZLm1lbmQudHJhaW5lci52MS5GaXhTdGF0ZRIVCg10ZWFjaGVyX21vZGVsGAkgASgJEhYKDnByb21wdF92ZXJzaW9uGAogASgJEi8KC2NyZWF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghyZXZpZXdlchgMIAEoCRIvCgtyZXZpZXdfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLcmV2aWV3X25vdGUYDiABKAkSJgoEa2luZBgPIAEoDjIYLm1lbmQudHJhaW5lci52MS5GaXhLaW5kEhcKD2FkZGVkX3F1ZXN0aW9ucxgQIAMoCRIXCg9wcmV2aW91c19hbnN3ZXIYESABKAkSMAoLcmVncmVzc2lvbnMYEiADKAsyGy5tZW5kLnRyYWluZXIudjEuUmVncmVzc2lvbhIaChJ3aXRoaGVsZF9xdWVzdGlvbnMYEyADKAkSNAoObmVhcmJ5X2VudHJpZXMYFCADKAsyHC5tZW5kLnRyYWluZXIudjEuTmVhcmJ5RW50cnkiPQoLTmVhcmJ5RW50cnkSEAoIZW50cnlfaWQYASABKAkSDQoFdGl0bGUYAiABKAkSDQoFc2NvcmUYAyABKAIiNAoPU3RhcnRSdW5SZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSDQoFZm9yY2UYAiABKAgiNQoQU3RhcnRSdW5SZXNwb25zZRIhCgNydW4YASABKAsyFC5tZW5kLnRyYWluZXIudjEuUnVuIh8KDUdldFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJIjMKDkdldFJ1blJlc3BvbnNlEiEKA3J1bhgBIAEoCzIULm1lbmQudHJhaW5lci52MS5SdW4iYgoPTGlzdFJ1bnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEigKBXN0YXRlGAMgASgOMhkubWVuZC50cmFpbmVyLnYxLlJ1blN0YXRlIk8KEExpc3RSdW5zUmVzcG9uc2USIgoEcnVucxgBIAMoCzIULm1lbmQudHJhaW5lci52MS5SdW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIh8KDUdldEZpeFJlcXVlc3QSDgoGZml4X2lkGAEgASgJIjMKDkdldEZpeFJlc3BvbnNlEiEKA2ZpeBgBIAEoCzIULm1lbmQudHJhaW5lci52MS5GaXgicwoQTGlzdEZpeGVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIoCgVzdGF0ZRgDIAEoDjIZLm1lbmQudHJhaW5lci52MS5GaXhTdGF0ZRIOCgZydW5faWQYBCABKAkiUQoRTGlzdEZpeGVzUmVzcG9uc2USIwoFZml4ZXMYASADKAsyFC5tZW5kLnRyYWluZXIudjEuRml4EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKFAQoRQXBwcm92ZUZpeFJlcXVlc3QSDgoGZml4X2lkGAEgASgJEg4KBmFuc3dlchgCIAEoCRIQCghyZXZpZXdlchgDIAEoCRIMCgRub3RlGAQgASgJEhkKEWFsbG93X3JlZ3Jlc3Npb25zGAUgASgIEhUKDWludG9fZW50cnlfaWQYBiABKAkiNwoSQXBwcm92ZUZpeFJlc3BvbnNlEiEKA2ZpeBgBIAEoCzIULm1lbmQudHJhaW5lci52MS5GaXgiQgoQUmVqZWN0Rml4UmVxdWVzdBIOCgZmaXhfaWQYASABKAkSEAoIcmV2aWV3ZXIYAiABKAkSDAoEbm90ZRgDIAEoCSI2ChFSZWplY3RGaXhSZXNwb25zZRIhCgNmaXgYASABKAsyFC5tZW5kLnRyYWluZXIudjEuRml4IkQKElJvbGxiYWNrRml4UmVxdWVzdBIOCgZmaXhfaWQYASABKAkSEAoIcmV2aWV3ZXIYAiABKAkSDAoEbm90ZRgDIAEoCSI4ChNSb2xsYmFja0ZpeFJlc3BvbnNlEiEKA2ZpeBgBIAEoCzIULm1lbmQudHJhaW5lci52MS5GaXgiGgoYRXZhbHVhdGVLbm93bGVkZ2VSZXF1ZXN0IkwKGUV2YWx1YXRlS25vd2xlZGdlUmVzcG9uc2USLwoKZXZhbHVhdGlvbhgBIAEoCzIbLm1lbmQudHJhaW5lci52MS5FdmFsdWF0aW9uKpIBCghSdW5TdGF0ZRIZChVSVU5fU1RBVEVfVU5TUEVDSUZJRUQQABIVChFSVU5fU1RBVEVfUlVOTklORxABEhcKE1JVTl9TVEFURV9TVUNDRUVERUQQAhIUChBSVU5fU1RBVEVfRkFJTEVEEAMSJQohUlVOX1NUQVRFX1NLSVBQRURfQkVMT1dfVEhSRVNIT0xEEAQqWwoKUnVuVHJpZ2dlchIbChdSVU5fVFJJR0dFUl9VTlNQRUNJRklFRBAAEhgKFFJVTl9UUklHR0VSX1NDSEVEVUxFEAESFgoSUlVOX1RSSUdHRVJfTUFOVUFMEAIqYwoNUHVibGlzaFBvbGljeRIeChpQVUJMSVNIX1BPTElDWV9VTlNQRUNJRklFRBAAEhcKE1BVQkxJU0hfUE9MSUNZX0FVVE8QARIZChVQVUJMSVNIX1BPTElDWV9SRVZJRVcQAipxCgdGaXhLaW5kEhgKFEZJWF9LSU5EX1VOU1BFQ0lGSUVEEAASFgoSRklYX0tJTkRfTkVXX0VOVFJZEAESGgoWRklYX0tJTkRfQUREX1BIUkFTSU5HUxACEhgKFEZJWF9LSU5EX0VESVRfQU5TV0VSEAMqiQEKCEZpeFN0YXRlEhkKFUZJWF9TVEFURV9VTlNQRUNJRklFRBAAEhYKEkZJWF9TVEFURV9QUk9QT1NFRBABEhcKE0ZJWF9TVEFURV9QVUJMSVNIRUQQAhIWChJGSVhfU1RBVEVfUkVKRUNURUQQAxIZChVGSVhfU1RBVEVfUk9MTEVEX0JBQ0sQBDKNBgoOVHJhaW5lclNlcnZpY2USTwoIU3RhcnRSdW4SIC5tZW5kLnRyYWluZXIudjEuU3RhcnRSdW5SZXF1ZXN0GiEubWVuZC50cmFpbmVyLnYxLlN0YXJ0UnVuUmVzcG9uc2USSQoGR2V0UnVuEh4ubWVuZC50cmFpbmVyLnYxLkdldFJ1blJlcXVlc3QaHy5tZW5kLnRyYWluZXIudjEuR2V0UnVuUmVzcG9uc2USTwoITGlzdFJ1bnMSIC5tZW5kLnRyYWluZXIudjEuTGlzdFJ1bnNSZXF1ZXN0GiEubWVuZC50cmFpbmVyLnYxLkxpc3RSdW5zUmVzcG9uc2USSQoGR2V0Rml4Eh4ubWVuZC50cmFpbmVyLnYxLkdldEZpeFJlcXVlc3QaHy5tZW5kLnRyYWluZXIudjEuR2V0Rml4UmVzcG9uc2USUgoJTGlzdEZpeGVzEiEubWVuZC50cmFpbmVyLnYxLkxpc3RGaXhlc1JlcXVlc3QaIi5tZW5kLnRyYWluZXIudjEuTGlzdEZpeGVzUmVzcG9uc2USVQoKQXBwcm92ZUZpeBIiLm1lbmQudHJhaW5lci52MS5BcHByb3ZlRml4UmVxdWVzdBojLm1lbmQudHJhaW5lci52MS5BcHByb3ZlRml4UmVzcG9uc2USUgoJUmVqZWN0Rml4EiEubWVuZC50cmFpbmVyLnYxLlJlamVjdEZpeFJlcXVlc3QaIi5tZW5kLnRyYWluZXIudjEuUmVqZWN0Rml4UmVzcG9uc2USWAoLUm9sbGJhY2tGaXgSIy5tZW5kLnRyYWluZXIudjEuUm9sbGJhY2tGaXhSZXF1ZXN0GiQubWVuZC50cmFpbmVyLnYxLlJvbGxiYWNrRml4UmVzcG9uc2USagoRRXZhbHVhdGVLbm93bGVkZ2USKS5tZW5kLnRyYWluZXIudjEuRXZhbHVhdGVLbm93bGVkZ2VSZXF1ZXN0GioubWVuZC50cmFpbmVyLnYxLkV2YWx1YXRlS25vd2xlZGdlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * Run is one pass of the trainer over the disliked, unprocessed interactions.
@@ -477,6 +477,17 @@ export type Fix = Message<"mend.trainer.v1.Fix"> & {
    * @generated from field: repeated string withheld_questions = 19;
    */
   withheldQuestions: string[];
+
+  /**
+   * For NEW_ENTRY: the published Q&A entries nearest the fix's questions, as
+   * the run's search found them, best first (at most 5). One of them may
+   * answer the fix's questions already: a reviewer who finds so approves the
+   * fix with `ApproveFixRequest.into_entry_id` instead of publishing a second
+   * entry on that topic. Empty for other kinds.
+   *
+   * @generated from field: repeated mend.trainer.v1.NearbyEntry nearby_entries = 20;
+   */
+  nearbyEntries: NearbyEntry[];
 };
 
 /**
@@ -485,6 +496,42 @@ export type Fix = Message<"mend.trainer.v1.Fix"> & {
  */
 export const FixSchema: GenMessage<Fix> = /*@__PURE__*/
   messageDesc(file_mend_trainer_v1_trainer_service, 4);
+
+/**
+ * NearbyEntry is a published entry close to a proposed new entry's questions.
+ *
+ * @generated from message mend.trainer.v1.NearbyEntry
+ */
+export type NearbyEntry = Message<"mend.trainer.v1.NearbyEntry"> & {
+  /**
+   * The entry's id in the bot's knowledge index.
+   *
+   * @generated from field: string entry_id = 1;
+   */
+  entryId: string;
+
+  /**
+   * The entry's title.
+   *
+   * @generated from field: string title = 2;
+   */
+  title: string;
+
+  /**
+   * The best similarity (cosine, 0 to 1) of the entry to any of the fix's
+   * questions when the run searched them.
+   *
+   * @generated from field: float score = 3;
+   */
+  score: number;
+};
+
+/**
+ * Describes the message mend.trainer.v1.NearbyEntry.
+ * Use `create(NearbyEntrySchema)` to create a new message.
+ */
+export const NearbyEntrySchema: GenMessage<NearbyEntry> = /*@__PURE__*/
+  messageDesc(file_mend_trainer_v1_trainer_service, 5);
 
 /**
  * StartRunRequest asks for a manual run.
@@ -513,7 +560,7 @@ export type StartRunRequest = Message<"mend.trainer.v1.StartRunRequest"> & {
  * Use `create(StartRunRequestSchema)` to create a new message.
  */
 export const StartRunRequestSchema: GenMessage<StartRunRequest> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 5);
+  messageDesc(file_mend_trainer_v1_trainer_service, 6);
 
 /**
  * StartRunResponse carries the started run.
@@ -534,7 +581,7 @@ export type StartRunResponse = Message<"mend.trainer.v1.StartRunResponse"> & {
  * Use `create(StartRunResponseSchema)` to create a new message.
  */
 export const StartRunResponseSchema: GenMessage<StartRunResponse> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 6);
+  messageDesc(file_mend_trainer_v1_trainer_service, 7);
 
 /**
  * GetRunRequest names one run.
@@ -555,7 +602,7 @@ export type GetRunRequest = Message<"mend.trainer.v1.GetRunRequest"> & {
  * Use `create(GetRunRequestSchema)` to create a new message.
  */
 export const GetRunRequestSchema: GenMessage<GetRunRequest> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 7);
+  messageDesc(file_mend_trainer_v1_trainer_service, 8);
 
 /**
  * GetRunResponse carries one run.
@@ -576,7 +623,7 @@ export type GetRunResponse = Message<"mend.trainer.v1.GetRunResponse"> & {
  * Use `create(GetRunResponseSchema)` to create a new message.
  */
 export const GetRunResponseSchema: GenMessage<GetRunResponse> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 8);
+  messageDesc(file_mend_trainer_v1_trainer_service, 9);
 
 /**
  * ListRunsRequest selects a page of runs, newest first.
@@ -613,7 +660,7 @@ export type ListRunsRequest = Message<"mend.trainer.v1.ListRunsRequest"> & {
  * Use `create(ListRunsRequestSchema)` to create a new message.
  */
 export const ListRunsRequestSchema: GenMessage<ListRunsRequest> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 9);
+  messageDesc(file_mend_trainer_v1_trainer_service, 10);
 
 /**
  * ListRunsResponse is one page of runs.
@@ -641,7 +688,7 @@ export type ListRunsResponse = Message<"mend.trainer.v1.ListRunsResponse"> & {
  * Use `create(ListRunsResponseSchema)` to create a new message.
  */
 export const ListRunsResponseSchema: GenMessage<ListRunsResponse> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 10);
+  messageDesc(file_mend_trainer_v1_trainer_service, 11);
 
 /**
  * GetFixRequest names one fix.
@@ -662,7 +709,7 @@ export type GetFixRequest = Message<"mend.trainer.v1.GetFixRequest"> & {
  * Use `create(GetFixRequestSchema)` to create a new message.
  */
 export const GetFixRequestSchema: GenMessage<GetFixRequest> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 11);
+  messageDesc(file_mend_trainer_v1_trainer_service, 12);
 
 /**
  * GetFixResponse carries one fix.
@@ -683,7 +730,7 @@ export type GetFixResponse = Message<"mend.trainer.v1.GetFixResponse"> & {
  * Use `create(GetFixResponseSchema)` to create a new message.
  */
 export const GetFixResponseSchema: GenMessage<GetFixResponse> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 12);
+  messageDesc(file_mend_trainer_v1_trainer_service, 13);
 
 /**
  * ListFixesRequest selects a page of fixes, newest first.
@@ -727,7 +774,7 @@ export type ListFixesRequest = Message<"mend.trainer.v1.ListFixesRequest"> & {
  * Use `create(ListFixesRequestSchema)` to create a new message.
  */
 export const ListFixesRequestSchema: GenMessage<ListFixesRequest> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 13);
+  messageDesc(file_mend_trainer_v1_trainer_service, 14);
 
 /**
  * ListFixesResponse is one page of fixes.
@@ -755,7 +802,7 @@ export type ListFixesResponse = Message<"mend.trainer.v1.ListFixesResponse"> & {
  * Use `create(ListFixesResponseSchema)` to create a new message.
  */
 export const ListFixesResponseSchema: GenMessage<ListFixesResponse> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 14);
+  messageDesc(file_mend_trainer_v1_trainer_service, 15);
 
 /**
  * ApproveFixRequest publishes a proposed fix.
@@ -802,6 +849,20 @@ export type ApproveFixRequest = Message<"mend.trainer.v1.ApproveFixRequest"> & {
    * @generated from field: bool allow_regressions = 5;
    */
   allowRegressions: boolean;
+
+  /**
+   * For a NEW_ENTRY fix only: publish its questions as added phrasings of
+   * this existing published Q&A entry instead of a new entry, because that
+   * entry answers them (often one of the fix's `nearby_entries`). The fix
+   * becomes ADD_PHRASINGS of that entry (`entry_id`, `added_questions`), its
+   * proposed entry leaves the index, its interactions name that entry, and
+   * rolling it back removes only the phrasings it added. `answer` must be
+   * empty: the entry keeps its answer. The regression gate replays the
+   * phrasings on that entry, as for any ADD_PHRASINGS fix.
+   *
+   * @generated from field: string into_entry_id = 6;
+   */
+  intoEntryId: string;
 };
 
 /**
@@ -809,7 +870,7 @@ export type ApproveFixRequest = Message<"mend.trainer.v1.ApproveFixRequest"> & {
  * Use `create(ApproveFixRequestSchema)` to create a new message.
  */
 export const ApproveFixRequestSchema: GenMessage<ApproveFixRequest> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 15);
+  messageDesc(file_mend_trainer_v1_trainer_service, 16);
 
 /**
  * ApproveFixResponse carries the published fix.
@@ -830,7 +891,7 @@ export type ApproveFixResponse = Message<"mend.trainer.v1.ApproveFixResponse"> &
  * Use `create(ApproveFixResponseSchema)` to create a new message.
  */
 export const ApproveFixResponseSchema: GenMessage<ApproveFixResponse> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 16);
+  messageDesc(file_mend_trainer_v1_trainer_service, 17);
 
 /**
  * RejectFixRequest turns down a proposed fix.
@@ -865,7 +926,7 @@ export type RejectFixRequest = Message<"mend.trainer.v1.RejectFixRequest"> & {
  * Use `create(RejectFixRequestSchema)` to create a new message.
  */
 export const RejectFixRequestSchema: GenMessage<RejectFixRequest> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 17);
+  messageDesc(file_mend_trainer_v1_trainer_service, 18);
 
 /**
  * RejectFixResponse carries the rejected fix.
@@ -886,7 +947,7 @@ export type RejectFixResponse = Message<"mend.trainer.v1.RejectFixResponse"> & {
  * Use `create(RejectFixResponseSchema)` to create a new message.
  */
 export const RejectFixResponseSchema: GenMessage<RejectFixResponse> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 18);
+  messageDesc(file_mend_trainer_v1_trainer_service, 19);
 
 /**
  * RollbackFixRequest withdraws a published fix.
@@ -921,7 +982,7 @@ export type RollbackFixRequest = Message<"mend.trainer.v1.RollbackFixRequest"> &
  * Use `create(RollbackFixRequestSchema)` to create a new message.
  */
 export const RollbackFixRequestSchema: GenMessage<RollbackFixRequest> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 19);
+  messageDesc(file_mend_trainer_v1_trainer_service, 20);
 
 /**
  * RollbackFixResponse carries the rolled-back fix.
@@ -942,7 +1003,7 @@ export type RollbackFixResponse = Message<"mend.trainer.v1.RollbackFixResponse">
  * Use `create(RollbackFixResponseSchema)` to create a new message.
  */
 export const RollbackFixResponseSchema: GenMessage<RollbackFixResponse> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 20);
+  messageDesc(file_mend_trainer_v1_trainer_service, 21);
 
 /**
  * EvaluateKnowledgeRequest asks for an evaluation now.
@@ -957,7 +1018,7 @@ export type EvaluateKnowledgeRequest = Message<"mend.trainer.v1.EvaluateKnowledg
  * Use `create(EvaluateKnowledgeRequestSchema)` to create a new message.
  */
 export const EvaluateKnowledgeRequestSchema: GenMessage<EvaluateKnowledgeRequest> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 21);
+  messageDesc(file_mend_trainer_v1_trainer_service, 22);
 
 /**
  * EvaluateKnowledgeResponse carries it.
@@ -978,7 +1039,7 @@ export type EvaluateKnowledgeResponse = Message<"mend.trainer.v1.EvaluateKnowled
  * Use `create(EvaluateKnowledgeResponseSchema)` to create a new message.
  */
 export const EvaluateKnowledgeResponseSchema: GenMessage<EvaluateKnowledgeResponse> = /*@__PURE__*/
-  messageDesc(file_mend_trainer_v1_trainer_service, 22);
+  messageDesc(file_mend_trainer_v1_trainer_service, 23);
 
 /**
  * RunState is where a run is in its life.

@@ -1,0 +1,130 @@
+"""A proposed new entry whose topic an existing entry covers already: the fix
+lists the published entries nearest its questions, and a reviewer approves it
+into one of them (ApproveFixRequest.into_entry_id) instead of publishing a
+duplicate. Against the real services: TrainerService, the bot's
+KnowledgeService (pgvector, MiniLM), interactions, PostgreSQL."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import grpc
+
+from mend.bot.v1 import bot_service_pb2 as bpb
+from mend.interactions.v1 import interactions_service_pb2 as ipb
+from mend.trainer.v1 import trainer_service_pb2 as pb
+from tests.support import ARTICLE, RETURNS, SHIPPING, Teacher, expect_status, processed, upsert
+from tests.trainer.builders import disliked, forced_run, liked
+
+# Asks about returns in other words: below the judge's 0.8 to every returns
+# phrasing, so the run proposes a new entry, yet nearer returns than shipping.
+MONEY_BACK = "I want my money back for the boots I sent you"
+
+
+async def proposed_new_entry(stub, trainer, interactions, question: str) -> pb.Fix:
+    trainer.teacher = Teacher()
+    trainer.policy = replace(trainer.policy, publish="review", reinforce=False)
+    await disliked(interactions, question)
+    done = await forced_run(stub)
+    assert done.state == pb.RUN_STATE_SUCCEEDED, done.error_message
+    [fix] = (await stub.ListFixes(pb.ListFixesRequest(run_id=done.run_id))).fixes
+    assert fix.kind == pb.FIX_KIND_NEW_ENTRY and fix.state == pb.FIX_STATE_PROPOSED
+    return fix
+
+
+async def best_entry(knowledge, question: str) -> str:
+    hits = (await knowledge.SearchKnowledge(bpb.SearchKnowledgeRequest(query=question, k=1))).hits
+    return hits[0].entry.entry_id if hits else ""
+
+
+async def test_a_new_entry_fix_lists_the_published_entries_nearest_its_questions(trainer_setup, interactions,
+                                                                                 knowledge):
+    stub, trainer = trainer_setup
+    await upsert(knowledge, RETURNS, SHIPPING, ARTICLE)
+    fix = await proposed_new_entry(stub, trainer, interactions, MONEY_BACK)
+    nearby = list(fix.nearby_entries)
+    # Q&A entries only (an article cannot take phrasings), best first, scored as the search scores them.
+    assert [n.entry_id for n in nearby] == ["faq-returns", "faq-shipping"]
+    assert 0 < nearby[1].score < nearby[0].score < 0.8
+    found = (await knowledge.SearchKnowledge(bpb.SearchKnowledgeRequest(query=MONEY_BACK, k=1))).hits[0]
+    assert abs(nearby[0].score - found.score) < 1e-3
+    assert (await stub.GetFix(pb.GetFixRequest(fix_id=fix.fix_id))).fix.nearby_entries == fix.nearby_entries
+
+
+async def test_approved_into_an_existing_entry_the_fix_adds_its_phrasings_there_and_rolls_back_exactly(
+        trainer_setup, interactions, knowledge):
+    stub, trainer = trainer_setup
+    await upsert(knowledge, RETURNS, SHIPPING, ARTICLE)
+    fix = await proposed_new_entry(stub, trainer, interactions, MONEY_BACK)
+    [interaction_id] = fix.interaction_ids
+
+    def approve(into: str, **more) -> pb.ApproveFixRequest:
+        return pb.ApproveFixRequest(fix_id=fix.fix_id, reviewer="ana", into_entry_id=into, **more)
+
+    await expect_status(stub.ApproveFix(approve("faq-returns", answer="Refunds take 5 days.")),
+                        grpc.StatusCode.INVALID_ARGUMENT, "answer", "into_entry_id")
+    await expect_status(stub.ApproveFix(approve("faq-nothing")), grpc.StatusCode.NOT_FOUND, "faq-nothing")
+    await expect_status(stub.ApproveFix(approve(ARTICLE.entry_id)), grpc.StatusCode.FAILED_PRECONDITION,
+                        "not a published Q&A entry")
+    await expect_status(stub.ApproveFix(approve(fix.fix_id)), grpc.StatusCode.INVALID_ARGUMENT, "into_entry_id")
+    # None of the refusals changed anything.
+    assert (await stub.GetFix(pb.GetFixRequest(fix_id=fix.fix_id))).fix.state == pb.FIX_STATE_PROPOSED
+    assert list((await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-returns"))).entry.questions) == list(
+        RETURNS.questions)
+
+    merged = (await stub.ApproveFix(approve("faq-returns", note="returns covers it"))).fix
+    assert (merged.kind, merged.state, merged.entry_id) == (pb.FIX_KIND_ADD_PHRASINGS, pb.FIX_STATE_PUBLISHED,
+                                                            "faq-returns")
+    assert (list(merged.added_questions), merged.answer, merged.reviewer) == ([MONEY_BACK], RETURNS.content, "ana")
+    returns = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-returns"))).entry
+    assert list(returns.questions) == [*RETURNS.questions, MONEY_BACK] and returns.content == RETURNS.content
+    # The proposed duplicate left the index; the customer's question now finds the returns entry.
+    await expect_status(knowledge.GetEntry(bpb.GetEntryRequest(entry_id=fix.fix_id)), grpc.StatusCode.NOT_FOUND)
+    assert await best_entry(knowledge, MONEY_BACK) == "faq-returns"
+    stored = (await processed(interactions))[interaction_id]
+    assert (stored.training_outcome, stored.knowledge_entry_id) == (ipb.TRAINING_OUTCOME_FIXED, "faq-returns")
+    # The entry's history names the fix and the reviewer.
+    [newest] = (await knowledge.ListRevisions(bpb.ListRevisionsRequest(entry_id="faq-returns", page_size=1))).revisions
+    assert (newest.note.fix_id, newest.note.author) == (fix.fix_id, "ana")
+    await expect_status(stub.ApproveFix(approve("faq-returns")), grpc.StatusCode.INVALID_ARGUMENT, "NEW_ENTRY")
+
+    rolled = (await stub.RollbackFix(pb.RollbackFixRequest(fix_id=fix.fix_id, reviewer="ana"))).fix
+    assert rolled.state == pb.FIX_STATE_ROLLED_BACK
+    returns = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-returns"))).entry
+    assert list(returns.questions) == list(RETURNS.questions)
+    await expect_status(knowledge.GetEntry(bpb.GetEntryRequest(entry_id=fix.fix_id)), grpc.StatusCode.NOT_FOUND)
+    stored = (await processed(interactions))[interaction_id]
+    assert (stored.training_outcome, stored.knowledge_entry_id) == (ipb.TRAINING_OUTCOME_ROLLED_BACK, "faq-returns")
+
+
+LIKED = "Can I send back a gift I bought online?"  # liked, answered from returns (0.49, as in test_gate.py)
+SEND_BACK = "Can I send back a gift?"  # 0.92 similar to it: as a phrasing of another entry it takes it
+
+
+async def test_approving_into_an_entry_that_would_take_a_liked_answer_needs_the_override(
+        trainer_setup, interactions, knowledge):
+    """The regression gate replays the merge as that entry's added phrasings."""
+    stub, trainer = trainer_setup
+    returns = bpb.KnowledgeEntry(entry_id="returns", kind=bpb.ENTRY_KIND_QA, title="Returns",
+                                 questions=["How do I return an item?"], source="faq",
+                                 content="Send it back within 30 days with the prepaid label.")
+    await upsert(knowledge, returns, SHIPPING)
+    await liked(interactions, LIKED, "returns")
+    fix = await proposed_new_entry(stub, trainer, interactions, SEND_BACK)
+    assert {n.entry_id for n in fix.nearby_entries} == {"returns", "faq-shipping"}
+    await expect_status(stub.ApproveFix(pb.ApproveFixRequest(fix_id=fix.fix_id, reviewer="ana",
+                                                             into_entry_id="faq-shipping")),
+                        grpc.StatusCode.FAILED_PRECONDITION, "allow_regressions")
+    held = (await stub.GetFix(pb.GetFixRequest(fix_id=fix.fix_id))).fix
+    assert held.state == pb.FIX_STATE_PROPOSED
+    assert [(r.question, r.entry_id, r.moved_to_entry_id) for r in held.regressions] == [
+        (LIKED, "returns", "faq-shipping")]
+    assert await best_entry(knowledge, LIKED) == "returns"
+    assert list((await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-shipping"))).entry.questions) == list(
+        SHIPPING.questions)
+    # Into the entry that answers the liked question, nothing is taken.
+    merged = (await stub.ApproveFix(pb.ApproveFixRequest(fix_id=fix.fix_id, reviewer="ana",
+                                                         into_entry_id="returns"))).fix
+    assert merged.state == pb.FIX_STATE_PUBLISHED and not merged.regressions
+    assert list((await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="returns"))).entry.questions) == [
+        "How do I return an item?", SEND_BACK]
