@@ -87,8 +87,8 @@ class MemoryLedger:
         return found
 
 
-def missing(entry: bpb.KnowledgeEntry, questions: Sequence[str]) -> list[str]:
-    """Those of `questions` the entry does not list yet, as many as it has room for."""
+def missing(entry: bpb.KnowledgeEntry, questions: Sequence[str], limit: bool = True) -> list[str]:
+    """Those of `questions` the entry does not list yet, as many as it has room for (all with `limit` off)."""
     listed = {q.strip().lower() for q in entry.questions}
     found: list[str] = []
     for question in questions:
@@ -96,7 +96,7 @@ def missing(entry: bpb.KnowledgeEntry, questions: Sequence[str]) -> list[str]:
         if key not in listed:
             listed.add(key)
             found.append(question)
-    return found[:max(0, MAX_QUESTIONS - len(entry.questions))]
+    return found[:max(0, MAX_QUESTIONS - len(entry.questions))] if limit else found
 
 
 def copy(entry: bpb.KnowledgeEntry) -> bpb.KnowledgeEntry:

@@ -115,9 +115,11 @@ WITHDRAWN: dict[str, ipb.TrainingOutcome] = {"rejected": ipb.TRAINING_OUTCOME_RE
                                              "rolled_back": ipb.TRAINING_OUTCOME_ROLLED_BACK}
 RECORDED_STATUS = {"published": bpb.ENTRY_STATUS_PUBLISHED, "proposed": bpb.ENTRY_STATUS_PROPOSED}
 # Given the ids of the earlier fixes a page grows, holds them against review
-# until the page is marked, and yields what is on record for each:
-# fix id -> (state, answer), the answer as a reviewer may have edited it.
-Hold = Callable[[list[str]], AbstractAsyncContextManager[dict[str, tuple[str, str]]]]
+# until the page is marked, and yields what is on record for each: fix id ->
+# (state, answer, into_entry_id), the answer as a reviewer may have edited it,
+# and the entry a reviewer approved a new-entry fix into ('' when none).
+OnRecord = dict[str, tuple[str, str, str]]
+Hold = Callable[[list[str]], AbstractAsyncContextManager[OnRecord]]
 
 
 class Written(NamedTuple):
@@ -125,10 +127,11 @@ class Written(NamedTuple):
 
     outcome: ipb.TrainingOutcome
     fix: Fix
+    recorded: bool = True  # False: not the run's fix any more (approved into another entry)
 
 
 @contextlib.asynccontextmanager
-async def _no_hold(fix_ids: list[str]) -> AsyncIterator[dict[str, tuple[str, str]]]:
+async def _no_hold(fix_ids: list[str]) -> AsyncIterator[OnRecord]:
     yield {}
 
 
@@ -331,7 +334,8 @@ class _Run:
                                 if change.entry_id not in failed}
                 self._protect(written.values(), done_changes.values())
                 if self.on_fixes is not None and written:
-                    await self.on_fixes([written[group].fix for group in fold.groups if group in written])
+                    await self.on_fixes([written[group].fix for group in fold.groups
+                                         if group in written and written[group].recorded])
                 if done_changes:
                     await self.ledger.save(list({c.fix_id: c for c in done_changes.values()}.values()))
                 for group in fold.groups:
@@ -420,19 +424,21 @@ class _Run:
         return {group: answer for group, answer in zip(new, answers, strict=True) if not isinstance(answer, Exception)}
 
     def _settle(self, items: list[ipb.Interaction], groups: list[ChangeGroup], revised: dict[ChangeGroup, str],
-                recorded: dict[str, tuple[str, str]]) -> tuple[dict[ChangeGroup, Change], list[Rewrite]]:
+                recorded: OnRecord) -> tuple[dict[ChangeGroup, Change], list[Rewrite]]:
         """Each group's change as it will be recorded, and (under `auto`) the
         entries to write, one per entry however many changes it gets. A change a
         reviewer has published or withdrawn meanwhile takes no more questions: an
         ADD_PHRASINGS group starts a new one; an EDIT_ANSWER group, which has no
-        revised answer then, fails for this run."""
+        revised answer then, fails for this run. Only under `auto` is a published
+        change of this run the run's own, which grows as it is applied; under
+        review a reviewer published it (or approved a new entry into its entry)."""
         settled: dict[ChangeGroup, Change] = {}
         rewrites: dict[str, bpb.KnowledgeEntry] = {}
         for group in groups:
             change = group.change
             if change is not None:
-                state, answer = recorded.get(change.fix_id, (change.state, change.answer))
-                if state == "proposed" or (state == "published" and change.run_id == self.run_id):
+                state, answer, _ = recorded.get(change.fix_id, (change.state, change.answer, ""))
+                if state == "proposed" or (state == "published" and change.run_id == self.run_id and self.auto):
                     change = replace(change, state=state, answer=answer or change.answer,
                                      questions=list(change.questions), interaction_ids=list(change.interaction_ids),
                                      added_questions=list(change.added_questions))
@@ -650,7 +656,7 @@ class _Run:
                 known.add(question)
                 self.cases.append(regressions.Case(question, target, liked=False))
 
-    async def _write(self, fold: Fold, taught: dict[Group, bpb.KnowledgeEntry], recorded: dict[str, tuple[str, str]],
+    async def _write(self, fold: Fold, taught: dict[Group, bpb.KnowledgeEntry], recorded: OnRecord,
                      rewrites: list[Rewrite], blocked: set[Group],
                      near: dict[Group, list[Nearby]]) -> tuple[dict[Group, Written], set[str]]:
         """Upserts the page's new fixes, the earlier fixes that gained questions
@@ -667,8 +673,17 @@ class _Run:
         for group in fold.groups:
             if group.fix is None or group in taught:
                 continue
-            state, answer = recorded.get(group.fix.entry.entry_id, ("", ""))
-            if state in WITHDRAWN:
+            state, answer, into = recorded.get(group.fix.entry.entry_id, ("", "", ""))
+            if into:
+                # A reviewer approved this fix into entry `into` while the page was being
+                # worked on (or began to: an approval that stopped half way is finished
+                # by approving it again): its entry leaves the index and its questions
+                # are that entry's phrasings. Nothing is written back, and the page's
+                # questions that joined it are covered by that entry, the topic the
+                # reviewer chose for them (a later dislike of its answer is triaged against it).
+                written[group] = Written(ipb.TRAINING_OUTCOME_COVERED, Fix(bpb.KnowledgeEntry(entry_id=into)),
+                                         recorded=False)
+            elif state in WITHDRAWN:
                 # A reviewer rejected or rolled back this fix while the page was being
                 # worked on. Its entry is not written back: the questions that joined it
                 # share its verdict, exactly as if they had joined before the review
@@ -693,7 +708,7 @@ class _Run:
                     nearby=near.get(key, []) if key in taught else (before.nearby if before else []))
                 new = ipb.TRAINING_OUTCOME_PROPOSED if key in blocked else self.outcome
                 written[key] = Written(new if key in taught
-                                       else self._outcome(recorded.get(entry.entry_id, ("", ""))[0], entry.status),
+                                       else self._outcome(recorded.get(entry.entry_id, ("", "", ""))[0], entry.status),
                                        fix)
         return written, {key for key in failed if isinstance(key, str)}
 

@@ -31,7 +31,7 @@ _RUN_COLUMNS = ("run_id, state, trigger, forced, publish_policy, feedback_thresh
 # What a run records of a fix; a review adds the rest.
 _FIX_WRITTEN = ("fix_id, run_id, questions, answer, interaction_ids, state, teacher_model, prompt_version, "
                 "create_time, kind, entry_id, added_questions, previous_answer, regressions, withheld_questions")
-_FIX_COLUMNS = f"{_FIX_WRITTEN}, nearby, reviewer, review_time, review_note"
+_FIX_COLUMNS = f"{_FIX_WRITTEN}, nearby, into_entry_id, reviewer, review_time, review_note"
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,7 @@ class FixRecord:
     regressions: list[dict]  # the gate's (regressions.Regression fields), as last replayed
     withheld_questions: list[str]  # phrasings the gate kept out of it
     nearby: list[dict]  # new_entry: fold.Nearby fields, the published entries nearest its questions
+    into_entry_id: str  # a new entry approved into an existing one: that entry (set when the approval starts)
     reviewer: str
     review_time: datetime | None
     review_note: str
@@ -220,16 +221,17 @@ async def finish_run(connection: asyncpg.Connection, run_id: uuid.UUID, state: s
 
 
 @contextlib.asynccontextmanager
-async def hold_fixes(connection: asyncpg.Connection, fix_ids: list[str]) -> AsyncIterator[dict[str, tuple[str, str]]]:
-    """The states and answers of the fixes a page grows, with their rows locked
-    until the block ends (the page is recorded and marked): a review (which
-    locks its fix's row for its whole course) either finished before, and the
-    page writes its verdict and edited answer, or waits."""
+async def hold_fixes(connection: asyncpg.Connection,
+                     fix_ids: list[str]) -> AsyncIterator[dict[str, tuple[str, str, str]]]:
+    """The states, answers and `into_entry_id` of the fixes a page grows, with
+    their rows locked until the block ends (the page is recorded and marked): a
+    review (which locks its fix's row for its whole course) either finished
+    before, and the page writes its verdict and edited answer, or waits."""
     async with connection.transaction():
         rows = await connection.fetch(
-            "SELECT fix_id, state, answer FROM trainer_fixes WHERE fix_id = ANY($1::text[]) "
+            "SELECT fix_id, state, answer, into_entry_id FROM trainer_fixes WHERE fix_id = ANY($1::text[]) "
             "ORDER BY fix_id FOR UPDATE", fix_ids)
-        yield {row["fix_id"]: (row["state"], row["answer"]) for row in rows}
+        yield {row["fix_id"]: (row["state"], row["answer"], row["into_entry_id"]) for row in rows}
 
 
 async def record_fixes(connection: asyncpg.Connection, run_id: uuid.UUID, fixes: list[Fix]) -> None:
@@ -243,11 +245,26 @@ async def record_fixes(connection: asyncpg.Connection, run_id: uuid.UUID, fixes:
                 withheld_questions = EXCLUDED.withheld_questions,
                 -- a fix adopted from the index (a re-run, an earlier run's) keeps what it listed
                 nearby = CASE WHEN EXCLUDED.nearby = '[]'::jsonb THEN trainer_fixes.nearby
-                              ELSE EXCLUDED.nearby END""",
+                              ELSE EXCLUDED.nearby END
+            -- one a reviewer approved into another entry is that entry's change now
+            WHERE trainer_fixes.kind = '{NEW_ENTRY}'""",
         [(f.entry.entry_id, run_id, list(f.entry.questions), f.entry.content, f.interaction_ids,
           "published" if f.entry.status == bpb.ENTRY_STATUS_PUBLISHED else "proposed",
           f.entry.provenance.teacher_model, f.entry.provenance.prompt_version,
           [asdict(r) for r in f.regressions], f.withheld, [asdict(n) for n in f.nearby]) for f in fixes])
+
+
+async def claim_into(pool: asyncpg.Pool, fix_id: str, into: str, replace: bool = False) -> str:
+    """Records that a proposed new-entry fix is being approved into entry
+    `into`, before the index changes; returns the entry on record afterwards
+    (another one, when an earlier approval into it is on record and not
+    `replace`d; '' when the fix is no longer a proposed new entry)."""
+    async with database_errors("trainer"):
+        return await pool.fetchval(
+            f"""UPDATE trainer_fixes SET into_entry_id = CASE WHEN into_entry_id = '' OR $3 THEN $2
+                                                         ELSE into_entry_id END
+                 WHERE fix_id = $1 AND state = 'proposed' AND kind = '{NEW_ENTRY}' RETURNING into_entry_id""",
+            fix_id, into, replace) or ""
 
 
 async def record_regressions(pool: asyncpg.Pool, fix_id: str, found: Sequence[Regression]) -> None:
@@ -331,7 +348,8 @@ async def record_review(connection: asyncpg.Connection, fix_id: str, was: str, s
     """The fix, `was` in state, now in `state`, signed by `reviewer`; `answer`
     (when not empty) replaces its answer; `applied` (when given) replaces its
     added phrasings and previous answer with what publishing it did; `into`
-    (when not empty) makes a new-entry fix an ADD_PHRASINGS fix of that entry."""
+    (when not empty) makes a new-entry fix an ADD_PHRASINGS fix of that entry
+    (the one `claim_into` recorded)."""
     added, previous = applied if applied is not None else ([], "")
     row = await connection.fetchrow(
         f"""UPDATE trainer_fixes SET state = $2, reviewer = $3, review_note = $4, review_time = now(),

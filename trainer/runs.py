@@ -36,6 +36,8 @@ __all__ = ["RUN_LOCK", "Action", "Trainer"]
 _log = logging.getLogger("trainer.runs")
 Action = Literal["approve", "reject", "rollback"]
 _DONE = {"approve": "approved", "reject": "rejected", "rollback": "rolled back"}
+# Revisions of an entry searched for the one a stopped approval into it wrote.
+MERGE_LOOKBACK = 50
 
 
 def failed_message(counts: Counts, failures: list[str]) -> str:
@@ -169,7 +171,8 @@ class Trainer:
         if current is None:
             return  # review() refuses it
         if fix.kind == ADD_PHRASINGS or into:
-            adds = changes.missing(current, [q for q in fix.questions if q not in set(fix.withheld_questions)])
+            adds = changes.missing(current, _merged_questions(fix) if into else
+                                   [q for q in fix.questions if q not in set(fix.withheld_questions)])
             if not adds:
                 return
             current = changes.with_phrasings(current, adds)
@@ -206,9 +209,13 @@ class Trainer:
             if found is not None and answer and found.kind == ADD_PHRASINGS:
                 raise InvalidArgument("answer", "must be empty for an ADD_PHRASINGS fix: it adds phrasings to an "
                                                 "entry and has no answer of its own")
-            if found is not None and into:
+            merging = found is not None and bool(into) and found.state == "proposed"
+            if merging:
+                assert found is not None
                 await self._merge_target(found, into)
             await self._gate(fix_id, allow_regressions, into)
+            if merging:
+                await self._claim(fix_id, into)
         async with repository.transaction(self.pool) as connection:
             fix = await repository.lock_fix(connection, fix_id)
             if fix is None:
@@ -218,6 +225,12 @@ class Trainer:
             if answer and fix.kind == ADD_PHRASINGS:
                 raise InvalidArgument("answer", "must be empty for an ADD_PHRASINGS fix: it adds phrasings to an "
                                                 "entry and has no answer of its own")
+            if (fix.kind == changes.NEW_ENTRY and fix.into_entry_id and fix.into_entry_id != into
+                    and await self._merged(fix) is not None):
+                raise FailedPrecondition(
+                    f"fix {fix_id!r} was being approved into entry {fix.into_entry_id!r} when that approval "
+                    "stopped half way (its questions are in that entry already); approve it into that entry "
+                    "again (into_entry_id) to finish it, then roll it back if it should not stay")
             applied = None
             # Each change to the index names the fix, its run and the reviewer in the entry's revision.
             signed = bpb.RevisionNote(author=reviewer, reason=f"{_DONE[action]} fix {fix_id}"
@@ -260,13 +273,55 @@ class Trainer:
                                      f"{fix.fix_id!r}'s questions as phrasings")
         return target
 
+    async def _claim(self, fix_id: str, into: str) -> None:
+        """Records the approval's target before the index changes. An earlier
+        approval into another entry that changed nothing gives way; one that
+        changed that entry must be finished first (review() says so)."""
+        on_record = await repository.claim_into(self.pool, fix_id, into)
+        if on_record and on_record != into:
+            fix = await repository.get_fix(self.pool, fix_id)
+            if fix is not None and await self._merged(fix) is None:
+                await repository.claim_into(self.pool, fix_id, into, replace=True)
+
+    async def _merged(self, fix: FixRecord) -> list[str] | None:
+        """What an approval of `fix` into `fix.into_entry_id` already did to the
+        index: the phrasings it added to that entry (its revision signed with
+        the fix names them; [] when it added none), or None when it changed
+        nothing yet. So a retried approval records exactly what the first one
+        wrote, and rolling the fix back removes exactly that."""
+        into = fix.into_entry_id
+        try:
+            listed = list((await self.knowledge.ListRevisions(bpb.ListRevisionsRequest(
+                entry_id=into, page_size=MERGE_LOOKBACK))).revisions)
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            listed = []
+        for index, revision in enumerate(listed):
+            if revision.note.fix_id == fix.fix_id and revision.note.reason.startswith(
+                    f"{_DONE['approve']} fix {fix.fix_id}"):
+                before = set(listed[index + 1].entry.questions) if index + 1 < len(listed) else set()
+                return [q for q in revision.entry.questions if q not in before]
+        # The approval deletes the proposed entry after it writes the target: gone, it got that far.
+        return [] if await self._entry(fix.fix_id) is None else None
+
     async def _merge(self, fix: FixRecord, target: bpb.KnowledgeEntry,
                      note: bpb.RevisionNote) -> tuple[list[str], str]:
         """Publishes a new-entry fix's questions as phrasings of `target` and
-        takes its proposed entry out of the index; returns the phrasings added."""
-        added = changes.missing(target, [q for q in fix.questions if q not in set(fix.withheld_questions)])
-        if added:
-            await self._write(target, changes.with_phrasings(target, added), "questions", note)
+        takes its proposed entry out of the index; returns the phrasings added.
+        Every question of the fix goes, those the run's gate withheld from the
+        new entry too: as the target's phrasings the approval's gate judged them
+        again. A retry after a first attempt wrote the target writes it no more."""
+        added = await self._merged(fix)
+        if added is None:
+            questions = _merged_questions(fix)
+            added, wanted = changes.missing(target, questions), changes.missing(target, questions, limit=False)
+            if len(added) < len(wanted):
+                raise FailedPrecondition(
+                    f"entry {target.entry_id!r} has room for {len(added)} more phrasing(s) and fix {fix.fix_id!r} "
+                    f"brings {len(wanted)}; remove some of its phrasings first, or approve the fix as a new entry")
+            if added:
+                await self._write(target, changes.with_phrasings(target, added), "questions", note)
         await self.knowledge.DeleteEntry(bpb.DeleteEntryRequest(entry_id=fix.fix_id, allow_missing=True, note=note))
         return added, ""
 
@@ -347,6 +402,11 @@ class Trainer:
         else:
             await self._write(current, changes.with_answer(current, fix.previous_answer), "content", note)
 
+
+
+def _merged_questions(fix: FixRecord) -> list[str]:
+    """The phrasings a new-entry fix brings to the entry it is approved into."""
+    return list(dict.fromkeys([*fix.questions, *fix.withheld_questions]))
 
 
 def _revision_before(fix: FixRecord, current: bpb.KnowledgeEntry, newest: bpb.KnowledgeRevision | None) -> int:

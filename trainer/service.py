@@ -4,6 +4,7 @@ results to messages (run_message and fix_message, the one place that does)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from datetime import datetime
 
@@ -28,6 +29,7 @@ _FIX_KIND = {"new_entry": pb.FIX_KIND_NEW_ENTRY, "add_phrasings": pb.FIX_KIND_AD
 _RUN_STATE_FROM = {v: k for k, v in _RUN_STATE.items()}
 _FIX_STATE_FROM = {v: k for k, v in _FIX_STATE.items()}
 MAX_TEXT = 2_000
+_ENTRY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Every RPC is for people (admin's token; checked by the kit before a handler runs):
 # no service calls the trainer.
 ACCESS = {name: access.ADMIN_ONLY for name in pb.DESCRIPTOR.services_by_name["TrainerService"].methods_by_name}
@@ -132,7 +134,9 @@ class TrainerService(pb_grpc.TrainerServiceServicer):
         answer = validation.text("answer", request.answer, max_chars=validation.MAX_ANSWER_CHARS)
         if answer and not answer.strip():  # given, it replaces the answer: 1 to 32,000 characters, not blank
             raise InvalidArgument("answer", "must not be blank when given (leave it empty to keep the answer)")
-        into = validation.text("into_entry_id", request.into_entry_id, max_chars=128)
+        into = request.into_entry_id
+        if into and not _ENTRY_ID.match(into):  # the bot's rule for an entry id
+            raise InvalidArgument("into_entry_id", "must be 1 to 128 letters, digits, '-', '_', '.' or ':'")
         if into and answer:
             raise InvalidArgument("answer", "must be empty with into_entry_id: the entry keeps its own answer")
         fix = await self._trainer.review(_fix_id(request.fix_id), "approve", *_signed(request), answer,

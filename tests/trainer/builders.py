@@ -78,3 +78,18 @@ async def kinds_of_fix(stub, trainer, interactions, knowledge, policy, comment: 
     done = await forced_run(stub)
     assert done.state == pb.RUN_STATE_SUCCEEDED, done.error_message
     return {fix.kind: fix for fix in (await stub.ListFixes(pb.ListFixesRequest(run_id=done.run_id))).fixes}
+
+
+class PausingTeacher(Teacher):
+    """Answers at once, except for `question`, which waits for `release`."""
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+        self.release = asyncio.Event()
+
+    async def stream(self, messages, max_tokens):
+        if self.question in messages[-1].content:
+            await self.release.wait()
+        async for piece in super().stream(messages, max_tokens):
+            yield piece

@@ -13,7 +13,7 @@ from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.trainer.v1 import trainer_service_pb2 as pb
 from tests.support import Teacher, dislike, expect_status, free_port, processed
-from tests.trainer.builders import HeldTeacher, finished
+from tests.trainer.builders import HeldTeacher, PausingTeacher, finished
 
 
 async def run_with_fixes(stub, trainer, interactions) -> tuple[pb.Run, list[pb.Fix], list[str]]:
@@ -162,21 +162,6 @@ async def test_bad_admin_input(trainer_setup):
                         "page_token")
     await expect_status(stub.StartRun(pb.StartRunRequest(request_id="x")), grpc.StatusCode.INVALID_ARGUMENT,
                         "request_id")
-
-
-class PausingTeacher(Teacher):
-    """Answers at once, except for `question`, which waits for `release`."""
-
-    def __init__(self, question: str) -> None:
-        super().__init__()
-        self.question = question
-        self.release = asyncio.Event()
-
-    async def stream(self, messages, max_tokens):
-        if self.question in messages[-1].content:
-            await self.release.wait()
-        async for piece in super().stream(messages, max_tokens):
-            yield piece
 
 
 async def test_a_running_run_shows_its_progress_page_by_page(trainer_setup, interactions, monkeypatch, caplog):

@@ -168,7 +168,13 @@ class TrainerServiceServicer:
         would take right answers from other entries (now listed in its
         `regressions`) fails with FAILED_PRECONDITION unless
         `allow_regressions` is set. An ADD_PHRASINGS fix adds its questions
-        except its `withheld_questions`.
+        except its `withheld_questions`. With `into_entry_id`, a NEW_ENTRY fix's
+        questions join that entry instead (see the field): INVALID_ARGUMENT for a
+        fix of another kind, an answer given, or a malformed id; NOT_FOUND when
+        the entry does not exist; FAILED_PRECONDITION when it is not a published
+        Q&A entry or has no room for the questions. An approval into an entry that
+        stopped half way is finished by the same call again; until then the fix
+        can be neither approved otherwise nor rejected (FAILED_PRECONDITION).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -77,7 +77,13 @@ class TrainerServiceStub:
     would take right answers from other entries (now listed in its
     `regressions`) fails with FAILED_PRECONDITION unless
     `allow_regressions` is set. An ADD_PHRASINGS fix adds its questions
-    except its `withheld_questions`.
+    except its `withheld_questions`. With `into_entry_id`, a NEW_ENTRY fix's
+    questions join that entry instead (see the field): INVALID_ARGUMENT for a
+    fix of another kind, an answer given, or a malformed id; NOT_FOUND when
+    the entry does not exist; FAILED_PRECONDITION when it is not a published
+    Q&A entry or has no room for the questions. An approval into an entry that
+    stopped half way is finished by the same call again; until then the fix
+    can be neither approved otherwise nor rejected (FAILED_PRECONDITION).
     """
     RejectFix: _grpc.UnaryUnaryMultiCallable[_trainer_service_pb2.RejectFixRequest, _trainer_service_pb2.RejectFixResponse]
     """RejectFix turns down a proposed fix and marks its interactions rejected.
@@ -152,7 +158,13 @@ class TrainerServiceAsyncStub(TrainerServiceStub):
     would take right answers from other entries (now listed in its
     `regressions`) fails with FAILED_PRECONDITION unless
     `allow_regressions` is set. An ADD_PHRASINGS fix adds its questions
-    except its `withheld_questions`.
+    except its `withheld_questions`. With `into_entry_id`, a NEW_ENTRY fix's
+    questions join that entry instead (see the field): INVALID_ARGUMENT for a
+    fix of another kind, an answer given, or a malformed id; NOT_FOUND when
+    the entry does not exist; FAILED_PRECONDITION when it is not a published
+    Q&A entry or has no room for the questions. An approval into an entry that
+    stopped half way is finished by the same call again; until then the fix
+    can be neither approved otherwise nor rejected (FAILED_PRECONDITION).
     """
     RejectFix: _aio.UnaryUnaryMultiCallable[_trainer_service_pb2.RejectFixRequest, _trainer_service_pb2.RejectFixResponse]  # type: ignore[assignment]
     """RejectFix turns down a proposed fix and marks its interactions rejected.
@@ -260,7 +272,13 @@ class TrainerServiceServicer(metaclass=_abc_1.ABCMeta):
         would take right answers from other entries (now listed in its
         `regressions`) fails with FAILED_PRECONDITION unless
         `allow_regressions` is set. An ADD_PHRASINGS fix adds its questions
-        except its `withheld_questions`.
+        except its `withheld_questions`. With `into_entry_id`, a NEW_ENTRY fix's
+        questions join that entry instead (see the field): INVALID_ARGUMENT for a
+        fix of another kind, an answer given, or a malformed id; NOT_FOUND when
+        the entry does not exist; FAILED_PRECONDITION when it is not a published
+        Q&A entry or has no room for the questions. An approval into an entry that
+        stopped half way is finished by the same call again; until then the fix
+        can be neither approved otherwise nor rejected (FAILED_PRECONDITION).
         """
 
     @_abc_1.abstractmethod

@@ -483,7 +483,8 @@ export type Fix = Message<"mend.trainer.v1.Fix"> & {
    * the run's search found them, best first (at most 5). One of them may
    * answer the fix's questions already: a reviewer who finds so approves the
    * fix with `ApproveFixRequest.into_entry_id` instead of publishing a second
-   * entry on that topic. Empty for other kinds.
+   * entry on that topic (the fix, ADD_PHRASINGS then, keeps the list). Empty
+   * for fixes the trainer wrote as another kind.
    *
    * @generated from field: repeated mend.trainer.v1.NearbyEntry nearby_entries = 20;
    */
@@ -854,11 +855,13 @@ export type ApproveFixRequest = Message<"mend.trainer.v1.ApproveFixRequest"> & {
    * For a NEW_ENTRY fix only: publish its questions as added phrasings of
    * this existing published Q&A entry instead of a new entry, because that
    * entry answers them (often one of the fix's `nearby_entries`). The fix
-   * becomes ADD_PHRASINGS of that entry (`entry_id`, `added_questions`), its
-   * proposed entry leaves the index, its interactions name that entry, and
-   * rolling it back removes only the phrasings it added. `answer` must be
-   * empty: the entry keeps its answer. The regression gate replays the
-   * phrasings on that entry, as for any ADD_PHRASINGS fix.
+   * becomes ADD_PHRASINGS of that entry (`entry_id`, `added_questions`; its
+   * `answer` is the entry's), its proposed entry leaves the index, its
+   * interactions name that entry, and rolling it back removes only the
+   * phrasings it added. Its `withheld_questions` go too: the regression gate
+   * replays all its questions as that entry's phrasings (a refused replay
+   * lists what they would take in `regressions`). `answer` must be empty: the
+   * entry keeps its answer.
    *
    * @generated from field: string into_entry_id = 6;
    */
@@ -1340,7 +1343,13 @@ export const TrainerService: GenService<{
    * would take right answers from other entries (now listed in its
    * `regressions`) fails with FAILED_PRECONDITION unless
    * `allow_regressions` is set. An ADD_PHRASINGS fix adds its questions
-   * except its `withheld_questions`.
+   * except its `withheld_questions`. With `into_entry_id`, a NEW_ENTRY fix's
+   * questions join that entry instead (see the field): INVALID_ARGUMENT for a
+   * fix of another kind, an answer given, or a malformed id; NOT_FOUND when
+   * the entry does not exist; FAILED_PRECONDITION when it is not a published
+   * Q&A entry or has no room for the questions. An approval into an entry that
+   * stopped half way is finished by the same call again; until then the fix
+   * can be neither approved otherwise nor rejected (FAILED_PRECONDITION).
    *
    * @generated from rpc mend.trainer.v1.TrainerService.ApproveFix
    */
