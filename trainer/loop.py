@@ -400,7 +400,7 @@ class _Run:
     async def _change_groups(self, verdicts: dict[int, Verdict]) -> list[ChangeGroup]:
         """The page's misrouted and wrong questions, one group per kind and entry,
         each joining the change on record that it may still grow (a proposed one,
-        or one of this run)."""
+        or under `auto` one of this run)."""
         groups: dict[tuple[str, str], ChangeGroup] = {}
         for index in sorted(verdicts):
             verdict = verdicts[index]
@@ -411,7 +411,8 @@ class _Run:
         if groups:
             for change in await self.ledger.pending(sorted({key[1] for key in groups}), self.run_id):
                 group = groups.get((change.kind, change.entry_id))
-                if group is not None and group.change is None:
+                # Only a change the page may grow (_settle): one still proposed, or under auto the run's own.
+                if group is not None and group.change is None and (change.state == "proposed" or self.auto):
                     group.change = change
         return list(groups.values())
 
@@ -674,7 +675,7 @@ class _Run:
             if group.fix is None or group in taught:
                 continue
             state, answer, into = recorded.get(group.fix.entry.entry_id, ("", "", ""))
-            if into:
+            if into and state not in WITHDRAWN:
                 # A reviewer approved this fix into entry `into` while the page was being
                 # worked on (or began to: an approval that stopped half way is finished
                 # by approving it again): its entry leaves the index and its questions

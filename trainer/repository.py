@@ -267,6 +267,13 @@ async def claim_into(pool: asyncpg.Pool, fix_id: str, into: str, replace: bool =
             fix_id, into, replace) or ""
 
 
+async def release_into(pool: asyncpg.Pool, fix_id: str, into: str) -> None:
+    """Takes a failed approval's target off a proposed fix's record."""
+    async with database_errors("trainer"):
+        await pool.execute("UPDATE trainer_fixes SET into_entry_id = '' WHERE fix_id = $1 AND into_entry_id = $2 "
+                           "AND state = 'proposed'", fix_id, into)
+
+
 async def record_regressions(pool: asyncpg.Pool, fix_id: str, found: Sequence[Regression]) -> None:
     """The gate's list for a fix, replayed again (before an approval)."""
     async with database_errors("trainer"):
@@ -357,7 +364,11 @@ async def record_review(connection: asyncpg.Connection, fix_id: str, was: str, s
                    added_questions = CASE WHEN $7 THEN $8::text[] ELSE added_questions END,
                    previous_answer = CASE WHEN $7 THEN $9 ELSE previous_answer END,
                    kind = CASE WHEN $10 = '' THEN kind ELSE '{ADD_PHRASINGS}' END,
-                   entry_id = CASE WHEN $10 = '' THEN entry_id ELSE $10 END
+                   entry_id = CASE WHEN $10 = '' THEN entry_id ELSE $10 END,
+                   -- merged, it published its withheld phrasings too (judged again as the entry's)
+                   withheld_questions = CASE WHEN $10 = '' THEN withheld_questions ELSE '{{}}' END,
+                   -- a rolled-back merge keeps its entry; other reviews leave none behind
+                   into_entry_id = CASE WHEN $2 = 'rolled_back' THEN into_entry_id ELSE $10 END
              WHERE fix_id = $1 AND state = $6 RETURNING {_FIX_COLUMNS}""",
         fix_id, state, reviewer, note, answer, was, applied is not None, added, previous, into)
     return _fix(row)

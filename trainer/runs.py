@@ -5,6 +5,7 @@ is trainer/repository.py's."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
@@ -36,8 +37,8 @@ __all__ = ["RUN_LOCK", "Action", "Trainer"]
 _log = logging.getLogger("trainer.runs")
 Action = Literal["approve", "reject", "rollback"]
 _DONE = {"approve": "approved", "reject": "rejected", "rollback": "rolled back"}
-# Revisions of an entry searched for the one a stopped approval into it wrote.
-MERGE_LOOKBACK = 50
+# Revisions read at a time when looking for the one a stopped approval into an entry wrote.
+REVISIONS_PAGE = 100
 
 
 def failed_message(counts: Counts, failures: list[str]) -> str:
@@ -201,8 +202,9 @@ class Trainer:
         fix's state last, so a retried action completes. The fix's row stays
         locked throughout: two reviews of one fix (an approve and a reject at
         once) run one after the other, and the second finds the first's state;
-        a running trainer page that grows the fix waits too."""
-        needed = "published" if action == "rollback" else "proposed"
+        a running trainer page that grows the fix waits too. An approval into an
+        entry records that entry first (`_claim`), and a failed one takes it off
+        again unless it wrote there (`_release`)."""
         if action == "approve":
             # The cheap refusals first (review() makes them again under the lock), then the replay.
             found = await repository.get_fix(self.pool, fix_id)
@@ -210,12 +212,23 @@ class Trainer:
                 raise InvalidArgument("answer", "must be empty for an ADD_PHRASINGS fix: it adds phrasings to an "
                                                 "entry and has no answer of its own")
             merging = found is not None and bool(into) and found.state == "proposed"
-            if merging:
-                assert found is not None
+            if merging and found is not None and found.into_entry_id != into:  # a retry checks under the lock
                 await self._merge_target(found, into)
             await self._gate(fix_id, allow_regressions, into)
             if merging:
                 await self._claim(fix_id, into)
+            try:
+                return await self._review(fix_id, action, reviewer, note, answer, into)
+            except BaseException:
+                if merging:
+                    with contextlib.suppress(Exception):  # the error that matters is the one being raised
+                        await self._release(fix_id, into)
+                raise
+        return await self._review(fix_id, action, reviewer, note, answer, into)
+
+    async def _review(self, fix_id: str, action: Action, reviewer: str, note: str, answer: str,
+                      into: str) -> FixRecord:
+        needed = "published" if action == "rollback" else "proposed"
         async with repository.transaction(self.pool) as connection:
             fix = await repository.lock_fix(connection, fix_id)
             if fix is None:
@@ -225,19 +238,22 @@ class Trainer:
             if answer and fix.kind == ADD_PHRASINGS:
                 raise InvalidArgument("answer", "must be empty for an ADD_PHRASINGS fix: it adds phrasings to an "
                                                 "entry and has no answer of its own")
-            if (fix.kind == changes.NEW_ENTRY and fix.into_entry_id and fix.into_entry_id != into
-                    and await self._merged(fix) is not None):
+            landed = await self._merged(fix) if fix.kind == changes.NEW_ENTRY and fix.into_entry_id else None
+            if landed is not None and fix.into_entry_id != into and await self._entry(fix.into_entry_id) is not None:
                 raise FailedPrecondition(
                     f"fix {fix_id!r} was being approved into entry {fix.into_entry_id!r} when that approval "
                     "stopped half way (its questions are in that entry already); approve it into that entry "
                     "again (into_entry_id) to finish it, then roll it back if it should not stay")
+            if into and fix.into_entry_id != into:
+                raise FailedPrecondition(f"another approval of fix {fix_id!r}, into entry {fix.into_entry_id!r}, is "
+                                         "under way; look at the fix again when it has finished")
             applied = None
             # Each change to the index names the fix, its run and the reviewer in the entry's revision.
             signed = bpb.RevisionNote(author=reviewer, reason=f"{_DONE[action]} fix {fix_id}"
                                       + (f": {note}" if note else ""), fix_id=fix_id, training_run_id=str(fix.run_id))
             if action == "approve" and into:
-                target = await self._merge_target(fix, into)
-                applied = await self._merge(fix, target, signed)
+                target = await self._merge_target(fix, into, finishing=landed is not None)
+                applied = await self._merge(fix, target, signed, landed)
                 answer = target.content  # an ADD_PHRASINGS fix shows its entry's answer
                 outcome, state = ipb.TRAINING_OUTCOME_FIXED, "published"
             elif action == "approve":
@@ -257,9 +273,10 @@ class Trainer:
             return await repository.record_review(connection, fix_id, was=needed, state=state, reviewer=reviewer,
                                                   note=note, answer=answer, applied=applied, into=into)
 
-    async def _merge_target(self, fix: FixRecord, into: str) -> bpb.KnowledgeEntry:
+    async def _merge_target(self, fix: FixRecord, into: str, finishing: bool = False) -> bpb.KnowledgeEntry:
         """The entry a new-entry fix is approved into, as stored now; refuses
-        one that cannot take the fix's questions."""
+        one that cannot take the fix's questions (unless `finishing` an approval
+        that already wrote them: it only needs the entry to exist)."""
         if fix.kind != changes.NEW_ENTRY:
             raise InvalidArgument("into_entry_id", f"only a NEW_ENTRY fix can be approved into an existing entry; "
                                                    f"fix {fix.fix_id!r} is {fix.kind.upper()}")
@@ -268,51 +285,69 @@ class Trainer:
         target = await self._entry(into)
         if target is None:
             raise NotFound(f"entry {into!r} does not exist")
+        if finishing:
+            return target
         if target.status != bpb.ENTRY_STATUS_PUBLISHED or target.kind != bpb.ENTRY_KIND_QA:
             raise FailedPrecondition(f"entry {into!r} is not a published Q&A entry; only one can take fix "
                                      f"{fix.fix_id!r}'s questions as phrasings")
         return target
 
     async def _claim(self, fix_id: str, into: str) -> None:
-        """Records the approval's target before the index changes. An earlier
-        approval into another entry that changed nothing gives way; one that
-        changed that entry must be finished first (review() says so)."""
+        """Records the approval's target before the index changes. A target on
+        record from an approval that changed nothing (one running now, or one
+        whose release failed) gives way; review() refuses the one running, and
+        one that changed its entry must be finished first."""
         on_record = await repository.claim_into(self.pool, fix_id, into)
         if on_record and on_record != into:
             fix = await repository.get_fix(self.pool, fix_id)
             if fix is not None and await self._merged(fix) is None:
                 await repository.claim_into(self.pool, fix_id, into, replace=True)
 
-    async def _merged(self, fix: FixRecord) -> list[str] | None:
-        """What an approval of `fix` into `fix.into_entry_id` already did to the
-        index: the phrasings it added to that entry (its revision signed with
-        the fix names them; [] when it added none), or None when it changed
-        nothing yet. So a retried approval records exactly what the first one
-        wrote, and rolling the fix back removes exactly that."""
-        into = fix.into_entry_id
-        try:
-            listed = list((await self.knowledge.ListRevisions(bpb.ListRevisionsRequest(
-                entry_id=into, page_size=MERGE_LOOKBACK))).revisions)
-        except grpc.aio.AioRpcError as error:
-            if error.code() != grpc.StatusCode.NOT_FOUND:
-                raise
-            listed = []
-        for index, revision in enumerate(listed):
-            if revision.note.fix_id == fix.fix_id and revision.note.reason.startswith(
-                    f"{_DONE['approve']} fix {fix.fix_id}"):
-                before = set(listed[index + 1].entry.questions) if index + 1 < len(listed) else set()
-                return [q for q in revision.entry.questions if q not in before]
-        # The approval deletes the proposed entry after it writes the target: gone, it got that far.
-        return [] if await self._entry(fix.fix_id) is None else None
+    async def _release(self, fix_id: str, into: str) -> None:
+        """After an approval into `into` failed: its target leaves the record
+        unless the approval changed that entry (then only it can finish)."""
+        fix = await repository.get_fix(self.pool, fix_id)
+        if fix is not None and fix.state == "proposed" and fix.into_entry_id == into and \
+                await self._merged(fix) is None:
+            await repository.release_into(self.pool, fix_id, into)
 
-    async def _merge(self, fix: FixRecord, target: bpb.KnowledgeEntry,
-                     note: bpb.RevisionNote) -> tuple[list[str], str]:
+    async def _merged(self, fix: FixRecord) -> list[str] | None:
+        """What an approval of `fix` into `fix.into_entry_id` already wrote: the
+        phrasings it added to that entry, read from the revision it signed (the
+        entry's questions less those of the revision before), or None when it
+        wrote nothing there yet (or the entry is gone). So a retried approval
+        records exactly what the first one wrote, and rolling the fix back
+        removes exactly that."""
+        signed: bpb.KnowledgeRevision | None = None
+        token = ""
+        while True:
+            try:
+                page = await self.knowledge.ListRevisions(bpb.ListRevisionsRequest(
+                    entry_id=fix.into_entry_id, page_size=REVISIONS_PAGE, page_token=token))
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+                return None
+            for revision in page.revisions:  # newest first: the one before the signed one follows it
+                if signed is not None:
+                    before = set(revision.entry.questions)
+                    return [q for q in signed.entry.questions if q not in before]
+                if revision.note.fix_id == fix.fix_id and revision.note.reason.startswith(
+                        f"{_DONE['approve']} fix {fix.fix_id}"):
+                    signed = revision
+            token = page.next_page_token
+            if not token:
+                return None if signed is None else list(signed.entry.questions)
+
+    async def _merge(self, fix: FixRecord, target: bpb.KnowledgeEntry, note: bpb.RevisionNote,
+                     landed: list[str] | None) -> tuple[list[str], str]:
         """Publishes a new-entry fix's questions as phrasings of `target` and
         takes its proposed entry out of the index; returns the phrasings added.
         Every question of the fix goes, those the run's gate withheld from the
         new entry too: as the target's phrasings the approval's gate judged them
-        again. A retry after a first attempt wrote the target writes it no more."""
-        added = await self._merged(fix)
+        again. A retry after a first attempt wrote the target (`landed`: what it
+        added) writes it no more."""
+        added = landed
         if added is None:
             questions = _merged_questions(fix)
             added, wanted = changes.missing(target, questions), changes.missing(target, questions, limit=False)

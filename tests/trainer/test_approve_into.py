@@ -160,6 +160,8 @@ async def test_a_fix_approved_into_an_entry_while_a_run_grows_it_stays_that_entr
         "Do you rent out tents?", "Do you sell gift cards?", "Can I rent a tent from you?",
         "Do you repair zips on jackets?")]
     ids.append(await disliked(interactions, "How long does delivery take?!", source=("faq-returns", 0.5)))
+    await disliked(interactions, "Do you sell spare stove parts?")
+    ids.append(await disliked(interactions, "When will my parcel arrive, roughly?", source=("faq-returns", 0.5)))
     run_id = (await stub.StartRun(pb.StartRunRequest())).run.run_id
     tents = await wait_for_fix(stub, run_id, "Do you rent out tents?")
     await stub.ApproveFix(pb.ApproveFixRequest(fix_id=tents.fix_id, reviewer="ana", into_entry_id="faq-shipping"))
@@ -177,12 +179,13 @@ async def test_a_fix_approved_into_an_entry_while_a_run_grows_it_stays_that_entr
     # The near-duplicate that joined it is covered by the entry the reviewer chose.
     assert (stored[ids[2]].training_outcome, stored[ids[2]].knowledge_entry_id) == (
         ipb.TRAINING_OUTCOME_COVERED, "faq-shipping")
-    # The misrouted question is a new proposal for the shipping entry, not an unreviewed write into it.
-    proposal = next(f for f in (await stub.ListFixes(pb.ListFixesRequest(run_id=run_id))).fixes
-                    if f.question == "How long does delivery take?!")
-    assert (proposal.kind, proposal.state, proposal.entry_id) == (
-        pb.FIX_KIND_ADD_PHRASINGS, pb.FIX_STATE_PROPOSED, "faq-shipping")
-    assert stored[ids[4]].training_outcome == ipb.TRAINING_OUTCOME_PROPOSED
+    # The misrouted questions (pages 3 and 4) are one new proposal for the shipping entry, not an
+    # unreviewed write into it.
+    [proposal] = [f for f in (await stub.ListFixes(pb.ListFixesRequest(run_id=run_id))).fixes
+                  if f.entry_id == "faq-shipping" and f.fix_id != tents.fix_id]
+    assert (proposal.kind, proposal.state) == (pb.FIX_KIND_ADD_PHRASINGS, pb.FIX_STATE_PROPOSED)
+    assert list(proposal.questions) == ["How long does delivery take?!", "When will my parcel arrive, roughly?"]
+    assert {stored[i].training_outcome for i in ids[4:]} == {ipb.TRAINING_OUTCOME_PROPOSED}
 
     await stub.RollbackFix(pb.RollbackFixRequest(fix_id=tents.fix_id, reviewer="ana"))
     shipping = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-shipping"))).entry
@@ -255,9 +258,15 @@ async def test_an_approval_into_an_entry_that_changed_nothing_gives_way_to_anoth
     await expect_status(stub.ApproveFix(pb.ApproveFixRequest(fix_id=fix.fix_id, reviewer="ana",
                                                              into_entry_id="faq-full")),
                         grpc.StatusCode.FAILED_PRECONDITION, "room for 0")
+    # The refused approval holds nothing: a later run grows the fix as before.
+    again = await disliked(interactions, "I want my money back for the boots I returned to you")
+    assert (await forced_run(stub)).state == pb.RUN_STATE_SUCCEEDED
+    grown = (await stub.GetFix(pb.GetFixRequest(fix_id=fix.fix_id))).fix
+    assert grown.state == pb.FIX_STATE_PROPOSED and again in grown.interaction_ids
+    assert (await processed(interactions))[again].training_outcome == ipb.TRAINING_OUTCOME_PROPOSED
     merged = (await stub.ApproveFix(pb.ApproveFixRequest(fix_id=fix.fix_id, reviewer="ana",
                                                          into_entry_id="faq-returns"))).fix
-    assert (merged.entry_id, list(merged.added_questions)) == ("faq-returns", [MONEY_BACK])
+    assert merged.entry_id == "faq-returns" and MONEY_BACK in merged.added_questions
     assert len((await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-full"))).entry.questions) == 100
 
 
@@ -285,3 +294,61 @@ async def test_approved_into_the_entry_it_would_take_from_a_withheld_phrasing_go
                                                          into_entry_id="returns"))).fix
     assert sorted(merged.added_questions) == sorted([TAKES, KEEPS]) and not merged.regressions
     assert await best_entry(knowledge, TAKES) == "returns" and await best_entry(knowledge, LIKED) == "returns"
+
+
+async def test_two_approvals_into_different_entries_at_once_write_only_one(trainer_setup, interactions, knowledge):
+    """A second approval records its target between the first's record and its
+    lock: the first refuses before it writes, the second goes through."""
+    from trainer import repository
+
+    stub, trainer = trainer_setup
+    await upsert(knowledge, RETURNS, SHIPPING)
+    fix = await proposed_new_entry(stub, trainer, interactions, MONEY_BACK)
+    claim = trainer._claim
+
+    async def overtaken(fix_id: str, into: str) -> None:
+        await claim(fix_id, into)
+        await repository.claim_into(trainer.pool, fix_id, "faq-shipping", replace=True)
+
+    trainer._claim = overtaken
+    await expect_status(stub.ApproveFix(pb.ApproveFixRequest(fix_id=fix.fix_id, reviewer="ana",
+                                                             into_entry_id="faq-returns")),
+                        grpc.StatusCode.FAILED_PRECONDITION, "under way", "faq-shipping")
+    assert list((await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-returns"))).entry.questions) == list(
+        RETURNS.questions)
+    trainer._claim = claim
+    merged = (await stub.ApproveFix(pb.ApproveFixRequest(fix_id=fix.fix_id, reviewer="ana",
+                                                         into_entry_id="faq-shipping"))).fix
+    assert (merged.entry_id, list(merged.added_questions)) == ("faq-shipping", [MONEY_BACK])
+
+
+async def test_a_stopped_approval_whose_entry_is_gone_holds_nothing(trainer_setup, interactions, knowledge):
+    stub, trainer = trainer_setup
+    await upsert(knowledge, RETURNS, SHIPPING)
+    fix = await proposed_new_entry(stub, trainer, interactions, MONEY_BACK)
+    interactions_stub = trainer.interactions
+    trainer.interactions = FailingMarks(interactions_stub)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.ApproveFix(pb.ApproveFixRequest(fix_id=fix.fix_id, reviewer="ana", into_entry_id="faq-returns"))
+    await knowledge.DeleteEntry(bpb.DeleteEntryRequest(entry_id="faq-returns"))  # its phrasings went with it
+    rejected = (await stub.RejectFix(pb.RejectFixRequest(fix_id=fix.fix_id, reviewer="ana"))).fix
+    assert rejected.state == pb.FIX_STATE_REJECTED
+
+
+async def test_a_stopped_approval_finished_after_many_edits_records_what_it_added(trainer_setup, interactions,
+                                                                                   knowledge):
+    """The revision the approval signed is found however many edits came since."""
+    stub, trainer = trainer_setup
+    await upsert(knowledge, RETURNS)
+    fix = await proposed_new_entry(stub, trainer, interactions, MONEY_BACK)
+    interactions_stub = trainer.interactions
+    trainer.interactions = FailingMarks(interactions_stub)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.ApproveFix(pb.ApproveFixRequest(fix_id=fix.fix_id, reviewer="ana", into_entry_id="faq-returns"))
+    for n in range(105):  # more than a page of revisions
+        await knowledge.UpdateEntry(bpb.UpdateEntryRequest(
+            entry=bpb.KnowledgeEntry(entry_id="faq-returns", content=f"{RETURNS.content} ({n})"),
+            update_mask={"paths": ["content"]}))
+    merged = (await stub.ApproveFix(pb.ApproveFixRequest(fix_id=fix.fix_id, reviewer="ana",
+                                                         into_entry_id="faq-returns"))).fix
+    assert list(merged.added_questions) == [MONEY_BACK]

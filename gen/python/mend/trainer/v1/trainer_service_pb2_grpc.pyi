@@ -82,8 +82,10 @@ class TrainerServiceStub:
     fix of another kind, an answer given, or a malformed id; NOT_FOUND when
     the entry does not exist; FAILED_PRECONDITION when it is not a published
     Q&A entry or has no room for the questions. An approval into an entry that
-    stopped half way is finished by the same call again; until then the fix
-    can be neither approved otherwise nor rejected (FAILED_PRECONDITION).
+    stopped half way, after it wrote that entry, is finished by the same call
+    again; until then (unless that entry is deleted) the fix can be neither
+    approved otherwise nor rejected (FAILED_PRECONDITION). One refused before
+    it wrote anything leaves no trace.
     """
     RejectFix: _grpc.UnaryUnaryMultiCallable[_trainer_service_pb2.RejectFixRequest, _trainer_service_pb2.RejectFixResponse]
     """RejectFix turns down a proposed fix and marks its interactions rejected.
@@ -163,8 +165,10 @@ class TrainerServiceAsyncStub(TrainerServiceStub):
     fix of another kind, an answer given, or a malformed id; NOT_FOUND when
     the entry does not exist; FAILED_PRECONDITION when it is not a published
     Q&A entry or has no room for the questions. An approval into an entry that
-    stopped half way is finished by the same call again; until then the fix
-    can be neither approved otherwise nor rejected (FAILED_PRECONDITION).
+    stopped half way, after it wrote that entry, is finished by the same call
+    again; until then (unless that entry is deleted) the fix can be neither
+    approved otherwise nor rejected (FAILED_PRECONDITION). One refused before
+    it wrote anything leaves no trace.
     """
     RejectFix: _aio.UnaryUnaryMultiCallable[_trainer_service_pb2.RejectFixRequest, _trainer_service_pb2.RejectFixResponse]  # type: ignore[assignment]
     """RejectFix turns down a proposed fix and marks its interactions rejected.
@@ -277,8 +281,10 @@ class TrainerServiceServicer(metaclass=_abc_1.ABCMeta):
         fix of another kind, an answer given, or a malformed id; NOT_FOUND when
         the entry does not exist; FAILED_PRECONDITION when it is not a published
         Q&A entry or has no room for the questions. An approval into an entry that
-        stopped half way is finished by the same call again; until then the fix
-        can be neither approved otherwise nor rejected (FAILED_PRECONDITION).
+        stopped half way, after it wrote that entry, is finished by the same call
+        again; until then (unless that entry is deleted) the fix can be neither
+        approved otherwise nor rejected (FAILED_PRECONDITION). One refused before
+        it wrote anything leaves no trace.
         """
 
     @_abc_1.abstractmethod

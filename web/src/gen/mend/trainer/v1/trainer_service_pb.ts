@@ -1348,8 +1348,10 @@ export const TrainerService: GenService<{
    * fix of another kind, an answer given, or a malformed id; NOT_FOUND when
    * the entry does not exist; FAILED_PRECONDITION when it is not a published
    * Q&A entry or has no room for the questions. An approval into an entry that
-   * stopped half way is finished by the same call again; until then the fix
-   * can be neither approved otherwise nor rejected (FAILED_PRECONDITION).
+   * stopped half way, after it wrote that entry, is finished by the same call
+   * again; until then (unless that entry is deleted) the fix can be neither
+   * approved otherwise nor rejected (FAILED_PRECONDITION). One refused before
+   * it wrote anything leaves no trace.
    *
    * @generated from rpc mend.trainer.v1.TrainerService.ApproveFix
    */
