@@ -103,16 +103,16 @@ async def test_approved_into_an_existing_entry_the_fix_adds_its_phrasings_there_
 
 LIKED = "Can I send back a gift I bought online?"  # liked, answered from returns (0.49, as in test_gate.py)
 SEND_BACK = "Can I send back a gift?"  # 0.92 similar to it: as a phrasing of another entry it takes it
+GIFT_RETURNS = bpb.KnowledgeEntry(entry_id="returns", kind=bpb.ENTRY_KIND_QA, title="Returns",
+                                  questions=["How do I return an item?"], source="faq",
+                                  content="Send it back within 30 days with the prepaid label.")
 
 
 async def test_approving_into_an_entry_that_would_take_a_liked_answer_needs_the_override(
         trainer_setup, interactions, knowledge):
     """The regression gate replays the merge as that entry's added phrasings."""
     stub, trainer = trainer_setup
-    returns = bpb.KnowledgeEntry(entry_id="returns", kind=bpb.ENTRY_KIND_QA, title="Returns",
-                                 questions=["How do I return an item?"], source="faq",
-                                 content="Send it back within 30 days with the prepaid label.")
-    await upsert(knowledge, returns, SHIPPING)
+    await upsert(knowledge, GIFT_RETURNS, SHIPPING)
     await liked(interactions, LIKED, "returns")
     fix = await proposed_new_entry(stub, trainer, interactions, SEND_BACK)
     assert {n.entry_id for n in fix.nearby_entries} == {"returns", "faq-shipping"}
@@ -277,10 +277,7 @@ KEEPS = "Can I swap a present for a different size?"  # folds with it (see tests
 async def test_approved_into_the_entry_it_would_take_from_a_withheld_phrasing_goes_too(
         trainer_setup, interactions, knowledge):
     stub, trainer = trainer_setup
-    returns = bpb.KnowledgeEntry(entry_id="returns", kind=bpb.ENTRY_KIND_QA, title="Returns",
-                                 questions=["How do I return an item?"], source="faq",
-                                 content="Send it back within 30 days with the prepaid label.")
-    await upsert(knowledge, returns)
+    await upsert(knowledge, GIFT_RETURNS)
     await liked(interactions, LIKED, "returns")
     trainer.teacher = Teacher()
     trainer.policy = replace(trainer.policy, publish="review", reinforce=False)
