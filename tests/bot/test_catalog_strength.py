@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from bot import catalog
 from bot.conversations import Conversations
@@ -57,3 +58,17 @@ async def test_entries_are_listed_by_source(knowledge):
     listed = await knowledge.ListEntries(pb.ListEntriesRequest(source="test-kb", kind=pb.ENTRY_KIND_QA,
                                                                status=pb.ENTRY_STATUS_PUBLISHED))
     assert [e.entry_id for e in listed.entries] == ["faq-returns"]
+
+
+async def test_an_entrys_metadata_is_read_back_and_kept_by_an_update_of_another_field(knowledge):
+    tagged = pb.KnowledgeEntry()
+    tagged.CopyFrom(RETURNS)
+    tagged.metadata["file"] = "returns.md"
+    await upsert(knowledge, tagged)
+    stored = (await knowledge.GetEntry(pb.GetEntryRequest(entry_id="faq-returns"))).entry
+    assert dict(stored.metadata) == {"file": "returns.md"}
+    edited = pb.KnowledgeEntry(entry_id="faq-returns", content="Return unused items within 90 days.")
+    await knowledge.UpdateEntry(pb.UpdateEntryRequest(entry=edited, update_mask=FieldMask(paths=["content"])))
+    stored = (await knowledge.GetEntry(pb.GetEntryRequest(entry_id="faq-returns"))).entry
+    assert stored.content == "Return unused items within 90 days."
+    assert dict(stored.metadata) == {"file": "returns.md"}

@@ -12,6 +12,8 @@ from bot.catalog import Entry
 from bot.chat import combined, context_query, mentions
 from bot.conversations import Turn
 from bot.knowledge import Hit
+from mend.bot.v1 import bot_service_pb2 as pb
+from tests.support import RETURNS, make_chatbot, upsert
 
 
 def hit(entry_id: str, score: float, *, title: str = "", content: str = "", questions: tuple[str, ...] = ()) -> Hit:
@@ -63,3 +65,26 @@ def test_how_much_of_a_follow_up_an_entry_mentions():
     assert mentions(entry, "Norway") == 1.0
     assert mentions(entry, "delivery") == 1.0
     assert mentions(entry, "ship") == 1.0
+
+
+async def test_a_follow_up_that_names_half_its_words_from_the_entry_is_answered_from_it(
+        knowledge_index, knowledge, interactions_address):
+    """Half the follow-up's own content words is enough (FOLLOW_UP_WORDS, `>=`):
+    "is that free for kayaks?" after a question about shipping to Norway names
+    "free" (in the entry) and "kayaks" (not), and its score alone is far below
+    the cut; a third is not enough."""
+    norway = pb.KnowledgeEntry(entry_id="faq-norway", kind=pb.ENTRY_KIND_QA, source="test-kb",
+                               content="We ship to Norway; delivery there is free over 75 euros.",
+                               questions=["Do you ship to Norway?"])
+    await upsert(knowledge, RETURNS, norway)
+    chatbot, channel = make_chatbot(knowledge_index, None, interactions_address)
+    history = [Turn("Do you ship to Norway?", "We ship to Norway.")]
+    try:
+        found, relevant = await chatbot.retrieve("is that free for kayaks?", history)
+        assert mentions(found[0], "is that free for kayaks?") == 0.5
+        assert not chatbot.relevant(await knowledge_index.search("is that free for kayaks?", 3, ["published"], None))
+        assert [h.entry.entry_id for h in relevant] == ["faq-norway"]
+        _, relevant = await chatbot.retrieve("is that free for kayaks and canoes?", history)
+        assert relevant == []
+    finally:
+        await channel.close()

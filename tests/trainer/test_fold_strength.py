@@ -10,7 +10,7 @@ import pytest
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from trainer.changes import MemoryLedger
-from trainer.fold import Fold, Group
+from trainer.fold import MAX_INTERACTIONS, MAX_QUESTIONS, Fold, Group
 from trainer.judge import Hit
 from trainer.loop import Policy, _no_hold, _Run
 
@@ -122,3 +122,39 @@ def test_a_new_fix_is_titled_by_the_question_that_led_it_even_when_it_is_not_a_p
     assert (entry.title, list(entry.questions), entry.content) == ("Do you rent tents?", ["Tent hire?"],
                                                                    "We do not rent tents.")
     assert entry.source == SOURCE and entry.status == bpb.ENTRY_STATUS_PROPOSED
+
+
+def test_a_fix_at_the_contracts_limits_takes_only_what_it_already_holds():
+    """An entry holds at most MAX_INTERACTIONS interaction ids and MAX_QUESTIONS
+    phrasings (the contract refuses more): a fix at a limit takes no new one, but
+    still a question it already holds (a re-run reading it again)."""
+    held = [question(n) for n in range(MAX_INTERACTIONS)]
+    full = Group(None, [], ["question 0"], [item.interaction_id for item in held])
+    assert not full.takes(question(MAX_INTERACTIONS, "question 0"))
+    assert full.takes(ipb.Interaction(interaction_id=held[5].interaction_id, user_query="question 0"))
+    one_short = Group(None, [], ["question 0"], [item.interaction_id for item in held[:-1]])
+    assert one_short.takes(question(MAX_INTERACTIONS, "question 0"))
+    phrased = Group(None, [], [f"question {n}" for n in range(MAX_QUESTIONS)], [])
+    assert not phrased.takes(question(MAX_QUESTIONS))
+    assert phrased.takes(question(MAX_QUESTIONS, "question 7"))
+    assert Group(None, [], [f"question {n}" for n in range(MAX_QUESTIONS - 1)], []).takes(question(MAX_QUESTIONS))
+
+
+def test_a_new_fix_led_by_a_long_question_is_titled_by_its_first_300_characters():
+    """The contract allows a title of at most 300 characters (a longer one is refused, and the fix not written)."""
+    class Writer:
+        model_id = "teacher"
+
+    run = _Run(None, None, Writer(), None, Policy(1, "review", 0.8, 0.75, "Alder & Finch"), "run-1", None,
+               _no_hold, [], MemoryLedger())
+    long = "Can I return " + "a very large tent " * 30 + "?"
+    fold = Fold([question(0, long)], [[]], {}, THRESHOLD, SOURCE)
+    entry = run._new_entry(new_group(fold, [0]), fold.items[0], "Yes.", [long])
+    assert entry.title == long[:300]
+
+
+def test_a_question_exactly_at_the_threshold_to_an_earlier_question_of_the_page_joins_its_new_fix():
+    fold = fold_of([[], []])
+    fold.fold([0], [[], []])
+    fold.fold([1], [[], [(0, THRESHOLD)]])
+    assert fold.group_of[1] is fold.group_of[0] and fold.group_of[0].members == [0, 1]

@@ -1,0 +1,73 @@
+"""The chat at its edges: an answer the bot did not draw from the knowledge
+names no sources, a conversation is read back only as far as its last turns,
+and a source at exactly its own cut comes along. Pinned where the mutation run
+(scripts/mutate, docs/testing.md) found a change that no test noticed."""
+
+from __future__ import annotations
+
+import uuid
+
+from bot.catalog import Entry
+from bot.conversations import Conversations
+from bot.exchange import Exchange, Facts
+from bot.knowledge import Hit
+from bot.relevance import Relevance
+from tests.support import RETURNS, generating, make_chatbot, upsert
+
+
+class DecliningModel:
+    """A chat model that finds no answer in the facts it is given."""
+
+    model_id = "declining"
+    leaves_the_machine = False
+
+    text = "I'm sorry, I don't know the answer to that."
+
+    async def stream(self, messages, max_tokens):
+        for word in self.text.split(" "):
+            yield word + " "
+
+
+async def test_an_answer_not_drawn_from_the_knowledge_names_no_sources(knowledge_index, knowledge,
+                                                                      interactions_address):
+    """The search found a relevant entry, but the model said it does not know:
+    the customer reads "I don't know", and no source claims to back it."""
+    await knowledge_index.pool.execute("TRUNCATE chat_log")
+    await upsert(knowledge, RETURNS)
+    chatbot, channel = make_chatbot(knowledge_index, None, interactions_address)
+    chatbot.answerer = generating(chatbot, DecliningModel())
+    try:
+        events = [event async for event in chatbot.answer("Can I send back an item?", "", None)]
+    finally:
+        await channel.close()
+    assert events[0].sources[0].entry_id == "faq-returns"  # found and relevant
+    exchange = events[-1].exchange
+    assert not exchange.grounded and exchange.answer == chatbot.persona.dont_know()
+    assert exchange.sources == ()
+
+
+async def test_a_conversations_history_is_its_last_turns_oldest_first(knowledge_index, interactions_address):
+    await knowledge_index.pool.execute("TRUNCATE chat_log")
+    chatbot, channel = make_chatbot(knowledge_index, None, interactions_address)
+    try:
+        for n in range(5):
+            await chatbot.outbox.record(Exchange(interaction_id=uuid.uuid4(), conversation_id="conv-long",
+                                                 query=f"question {n}", answer=f"answer {n}", sources=(),
+                                                 grounded=False, facts=Facts()))
+    finally:
+        await channel.close()
+    history = await Conversations(knowledge_index.pool).history("conv-long", 3)
+    assert [(turn.query, turn.answer) for turn in history] == [
+        ("question 2", "answer 2"), ("question 3", "answer 3"), ("question 4", "answer 4")]
+
+
+def test_a_source_exactly_at_its_own_cut_comes_along():
+    def hit(entry_id: str, score: float) -> Hit:
+        entry = Entry(entry_id, "qa", "", "An answer.", (f"{entry_id} question",), "tests", "published")
+        return Hit(entry, score, entry.questions[0])
+
+    rule = Relevance()
+    top, at_cut = hit("kb-top", 0.9), hit("kb-at-cut", 0.44)
+    assert rule.cut(at_cut) == 0.44  # one phrasing: the cut is min_score itself
+    assert [h.entry.entry_id for h in rule.relevant([top, at_cut])] == ["kb-top", "kb-at-cut"]
+    assert [h.entry.entry_id for h in rule.relevant([top, hit("kb-below", 0.4399)])] == ["kb-top"]

@@ -1,0 +1,82 @@
+"""A page's changes at their edges: when an answer edit cannot be revised the
+page's other changes still are proposed; phrasings a page adds to an entry
+whose reinforcement is proposed are gated on top of it; a question on a later
+page that grows an earlier page's fix (under auto, without a hold) is fixed
+and the fix keeps its answer. Over the real services, with tests/trainer/test_triage.py's
+questions (their MiniLM similarities put each in its class). Pinned where the
+mutation run (scripts/mutate, docs/testing.md) found a change that no test
+noticed."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from mend.bot.v1 import bot_service_pb2 as bpb
+from mend.interactions.v1 import interactions_service_pb2 as ipb
+from mend.trainer.v1 import trainer_service_pb2 as pb
+from tests.support import BRAND, RETURNS, SHIPPING, Teacher, processed, upsert
+from tests.trainer.builders import disliked, forced_run, liked
+from trainer import loop
+from trainer.loop import Policy, run_once
+
+REVIEW = Policy(threshold=1, publish="review", covered_similarity=0.8, duplicate_similarity=0.7, brand=BRAND)
+OUTDATED = "How long does shipping take?"
+
+
+async def test_an_answer_the_teacher_could_not_revise_fails_alone_and_the_pages_other_changes_are_proposed(
+        trainer_setup, interactions, knowledge):
+    stub, trainer = trainer_setup
+    trainer.teacher, trainer.policy = Teacher(fail_on=OUTDATED), REVIEW
+    await upsert(knowledge, RETURNS, SHIPPING)
+    # First on the page: the bot answered from the right entry, which is out of date (an edit to revise).
+    wrong = await disliked(interactions, OUTDATED, source=("faq-shipping", 0.77),
+                           answer="Standard shipping takes 3-5 business days.", reason=ipb.FEEDBACK_REASON_OUTDATED,
+                           comment="Delivery takes 1-2 business days now, and is free over 50 euros.")
+    # Then one the returns entry answers, which the bot answered from the shipping entry (phrasings to add).
+    misrouted = await disliked(interactions, "How do I return an item I bought?", source=("faq-shipping", 0.5),
+                               answer="Standard shipping takes 3-5 business days.")
+    done = await forced_run(stub)
+    assert (done.counts.wrong, done.counts.misrouted, done.counts.failed, done.counts.proposed) == (1, 1, 1, 1)
+    stored = await processed(interactions)
+    assert stored[wrong].training_outcome == ipb.TRAINING_OUTCOME_FAILED
+    assert (stored[misrouted].training_outcome, stored[misrouted].knowledge_entry_id) == (
+        ipb.TRAINING_OUTCOME_PROPOSED, "faq-returns")
+    (added,) = (await stub.ListFixes(pb.ListFixesRequest(run_id=done.run_id))).fixes
+    assert (added.kind, list(added.interaction_ids)) == (pb.FIX_KIND_ADD_PHRASINGS, [misrouted])
+
+
+async def test_phrasings_a_page_adds_to_an_entry_with_a_proposed_reinforcement_are_gated_on_top_of_it(
+        trainer_setup, interactions, knowledge):
+    """Under review the run proposes a liked question as a phrasing of the returns entry (a
+    reinforcement), and the same page misroutes a disliked question to that entry: the page's gate
+    replays the entry with both, and the run goes on."""
+    stub, trainer = trainer_setup
+    trainer.teacher, trainer.policy = Teacher(), replace(REVIEW, reinforce=True)
+    await upsert(knowledge, RETURNS, SHIPPING)
+    await liked(interactions, "How can I return something?", "faq-returns")
+    misrouted = await disliked(interactions, "How do I return an item I bought?", source=("faq-shipping", 0.5),
+                               answer="Standard shipping takes 3-5 business days.")
+    done = await forced_run(stub)
+    assert done.state == pb.RUN_STATE_SUCCEEDED, done.error_message
+    assert done.counts.misrouted == 1
+    stored = await processed(interactions)
+    assert (stored[misrouted].training_outcome, stored[misrouted].knowledge_entry_id) == (
+        ipb.TRAINING_OUTCOME_PROPOSED, "faq-returns")
+
+
+async def test_under_auto_a_question_that_grows_an_earlier_pages_fix_is_fixed_with_the_fixs_answer(
+        interactions, knowledge, monkeypatch):
+    """A run without a hold (run_once as the tests and a library caller call it): the second page's
+    near-duplicate joins the fix the first page published, so its question is fixed too, and the
+    fix keeps its answer."""
+    monkeypatch.setattr(loop, "PAGE", 1)
+    first, second = "Can I swap a present for a different size?", "Can I exchange a gift for another size?"
+    ids = [await disliked(interactions, question) for question in (first, second)]
+    counts = await run_once(interactions, knowledge, Teacher(), replace(REVIEW, publish="auto"))
+    assert (counts.read, counts.fixed, counts.failed) == (2, 2, 0), counts
+    stored = await processed(interactions)
+    assert {stored[i].training_outcome for i in ids} == {ipb.TRAINING_OUTCOME_FIXED}
+    (fix_id,) = {stored[i].knowledge_entry_id for i in ids}
+    entry = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id=fix_id))).entry
+    assert entry.content == "Yes, we rent tents for 15 euros a weekend."
+    assert list(entry.provenance.interaction_ids) == ids
