@@ -363,6 +363,22 @@ async def upsert(stub, *entries: bpb.KnowledgeEntry) -> list[bpb.KnowledgeEntry]
 # --- the trainer: a teacher double and disliked questions ------------------------------------
 
 
+class ScriptedModel:
+    """A chat model for the bot (in production a cloud one, or the embedded model)
+    that writes the given text, a word at a time."""
+
+    model_id = "scripted"
+    leaves_the_machine = False
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    async def stream(self, messages, max_tokens):
+        for word in self.text.split(" "):
+            if word:
+                yield word + " "
+
+
 class Teacher:
     """Deterministic: the improved answer names the question it answers."""
 

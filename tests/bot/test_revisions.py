@@ -96,8 +96,10 @@ async def test_a_write_racing_a_deletion_of_its_entry_fails_rather_than_lose_its
         await asyncio.sleep(0.5)  # the write now waits on the deleted row
         assert not writing.done()
         await transaction.commit()
-        with pytest.raises(Unavailable, match="was deleted while this write ran"):
+        with pytest.raises(Unavailable) as raised:
             await writing
+    # The caller is told what happened and what to do: the whole message, as the caller reads it.
+    assert raised.value.message == "knowledge entry 'faq-returns' was deleted while this write ran; write it again"
     (again,) = await catalog.upsert_many(knowledge_index.pool, [entry], [False])
     assert again.revision == 3
     assert [(r.revision, r.action) for r in await history(knowledge)] == [

@@ -13,8 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bot import catalog
-from mendkit.errors import FailedPrecondition, Unavailable
-from tests.support import RETURNS, upsert
+from mendkit.errors import FailedPrecondition
 
 WHEN = datetime(2026, 3, 1, 9, 30, 5, tzinfo=UTC)
 
@@ -63,21 +62,3 @@ async def test_a_write_waits_for_a_check_in_progress_and_then_refuses_the_stale_
         await second
     assert "is at revision 2, not 1" in refused.value.message
     assert (await catalog.get(pool, "kb-lock")).content == "Within 60 days."
-
-
-async def test_a_write_that_lost_its_revision_to_a_deletion_says_to_write_it_again(knowledge, knowledge_index):
-    """The caller of a write that raced a deletion of its entry is told what
-    happened and what to do: the whole message, as the caller reads it."""
-    (entry,) = (await catalog.get_many(knowledge_index.pool, [(await upsert(knowledge, RETURNS))[0].entry_id])).values()
-    async with knowledge_index.pool.acquire() as deleting:
-        transaction = deleting.transaction()
-        await transaction.start()
-        await deleting.execute("DELETE FROM knowledge_entries WHERE entry_id = $1", entry.entry_id)
-        await deleting.execute("INSERT INTO knowledge_revisions (entry_id, revision, action, actor) "
-                               "VALUES ($1, 2, 'delete', 'admin')", entry.entry_id)
-        writing = asyncio.ensure_future(catalog.upsert_many(knowledge_index.pool, [entry], [False]))
-        await asyncio.sleep(0.5)  # the write now waits on the deleted row
-        await transaction.commit()
-        with pytest.raises(Unavailable) as raised:
-            await writing
-    assert raised.value.message == "knowledge entry 'faq-returns' was deleted while this write ran; write it again"

@@ -15,7 +15,7 @@ from bot.outbox import Outbox
 from mend.interactions.v1 import interactions_service_pb2_grpc as interactions_grpc
 from mendkit import clients
 from mendkit.credentials import BOT
-from tests.support import RETURNS, TOKENS, free_port, generating, make_chatbot, upsert
+from tests.support import RETURNS, TOKENS, ScriptedModel, free_port, generating, make_chatbot, upsert
 
 
 async def logged_trace_id(pool, interaction_id) -> str:
@@ -96,20 +96,6 @@ async def test_an_exchange_delivered_later_is_still_logged_under_the_trace_that_
     finally:
         await up.close()
     assert await logged_trace_id(pool, uuid.UUID(str(exchange.interaction_id))) == expected
-
-
-class ScriptedModel:
-    """A chat model (in production a cloud one, or the embedded model) that writes the given text, a word at a time."""
-
-    model_id = "scripted"
-    leaves_the_machine = False
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    async def stream(self, messages, max_tokens):
-        for word in self.text.split(" "):
-            yield word + " "
 
 
 async def exchange_in(chatbot, query: str, conversation_id: str):

@@ -7,9 +7,15 @@ from __future__ import annotations
 
 import asyncio
 
+from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.trainer.v1 import trainer_service_pb2 as pb
 from tests.support import RETURNS, SHIPPING, Teacher, upsert
+
+# An entry beside the returns entries of the gate tests, whose liked questions sit close to theirs.
+GIFT_CARDS_ENTRY = bpb.KnowledgeEntry(
+    entry_id="gift-cards", kind=bpb.ENTRY_KIND_QA, title="Gift cards", questions=["Can I buy a gift card?"],
+    content="Gift cards of 25 to 200 euros are sold in every shop and online.", source="faq")
 
 DONT_KNOW = "I don't know that one; please contact our care team."
 

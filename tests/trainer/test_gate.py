@@ -23,7 +23,7 @@ from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.trainer.v1 import trainer_service_pb2 as pb
 from tests.support import Teacher, expect_status, processed, upsert
-from tests.trainer.builders import disliked, forced_run, liked
+from tests.trainer.builders import GIFT_CARDS_ENTRY, disliked, forced_run, liked
 
 RETURNS = "returns"
 LIKED = "Can I send back a gift I bought online?"
@@ -189,7 +189,7 @@ async def test_under_review_the_liked_phrasings_are_proposed_and_the_fix_waits_f
     assert await answered_from(knowledge, TAKES) == new.entry_id
 
 
-GIFT_CARDS = "gift-cards"
+GIFT_CARDS = GIFT_CARDS_ENTRY.entry_id
 RETURN_A_CARD = "Can I return a gift card?"  # liked, answered from the gift cards entry
 RETURN_A_GIFT = "How do I return a gift?"  # liked later, answered from returns; the card phrasing would take it
 
@@ -199,9 +199,7 @@ async def test_approving_added_phrasings_that_would_take_a_liked_answer_needs_th
     """The approval's replay covers phrasings added to an existing entry too, not only new entries."""
     stub, trainer = trainer_setup
     await seed(knowledge, interactions)
-    await upsert(knowledge, bpb.KnowledgeEntry(
-        entry_id=GIFT_CARDS, kind=bpb.ENTRY_KIND_QA, title="Gift cards", questions=["Can I buy a gift card?"],
-        content="Gift cards of 25 to 200 euros are sold in every shop and online.", source="faq"))
+    await upsert(knowledge, GIFT_CARDS_ENTRY)
     await liked(interactions, RETURN_A_CARD, GIFT_CARDS)
     _, fixes = await run(stub, trainer, interactions, "Do you rent out tents?", reinforce=True)
     [added] = [f for f in fixes if f.kind == pb.FIX_KIND_ADD_PHRASINGS and f.entry_id == GIFT_CARDS]

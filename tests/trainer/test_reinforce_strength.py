@@ -13,10 +13,10 @@ from dataclasses import replace
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.trainer.v1 import trainer_service_pb2 as pb
 from tests.support import Teacher, upsert
-from tests.trainer.builders import disliked, forced_run, liked
+from tests.trainer.builders import GIFT_CARDS_ENTRY, disliked, forced_run, liked
 
 RETURNS = "returns"
-GIFT_CARDS = "gift-cards"
+GIFT_CARDS = GIFT_CARDS_ENTRY.entry_id
 LIKED = "Can I send back a gift I bought online?"  # liked, answered from returns
 RETURN_A_CARD = "Can I return a gift card?"  # liked, answered from gift cards
 RETURN_A_GIFT = "How do I return a gift?"  # liked, answered from returns; the card phrasing would take it
@@ -45,9 +45,7 @@ async def test_a_liked_question_that_would_take_another_liked_answer_is_not_prop
     what it proposed."""
     stub, trainer = trainer_setup
     await seed(knowledge, interactions)
-    await upsert(knowledge, bpb.KnowledgeEntry(
-        entry_id=GIFT_CARDS, kind=bpb.ENTRY_KIND_QA, title="Gift cards", questions=["Can I buy a gift card?"],
-        content="Gift cards of 25 to 200 euros are sold in every shop and online.", source="faq"))
+    await upsert(knowledge, GIFT_CARDS_ENTRY)
     await liked(interactions, RETURN_A_CARD, GIFT_CARDS)
     gift = await liked(interactions, RETURN_A_GIFT, RETURNS)
     with caplog.at_level("INFO", logger="trainer"):
