@@ -332,8 +332,7 @@ class Trainer:
                 if signed is not None:
                     before = set(revision.entry.questions)
                     return [q for q in signed.entry.questions if q not in before]
-                if revision.note.fix_id == fix.fix_id and revision.note.reason.startswith(
-                        f"{_DONE['approve']} fix {fix.fix_id}"):
+                if _signed(revision, fix.fix_id, "approve"):
                     signed = revision
             token = page.next_page_token
             if not token:
@@ -419,7 +418,7 @@ class Trainer:
         listed = (await self.knowledge.ListRevisions(bpb.ListRevisionsRequest(entry_id=fix.entry_id,
                                                                               page_size=1))).revisions
         newest = listed[0] if listed else None
-        if newest is not None and _rolled_back(newest, fix.fix_id):
+        if newest is not None and _signed(newest, fix.fix_id, "rollback"):
             return  # a retried rollback whose change landed the first time: only the record is left
         if fix.kind == EDIT_ANSWER and current.content != fix.answer:
             raise FailedPrecondition(
@@ -452,7 +451,7 @@ def _revision_before(fix: FixRecord, current: bpb.KnowledgeEntry, newest: bpb.Kn
     return 0
 
 
-def _rolled_back(revision: bpb.KnowledgeRevision, fix_id: str) -> bool:
-    """Whether `revision` is this fix's rollback (its note as `review` signs it),
-    not its approval, which names the fix too."""
-    return revision.note.fix_id == fix_id and revision.note.reason.startswith(f"{_DONE['rollback']} fix {fix_id}")
+def _signed(revision: bpb.KnowledgeRevision, fix_id: str, action: Action) -> bool:
+    """Whether `revision` is this fix's `action` (its note as `review` signs it):
+    a fix's approval and its rollback both name the fix."""
+    return revision.note.fix_id == fix_id and revision.note.reason.startswith(f"{_DONE[action]} fix {fix_id}")
