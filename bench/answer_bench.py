@@ -64,7 +64,7 @@ SAMPLE = REPO / "knowledge" / "sample"
 DATA = REPO / "bench" / "data" / "answer_quality.jsonl"
 RESULTS = REPO / "bench" / "results"
 CATEGORIES = ("answerable", "follow_up", "out_of_scope")
-OUTCOMES = ("right", "unsupported_claim", "dont_know", "wrong_source")
+OUTCOMES = ("right", "unsupported_claim", "dont_know", "hedged", "wrong_source")
 CALL_TIMEOUT_S = 600.0  # a generated answer on 2 busy cores can take a minute
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
@@ -80,7 +80,7 @@ class Item:
     # Each fact: acceptable substrings, any one of which states it.
     must_contain: tuple[tuple[str, ...], ...]
     must_not: tuple[str, ...]
-    # Asked first, in the same conversation (follow-ups only).
+    # Asked first, in the same conversation (follow-ups, and out-of-scope follow-ups).
     turns: tuple[str, ...] = ()
     about: str = ""
 
@@ -148,6 +148,8 @@ def classify(item: Item, answer: str, grounded: bool, known_numbers: set[str]) -
         return Verdict("right")
     if "don't know" in said or "do not know" in said:
         return Verdict("dont_know", missing)
+    if "not sure" in said:  # bot/chat.py's answer to a follow-up only its topic covers
+        return Verdict("hedged", missing)
     return Verdict("wrong_source", missing)
 
 
@@ -328,7 +330,8 @@ def result(run: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _cell(counts: dict[str, int], outcome: str) -> str:
-    return f"{counts[outcome]}" if counts["items"] else "-"
+    # Results measured before an outcome existed have none of it.
+    return f"{counts.get(outcome, 0)}" if counts["items"] else "-"
 
 
 def report(results: Iterable[dict[str, Any]]) -> str:
@@ -341,16 +344,18 @@ def report(results: Iterable[dict[str, Any]]) -> str:
         "the real MiniLM embedder, the sample knowledge ingested, a real interactions service). A follow-up's earlier",
         "questions are asked first in the same conversation. Outcomes: **right** (every required fact, no wrong",
         "claim), **claim** (a phrase the item lists as a wrong claim, or a number no knowledge text states),",
-        "**don't know** (the honest answer for out-of-scope items), **wrong source** (answered, not right, no claim",
-        "found; for an out-of-scope item, answered from an entry that does not cover it).",
+        "**don't know** (the honest answer for out-of-scope items), **hedged** (not right, no claim, and the answer",
+        "says it is not sure and how to reach a person: a follow-up answered from the conversation's topic, which",
+        "nothing covers on its own), **wrong source** (answered, not right, no claim found; for an out-of-scope item,",
+        "answered from an entry that does not cover it).",
         "",
         "```",
         ".venv/bin/python -m bench.answer_bench --mode quote",
         ".venv/bin/python -m bench.answer_bench --mode generate",
         "```",
         "",
-        "| mode | model | category | items | right | claim | don't know | wrong source |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| mode | model | category | items | right | claim | don't know | hedged | wrong source |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for result in results:
         for category in (*CATEGORIES, "all"):

@@ -5,6 +5,7 @@ conversation), decide whether the knowledge is relevant enough, answer from it
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -13,7 +14,7 @@ from typing import Protocol
 
 from opentelemetry import trace
 
-from bot.conversations import Conversations, Turn
+from bot.conversations import Conversations, History, Turn
 from bot.dedup import Dedup
 from bot.exchange import Delta, End, Event, Exchange, Facts, Source, Start, Tally
 from bot.knowledge import Hit, Knowledge, Query
@@ -31,6 +32,10 @@ CONVERSATION_K = 10
 # A follow-up the entry does not cover on its own score answers from it only if
 # the entry mentions at least this share of the follow-up's own content words.
 FOLLOW_UP_WORDS = 0.5
+# Words by which a question points back at what was just said ("how much will
+# that cost me?"): such a question, when nothing answers it on its own, is about
+# the entry the last answer came from.
+POINTS_BACK = frozenset({"it", "its", "that", "this", "they", "them", "their", "those", "these", "there"})
 
 
 @dataclass(frozen=True)
@@ -45,10 +50,21 @@ class Retrieval:
     context_chars: int = 600
 
 
+@dataclass(frozen=True)
+class Retrieved:
+    """What a question found, best first, and the part of it to answer from."""
+
+    found: list[Hit]
+    relevant: list[Hit]
+    # The relevant hit is the last answer's entry, taken because the question
+    # points back at it, not because anything covers the question on its own.
+    pointed_back: bool = False
+
+
 class Answerer(Protocol):
     """Writes an answer from relevant hits (best first): bot/quoting.py or bot/generating.py."""
 
-    def pieces(self, query: str, hits: Sequence[Hit], history: Sequence[Turn], tally: Tally) -> AsyncIterator[str]:
+    def pieces(self, query: str, hits: Sequence[Hit], history: History, tally: Tally) -> AsyncIterator[str]:
         """The answer's text as it is written, filling in `tally`."""
 
 
@@ -89,6 +105,11 @@ def mentions(hit: Hit, query: str) -> float:
     entry = hit.entry
     text = {word[:STEM] for word in content_words(" ".join([entry.title, entry.content, *entry.questions]))}
     return len(words & text) / len(words)
+
+
+def points_back(query: str) -> bool:
+    """Whether the question refers to something said before it."""
+    return not POINTS_BACK.isdisjoint(re.findall(r"[a-z]+", query.lower()))
 
 
 def _source(hit: Hit) -> Source:
@@ -155,12 +176,12 @@ class Chatbot:
     def relevant(self, found: Sequence[Hit]) -> list[Hit]:
         return self.retrieval.relevance.relevant(found)
 
-    async def retrieve(self, query: str, history: Sequence[Turn]) -> tuple[list[Hit], list[Hit]]:
-        """What the question finds (best first), and the relevant part of it."""
+    async def retrieve(self, query: str, history: History) -> Retrieved:
+        """What the question finds, and the relevant part of it."""
         statuses = ["published"]
-        if not history:
+        if not history.turns:
             found = await self.knowledge.search(query, self.retrieval.k, statuses, None)
-            return found, self.relevant(found)
+            return Retrieved(found, self.relevant(found))
         # In a conversation the question is searched on its own and with its earlier
         # questions before it (one embedding call), and each entry scores the mean
         # of the two: a follow-up ("and do you pay for the return shipping?") finds
@@ -174,7 +195,7 @@ class Chatbot:
         k = max(self.retrieval.k, CONVERSATION_K)
         (alone, in_context), _ = await self.knowledge.search_many([
             Query(query, k, statuses, None),
-            Query(context_query(query, history, self.retrieval.context_chars), k, statuses, None)])
+            Query(context_query(query, history.turns, self.retrieval.context_chars), k, statuses, None)])
         found = combined(alone, in_context)[:self.retrieval.k]
         own = {hit.entry.entry_id: hit for hit in alone}
 
@@ -183,20 +204,35 @@ class Chatbot:
                     or mentions(hit, query) >= FOLLOW_UP_WORDS)
 
         relevant = self.relevant(found)
-        if not relevant or not covered_alone(relevant[0]):
-            return found, []
-        return found, [hit for hit in relevant if covered_alone(hit)]
+        if relevant and covered_alone(relevant[0]):
+            return Retrieved(found, [hit for hit in relevant if covered_alone(hit)])
+        pointed_at = self.pointed_at(query, history.turns[-1], in_context)
+        return Retrieved(found, pointed_at, pointed_back=bool(pointed_at))
+
+    def pointed_at(self, query: str, last: Turn, in_context: Sequence[Hit]) -> list[Hit]:
+        """The entry the last answer came from, for a question that points back at
+        it ("how much will that cost me?" after a broken tent pole) and that
+        nothing answers on its own: what "that" is, is what was just answered.
+        It must still pass its cut searched with the conversation; a question that
+        names a new topic ("can you tune my bicycle?") does not point back. The
+        entry may not answer it ("can I rent one while it's being repaired?"),
+        so the answer says it is not sure and how to reach a person."""
+        if not last.sources or not points_back(query):
+            return []
+        topic = last.sources[0].entry_id
+        return [hit for hit in in_context if hit.entry.entry_id == topic and self.relevant([hit])]
 
     async def _answer(self, query: str, conversation_id: str, interaction_id: uuid.UUID) -> AsyncIterator[Event]:
         conversation_id = conversation_id or str(uuid.uuid4())
         started = time.perf_counter()
         history = await self.conversations.history(conversation_id, self.retrieval.history_turns)
         with _tracer.start_as_current_span("mend.retrieval") as span:
-            found, hits = await self.retrieve(query, history)
+            retrieved = await self.retrieve(query, history)
+            found, hits = retrieved.found, retrieved.relevant
             span.set_attribute("mend.retrieval.k", self.retrieval.k)
             span.set_attribute("mend.retrieval.hits", len(hits))
             span.set_attribute("mend.retrieval.best_score", found[0].score if found else 0.0)
-            span.set_attribute("mend.retrieval.history_turns", len(history))
+            span.set_attribute("mend.retrieval.history_turns", len(history.turns))
         retrieval_ms = _ms(started)
         sources = tuple(_source(hit) for hit in hits)
         yield Start(interaction_id, conversation_id, sources)
@@ -213,8 +249,14 @@ class Chatbot:
                         continue
                     if not pieces:
                         first_token_ms = _ms(started)
+                        if retrieved.pointed_back:
+                            pieces.append(self.persona.unsure(hits[0].entry.title))
+                            yield Delta(pieces[-1])
                     pieces.append(piece)
                     yield Delta(piece)
+                if pieces and retrieved.pointed_back:
+                    pieces.append(self.persona.or_ask_a_person())
+                    yield Delta(pieces[-1])
                 span.set_attribute("mend.llm.model", tally.model)
                 span.set_attribute("mend.llm.output_tokens", tally.output_tokens)
                 span.set_attribute("mend.answer.unsupported", tally.unsupported)

@@ -1,6 +1,8 @@
-"""The history of a conversation: its last exchanges, which the prompt carries
-so that a follow-up question is read in context, and whether it has begun (then
-only its owner may continue it). They are the outbox's rows in `chat_log`."""
+"""The history of a conversation: its last exchanges whole, which the prompt
+carries so that a follow-up question is read in context, a bounded summary of
+the exchanges before them (what was asked, and which entry answered), and
+whether it has begun (then only its owner may continue it). They are the
+outbox's rows in `chat_log`."""
 
 from __future__ import annotations
 
@@ -9,26 +11,65 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from bot import messages
+from bot.exchange import Source
 from mendkit.database import database_errors
+
+# The summary covers at most this many exchanges before the last turns, and at
+# most this many characters of their questions (the newest kept): a long
+# conversation costs the prompt no more than a short one.
+SUMMARY_TURNS = 10
+SUMMARY_CHARS = 600
 
 
 @dataclass(frozen=True)
 class Turn:
     query: str
     answer: str
+    # The entries the answer came from, best first; none when the bot did not know.
+    sources: tuple[Source, ...] = ()
+
+
+@dataclass(frozen=True)
+class History:
+    """What the next answer knows of the conversation."""
+
+    # The last exchanges, oldest first.
+    turns: tuple[Turn, ...] = ()
+    # The exchanges before those, oldest first, bounded (SUMMARY_TURNS, SUMMARY_CHARS).
+    earlier: tuple[Turn, ...] = ()
+
+    def summary(self) -> str:
+        """The earlier exchanges in a line: each question and the entry that answered it."""
+        return "; ".join(f'"{turn.query}" ({_answered(turn)})' for turn in self.earlier)
+
+
+def _answered(turn: Turn) -> str:
+    if not turn.sources:
+        return "not answered"
+    return f"answered from: {turn.sources[0].title}" if turn.sources[0].title else "answered"
 
 
 class Conversations:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def history(self, conversation_id: str, turns: int) -> list[Turn]:
-        """The conversation's last `turns` exchanges, oldest first."""
+    async def history(self, conversation_id: str, turns: int) -> History:
+        """The conversation's last `turns` exchanges, and the summary's before them."""
         async with database_errors("bot"):
             rows = await self._pool.fetch(
-                """SELECT query, answer FROM chat_log WHERE conversation_id = $1
-                   ORDER BY created_at DESC LIMIT $2""", conversation_id, turns)
-        return [Turn(row["query"], row["answer"]) for row in reversed(rows)]
+                """SELECT query, response FROM chat_log WHERE conversation_id = $1
+                   ORDER BY created_at DESC LIMIT $2""", conversation_id, turns + SUMMARY_TURNS)
+        logged = [messages.logged_exchange(row["query"], row["response"]) for row in rows]
+        last = [Turn(exchange.query, exchange.answer, exchange.sources) for exchange in logged[:turns]]
+        earlier: list[Turn] = []
+        chars = 0
+        for exchange in logged[turns:]:
+            chars += len(exchange.query)
+            if chars > SUMMARY_CHARS:
+                break
+            earlier.append(Turn(exchange.query, "", exchange.sources))
+        return History(tuple(reversed(last)), tuple(reversed(earlier)))
 
     async def started(self, conversation_id: str, besides: uuid.UUID | None = None) -> bool:
         """Whether the conversation has turns already, other than the one logged

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 
 from bot import persona as prompts
-from bot.conversations import Turn
+from bot.conversations import History
 from bot.exchange import Tally
 from bot.knowledge import Hit
 from bot.persona import Persona
@@ -36,7 +36,7 @@ class Generating:
         self.fallback = fallback
         self.max_tokens = max_tokens
 
-    async def pieces(self, query: str, hits: Sequence[Hit], history: Sequence[Turn],
+    async def pieces(self, query: str, hits: Sequence[Hit], history: History,
                      tally: Tally) -> AsyncIterator[str]:
         support = Support([f"{hit.entry.title}. {hit.entry.content}" for hit in hits], query, self.persona.brand)
         said = False
@@ -85,13 +85,14 @@ class Generating:
                     yield piece
 
 
-    def _prompt(self, query: str, hits: Sequence[Hit], history: Sequence[Turn]) -> list[Message]:
+    def _prompt(self, query: str, hits: Sequence[Hit], history: History) -> list[Message]:
         """The chat for the model; for a model off this machine with the customer's own
         words (this question and the earlier ones) masked. The knowledge stays as it is:
         the brand's own contact details are its to give."""
         if self.model.leaves_the_machine:
             query = mask(query)
-            history = [replace(turn, query=mask(turn.query)) for turn in history]
+            history = History(tuple(replace(turn, query=mask(turn.query)) for turn in history.turns),
+                              tuple(replace(turn, query=mask(turn.query)) for turn in history.earlier))
         return prompts.messages(self.persona, hits, history, query)
 
 

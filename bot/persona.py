@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.conversations import Turn
+from bot.conversations import History
 from bot.knowledge import Hit
 from mendmodels.chat.base import Message
 
@@ -35,14 +35,29 @@ class Persona:
             "Never invent order numbers, prices, dates or policies."
         )
 
+    def unsure(self, title: str) -> str:
+        """Before an answer from the entry the conversation was about, given to a
+        follow-up nothing covers on its own (bot/chat.py, `pointed_at`)."""
+        return f'I\'m not sure I understood, but this is what I know about "{title}": '
+
+    def or_ask_a_person(self) -> str:
+        """After such an answer: it may not be what the customer asked."""
+        return (f" If that doesn't answer your question, you can {self.handoff}, "
+                "and a person from our team will help you.")
+
     def dont_know(self) -> str:
         return (f"I'm sorry, I don't know the answer to that. You can {self.handoff}, "
                 "and a person from our team will help you.")
 
 
-def messages(persona: Persona, hits: Sequence[Hit], history: Sequence[Turn], query: str) -> list[Message]:
+def messages(persona: Persona, hits: Sequence[Hit], history: History, query: str) -> list[Message]:
     facts = "\n".join(f"[{n}] {hit.entry.title}: {hit.entry.content}" for n, hit in enumerate(hits, start=1))
-    chat = [Message("system", persona.instructions())]
-    for turn in history:
+    instructions = persona.instructions()
+    if history.earlier:
+        # A long conversation's older turns, in a line each: bounded, and enough
+        # for "the Japan order" to mean something twenty turns later.
+        instructions += f"\n\nEarlier in this conversation the customer asked: {history.summary()}."
+    chat = [Message("system", instructions)]
+    for turn in history.turns:
         chat += [Message("user", turn.query), Message("assistant", turn.answer)]
     return chat + [Message("user", f"Facts:\n{facts}\n\nQuestion: {query}")]

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import numpy as np
 
-from bot.conversations import Turn
+from bot.conversations import History
 from bot.exchange import Tally
 from bot.knowledge import Hit
 from bot.persona import Persona
@@ -79,9 +79,9 @@ class Quoting:
             chosen = f"{chosen}\n\n{found[best + 1]}"
         return chosen
 
-    async def pieces(self, query: str, hits: Sequence[Hit], history: Sequence[Turn],
+    async def pieces(self, query: str, hits: Sequence[Hit], history: History,
                      tally: Tally | None = None) -> AsyncIterator[str]:
-        if self.persona.greeting and not history:
+        if self.persona.greeting and not history.turns:
             yield self.persona.greeting + " "
         for sentence in sentences(await self.text(query, hits[0])):
             yield sentence

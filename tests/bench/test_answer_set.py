@@ -38,10 +38,11 @@ def test_every_item_can_be_scored(item: Item):
     assert item.question.strip()
     assert all(fact and all(option.strip() for option in fact) for fact in item.must_contain), item.must_contain
     assert all(phrase.strip() for phrase in item.must_not)
+    assert all(turn.strip() for turn in item.turns)
     if item.category == "follow_up":
-        assert item.turns and all(turn.strip() for turn in item.turns)
-    else:
-        assert not item.turns
+        assert item.turns
+    elif item.category == "answerable":
+        assert not item.turns  # an out-of-scope item may follow turns: a follow-up nothing covers
     if item.category == "out_of_scope":
         assert item.must_not, "an out-of-scope item needs the claims a made-up answer would make"
     else:
@@ -69,6 +70,12 @@ def test_the_scoring_tells_the_outcomes_apart():
     assert classify(tents, "No, we don't rent out tents.", True, known).outcome == "unsupported_claim"
     assert classify(tents, "I'm sorry, I don't know the answer to that.", False, known).outcome == "dont_know"
     assert classify(tents, "Tents and other bulky items can't be wrapped.", True, known).outcome == "wrong_source"
+    hedge = 'I\'m not sure I understood, but this is what I know about "Gift wrapping": Tents can\'t be wrapped.'
+    assert classify(tents, hedge, True, known).outcome == "hedged"
+    # Hedged or not, a right answer is right and a made-up claim is a claim.
+    assert classify(shipping, "I'm not sure I understood: returns are free from the EU and UK.", True,
+                    known).outcome == "right"
+    assert classify(tents, "I'm not sure, but we rent tents.", True, known).outcome == "unsupported_claim"
     assert classify(shipping, "Yes, you pay for the return shipping.", True, known).outcome == "unsupported_claim"
     assert classify(shipping, "Returns are free from the EU and UK.", True, known).outcome == "right"
     # A number the knowledge never states is a made-up claim, even beside the right facts.

@@ -189,10 +189,59 @@ async def test_an_off_topic_question_after_a_grounded_one_is_not_answered_from_t
     _, _, off_topic = await answer(quoting_bot, "Can you tune my bicycle?", "conv-norway")
     _, _, bikes = await answer(quoting_bot, "Do you sell bikes?", "conv-norway")
     _, _, washed = await answer(quoting_bot, "How do I wash my down sleeping bag?", "conv-bag")
-    _, _, warm = await answer(quoting_bot, "Is it warm enough for winter?", "conv-bag")
     _, _, thanks = await answer(quoting_bot, "thanks!", "conv-bag")  # names no topic at all
     assert first.grounded and first.sources[0].entry_id == "faq-international-shipping"
     assert washed.grounded and washed.sources[0].entry_id == "faq-down-sleeping-bag-care"
     # Each scores well with the earlier topic in the query, and poorly on its own.
-    for reply in (off_topic, bikes, warm, thanks):
+    for reply in (off_topic, bikes, thanks):
         assert not reply.grounded and "don't know" in reply.answer, (reply.query, reply.sources)
+
+
+async def test_a_follow_up_that_points_back_is_answered_from_the_last_answers_entry_saying_it_is_not_sure(
+        quoting_bot, knowledge_index, knowledge):
+    """"how much will that cost me?" after a broken tent pole: nothing covers it
+    on its own, and "that" is what was just answered. That entry may not be what
+    was meant ("is it warm enough for winter?" after washing a down bag: the
+    knowledge gives no rating), so the answer says so and how to reach a person."""
+    await ingest(knowledge_index, [SAMPLE])
+    persona = quoting_bot.persona
+    _, _, alone = await answer(quoting_bot, "how much will that cost me?", "")
+    _, _, pole = await answer(quoting_bot, "My tent pole broke, can you fix it?", "conv-pole")
+    text, _, cost = await answer(quoting_bot, "how much will that cost me?", "conv-pole")
+    assert all(source.entry_id != "faq-tent-pole-repair" for source in alone.sources)  # alone: another topic
+    assert pole.grounded and pole.sources[0].entry_id == "faq-tent-pole-repair"
+    assert cost.grounded and [source.entry_id for source in cost.sources] == ["faq-tent-pole-repair"]
+    assert cost.answer == persona.unsure("Broken tent pole") + pole.answer + persona.or_ask_a_person() == text
+    assert "€15 per section" in cost.answer
+    _, _, washed = await answer(quoting_bot, "How do I wash my down sleeping bag?", "conv-bag")
+    _, _, warm = await answer(quoting_bot, "Is it warm enough for winter?", "conv-bag")
+    assert warm.answer == persona.unsure(washed.sources[0].title) + washed.answer + persona.or_ask_a_person()
+
+
+async def test_a_follow_up_points_back_only_at_an_answer_and_only_when_nothing_else_answers_it(
+        quoting_bot, knowledge_index, knowledge):
+    await ingest(knowledge_index, [SAMPLE])
+    # What the bot did not know is no topic: the follow-up is not known either.
+    _, _, kayak = await answer(quoting_bot, "Can I hire a kayak from you for the weekend?", "conv-kayak")
+    _, _, cost = await answer(quoting_bot, "how much does that cost?", "conv-kayak")
+    assert not kayak.grounded and not cost.grounded and cost.answer == quoting_bot.persona.dont_know()
+    # "it" points back, but the claim entry answers the question on its own: no hedge.
+    _, _, warranty = await answer(quoting_bot, "What's the warranty on your jackets?", "conv-claim")
+    _, _, claim = await answer(quoting_bot, "ok and how do I actually claim on it?", "conv-claim")
+    assert warranty.sources[0].entry_id == "faq-warranty"
+    assert claim.sources[0].entry_id == "faq-warranty-claim" and "not sure" not in claim.answer
+    # Without a word pointing back, a question names its own topic (here the repair service).
+    _, _, pole = await answer(quoting_bot, "My tent pole broke, can you fix it?", "conv-pole")
+    _, _, fees = await answer(quoting_bot, "how much will the repair cost me?", "conv-pole")
+    assert pole.grounded and "not sure" not in fees.answer, fees.sources
+
+
+async def test_a_model_that_finds_no_answer_in_the_pointed_at_entry_says_it_does_not_know(
+        quoting_bot, knowledge_index, knowledge):
+    """The hedge is said before the first words of an answer, so an answer
+    that never comes leaves the plain "I don't know"."""
+    await ingest(knowledge_index, [SAMPLE])
+    await answer(quoting_bot, "My tent pole broke, can you fix it?", "conv-pole")
+    quoting_bot.answerer = generating(quoting_bot, ScriptedModel("I'm sorry, I don't know that."))
+    text, deltas, cost = await answer(quoting_bot, "can I rent one while it's being repaired?", "conv-pole")
+    assert not cost.grounded and text == cost.answer == quoting_bot.persona.dont_know() and deltas == 1

@@ -13,9 +13,10 @@ import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
-from bot import messages
+from bot import conversations, messages
 from bot.__main__ import INTERACTIONS_SERVICE
 from bot.chat import Retrieval
+from bot.conversations import Conversations
 from bot.exchange import Exchange, Facts
 from bot.outbox import DELIVERY_BATCH
 from bot.relevance import Relevance
@@ -213,6 +214,68 @@ async def test_a_conversation_carries_its_earlier_turns_into_the_prompt(knowledg
     assert [m.role for m in other] == ["system", "user"]  # another conversation: no history
 
 
+TITLED_RETURNS = pb.KnowledgeEntry(title="Returns", **{f.name: v for f, v in RETURNS.ListFields()})
+TITLED_SHIPPING = pb.KnowledgeEntry(title="Delivery times", **{f.name: v for f, v in SHIPPING.ListFields()})
+
+
+async def test_a_long_conversation_keeps_its_older_turns_as_a_bounded_summary(knowledge_index, knowledge):
+    """The last turns go into the prompt whole (Retrieval.history_turns); the
+    ones before them as a line each, what was asked and what answered it, the
+    newest kept within bot/conversations.py's bounds: a conversation of a
+    hundred turns costs the prompt no more than one of twenty."""
+    await knowledge_index.pool.execute("TRUNCATE chat_log")
+    await upsert(knowledge, TITLED_RETURNS, TITLED_SHIPPING)
+    model = RecordingModel()
+    chatbot, channel = make_chatbot(knowledge_index, model, "127.0.0.1:1")
+    asked = ["What is your return policy?", "Do you sell kayaks?", "How long does delivery take?",
+             "Can I send back an item?", "When will my parcel arrive?", "How do I return something?"]
+    try:
+        for question in asked:
+            [e async for e in chatbot.answer(question, "conv-long", None)]
+        short = model.prompts[-1]
+        for n in range(conversations.SUMMARY_TURNS + 4):
+            [e async for e in chatbot.answer(f"Can I send back item {n}?", "conv-long", None)]
+        long = model.prompts[-1]
+        history = await Conversations(knowledge_index.pool).history("conv-long", 3)
+    finally:
+        await channel.close()
+    # The kayak question was not answered: no model call, but it is in the summary.
+    assert len(model.prompts) == len(asked) - 1 + conversations.SUMMARY_TURNS + 4
+    assert short[0].content.endswith(
+        'Earlier in this conversation the customer asked: "What is your return policy?" (answered from: Returns); '
+        '"Do you sell kayaks?" (not answered).')
+    assert [m.content for m in short[1:-1] if m.role == "user"] == asked[2:5]  # then the question with its facts
+    # Long: the last three whole, the ten before them summarized, the rest forgotten.
+    n = conversations.SUMMARY_TURNS + 3
+    assert [turn.query for turn in history.turns] == [f"Can I send back item {k}?" for k in range(n - 2, n + 1)]
+    assert [turn.query for turn in history.earlier] == (
+        [f"Can I send back item {k}?" for k in range(n - 2 - conversations.SUMMARY_TURNS, n - 2)])
+    # The last prompt, before item 13 was logged: items 10-12 whole, 0-9 in the summary, the first six gone.
+    assert [m.content for m in long[1:-1] if m.role == "user"] == [f"Can I send back item {k}?" for k in (10, 11, 12)]
+    summary = long[0].content.split("Earlier in this conversation the customer asked: ")[1]
+    assert summary.count("(answered from: Returns)") == conversations.SUMMARY_TURNS
+    assert summary.startswith('"Can I send back item 0?"') and '"Can I send back item 9?"' in summary
+    assert not any(question in summary for question in asked)
+
+
+async def test_the_summary_holds_at_most_its_characters_of_questions_newest_kept(knowledge_index, knowledge):
+    await knowledge_index.pool.execute("TRUNCATE chat_log")
+    await upsert(knowledge, TITLED_RETURNS)
+    chatbot, channel = make_chatbot(knowledge_index, None, "127.0.0.1:1")
+    long_question = "Can I send back an item? " * 4  # 100 characters
+    assert len(long_question) == 100
+    try:
+        for n in range(10):
+            [e async for e in chatbot.answer(f"{n:02d} {long_question}"[:100], "conv-chars", None)]
+    finally:
+        await channel.close()
+    history = await Conversations(knowledge_index.pool).history("conv-chars", 3)
+    # Seven earlier turns, 100 characters each: the newest six fit in SUMMARY_CHARS (600), exactly.
+    assert conversations.SUMMARY_CHARS == 600
+    assert [turn.query[:2] for turn in history.earlier] == ["01", "02", "03", "04", "05", "06"]
+    assert all(turn.answer == "" and turn.sources[0].title == "Returns" for turn in history.earlier)
+
+
 class CloudModel(RecordingModel):
     """The recording model as one off this machine (a cloud model, a remote server)."""
 
@@ -247,6 +310,22 @@ async def test_a_model_off_this_machine_never_sees_the_customers_personal_data(k
     assert last[-1].content.endswith("Question: What is your phone number? Mine is [phone number], it's about "
                                      "order [order number]")
     assert "020 7946 0000" in last[-1].content and "care@shop.example" in last[-1].content
+
+
+async def test_the_summary_of_older_turns_is_masked_for_a_model_off_this_machine(knowledge_index, knowledge):
+    await knowledge_index.pool.execute("TRUNCATE chat_log")
+    await upsert(knowledge, TITLED_RETURNS)
+    model = CloudModel()
+    chatbot, channel = make_chatbot(knowledge_index, model, "127.0.0.1:1")
+    try:
+        for question in ["Can I send back an item? I'm jane.doe@example.com", "How do I return something?",
+                         "What is your return policy?", "Can I send back an item?", "How do I return something?"]:
+            [e async for e in chatbot.answer(question, "conv-masked", None)]
+    finally:
+        await channel.close()
+    system = model.prompts[-1][0].content
+    assert '"Can I send back an item? I\'m [email]" (answered from: Returns)' in system
+    assert not any("jane.doe@example.com" in m.content for prompt in model.prompts for m in prompt)
 
 
 CARD = "4111 1111 1111 1111"  # planted in one customer's question: it must reach no other customer's prompt

@@ -57,7 +57,7 @@ async def test_a_conversations_history_is_its_last_turns_oldest_first(knowledge_
     finally:
         await channel.close()
     history = await Conversations(knowledge_index.pool).history("conv-long", 3)
-    assert [(turn.query, turn.answer) for turn in history] == [
+    assert [(turn.query, turn.answer) for turn in history.turns] == [
         ("question 2", "answer 2"), ("question 3", "answer 3"), ("question 4", "answer 4")]
 
 

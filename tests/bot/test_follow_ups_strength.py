@@ -9,8 +9,9 @@ from __future__ import annotations
 import pytest
 
 from bot.catalog import Entry
-from bot.chat import combined, context_query, mentions
-from bot.conversations import Turn
+from bot.chat import combined, context_query, mentions, points_back
+from bot.conversations import History, Turn
+from bot.exchange import Source
 from bot.knowledge import Hit
 from mend.bot.v1 import bot_service_pb2 as pb
 from tests.support import RETURNS, make_chatbot, upsert
@@ -78,13 +79,43 @@ async def test_a_follow_up_that_names_half_its_words_from_the_entry_is_answered_
                                questions=["Do you ship to Norway?"])
     await upsert(knowledge, RETURNS, norway)
     chatbot, channel = make_chatbot(knowledge_index, None, interactions_address)
-    history = [Turn("Do you ship to Norway?", "We ship to Norway.")]
+    history = History((Turn("Do you ship to Norway?", "We ship to Norway."),))
     try:
-        found, relevant = await chatbot.retrieve("is that free for kayaks?", history)
-        assert mentions(found[0], "is that free for kayaks?") == 0.5
+        # The earlier turn has no sources: nothing to point back at, only the words decide.
+        retrieved = await chatbot.retrieve("is that free for kayaks?", history)
+        assert mentions(retrieved.found[0], "is that free for kayaks?") == 0.5
         assert not chatbot.relevant(await knowledge_index.search("is that free for kayaks?", 3, ["published"], None))
-        assert [h.entry.entry_id for h in relevant] == ["faq-norway"]
-        _, relevant = await chatbot.retrieve("is that free for kayaks and canoes?", history)
-        assert relevant == []
+        assert [h.entry.entry_id for h in retrieved.relevant] == ["faq-norway"] and not retrieved.pointed_back
+        assert (await chatbot.retrieve("is that free for kayaks and canoes?", history)).relevant == []
+    finally:
+        await channel.close()
+
+
+def test_a_question_points_back_by_a_whole_word():
+    assert points_back("how much will that cost me?") and points_back("What if it's late?")
+    assert points_back("Do THEY ship there?") and points_back("can I get this in blue")
+    # Words that only contain one: "item", "thistle", "iteration", "thatch", "theme".
+    assert not points_back("Can I send back an item with a thistle print?")
+    assert not points_back("how much will the repair cost me?") and not points_back("")
+
+
+async def test_the_entry_pointed_back_at_must_still_pass_its_cut_in_the_conversation(
+        knowledge_index, knowledge, interactions_address):
+    """Pointing back does not vouch for an entry the conversation's search
+    finds too weak: the last answer's entry answers only at its own cut."""
+    await upsert(knowledge, RETURNS)
+    chatbot, channel = make_chatbot(knowledge_index, None, interactions_address)
+    answered = Source("faq-returns", "Returns", "You can return unused items.", 0.9, "test-kb")
+    try:
+        near = History((Turn("How do I return something?", "You can return unused items.", (answered,)),))
+        retrieved = await chatbot.retrieve("and what does that cost?", near)
+        assert [h.entry.entry_id for h in retrieved.relevant] == ["faq-returns"] and retrieved.pointed_back
+        # The same pointing question after a turn its entry scores poorly with.
+        far = History((Turn("Quantum chromodynamics lecture notes, chapter nine", "...", (answered,)),))
+        retrieved = await chatbot.retrieve("and what does that cost?", far)
+        in_context = await knowledge_index.search(
+            context_query("and what does that cost?", far.turns, 600), 10, ["published"], None)
+        assert in_context[0].score < chatbot.retrieval.relevance.cut(in_context[0])
+        assert retrieved.relevant == [] and not retrieved.pointed_back
     finally:
         await channel.close()
