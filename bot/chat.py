@@ -270,6 +270,7 @@ class Chatbot:
         facts = Facts(model=tally.model, output_tokens=tally.output_tokens, retrieval_ms=retrieval_ms,
                       time_to_first_token_ms=first_token_ms, total_ms=_ms(started))
         exchange = Exchange(interaction_id=interaction_id, conversation_id=conversation_id, query=query,
-                            answer=answer, sources=sources if grounded else (), grounded=grounded, facts=facts)
+                            answer=answer, sources=sources if grounded else (), grounded=grounded, facts=facts,
+                            unsure=grounded and retrieved.pointed_back)
         await self.outbox.send(exchange, _trace_id())
         yield End(exchange)

@@ -54,6 +54,9 @@ class Exchange:
     sources: tuple[Source, ...]
     grounded: bool
     facts: Facts
+    # Answered from the conversation's topic, which may not be what was asked
+    # (bot/chat.py, `pointed_at`): the answer says so, and clients offer a person.
+    unsure: bool = False
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ def stream_event(event: Event, conversation_token: str = "") -> pb.ChatStreamRes
     if isinstance(event, Delta):
         return pb.ChatStreamResponse(delta=pb.ChatStreamDelta(text=event.text))
     # The last kind left: End.
-    return pb.ChatStreamResponse(end=pb.ChatStreamEnd(grounded=event.grounded, generation=_generation(event.facts)))
+    return pb.ChatStreamResponse(end=pb.ChatStreamEnd(grounded=event.grounded, generation=_generation(event.facts),
+                                                      unsure=event.exchange.unsure))
 
 
 def chat_response(exchange: Exchange, conversation_token: str = "") -> pb.ChatResponse:
@@ -40,7 +41,7 @@ def chat_response(exchange: Exchange, conversation_token: str = "") -> pb.ChatRe
     return pb.ChatResponse(answer=exchange.answer, interaction_id=str(exchange.interaction_id),
                            conversation_id=exchange.conversation_id, sources=[_source(s) for s in exchange.sources],
                            grounded=exchange.grounded, generation=_generation(exchange.facts),
-                           conversation_token=conversation_token)
+                           conversation_token=conversation_token, unsure=exchange.unsure)
 
 
 def logged_exchange(query: str, response: bytes) -> Exchange:
@@ -53,7 +54,7 @@ def logged_exchange(query: str, response: bytes) -> Exchange:
         interaction_id=uuid.UUID(message.interaction_id), conversation_id=message.conversation_id, query=query,
         answer=message.answer,
         sources=tuple(Source(s.entry_id, s.title, s.snippet, s.score, s.source) for s in message.sources),
-        grounded=message.grounded,
+        grounded=message.grounded, unsure=message.unsure,
         facts=Facts(model=facts.model, input_tokens=facts.input_tokens, output_tokens=facts.output_tokens,
                     retrieval_ms=facts.retrieval_ms, time_to_first_token_ms=facts.time_to_first_token_ms,
                     total_ms=facts.total_ms))

@@ -19,6 +19,7 @@ from bot.chat import Retrieval
 from bot.conversations import Conversations
 from bot.exchange import Exchange, Facts
 from bot.outbox import DELIVERY_BATCH
+from bot.quoting import Quoting
 from bot.relevance import Relevance
 from interactions.service import ACCESS as INTERACTIONS_ACCESS
 from interactions.service import InteractionsService
@@ -70,6 +71,32 @@ async def test_nothing_relevant_means_i_do_not_know_and_how_to_reach_a_person(ch
     assert "don't know" in response.answer and "care@alderandfinch.example" in response.answer
     assert await pool.fetchval("SELECT bot_response FROM interactions WHERE interaction_id = $1",
                                uuid.UUID(response.interaction_id)) == response.answer
+
+
+async def test_an_answer_from_the_conversations_topic_is_marked_unsure_on_both_rpcs_and_on_a_retry(
+        chat, knowledge, monkeypatch):
+    """A follow-up nothing covers on its own, answered from the last answer's
+    entry, says so: `unsure`, which the page turns into the way to a person."""
+    stub, chatbot = chat
+    monkeypatch.setattr(chatbot, "answerer", Quoting(chatbot.knowledge.embedder, chatbot.persona))
+    await upsert(knowledge, RETURNS)
+    first = await stub.Chat(pb.ChatRequest(query="How do I return something?"))
+    assert first.grounded and not first.unsure
+    asked = pb.ChatRequest(query="and what does that cost?", conversation_id=first.conversation_id,
+                           conversation_token=first.conversation_token, request_id=str(uuid.uuid4()))
+    unsure = await stub.Chat(asked)
+    assert unsure.grounded and unsure.unsure and [s.entry_id for s in unsure.sources] == ["faq-returns"]
+    assert unsure.answer.startswith("I'm not sure I understood") and "care@alderandfinch.example" in unsure.answer
+    assert await stub.Chat(asked) == unsure  # a retry replays it, mark included
+    streamed = pb.ChatStreamRequest(query=asked.query, conversation_id=asked.conversation_id,
+                                    conversation_token=asked.conversation_token, request_id=asked.request_id)
+    replayed = [event async for event in stub.ChatStream(streamed)]
+    assert replayed[-1].end.unsure and replayed[-1].end.grounded
+    streamed.request_id = str(uuid.uuid4())
+    again = [event async for event in stub.ChatStream(streamed)]
+    assert again[-1].end.unsure and "".join(event.delta.text for event in again).startswith("I'm not sure")
+    unrelated = [event async for event in stub.ChatStream(pb.ChatStreamRequest(query="How do I return something?"))]
+    assert unrelated[-1].end.grounded and not unrelated[-1].end.unsure
 
 
 async def test_conversation_and_request_ids(chat, knowledge):

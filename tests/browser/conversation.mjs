@@ -42,6 +42,7 @@ function conversationView() {
         answer: answer?.textContent ?? "",
         interactionId: li.dataset.interactionId ?? "",
         grounded: li.dataset.grounded ?? "",
+        unsure: li.dataset.unsure ?? "",
         sources: Array.from(li.querySelectorAll(".sources li"), (s) => s.textContent),
         links: answer ? Array.from(answer.querySelectorAll("a"), (a) => ({
           href: a.getAttribute("href"), target: a.getAttribute("target"), rel: a.getAttribute("rel"),

@@ -290,7 +290,7 @@ async def test_questions_typed_while_an_answer_streams_wait_their_turn(mesh):
         assert all(b["state"] == "done" for b in bubbles[1::2]), bubbles
         # A person is offered exactly where the bot did not know.
         for bot in bubbles[1::2]:
-            assert (bot["handoff"] is not None) == (bot["grounded"] == "false"), bot
+            assert (bot["handoff"] is not None) == (bot["grounded"] == "false" or bot["unsure"] == "true"), bot
             assert bool(bot["sources"]) == (bot["grounded"] == "true"), bot
     # Each answer under its own question: the logged exchange behind each bubble.
     bots = seen["answered"]["phone"]["bubbles"][1::2]
@@ -389,6 +389,24 @@ async def test_an_answer_the_bot_does_not_know_offers_a_person(mesh):
         assert handoff["bubble"]["left"] <= handoff["box"]["left"] and \
             handoff["box"]["right"] <= handoff["bubble"]["right"], handoff
     assert seen["shiftTabPath"] == ["dislike", "like", "handoff"] and seen["handoffFocusedSeen"], seen
+
+
+async def test_an_answer_the_bot_is_not_sure_of_offers_a_person_too(mesh):
+    """A follow-up nothing covers on its own is answered from the conversation's
+    topic, saying the bot is not sure it understood: the page offers a person
+    under it, as under an answer the bot does not know, and not under the sure
+    answer before it."""
+    _, url, _ = mesh
+    seen = await conversation("queue", url, "My tent pole broke, can you fix it?", "how much will that cost me?")
+    for width, pixels in (("phone", 390), ("laptop", 1366)):
+        view = seen["answered"][width]
+        fits(view, pixels)
+        first, follow_up = view["bubbles"][1], view["bubbles"][3]
+        assert (first["grounded"], first["unsure"], first["handoff"]) == ("true", "false", None), first
+        assert (follow_up["grounded"], follow_up["unsure"]) == ("true", "true"), follow_up
+        assert follow_up["answer"].startswith("I'm not sure I understood") and "€15 per section" in follow_up["answer"]
+        assert follow_up["sources"] and follow_up["handoff"]["visible"], follow_up
+        assert follow_up["handoff"]["text"] == "Contact our team" and follow_up["handoff"]["box"]["height"] >= 44
 
 
 # --- the page's settings (mesh/static_site.py serves config.json) -------------------------------

@@ -88,7 +88,9 @@ function renderBot(turn: Turn, bubble: HTMLLIElement): void {
   if (turn.sources.length > 0) bubble.append(sourceList(turn.sources));
   if (turn.state === "done") {
     bubble.dataset.grounded = String(turn.grounded);
-    if (!turn.grounded || turn.sources.length === 0) bubble.append(handoffAction());
+    bubble.dataset.unsure = String(Boolean(turn.unsure));
+    // A person is offered wherever the bot does not know, or is not sure it understood.
+    if (!turn.grounded || turn.unsure || turn.sources.length === 0) bubble.append(handoffAction());
     bubble.append(feedbackControls(turn.interactionId, () => conversation.conversationToken,
                                    { rating: turn.rating, reasonSent: turn.reasonSent }, (vote) => {
       turn.rating = vote.rating;
@@ -150,7 +152,7 @@ async function ask(turn: Turn): Promise<void> {
   const bubble = el("li", { class: "message bot" });
   customer.after(bubble);
   shown.bot = bubble;
-  Object.assign(turn, { state: "streaming", answer: "", sources: [], interactionId: "", grounded: false,
+  Object.assign(turn, { state: "streaming", answer: "", sources: [], interactionId: "", grounded: false, unsure: false,
                         rating: "", reasonSent: false, error: "", interruptedWhile: undefined });
   renderBot(turn, bubble);
   if (waiting.length === 0) status.textContent = "";
@@ -178,6 +180,7 @@ async function ask(turn: Turn): Promise<void> {
         scrollToEnd();
       } else if (event.case === "end") {
         turn.grounded = event.value.grounded;
+        turn.unsure = event.value.unsure;
         turn.state = "done";
         ended = true;
       }

@@ -24,6 +24,9 @@ export interface Turn {
   sources: StoredSource[];
   interactionId: string;
   grounded: boolean;
+  // The bot answered from the conversation's topic and says it may not be what was asked
+  // (absent in conversations kept by an older page).
+  unsure?: boolean;
   rating: "" | "like" | "dislike";
   reasonSent: boolean;
   // A failure in plain words.
@@ -43,7 +46,7 @@ const MAX_TURNS = 100;
 
 export function newTurn(query: string, requestId: string): Turn {
   return { requestId, query, state: "queued", answer: "", sources: [], interactionId: "", grounded: false,
-           rating: "", reasonSent: false, error: "" };
+           unsure: false, rating: "", reasonSent: false, error: "" };
 }
 
 // The conversation as it was before a reload. An answer that was still
@@ -100,6 +103,7 @@ function isTurn(value: unknown): value is Turn {
   return typeof t.requestId === "string" && typeof t.query === "string" && typeof t.answer === "string" &&
     ["queued", "streaming", "done", "failed", "interrupted"].includes(t.state ?? "") &&
     Array.isArray(t.sources) && t.sources.every(isSource) && typeof t.interactionId === "string" && typeof t.grounded === "boolean" &&
+    ["undefined", "boolean"].includes(typeof t.unsure) &&
     ["", "like", "dislike"].includes(t.rating ?? "-") && typeof t.reasonSent === "boolean" &&
     typeof t.error === "string";
 }

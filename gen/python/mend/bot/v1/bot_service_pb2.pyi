@@ -87,7 +87,7 @@ class ChatRequest(_message.Message):
     def __init__(self, query: _Optional[str] = ..., conversation_id: _Optional[str] = ..., request_id: _Optional[str] = ..., conversation_token: _Optional[str] = ...) -> None: ...
 
 class ChatResponse(_message.Message):
-    __slots__ = ("answer", "interaction_id", "conversation_id", "sources", "grounded", "generation", "conversation_token")
+    __slots__ = ("answer", "interaction_id", "conversation_id", "sources", "grounded", "generation", "conversation_token", "unsure")
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     INTERACTION_ID_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +95,7 @@ class ChatResponse(_message.Message):
     GROUNDED_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    UNSURE_FIELD_NUMBER: _ClassVar[int]
     answer: str
     interaction_id: str
     conversation_id: str
@@ -102,7 +103,8 @@ class ChatResponse(_message.Message):
     grounded: bool
     generation: GenerationFacts
     conversation_token: str
-    def __init__(self, answer: _Optional[str] = ..., interaction_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ..., grounded: _Optional[bool] = ..., generation: _Optional[_Union[GenerationFacts, _Mapping]] = ..., conversation_token: _Optional[str] = ...) -> None: ...
+    unsure: bool
+    def __init__(self, answer: _Optional[str] = ..., interaction_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ..., grounded: _Optional[bool] = ..., generation: _Optional[_Union[GenerationFacts, _Mapping]] = ..., conversation_token: _Optional[str] = ..., unsure: _Optional[bool] = ...) -> None: ...
 
 class ChatStreamRequest(_message.Message):
     __slots__ = ("query", "conversation_id", "request_id", "conversation_token")
@@ -145,12 +147,14 @@ class ChatStreamDelta(_message.Message):
     def __init__(self, text: _Optional[str] = ...) -> None: ...
 
 class ChatStreamEnd(_message.Message):
-    __slots__ = ("grounded", "generation")
+    __slots__ = ("grounded", "generation", "unsure")
     GROUNDED_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
+    UNSURE_FIELD_NUMBER: _ClassVar[int]
     grounded: bool
     generation: GenerationFacts
-    def __init__(self, grounded: _Optional[bool] = ..., generation: _Optional[_Union[GenerationFacts, _Mapping]] = ...) -> None: ...
+    unsure: bool
+    def __init__(self, grounded: _Optional[bool] = ..., generation: _Optional[_Union[GenerationFacts, _Mapping]] = ..., unsure: _Optional[bool] = ...) -> None: ...
 
 class KnowledgeEntry(_message.Message):
     __slots__ = ("entry_id", "kind", "title", "content", "questions", "source", "provenance", "status", "metadata", "create_time", "update_time", "revision")
