@@ -21,11 +21,13 @@ costs a few round trips, however many questions it holds:
    topic already, and the reviewer approves the fix into it;
 3. UpsertEntries, in batches (trainer/writes.py), writes the new fixes
    (source `self-healing-feedback`, with provenance), published or proposed
-   per the publish policy, and in the same batches the fixes of earlier pages
-   that gained questions, with the status and answer on record for them (a
-   reviewer may have approved, edited or rejected one since the run wrote it).
-   Under `auto` the changed entries ride in the same batches; under `review`
-   a change to an existing entry is only recorded, and applied on approval;
+   per the publish policy; the fixes of earlier pages that gained questions,
+   with the status and answer on record for them (a reviewer may have
+   approved, edited or rejected one since the run wrote it), are updated one
+   by one, merged with what changed in the index since the page read them (a
+   reviewer may have approved another fix into one), and so, under `auto`,
+   are the existing entries the page changes; under `review` a change to an
+   existing entry is only recorded, and applied on approval;
 4. the page's fixes are recorded (`on_fixes`, the ledger), then one
    MarkProcessed marks the page with each question's outcome and entry id.
 Steps 3 and 4 run inside `hold` (trainer/repository.py locks the rows of the
@@ -329,7 +331,7 @@ class _Run:
             async with self.hold(earlier) as recorded:
                 settled, rewrites = self._settle(items, edits, revised, recorded)
                 blocked = await self._gate(fold, taught, settled, rewrites)
-                written, failed = await self._write(fold, taught, recorded, rewrites, blocked, near)
+                written, failed = await self._write(fold, taught, recorded, rewrites, blocked, near, entries)
                 done_changes = {group: change for group, change in settled.items()
                                 if change.entry_id not in failed}
                 self._protect(written.values(), done_changes.values())
@@ -637,7 +639,8 @@ class _Run:
             made.append(change)
         if made:
             await self.ledger.save(made)
-        failed = await writes.upsert(self.knowledge, rewrites, self.failures) if rewrites else set()
+        failed, _ = await writes.update(
+            self.knowledge, [(target, entries[target], entry) for target, entry in rewrites], self.failures)
         added = sum(len(change.added_questions) for change in made if change.entry_id not in failed)
         _log.info("liked questions added to their entries", extra={"run_id": self.run_id, "entries": len(made),
                                                                   "phrasings": added, "published": self.auto})
@@ -658,19 +661,22 @@ class _Run:
                 self.cases.append(regressions.Case(question, target, liked=False))
 
     async def _write(self, fold: Fold, taught: dict[Group, bpb.KnowledgeEntry], recorded: OnRecord,
-                     rewrites: list[Rewrite], blocked: set[Group],
-                     near: dict[Group, list[Nearby]]) -> tuple[dict[Group, Written], set[str]]:
-        """Upserts the page's new fixes, the earlier fixes that gained questions
-        and the existing entries the page changes (`rewrites`, by entry id), in
-        the same batches. Returns, for each group whose fix is in the index (or
-        was withdrawn by a reviewer), its questions' outcome and the fix as now
-        stored; and the ids of the rewrites that could not be written. A
-        `blocked` new fix (the regression gate's) is written proposed. A new fix
-        keeps its `near` entries; a grown one those it had."""
+                     rewrites: list[Rewrite], blocked: set[Group], near: dict[Group, list[Nearby]],
+                     read: dict[str, bpb.KnowledgeEntry]) -> tuple[dict[Group, Written], set[str]]:
+        """Upserts the page's new fixes in batches, and updates the earlier fixes
+        that gained questions and the existing entries the page changes
+        (`rewrites`, by entry id, as `read` at the page's start), each merged with
+        what a reviewer changed meanwhile (writes.update). Returns, for each group
+        whose fix is in the index (or was withdrawn by a reviewer), its
+        questions' outcome and the fix as now stored; and the ids of the rewrites
+        that could not be written. A `blocked` new fix (the regression gate's) is
+        written proposed. A new fix keeps its `near` entries; a grown one those it had."""
         written: dict[Group, Written] = {}
         for group in blocked:
             taught[group].status = bpb.ENTRY_STATUS_PROPOSED
-        pending: list[tuple[Group | str, bpb.KnowledgeEntry]] = [*taught.items(), *rewrites]
+        pending: list[tuple[Group | str, bpb.KnowledgeEntry]] = [*taught.items()]
+        existing: list[tuple[Group | str, bpb.KnowledgeEntry, bpb.KnowledgeEntry]] = [
+            (entry_id, read[entry_id], entry) for entry_id, entry in rewrites]
         for group in fold.groups:
             if group.fix is None or group in taught:
                 continue
@@ -697,9 +703,11 @@ class _Run:
             elif not group.changed:  # an adopted fix and the questions already in it
                 written[group] = Written(self._outcome(state, group.fix.entry.status), group.fix)
             else:
-                pending.append((group, self._grown_entry(group, state, answer)))
+                existing.append((group, group.fix.entry, self._grown_entry(group, state, answer)))
         failed = await writes.upsert(self.knowledge, pending, self.failures)
-        for key, entry in pending:
+        not_updated, stored = await writes.update(self.knowledge, existing, self.failures)
+        failed |= not_updated
+        for key, entry in [*pending, *stored.items()]:
             if isinstance(key, Group) and key not in failed:
                 verdict = self.verdicts.get(entry.entry_id, regressions.Verdict([], []))
                 before = self.fixes.get(entry.entry_id)

@@ -1,6 +1,8 @@
-"""Writing a page's fixes to the bot's index: UpsertEntries in batches, and an
-entry the bot refuses fails only its own questions, not its batch's; every
-write of a run names the run in the revisions it makes (StampedKnowledge)."""
+"""Writing a page's fixes to the bot's index: new entries with UpsertEntries in
+batches, where an entry the bot refuses fails only its own questions, not its
+batch's; entries that exist with UpdateEntry, each merged with what others
+changed since the page read it (`update`); every write of a run names the run
+in the revisions it makes (StampedKnowledge)."""
 
 from __future__ import annotations
 
@@ -9,15 +11,22 @@ from collections.abc import Hashable, Sequence
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.bot.v1 import bot_service_pb2_grpc as bpb_grpc
 
 _log = logging.getLogger("trainer")
 K = TypeVar("K", bound=Hashable)
+R = TypeVar("R", bpb.UpsertEntriesRequest, bpb.UpdateEntryRequest)
 # Entries per UpsertEntries: the contract's 500, and well under the 4 MiB message limit.
 UPSERT_ENTRIES = 500
 UPSERT_BYTES = 2 * 1024 * 1024
+# Reads and merges of one entry before its write is given up, when other
+# writes keep coming between the read and the write.
+UPDATE_ATTEMPTS = 3
+# What a run changes in an entry that exists.
+UPDATED_FIELDS = ("questions", "content", "status", "provenance")
 
 
 class StampedKnowledge:
@@ -33,11 +42,17 @@ class StampedKnowledge:
         return getattr(self._knowledge, name)
 
     def UpsertEntries(self, request: bpb.UpsertEntriesRequest, **kwargs: Any) -> Any:
-        stamped = bpb.UpsertEntriesRequest()
+        return self._knowledge.UpsertEntries(self._stamped(request), **kwargs)
+
+    def UpdateEntry(self, request: bpb.UpdateEntryRequest, **kwargs: Any) -> Any:
+        return self._knowledge.UpdateEntry(self._stamped(request), **kwargs)
+
+    def _stamped(self, request: R) -> R:
+        stamped = type(request)()
         stamped.CopyFrom(request)
         if not stamped.HasField("note"):
             stamped.note.CopyFrom(self._note)
-        return self._knowledge.UpsertEntries(stamped, **kwargs)
+        return stamped
 
 
 def batches(changes: Sequence[tuple[K, bpb.KnowledgeEntry]]) -> list[list[tuple[K, bpb.KnowledgeEntry]]]:
@@ -82,3 +97,66 @@ async def upsert(knowledge: bpb_grpc.KnowledgeServiceAsyncStub, changes: Sequenc
                 failures.append(_failure(error))
                 failed.add(key)
     return failed
+
+
+def merged(base: bpb.KnowledgeEntry, ours: bpb.KnowledgeEntry, stored: bpb.KnowledgeEntry) -> bpb.KnowledgeEntry:
+    """`stored` with the run's changes (`ours`, made from `base`) applied: the
+    phrasings the run added and removed, and each other field the run changed;
+    what others changed since `base` (a reviewer's phrasings, answer or
+    status, a restored revision) stays."""
+    entry = bpb.KnowledgeEntry()
+    entry.CopyFrom(stored)
+    added = [question for question in ours.questions if question not in set(base.questions)]
+    removed = set(base.questions) - set(ours.questions)
+    questions = [question for question in stored.questions if question not in removed]
+    del entry.questions[:]
+    entry.questions.extend([*questions, *(question for question in added if question not in set(questions))])
+    if ours.content != base.content:
+        entry.content = ours.content
+    if ours.status != base.status:
+        entry.status = ours.status
+    ids = [i for i in ours.provenance.interaction_ids if i not in set(base.provenance.interaction_ids)]
+    entry.provenance.interaction_ids.extend([i for i in ids if i not in set(stored.provenance.interaction_ids)])
+    return entry
+
+
+async def update(knowledge: bpb_grpc.KnowledgeServiceAsyncStub,
+                 changes: Sequence[tuple[K, bpb.KnowledgeEntry, bpb.KnowledgeEntry]],
+                 failures: list[str]) -> tuple[set[K], dict[K, bpb.KnowledgeEntry]]:
+    """Writes each change to an entry that exists, given as (key, `base`: the
+    entry as the run read it, `ours`: as the run would have it). A page reads
+    its entries, then works for minutes (the teacher): a blind write of `ours`
+    would undo what a reviewer did meanwhile (phrasings approved into the
+    entry, an edited answer). So each is read again, merged (`merged`) and
+    written only if still at the revision read (UpdateEntry's
+    `expected_revision`), read and merged again when another write came
+    between. Returns the keys that could not be written, adding why to
+    `failures`, and each written entry as now stored."""
+    failed: set[K] = set()
+    stored: dict[K, bpb.KnowledgeEntry] = {}
+    for key, base, ours in changes:
+        try:
+            stored[key] = await _update(knowledge, base, ours)
+        except Exception as error:  # noqa: BLE001 - its questions are marked failed
+            _log.warning("could not write a fix", extra={"error": _failure(error), "entry_id": ours.entry_id})
+            failures.append(_failure(error))
+            failed.add(key)
+    return failed, stored
+
+
+async def _update(knowledge: bpb_grpc.KnowledgeServiceAsyncStub, base: bpb.KnowledgeEntry,
+                  ours: bpb.KnowledgeEntry) -> bpb.KnowledgeEntry:
+    for attempt in range(1, UPDATE_ATTEMPTS + 1):
+        current = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id=ours.entry_id))).entry
+        entry = merged(base, ours, current)
+        paths = [name for name in UPDATED_FIELDS if getattr(entry, name) != getattr(current, name)]
+        if not paths:
+            return current
+        try:
+            response = await knowledge.UpdateEntry(bpb.UpdateEntryRequest(
+                entry=entry, update_mask=FieldMask(paths=paths), expected_revision=current.revision))
+            return response.entry
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.FAILED_PRECONDITION or attempt == UPDATE_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")

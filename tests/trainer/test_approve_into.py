@@ -193,6 +193,41 @@ async def test_a_fix_approved_into_an_entry_while_a_run_grows_it_stays_that_entr
     await expect_status(knowledge.GetEntry(bpb.GetEntryRequest(entry_id=tents.fix_id)), grpc.StatusCode.NOT_FOUND)
 
 
+async def test_phrasings_approved_into_a_fix_while_a_run_grows_it_are_kept(trainer_setup, interactions, knowledge,
+                                                                          monkeypatch):
+    """A reviewer publishes a run's new fix, then approves another proposed fix
+    into it, while the run's next page is being taught. That page then grows the
+    fix with a new question: it writes the fix as now stored plus its question,
+    not the fix as it read it (which would drop the approved phrasing, a
+    reviewer's acknowledged write). Rolling back the merge then removes exactly
+    its phrasing."""
+    from trainer import loop
+
+    stub, trainer = trainer_setup
+    await upsert(knowledge, RETURNS, SHIPPING)
+    earlier = await proposed_new_entry(stub, trainer, interactions, "Do you sell gift cards?")
+    monkeypatch.setattr(loop, "PAGE", 2)
+    trainer.teacher = PausingTeacher("Do you repair zips on jackets?")
+    # Page 1: the tents fix and another; page 2: a near-duplicate that grows it, and a question the teacher waits on.
+    for question in ("Do you rent out tents?", "Do you sell spare stove parts?", "Can I rent a tent from you?",
+                     "Do you repair zips on jackets?"):
+        await disliked(interactions, question)
+    run_id = (await stub.StartRun(pb.StartRunRequest())).run.run_id
+    tents = await wait_for_fix(stub, run_id, "Do you rent out tents?")
+    await stub.ApproveFix(pb.ApproveFixRequest(fix_id=tents.fix_id, reviewer="ana"))
+    await stub.ApproveFix(pb.ApproveFixRequest(fix_id=earlier.fix_id, reviewer="ana", into_entry_id=tents.fix_id))
+    trainer.teacher.release.set()
+    run = await finished(stub, run_id)
+    assert run.state == pb.RUN_STATE_SUCCEEDED, run.error_message
+
+    entry = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id=tents.fix_id))).entry
+    assert list(entry.questions) == ["Do you rent out tents?", "Do you sell gift cards?", "Can I rent a tent from you?"]
+    assert entry.status == bpb.ENTRY_STATUS_PUBLISHED
+    await stub.RollbackFix(pb.RollbackFixRequest(fix_id=earlier.fix_id, reviewer="ana"))
+    entry = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id=tents.fix_id))).entry
+    assert list(entry.questions) == ["Do you rent out tents?", "Can I rent a tent from you?"]
+
+
 class FailingMarks:
     """The interactions service, whose MarkProcessed fails `times` times."""
 

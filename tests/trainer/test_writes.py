@@ -1,0 +1,93 @@
+"""A page's write to an entry that exists keeps what others changed since the
+page read it (trainer/writes.py): the merge of the run's change into the entry
+as stored, and the conditional update that retries when another write comes
+between its read and its write. Against the bot's real KnowledgeService."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from mend.bot.v1 import bot_service_pb2 as bpb
+from tests.support import RETURNS, expect_status, upsert
+from trainer import writes
+
+
+def entry(questions: list[str], content: str = "Returns are free.", ids: tuple[str, ...] = (),
+          status: int = bpb.ENTRY_STATUS_PUBLISHED) -> bpb.KnowledgeEntry:
+    made = bpb.KnowledgeEntry(entry_id="faq-returns", kind=bpb.ENTRY_KIND_QA, source="test-kb", content=content,
+                              questions=questions, status=status)
+    made.provenance.interaction_ids.extend(ids)
+    return made
+
+
+def test_the_runs_change_applies_to_the_entry_as_stored():
+    base = entry(["a", "b", "c"], ids=("i1",), status=bpb.ENTRY_STATUS_PROPOSED)
+    ours = entry(["a", "c", "d"], ids=("i1", "i2"), status=bpb.ENTRY_STATUS_PUBLISHED)  # -b, +d
+    stored = entry(["a", "b", "c", "x"], content="Edited by a reviewer.", ids=("i1", "i9"),
+                   status=bpb.ENTRY_STATUS_PROPOSED)
+    result = writes.merged(base, ours, stored)
+    assert list(result.questions) == ["a", "c", "x", "d"]  # theirs kept, ours added and removed
+    assert result.content == "Edited by a reviewer."  # the run did not change the answer
+    assert result.status == bpb.ENTRY_STATUS_PUBLISHED  # the run did change the status
+    assert list(result.provenance.interaction_ids) == ["i1", "i9", "i2"]
+    # What the run changes wins; a phrasing both added appears once.
+    ours = entry(["a", "b", "c", "x"], content="The run's answer.")
+    result = writes.merged(base, ours, stored)
+    assert list(result.questions) == ["a", "b", "c", "x"] and result.content == "The run's answer."
+    # Nothing changed by anyone: the entry as stored.
+    assert writes.merged(base, base, stored) == stored
+
+
+class Interleaved:
+    """The bot's KnowledgeService, where another writer adds a phrasing between
+    the run's read and its write, `times` times."""
+
+    def __init__(self, knowledge, times: int) -> None:
+        self.knowledge, self.times, self.updates = knowledge, times, 0
+
+    def __getattr__(self, name):
+        return getattr(self.knowledge, name)
+
+    async def UpdateEntry(self, request, **options):
+        self.updates += 1
+        if self.times:
+            self.times -= 1
+            stored = (await self.knowledge.GetEntry(bpb.GetEntryRequest(entry_id=request.entry.entry_id))).entry
+            stored.questions.append(f"a reviewer's phrasing {self.times}")
+            await self.knowledge.UpdateEntry(bpb.UpdateEntryRequest(entry=stored, update_mask={"paths": ["questions"]}))
+        return await self.knowledge.UpdateEntry(request, **options)
+
+
+@pytest.mark.parametrize("between", [0, 1, writes.UPDATE_ATTEMPTS - 1])
+async def test_an_update_is_read_and_merged_again_when_another_write_comes_between(knowledge, between):
+    await upsert(knowledge, RETURNS)
+    base = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-returns"))).entry
+    ours = bpb.KnowledgeEntry()
+    ours.CopyFrom(base)
+    ours.questions.append("Can I send my boots back?")
+    racing = Interleaved(knowledge, between)
+    failures: list[str] = []
+    failed, stored = await writes.update(racing, [("key", base, ours)], failures)
+    assert (failed, failures, racing.updates) == (set(), [], between + 1)
+    theirs = [f"a reviewer's phrasing {n}" for n in reversed(range(between))]
+    assert list(stored["key"].questions) == [*RETURNS.questions, *theirs, "Can I send my boots back?"]
+    assert (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-returns"))).entry == stored["key"]
+
+
+async def test_an_update_that_keeps_losing_the_race_or_whose_entry_is_gone_fails_only_its_own_key(knowledge):
+    await upsert(knowledge, RETURNS)
+    base = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-returns"))).entry
+    ours = bpb.KnowledgeEntry()
+    ours.CopyFrom(base)
+    ours.questions.append("Can I send my boots back?")
+    gone = bpb.KnowledgeEntry(entry_id="faq-gone", kind=bpb.ENTRY_KIND_QA, content="x", questions=["y"])
+    racing = Interleaved(knowledge, writes.UPDATE_ATTEMPTS)
+    failures: list[str] = []
+    failed, stored = await writes.update(racing, [("lost", base, ours), ("gone", gone, gone)], failures)
+    assert failed == {"lost", "gone"} and stored == {} and len(failures) == 2
+    assert "FAILED_PRECONDITION" in failures[0] and "NOT_FOUND" in failures[1]
+    # The other writer's phrasings stand; the run's is not there.
+    now = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-returns"))).entry
+    assert "Can I send my boots back?" not in now.questions and len(now.questions) == len(RETURNS.questions) + 3
+    await expect_status(knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-gone")), grpc.StatusCode.NOT_FOUND)
