@@ -21,13 +21,14 @@ costs a few round trips, however many questions it holds:
    topic already, and the reviewer approves the fix into it;
 3. UpsertEntries, in batches (trainer/writes.py), writes the new fixes
    (source `self-healing-feedback`, with provenance), published or proposed
-   per the publish policy; the fixes of earlier pages that gained questions,
-   with the status and answer on record for them (a reviewer may have
-   approved, edited or rejected one since the run wrote it), are updated one
-   by one, merged with what changed in the index since the page read them (a
-   reviewer may have approved another fix into one), and so, under `auto`,
-   are the existing entries the page changes; under `review` a change to an
-   existing entry is only recorded, and applied on approval;
+   per the publish policy, and in the same batches the proposed fixes of
+   earlier pages that gained questions, with the status and answer on record
+   for them (a reviewer may have approved, edited or rejected one since the
+   run wrote it). A published one is updated on its own, merged with what
+   changed in the index since the page read it (a reviewer may have approved
+   another fix into it), and so, under `auto`, are the existing entries the
+   page changes; under `review` a change to an existing entry is only
+   recorded, and applied on approval;
 4. the page's fixes are recorded (`on_fixes`, the ledger), then one
    MarkProcessed marks the page with each question's outcome and entry id.
 Steps 3 and 4 run inside `hold` (trainer/repository.py locks the rows of the
@@ -663,10 +664,11 @@ class _Run:
     async def _write(self, fold: Fold, taught: dict[Group, bpb.KnowledgeEntry], recorded: OnRecord,
                      rewrites: list[Rewrite], blocked: set[Group], near: dict[Group, list[Nearby]],
                      read: dict[str, bpb.KnowledgeEntry]) -> tuple[dict[Group, Written], set[str]]:
-        """Upserts the page's new fixes in batches, and updates the earlier fixes
-        that gained questions and the existing entries the page changes
-        (`rewrites`, by entry id, as `read` at the page's start), each merged with
-        what a reviewer changed meanwhile (writes.update). Returns, for each group
+        """Upserts the page's new fixes and the proposed earlier fixes that gained
+        questions in batches, and updates the published ones and the existing
+        entries the page changes (`rewrites`, by entry id, as `read` at the page's
+        start), each merged with what a reviewer changed meanwhile
+        (writes.update). Returns, for each group
         whose fix is in the index (or was withdrawn by a reviewer), its
         questions' outcome and the fix as now stored; and the ids of the rewrites
         that could not be written. A `blocked` new fix (the regression gate's) is
@@ -702,8 +704,14 @@ class _Run:
                 written[group] = Written(WITHDRAWN[state], fix)
             elif not group.changed:  # an adopted fix and the questions already in it
                 written[group] = Written(self._outcome(state, group.fix.entry.status), group.fix)
-            else:
+            elif (state == "published") if state else group.fix.entry.status == bpb.ENTRY_STATUS_PUBLISHED:
+                # Published, it is the bot's as much as the run's: a reviewer may have
+                # approved another fix into it, or edited it, since the page read it.
                 existing.append((group, group.fix.entry, self._grown_entry(group, state, answer)))
+            else:
+                # Proposed, it changes only through its review, which the page holds: in
+                # the batch, with the status and answer on record.
+                pending.append((group, self._grown_entry(group, state, answer)))
         failed = await writes.upsert(self.knowledge, pending, self.failures)
         not_updated, stored = await writes.update(self.knowledge, existing, self.failures)
         failed |= not_updated
