@@ -33,7 +33,7 @@ import numpy as np
 
 from bench.scratch import scratch_database
 from bot.chat import Chatbot, Retrieval
-from bot.conversations import Conversations
+from bot.conversations import Conversations, History
 from bot.dedup import Dedup
 from bot.exchange import Delta, End
 from bot.generating import Generating
@@ -180,7 +180,7 @@ async def bench_chat(pool, knowledge: Knowledge, model, interactions_address: st
         model_bot = Chatbot(knowledge, Generating(model, persona, quoting), persona, outbox, dedup, conversations,
                             Retrieval())
         hits = [await knowledge.search(question, 3, ["published"], None) for question in QUESTIONS]
-        prompt_chars = [sum(len(m.content) for m in messages(persona, found, [], question))
+        prompt_chars = [sum(len(m.content) for m in messages(persona, found, History(), question))
                         for found, question in zip(hits, QUESTIONS, strict=True)]
         generate = await _first_words(model_bot, QUESTIONS, "generate")
     return {"overhead": {"runs": runs, **summary(times), "undelivered": pending},

@@ -35,7 +35,7 @@ FOLLOW_UP_WORDS = 0.5
 # Words by which a question points back at what was just said ("how much will
 # that cost me?"): such a question, when nothing answers it on its own, is about
 # the entry the last answer came from.
-POINTS_BACK = frozenset({"it", "its", "that", "this", "they", "them", "their", "those", "these", "there"})
+POINTS_BACK = frozenset({"it", "its", "that", "this", "they", "them", "their", "those", "these"})
 
 
 @dataclass(frozen=True)
@@ -213,10 +213,12 @@ class Chatbot:
         """The entry the last answer came from, for a question that points back at
         it ("how much will that cost me?" after a broken tent pole) and that
         nothing answers on its own: what "that" is, is what was just answered.
-        It must still pass its cut searched with the conversation; a question that
-        names a new topic ("can you tune my bicycle?") does not point back. The
-        entry may not answer it ("can I rent one while it's being repaired?"),
-        so the answer says it is not sure and how to reach a person."""
+        It must still pass its cut searched with the conversation. A question
+        without such a word ("can you tune my bicycle?") does not point back, but
+        one with it may name a new topic all the same ("can you tune my bike? it
+        squeaks"), and the entry may not answer what it asks ("can I rent one
+        while it's being repaired?"): so the answer says it is not sure and how
+        to reach a person."""
         if not last.sources or not points_back(query):
             return []
         topic = last.sources[0].entry_id

@@ -15,9 +15,9 @@ from bot import messages
 from bot.exchange import Source
 from mendkit.database import database_errors
 
-# The summary covers at most this many exchanges before the last turns, and at
-# most this many characters of their questions (the newest kept): a long
-# conversation costs the prompt no more than a short one.
+# The summary covers at most this many exchanges before the last turns, in at
+# most this many characters (the newest kept): a long conversation costs the
+# prompt no more than a short one.
 SUMMARY_TURNS = 10
 SUMMARY_CHARS = 600
 
@@ -36,18 +36,21 @@ class History:
 
     # The last exchanges, oldest first.
     turns: tuple[Turn, ...] = ()
-    # The exchanges before those, oldest first, bounded (SUMMARY_TURNS, SUMMARY_CHARS).
+    # The exchanges before those, oldest first, bounded (SUMMARY_TURNS, and
+    # SUMMARY_CHARS of `summary`'s lines, each question with its entry's title).
     earlier: tuple[Turn, ...] = ()
 
     def summary(self) -> str:
         """The earlier exchanges in a line: each question and the entry that answered it."""
-        return "; ".join(f'"{turn.query}" ({_answered(turn)})' for turn in self.earlier)
+        return "; ".join(_line(turn) for turn in self.earlier)
 
 
-def _answered(turn: Turn) -> str:
+def _line(turn: Turn) -> str:
     if not turn.sources:
-        return "not answered"
-    return f"answered from: {turn.sources[0].title}" if turn.sources[0].title else "answered"
+        answered = "not answered"
+    else:
+        answered = f"answered from: {turn.sources[0].title}" if turn.sources[0].title else "answered"
+    return f'"{turn.query}" ({answered})'
 
 
 class Conversations:
@@ -65,10 +68,11 @@ class Conversations:
         earlier: list[Turn] = []
         chars = 0
         for exchange in logged[turns:]:
-            chars += len(exchange.query)
+            turn = Turn(exchange.query, "", exchange.sources)
+            chars += len(_line(turn))
             if chars > SUMMARY_CHARS:
                 break
-            earlier.append(Turn(exchange.query, "", exchange.sources))
+            earlier.append(turn)
         return History(tuple(reversed(last)), tuple(reversed(earlier)))
 
     async def started(self, conversation_id: str, besides: uuid.UUID | None = None) -> bool:

@@ -38,7 +38,8 @@ class Persona:
     def unsure(self, title: str) -> str:
         """Before an answer from the entry the conversation was about, given to a
         follow-up nothing covers on its own (bot/chat.py, `pointed_at`)."""
-        return f'I\'m not sure I understood, but this is what I know about "{title}": '
+        about = f' about "{title}"' if title else ""
+        return f"I'm not sure I understood, but this is what I know{about}: "
 
     def or_ask_a_person(self) -> str:
         """After such an answer: it may not be what the customer asked."""

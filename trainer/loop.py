@@ -713,9 +713,12 @@ class _Run:
                 # the batch, with the status and answer on record.
                 pending.append((group, self._grown_entry(group, state, answer)))
         failed = await writes.upsert(self.knowledge, pending, self.failures)
-        not_updated, stored = await writes.update(self.knowledge, existing, self.failures)
+        not_updated, _ = await writes.update(self.knowledge, existing, self.failures)
         failed |= not_updated
-        for key, entry in [*pending, *stored.items()]:
+        # A fix updated is kept as the run made it, not as stored: what a reviewer
+        # approved into it is that review's to record and roll back, and the next
+        # page's update keeps it again (it reads the entry as stored).
+        for key, entry in [*pending, *((key, ours) for key, _, ours in existing)]:
             if isinstance(key, Group) and key not in failed:
                 verdict = self.verdicts.get(entry.entry_id, regressions.Verdict([], []))
                 before = self.fixes.get(entry.entry_id)

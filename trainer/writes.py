@@ -15,6 +15,8 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.bot.v1 import bot_service_pb2_grpc as bpb_grpc
+from trainer.changes import missing
+from trainer.fold import MAX_INTERACTIONS
 
 _log = logging.getLogger("trainer")
 K = TypeVar("K", bound=Hashable)
@@ -99,24 +101,35 @@ async def upsert(knowledge: bpb_grpc.KnowledgeServiceAsyncStub, changes: Sequenc
     return failed
 
 
+class Conflict(Exception):
+    """The run and another writer both changed the same field of an entry since the run read it."""
+
+
 def merged(base: bpb.KnowledgeEntry, ours: bpb.KnowledgeEntry, stored: bpb.KnowledgeEntry) -> bpb.KnowledgeEntry:
     """`stored` with the run's changes (`ours`, made from `base`) applied: the
-    phrasings the run added and removed, and each other field the run changed;
-    what others changed since `base` (a reviewer's phrasings, answer or
-    status, a restored revision) stays."""
+    phrasings the run added (as many as the entry has room for) and removed,
+    its interactions, and each other field the run changed; what others
+    changed since `base` (a reviewer's phrasings, answer or status, a restored
+    revision) stays. A field both changed, to different values, is a
+    `Conflict`: neither is overwritten."""
     entry = bpb.KnowledgeEntry()
     entry.CopyFrom(stored)
-    added = [question for question in ours.questions if question not in set(base.questions)]
-    removed = set(base.questions) - set(ours.questions)
-    questions = [question for question in stored.questions if question not in removed]
+    for name in ("content", "status"):
+        theirs, mine, before = getattr(stored, name), getattr(ours, name), getattr(base, name)
+        if mine != before:
+            if theirs not in (before, mine):
+                raise Conflict(f"{name} of {stored.entry_id} was changed by another writer since the run read it")
+            setattr(entry, name, mine)
+    removed = {question.strip().lower() for question in base.questions} - {
+        question.strip().lower() for question in ours.questions}
+    kept = [question for question in stored.questions if question.strip().lower() not in removed]
     del entry.questions[:]
-    entry.questions.extend([*questions, *(question for question in added if question not in set(questions))])
-    if ours.content != base.content:
-        entry.content = ours.content
-    if ours.status != base.status:
-        entry.status = ours.status
-    ids = [i for i in ours.provenance.interaction_ids if i not in set(base.provenance.interaction_ids)]
-    entry.provenance.interaction_ids.extend([i for i in ids if i not in set(stored.provenance.interaction_ids)])
+    entry.questions.extend(kept)
+    entry.questions.extend(missing(entry, [q for q in ours.questions if q not in set(base.questions)]))
+    known = {*base.provenance.interaction_ids, *stored.provenance.interaction_ids}
+    ids = [i for i in ours.provenance.interaction_ids if i not in known]
+    room = MAX_INTERACTIONS - len(stored.provenance.interaction_ids)
+    entry.provenance.interaction_ids.extend(ids[:max(0, room)])
     return entry
 
 
@@ -130,7 +143,8 @@ async def update(knowledge: bpb_grpc.KnowledgeServiceAsyncStub,
     entry, an edited answer). So each is read again, merged (`merged`) and
     written only if still at the revision read (UpdateEntry's
     `expected_revision`), read and merged again when another write came
-    between. Returns the keys that could not be written, adding why to
+    between. Returns the keys that could not be written (a conflict, an entry
+    deleted meanwhile, a write that kept losing the race), adding why to
     `failures`, and each written entry as now stored."""
     failed: set[K] = set()
     stored: dict[K, bpb.KnowledgeEntry] = {}
@@ -157,6 +171,11 @@ async def _update(knowledge: bpb_grpc.KnowledgeServiceAsyncStub, base: bpb.Knowl
                 entry=entry, update_mask=FieldMask(paths=paths), expected_revision=current.revision))
             return response.entry
         except grpc.aio.AioRpcError as error:
+            # Only a newer revision is a race to read and merge again; the bot also says
+            # FAILED_PRECONDITION when a service it depends on refused the write.
             if error.code() != grpc.StatusCode.FAILED_PRECONDITION or attempt == UPDATE_ATTEMPTS:
+                raise
+            now = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id=ours.entry_id))).entry
+            if now.revision == current.revision:
                 raise
     raise AssertionError("unreachable")

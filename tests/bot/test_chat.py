@@ -285,7 +285,7 @@ async def test_a_long_conversation_keeps_its_older_turns_as_a_bounded_summary(kn
     assert not any(question in summary for question in asked)
 
 
-async def test_the_summary_holds_at_most_its_characters_of_questions_newest_kept(knowledge_index, knowledge):
+async def test_the_summary_holds_at_most_its_characters_newest_kept(knowledge_index, knowledge):
     await knowledge_index.pool.execute("TRUNCATE chat_log")
     await upsert(knowledge, TITLED_RETURNS)
     chatbot, channel = make_chatbot(knowledge_index, None, "127.0.0.1:1")
@@ -297,9 +297,10 @@ async def test_the_summary_holds_at_most_its_characters_of_questions_newest_kept
     finally:
         await channel.close()
     history = await Conversations(knowledge_index.pool).history("conv-chars", 3)
-    # Seven earlier turns, 100 characters each: the newest six fit in SUMMARY_CHARS (600), exactly.
+    # Seven earlier turns, each a line of 127 characters with its entry's title: the newest four fit in 600.
     assert conversations.SUMMARY_CHARS == 600
-    assert [turn.query[:2] for turn in history.earlier] == ["01", "02", "03", "04", "05", "06"]
+    assert len(history.summary().split("; ")[0]) == 127
+    assert [turn.query[:2] for turn in history.earlier] == ["03", "04", "05", "06"]
     assert all(turn.answer == "" and turn.sources[0].title == "Returns" for turn in history.earlier)
 
 

@@ -13,6 +13,7 @@ from bot.chat import combined, context_query, mentions, points_back
 from bot.conversations import History, Turn
 from bot.exchange import Source
 from bot.knowledge import Hit
+from bot.persona import Persona
 from mend.bot.v1 import bot_service_pb2 as pb
 from tests.support import RETURNS, make_chatbot, upsert
 
@@ -119,3 +120,12 @@ async def test_the_entry_pointed_back_at_must_still_pass_its_cut_in_the_conversa
         assert retrieved.relevant == [] and not retrieved.pointed_back
     finally:
         await channel.close()
+
+
+def test_the_hedge_names_the_entry_only_when_it_has_a_title():
+    persona = Persona(brand="Alder & Finch", bot_name="Finch", tone="warm", handoff="email us")
+    assert persona.unsure("Broken tent pole") == (
+        'I\'m not sure I understood, but this is what I know about "Broken tent pole": ')
+    assert persona.unsure("") == "I'm not sure I understood, but this is what I know: "
+    assert persona.or_ask_a_person() == (" If that doesn't answer your question, you can email us, "
+                                         "and a person from our team will help you.")

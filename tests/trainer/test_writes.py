@@ -31,12 +31,37 @@ def test_the_runs_change_applies_to_the_entry_as_stored():
     assert result.content == "Edited by a reviewer."  # the run did not change the answer
     assert result.status == bpb.ENTRY_STATUS_PUBLISHED  # the run did change the status
     assert list(result.provenance.interaction_ids) == ["i1", "i9", "i2"]
-    # What the run changes wins; a phrasing both added appears once.
-    ours = entry(["a", "b", "c", "x"], content="The run's answer.")
-    result = writes.merged(base, ours, stored)
-    assert list(result.questions) == ["a", "b", "c", "x"] and result.content == "The run's answer."
+    # A phrasing both added appears once, whatever its case and spaces.
+    result = writes.merged(base, entry(["a", "b", "c", " X ", "y"]), stored)
+    assert list(result.questions) == ["a", "b", "c", "x", "y"]
     # Nothing changed by anyone: the entry as stored.
     assert writes.merged(base, base, stored) == stored
+
+
+def test_a_field_both_changed_differently_is_a_conflict_not_an_overwrite():
+    base = entry(["a"], content="Returns are free.")
+    stored = entry(["a"], content="Edited by a reviewer.")
+    with pytest.raises(writes.Conflict, match="content of faq-returns"):
+        writes.merged(base, entry(["a"], content="The run's answer."), stored)
+    # Changed the same way by both: no conflict.
+    assert writes.merged(base, entry(["a"], content="Edited by a reviewer."), stored).content == "Edited by a reviewer."
+    with pytest.raises(writes.Conflict, match="status"):
+        writes.merged(entry(["a"], status=bpb.ENTRY_STATUS_PROPOSED), entry(["a"], status=bpb.ENTRY_STATUS_PUBLISHED),
+                      entry(["a"], status=bpb.ENTRY_STATUS_ARCHIVED))
+
+
+def test_what_the_run_adds_takes_only_the_room_the_entry_has_left():
+    """A reviewer approved phrasings into the entry meanwhile: the contract's
+    100 phrasings and 1,000 interactions still hold."""
+    base = entry([f"q{n}" for n in range(90)], ids=tuple(f"i{n}" for n in range(995)))
+    ours = entry([*base.questions, *(f"new{n}" for n in range(5))], ids=(*base.provenance.interaction_ids,
+                                                                        *(f"j{n}" for n in range(10))))
+    stored = entry([*base.questions, *(f"theirs{n}" for n in range(8))],
+                   ids=(*base.provenance.interaction_ids, "k1", "k2"))
+    result = writes.merged(base, ours, stored)
+    assert list(result.questions)[-10:] == [*(f"theirs{n}" for n in range(8)), "new0", "new1"]
+    assert len(result.questions) == 100 and len(result.provenance.interaction_ids) == 1000
+    assert list(result.provenance.interaction_ids)[-3:] == ["j0", "j1", "j2"]
 
 
 class Interleaved:
@@ -91,3 +116,31 @@ async def test_an_update_that_keeps_losing_the_race_or_whose_entry_is_gone_fails
     now = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-returns"))).entry
     assert "Can I send my boots back?" not in now.questions and len(now.questions) == len(RETURNS.questions) + 3
     await expect_status(knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-gone")), grpc.StatusCode.NOT_FOUND)
+
+
+class Refusing:
+    """The bot's KnowledgeService when a service it depends on refuses the write:
+    FAILED_PRECONDITION, as for a newer revision, but the entry has not moved."""
+
+    def __init__(self, knowledge) -> None:
+        self.knowledge, self.updates = knowledge, 0
+
+    def __getattr__(self, name):
+        return getattr(self.knowledge, name)
+
+    async def UpdateEntry(self, request, **options):
+        self.updates += 1
+        raise grpc.aio.AioRpcError(grpc.StatusCode.FAILED_PRECONDITION, grpc.aio.Metadata(), grpc.aio.Metadata(),
+                                   details="the vector store refused the write")
+
+
+async def test_a_refusal_that_is_no_race_is_not_tried_again(knowledge):
+    await upsert(knowledge, RETURNS)
+    base = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-returns"))).entry
+    ours = bpb.KnowledgeEntry()
+    ours.CopyFrom(base)
+    ours.questions.append("Can I send my boots back?")
+    refusing = Refusing(knowledge)
+    failures: list[str] = []
+    failed, _ = await writes.update(refusing, [("key", base, ours)], failures)
+    assert failed == {"key"} and refusing.updates == 1 and "the vector store refused" in failures[0]
