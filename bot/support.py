@@ -26,6 +26,8 @@ neither other such own same what which who whom whose when where why how please 
 let know help get got make made take like want need one ones just sure ok okay way ways thing things
 anything else something don't doesn't didn't can't won't isn't aren't haven't hasn't cannot
 course happy glad great welcome question questions i'm i've i'll answer
+i'd we're we've we'll we'd you're you've you'll you'd they're they've they'll they'd he's she's that's there's
+here's what's let's wasn't weren't hadn't wouldn't shouldn't couldn't
 """.split())  # noqa: SIM905 - a word list reads best as text
 # Share of a sentence's content words that must be in the sources or the question.
 SUPPORTED_SHARE = 0.7

@@ -41,3 +41,16 @@ def test_content_words_read_typographic_apostrophes_and_skip_single_letters():
     assert content_words("We don’t know, sorry.") == []  # don’t is don't: no claim
     assert not claims("Of course, we don’t!")
     assert content_words("Plan B or C ships to the EU") == ["plan", "ships", "eu"]
+
+
+def test_a_pronouns_contraction_is_no_evidence_from_the_sources():
+    """Generate mode, measured on the answer set: "Are you hiring at the
+    moment?" against the physical-stores entry ("We're online only, ...") was
+    answered "Yes, we're hiring at the moment." The only word from the sources
+    was "we're", which says nothing the sources say."""
+    stores = ["Physical stores. We're online only, so there are no physical stores, and our warehouses in Utrecht "
+              "and Leeds aren't open to the public for collection."]
+    support = Support(stores, "Are you hiring at the moment? I'd love to work in your warehouse")
+    assert not support.supports("Yes, we're hiring at the moment.")
+    assert content_words("We're sure you'll love it, they're great") == ["love"]
+    assert support.supports("We're online only, so there are no physical stores.")
