@@ -713,7 +713,12 @@ class _Run:
                 # the batch, with the status and answer on record.
                 pending.append((group, self._grown_entry(group, state, answer)))
         failed = await writes.upsert(self.knowledge, pending, self.failures)
-        not_updated, _ = await writes.update(self.knowledge, existing, self.failures)
+        # A fix deleted in the bot meanwhile is written again: its record still holds it.
+        grown = [change for change in existing if isinstance(change[0], Group)]
+        not_updated, _ = await writes.update(self.knowledge, grown, self.failures, recreate=True)
+        failed_rewrites, _ = await writes.update(
+            self.knowledge, [change for change in existing if not isinstance(change[0], Group)], self.failures)
+        not_updated |= failed_rewrites
         failed |= not_updated
         # A fix updated is kept as the run made it, not as stored: what a reviewer
         # approved into it is that review's to record and roll back, and the next

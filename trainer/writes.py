@@ -135,7 +135,7 @@ def merged(base: bpb.KnowledgeEntry, ours: bpb.KnowledgeEntry, stored: bpb.Knowl
 
 async def update(knowledge: bpb_grpc.KnowledgeServiceAsyncStub,
                  changes: Sequence[tuple[K, bpb.KnowledgeEntry, bpb.KnowledgeEntry]],
-                 failures: list[str]) -> tuple[set[K], dict[K, bpb.KnowledgeEntry]]:
+                 failures: list[str], recreate: bool = False) -> tuple[set[K], dict[K, bpb.KnowledgeEntry]]:
     """Writes each change to an entry that exists, given as (key, `base`: the
     entry as the run read it, `ours`: as the run would have it). A page reads
     its entries, then works for minutes (the teacher): a blind write of `ours`
@@ -143,14 +143,16 @@ async def update(knowledge: bpb_grpc.KnowledgeServiceAsyncStub,
     entry, an edited answer). So each is read again, merged (`merged`) and
     written only if still at the revision read (UpdateEntry's
     `expected_revision`), read and merged again when another write came
-    between. Returns the keys that could not be written (a conflict, an entry
-    deleted meanwhile, a write that kept losing the race), adding why to
-    `failures`, and each written entry as now stored."""
+    between. An entry deleted meanwhile is written anew with `recreate` (a
+    run's fix, which its record still holds), else not written. Returns the
+    keys that could not be written (a conflict, an entry deleted meanwhile, a
+    write that kept losing the race), adding why to `failures`, and each
+    written entry as now stored."""
     failed: set[K] = set()
     stored: dict[K, bpb.KnowledgeEntry] = {}
     for key, base, ours in changes:
         try:
-            stored[key] = await _update(knowledge, base, ours)
+            stored[key] = await _update(knowledge, base, ours, recreate)
         except Exception as error:  # noqa: BLE001 - its questions are marked failed
             _log.warning("could not write a fix", extra={"error": _failure(error), "entry_id": ours.entry_id})
             failures.append(_failure(error))
@@ -159,9 +161,14 @@ async def update(knowledge: bpb_grpc.KnowledgeServiceAsyncStub,
 
 
 async def _update(knowledge: bpb_grpc.KnowledgeServiceAsyncStub, base: bpb.KnowledgeEntry,
-                  ours: bpb.KnowledgeEntry) -> bpb.KnowledgeEntry:
+                  ours: bpb.KnowledgeEntry, recreate: bool) -> bpb.KnowledgeEntry:
     for attempt in range(1, UPDATE_ATTEMPTS + 1):
-        current = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id=ours.entry_id))).entry
+        try:
+            current = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id=ours.entry_id))).entry
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND or not recreate:
+                raise
+            return (await knowledge.UpsertEntries(bpb.UpsertEntriesRequest(entries=[ours]))).entries[0]
         entry = merged(base, ours, current)
         paths = [name for name in UPDATED_FIELDS if getattr(entry, name) != getattr(current, name)]
         if not paths:

@@ -144,3 +144,21 @@ async def test_a_refusal_that_is_no_race_is_not_tried_again(knowledge):
     failures: list[str] = []
     failed, _ = await writes.update(refusing, [("key", base, ours)], failures)
     assert failed == {"key"} and refusing.updates == 1 and "the vector store refused" in failures[0]
+
+
+async def test_a_runs_fix_deleted_meanwhile_is_written_anew(knowledge):
+    """A fix's record still holds it (and its review and rollback need it), so
+    the page writes the fix as it has it; an existing entry the run only
+    changes is not brought back (test above)."""
+    fix = bpb.KnowledgeEntry(entry_id="fix-tents", kind=bpb.ENTRY_KIND_QA, source="self-healing-feedback",
+                             content="We don't rent out tents.", questions=["Do you rent out tents?"],
+                             status=bpb.ENTRY_STATUS_PUBLISHED)
+    grown = bpb.KnowledgeEntry()
+    grown.CopyFrom(fix)
+    grown.questions.append("Can I hire a tent?")
+    failures: list[str] = []
+    failed, stored = await writes.update(knowledge, [("tents", fix, grown)], failures, recreate=True)
+    assert (failed, failures) == (set(), [])
+    assert list(stored["tents"].questions) == ["Do you rent out tents?", "Can I hire a tent?"]
+    now = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="fix-tents"))).entry
+    assert list(now.questions) == list(grown.questions) and now.status == bpb.ENTRY_STATUS_PUBLISHED
