@@ -5,7 +5,7 @@ batch refusal that names what is missing, each pinned where the mutation run
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
@@ -28,6 +28,9 @@ CALLS = {
     "set_feedback": lambda pool: repository.set_feedback(pool, uuid.uuid4(), 1, None, ""),
     "mark_processed": lambda pool: repository.mark_processed(
         pool, [repository.Mark(uuid.uuid4(), "covered", "", "")]),
+    # The retention passes (interactions/retention.py).
+    "mask_older_than": lambda pool: repository.mask_older_than(pool, datetime.now(UTC), 10, str.upper),
+    "delete_older_than": lambda pool: repository.delete_older_than(pool, datetime.now(UTC), 10),
 }
 
 
@@ -60,3 +63,30 @@ async def test_the_refusal_reaches_the_caller_with_every_update_undone(interacti
     assert details == f"interactions do not exist: {missing}"
     assert not await pool.fetchval("SELECT processed_for_training FROM interactions WHERE interaction_id = $1",
                                    uuid.UUID(created.interaction_id))
+
+
+async def old_exchanges(interactions, pool, count: int) -> list[uuid.UUID]:
+    """`count` exchanges logged a year ago, oldest first."""
+    ids = []
+    for n in range(count):
+        created = (await interactions.CreateInteraction(pb.CreateInteractionRequest(
+            interaction=pb.Interaction(user_query=f"question {n}", bot_response="an answer")))).interaction
+        ids.append(uuid.UUID(created.interaction_id))
+        await pool.execute('UPDATE interactions SET "timestamp" = $2 WHERE interaction_id = $1', ids[-1],
+                           datetime.now(UTC) - timedelta(days=365, minutes=count - n))
+    return ids
+
+
+async def test_a_retention_batch_masks_or_deletes_at_most_its_size_in_one_transaction(interactions, pool):
+    """Each transaction of a retention pass holds at most a batch of rows (the
+    pass repeats until fewer come back): a backlog never becomes one transaction."""
+    ids = await old_exchanges(interactions, pool, 5)
+    cutoff = datetime.now(UTC) - timedelta(days=30)
+    assert await repository.mask_older_than(pool, cutoff, 2, str.upper) == 2
+    masked = await pool.fetch("SELECT interaction_id, user_query FROM interactions WHERE personal_data_masked "
+                              "ORDER BY \"timestamp\"")
+    assert [(row["interaction_id"], row["user_query"]) for row in masked] == [(ids[0], "QUESTION 0"),
+                                                                               (ids[1], "QUESTION 1")]
+    assert await repository.delete_older_than(pool, cutoff, 2) == 2
+    left = await pool.fetch('SELECT interaction_id FROM interactions ORDER BY "timestamp"')
+    assert [row["interaction_id"] for row in left] == ids[2:]

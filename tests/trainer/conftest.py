@@ -37,6 +37,11 @@ async def trainer_setup(database_url, pool, interactions_address, knowledge_addr
             [Registration(servicer, trainer_grpc.add_TrainerServiceServicer_to_server, TRAINER)], "127.0.0.1:0")
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             yield trainer_grpc.TrainerServiceStub(channel), trainer
+        # A teacher the test held (HeldTeacher, PausingTeacher) is released whatever the test did:
+        # the runs are waited for below, and a run waiting on a teacher that a failed assertion never
+        # released would hang the suite instead of failing the test.
+        if (release := getattr(trainer.teacher, "release", None)) is not None:
+            release.set()
         for task in list(servicer.background):
             await task
         await running.stop(1)

@@ -158,3 +158,15 @@ def test_a_question_exactly_at_the_threshold_to_an_earlier_question_of_the_page_
     fold.fold([0], [[], []])
     fold.fold([1], [[], [(0, THRESHOLD)]])
     assert fold.group_of[1] is fold.group_of[0] and fold.group_of[0].members == [0, 1]
+
+
+def test_a_fix_lists_each_nearby_entry_once_with_its_best_score_over_its_questions():
+    """A fix of two questions: each found both entries; the reviewer sees each
+    entry once, with the better of its two scores (to four places), best first."""
+    from trainer.fold import Nearby, nearby
+
+    returns, shipping = entry("faq-returns", status=bpb.ENTRY_STATUS_PUBLISHED), entry(
+        "faq-shipping", status=bpb.ENTRY_STATUS_PUBLISHED)
+    found = [[Hit(returns, 0.7), Hit(shipping, 0.5)], [Hit(shipping, 0.654321), Hit(returns, 0.6)]]
+    assert nearby(found, 5) == [Nearby("faq-returns", "", 0.7), Nearby("faq-shipping", "", 0.6543)]
+    assert nearby(found, 1) == [Nearby("faq-returns", "", 0.7)]

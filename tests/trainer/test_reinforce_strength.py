@@ -87,3 +87,39 @@ async def test_a_change_names_as_evidence_only_the_liked_interactions_of_the_phr
     [second] = [f for f in await reinforcing_run(stub, trainer, interactions, "Do you rent out kayaks?", "auto")
                 if f.kind == pb.FIX_KIND_ADD_PHRASINGS]
     assert (list(second.added_questions), list(second.interaction_ids)) == ([RETURN_A_GIFT], [gift])
+
+
+async def test_a_liked_question_is_proposed_on_its_own_beside_an_answer_edit_under_review(
+        trainer_setup, interactions, knowledge):
+    """The entry's pending proposal a reinforcement grows is its ADD_PHRASINGS
+    one: an edit of the entry's answer waiting for review is another decision,
+    and takes no phrasings from the run."""
+    from mend.interactions.v1 import interactions_service_pb2 as ipb
+
+    stub, trainer = trainer_setup
+    await seed(knowledge, interactions)
+    trainer.teacher = Teacher()
+    trainer.policy = replace(trainer.policy, publish="review", reinforce=False)
+    await disliked(interactions, "How do I return an item?", source=(RETURNS, 0.77),
+                   answer="Send it back within 30 days with the prepaid label.",
+                   reason=ipb.FEEDBACK_REASON_OUTDATED, comment="Returns are free for 90 days now.")
+    first = await forced_run(stub)
+    [edit] = [f for f in (await stub.ListFixes(pb.ListFixesRequest(run_id=first.run_id))).fixes
+              if f.kind == pb.FIX_KIND_EDIT_ANSWER]
+    assert (edit.entry_id, edit.state) == (RETURNS, pb.FIX_STATE_PROPOSED)
+    fixes = await reinforcing_run(stub, trainer, interactions, "Do you rent out tents?")
+    [added] = [f for f in fixes if f.kind == pb.FIX_KIND_ADD_PHRASINGS]
+    assert (added.entry_id, list(added.questions), added.state) == (RETURNS, [LIKED], pb.FIX_STATE_PROPOSED)
+    assert list((await stub.GetFix(pb.GetFixRequest(fix_id=edit.fix_id))).fix.questions) == list(edit.questions)
+
+
+async def test_a_proposal_a_later_run_grows_keeps_the_evidence_it_had(trainer_setup, interactions, knowledge):
+    stub, trainer = trainer_setup
+    await seed(knowledge, interactions)
+    [first] = [f for f in await reinforcing_run(stub, trainer, interactions, "Do you rent out tents?")
+               if f.kind == pb.FIX_KIND_ADD_PHRASINGS]
+    [liked_first] = first.interaction_ids
+    gift = await liked(interactions, RETURN_A_GIFT, RETURNS)
+    await reinforcing_run(stub, trainer, interactions, "Do you rent out kayaks?")
+    grown = (await stub.GetFix(pb.GetFixRequest(fix_id=first.fix_id))).fix
+    assert (list(grown.questions), list(grown.interaction_ids)) == ([LIKED, RETURN_A_GIFT], [liked_first, gift])
