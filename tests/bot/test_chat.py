@@ -289,17 +289,17 @@ async def test_the_summary_holds_at_most_its_characters_newest_kept(knowledge_in
     await knowledge_index.pool.execute("TRUNCATE chat_log")
     await upsert(knowledge, TITLED_RETURNS)
     chatbot, channel = make_chatbot(knowledge_index, None, "127.0.0.1:1")
-    long_question = "Can I send back an item? " * 4  # 100 characters
-    assert len(long_question) == 100
     try:
         for n in range(10):
-            [e async for e in chatbot.answer(f"{n:02d} {long_question}"[:100], "conv-chars", None)]
+            question = f"{n:02d} {'Can I send back an item? ' * 5}"[:123]
+            [e async for e in chatbot.answer(question, "conv-chars", None)]
     finally:
         await channel.close()
     history = await Conversations(knowledge_index.pool).history("conv-chars", 3)
-    # Seven earlier turns, each a line of 127 characters with its entry's title: the newest four fit in 600.
+    # Seven earlier turns, each a line of 150 characters with its entry's title: the newest four
+    # fill the 600 exactly (and fit), a fifth would not.
     assert conversations.SUMMARY_CHARS == 600
-    assert len(history.summary().split("; ")[0]) == 127
+    assert [len(line) for line in history.summary().split("; ")] == [150] * 4
     assert [turn.query[:2] for turn in history.earlier] == ["03", "04", "05", "06"]
     assert all(turn.answer == "" and turn.sources[0].title == "Returns" for turn in history.earlier)
 

@@ -129,3 +129,12 @@ def test_the_hedge_names_the_entry_only_when_it_has_a_title():
     assert persona.unsure("") == "I'm not sure I understood, but this is what I know: "
     assert persona.or_ask_a_person() == (" If that doesn't answer your question, you can email us, "
                                          "and a person from our team will help you.")
+
+
+def test_the_summary_says_whether_each_earlier_question_was_answered_and_from_what():
+    titled = Source("faq-returns", "Returns", "", 0.9, "test-kb")
+    untitled = Source("care:3", "", "", 0.7, "test-kb")
+    history = History(earlier=(Turn("Can I send it back?", "", (titled,)), Turn("How do I wash it?", "", (untitled,)),
+                               Turn("Do you rent kayaks?", "")))
+    assert history.summary() == ('"Can I send it back?" (answered from: Returns); "How do I wash it?" (answered); '
+                                 '"Do you rent kayaks?" (not answered)')
