@@ -162,13 +162,13 @@ async def update(knowledge: bpb_grpc.KnowledgeServiceAsyncStub,
 
 async def _update(knowledge: bpb_grpc.KnowledgeServiceAsyncStub, base: bpb.KnowledgeEntry,
                   ours: bpb.KnowledgeEntry, recreate: bool) -> bpb.KnowledgeEntry:
+    try:
+        current = await _read(knowledge, ours.entry_id)
+    except grpc.aio.AioRpcError as error:
+        if error.code() != grpc.StatusCode.NOT_FOUND or not recreate:
+            raise
+        return (await knowledge.UpsertEntries(bpb.UpsertEntriesRequest(entries=[ours]))).entries[0]
     for attempt in range(1, UPDATE_ATTEMPTS + 1):
-        try:
-            current = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id=ours.entry_id))).entry
-        except grpc.aio.AioRpcError as error:
-            if error.code() != grpc.StatusCode.NOT_FOUND or not recreate:
-                raise
-            return (await knowledge.UpsertEntries(bpb.UpsertEntriesRequest(entries=[ours]))).entries[0]
         entry = merged(base, ours, current)
         paths = [name for name in UPDATED_FIELDS if getattr(entry, name) != getattr(current, name)]
         if not paths:
@@ -178,11 +178,16 @@ async def _update(knowledge: bpb_grpc.KnowledgeServiceAsyncStub, base: bpb.Knowl
                 entry=entry, update_mask=FieldMask(paths=paths), expected_revision=current.revision))
             return response.entry
         except grpc.aio.AioRpcError as error:
-            # Only a newer revision is a race to read and merge again; the bot also says
-            # FAILED_PRECONDITION when a service it depends on refused the write.
             if error.code() != grpc.StatusCode.FAILED_PRECONDITION or attempt == UPDATE_ATTEMPTS:
                 raise
-            now = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id=ours.entry_id))).entry
-            if now.revision == current.revision:
+            # Only a newer revision is a race to merge again; the bot also says
+            # FAILED_PRECONDITION when a service it depends on refused the write.
+            newer = await _read(knowledge, ours.entry_id)
+            if newer.revision == current.revision:
                 raise
+            current = newer
     raise AssertionError("unreachable")
+
+
+async def _read(knowledge: bpb_grpc.KnowledgeServiceAsyncStub, entry_id: str) -> bpb.KnowledgeEntry:
+    return (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id=entry_id))).entry

@@ -64,6 +64,15 @@ def test_what_the_run_adds_takes_only_the_room_the_entry_has_left():
     assert list(result.provenance.interaction_ids)[-3:] == ["j0", "j1", "j2"]
 
 
+async def returns_and_a_phrasing_more(knowledge) -> tuple[bpb.KnowledgeEntry, bpb.KnowledgeEntry]:
+    """The returns entry as stored, and as a run that adds a phrasing would have it."""
+    base = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-returns"))).entry
+    ours = bpb.KnowledgeEntry()
+    ours.CopyFrom(base)
+    ours.questions.append("Can I send my boots back?")
+    return base, ours
+
+
 class Interleaved:
     """The bot's KnowledgeService, where another writer adds a phrasing between
     the run's read and its write, `times` times."""
@@ -87,10 +96,7 @@ class Interleaved:
 @pytest.mark.parametrize("between", [0, 1, writes.UPDATE_ATTEMPTS - 1])
 async def test_an_update_is_read_and_merged_again_when_another_write_comes_between(knowledge, between):
     await upsert(knowledge, RETURNS)
-    base = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-returns"))).entry
-    ours = bpb.KnowledgeEntry()
-    ours.CopyFrom(base)
-    ours.questions.append("Can I send my boots back?")
+    base, ours = await returns_and_a_phrasing_more(knowledge)
     racing = Interleaved(knowledge, between)
     failures: list[str] = []
     failed, stored = await writes.update(racing, [("key", base, ours)], failures)
@@ -102,10 +108,7 @@ async def test_an_update_is_read_and_merged_again_when_another_write_comes_betwe
 
 async def test_an_update_that_keeps_losing_the_race_or_whose_entry_is_gone_fails_only_its_own_key(knowledge):
     await upsert(knowledge, RETURNS)
-    base = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-returns"))).entry
-    ours = bpb.KnowledgeEntry()
-    ours.CopyFrom(base)
-    ours.questions.append("Can I send my boots back?")
+    base, ours = await returns_and_a_phrasing_more(knowledge)
     gone = bpb.KnowledgeEntry(entry_id="faq-gone", kind=bpb.ENTRY_KIND_QA, content="x", questions=["y"])
     racing = Interleaved(knowledge, writes.UPDATE_ATTEMPTS)
     failures: list[str] = []
@@ -136,10 +139,7 @@ class Refusing:
 
 async def test_a_refusal_that_is_no_race_is_not_tried_again(knowledge):
     await upsert(knowledge, RETURNS)
-    base = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-returns"))).entry
-    ours = bpb.KnowledgeEntry()
-    ours.CopyFrom(base)
-    ours.questions.append("Can I send my boots back?")
+    base, ours = await returns_and_a_phrasing_more(knowledge)
     refusing = Refusing(knowledge)
     failures: list[str] = []
     failed, _ = await writes.update(refusing, [("key", base, ours)], failures)
