@@ -22,7 +22,7 @@ _COLUMNS = """
     interaction_id, conversation_id, user_query, bot_response, sources::text AS sources, model,
     input_tokens, output_tokens, retrieval_ms, time_to_first_token_ms, total_ms,
     trace_id, "timestamp", feedback, feedback_reason, feedback_comment, feedback_time,
-    processed_for_training, training_outcome, knowledge_entry_id, training_run_id, processed_time
+    processed_for_training, training_outcome, knowledge_entry_id, training_run_id, processed_time, unsure
 """
 
 
@@ -40,6 +40,7 @@ class NewInteraction:
     time_to_first_token_ms: int
     total_ms: int
     trace_id: str
+    unsure: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,14 +73,14 @@ async def create(pool: asyncpg.Pool, new: NewInteraction) -> asyncpg.Record:
             f"""
             INSERT INTO interactions (
                 interaction_id, conversation_id, user_query, bot_response, sources, model,
-                input_tokens, output_tokens, retrieval_ms, time_to_first_token_ms, total_ms, trace_id)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                input_tokens, output_tokens, retrieval_ms, time_to_first_token_ms, total_ms, trace_id, unsure)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
             ON CONFLICT (interaction_id) DO NOTHING
             RETURNING {_COLUMNS}
             """,
             new.interaction_id, new.conversation_id, new.user_query, new.bot_response, new.sources, new.model,
             new.input_tokens, new.output_tokens, new.retrieval_ms, new.time_to_first_token_ms, new.total_ms,
-            new.trace_id,
+            new.trace_id, new.unsure,
         )
         if row is not None:
             return row
@@ -101,6 +102,7 @@ def _same_exchange(stored: asyncpg.Record, new: NewInteraction) -> bool:
         and stored["bot_response"] == new.bot_response
         and json.loads(stored["sources"]) == new.sources
         and stored["model"] == new.model
+        and stored["unsure"] == new.unsure
         and (stored["input_tokens"], stored["output_tokens"], stored["retrieval_ms"],
              stored["time_to_first_token_ms"], stored["total_ms"])
         == (new.input_tokens, new.output_tokens, new.retrieval_ms, new.time_to_first_token_ms, new.total_ms)

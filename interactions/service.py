@@ -102,6 +102,7 @@ def interaction_fields(row: asyncpg.Record) -> dict[str, Any]:
         "knowledge_entry_id": row["knowledge_entry_id"],
         "training_run_id": row["training_run_id"],
         "processed_time": timestamp_fields(row["processed_time"]),
+        "unsure": row["unsure"],
     }
 
 
@@ -148,6 +149,7 @@ def _new_interaction(message: pb.Interaction) -> repository.NewInteraction:
         total_ms=min(facts.total_ms, 2**31 - 1),
         # The caller's trace id wins; otherwise the one this request is part of.
         trace_id=trace_id or _current_trace_id(),
+        unsure=message.unsure,
     )
 
 

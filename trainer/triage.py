@@ -85,8 +85,9 @@ def decide(item: ipb.Interaction, published: Sequence[Hit]) -> Verdict:
         return Verdict(Kind.NO_ACTION)
     source = item.sources[0].entry_id if item.sources else ""
     best = published[0] if published else None
-    if best is not None and best.entry.entry_id == source:
-        # The bot answered from what is still the best entry for the question.
+    if best is not None and best.entry.entry_id == source and not item.unsure:
+        # The bot answered from what is still the best entry for the question (and
+        # not only because the question pointed back at it: an unsure answer).
         reason = item.feedback_reason
         if reason in COMPLAINTS and (item.feedback_comment.strip() or best.score >= SURE):
             return Verdict(Kind.WRONG, best)

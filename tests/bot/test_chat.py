@@ -74,7 +74,7 @@ async def test_nothing_relevant_means_i_do_not_know_and_how_to_reach_a_person(ch
 
 
 async def test_an_answer_from_the_conversations_topic_is_marked_unsure_on_both_rpcs_and_on_a_retry(
-        chat, knowledge, monkeypatch):
+        chat, knowledge, monkeypatch, pool):
     """A follow-up nothing covers on its own, answered from the last answer's
     entry, says so: `unsure`, which the page turns into the way to a person."""
     stub, chatbot = chat
@@ -97,6 +97,9 @@ async def test_an_answer_from_the_conversations_topic_is_marked_unsure_on_both_r
     assert again[-1].end.unsure and "".join(event.delta.text for event in again).startswith("I'm not sure")
     unrelated = [event async for event in stub.ChatStream(pb.ChatStreamRequest(query="How do I return something?"))]
     assert unrelated[-1].end.grounded and not unrelated[-1].end.unsure
+    # Logged as such in interactions, for the trainer (which never edits an entry for an unsure answer).
+    logged = dict(await pool.fetch("SELECT interaction_id::text, unsure FROM interactions"))
+    assert logged[unsure.interaction_id] is True and logged[first.interaction_id] is False
 
 
 async def test_conversation_and_request_ids(chat, knowledge):

@@ -109,6 +109,18 @@ async def test_a_reused_id_with_other_sources_or_generation_facts_is_already_exi
                             grpc.StatusCode.ALREADY_EXISTS, chosen)
 
 
+async def test_an_answer_the_bot_was_not_sure_of_is_stored_as_such_and_a_reuse_must_agree(interactions):
+    """`unsure` (a hedged follow-up) is what the trainer reads to leave its entry's answer alone."""
+    chosen = str(uuid.uuid4())
+    hedged = await create(interactions, "and what does that cost?", interaction_id=chosen, unsure=True)
+    got = (await interactions.GetInteraction(pb.GetInteractionRequest(interaction_id=chosen))).interaction
+    assert hedged.unsure and got.unsure and got == hedged
+    assert not (await create(interactions, "How do I return something?")).unsure
+    assert await create(interactions, "and what does that cost?", interaction_id=chosen, unsure=True) == hedged
+    await expect_status(create(interactions, "and what does that cost?", interaction_id=chosen),
+                        grpc.StatusCode.ALREADY_EXISTS, chosen)
+
+
 async def test_a_reused_id_with_another_question_but_the_same_answer_is_already_exists(interactions):
     """A client that reuses an id for a new question must hear so, even when the
     answer text happens to be the same ("I don't know" answers many questions):

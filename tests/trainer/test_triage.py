@@ -82,6 +82,34 @@ async def test_each_class_gets_its_kind_and_under_review_no_entry_changes(traine
         ipb.TRAINING_OUTCOME_PROPOSED}
 
 
+async def test_an_answer_the_bot_was_not_sure_of_is_never_an_edit_of_the_entry_it_came_from(
+        trainer_setup, interactions, knowledge):
+    """A follow-up nothing covered on its own was answered, hedged, from the
+    conversation's topic (Interaction.unsure). The customer calls it wrong, with
+    a comment, and its entry is the best for the question: still no edit of that
+    entry's answer, which was never chosen as the answer to it. The same dislike
+    of a confident answer is an edit."""
+    stub, trainer = trainer_setup
+    trainer.teacher, trainer.policy = Teacher(), REVIEW
+    await upsert(knowledge, RETURNS, SHIPPING)
+    hedged = await disliked(interactions, "How long does shipping take?", source=("faq-shipping", 0.77),
+                            answer="I'm not sure I understood, but ... 3-5 business days.", unsure=True,
+                            reason=ipb.FEEDBACK_REASON_INCORRECT, comment=STALE)
+    done = await forced_run(stub)
+    assert done.state == pb.RUN_STATE_SUCCEEDED, done.error_message
+    assert (done.counts.wrong, done.counts.gap) == (0, 1), done.counts
+    (new,) = (await fixes_by_kind(stub, done.run_id))[pb.FIX_KIND_NEW_ENTRY]
+    assert list(new.interaction_ids) == [hedged]
+    assert (await entry(knowledge, "faq-shipping")).content == SHIPPING.content
+
+    confident = await disliked(interactions, "How long does shipping take?", source=("faq-shipping", 0.77),
+                               answer=SHIPPING.content, reason=ipb.FEEDBACK_REASON_INCORRECT, comment=STALE)
+    again = await forced_run(stub)
+    assert again.counts.wrong == 1, again.counts
+    (edit,) = (await fixes_by_kind(stub, again.run_id))[pb.FIX_KIND_EDIT_ANSWER]
+    assert (edit.entry_id, list(edit.interaction_ids)) == ("faq-shipping", [confident])
+
+
 async def test_approve_and_rollback_of_each_change_kind(trainer_setup, interactions, knowledge):
     stub, trainer = trainer_setup
     trainer.teacher, trainer.policy = Teacher(), REVIEW

@@ -25,49 +25,49 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/mend/interactions/v1/interactions_service.proto\x12\x14mend.interactions.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x84\x05\n\x0bInteraction\x12\x16\n\x0einteraction_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x12\n\nuser_query\x18\x03 \x01(\t\x12\x14\n\x0c\x62ot_response\x18\x04 \x01(\t\x12\x36\n\x07sources\x18\x05 \x03(\x0b\x32%.mend.interactions.v1.KnowledgeSource\x12\x39\n\ngeneration\x18\x06 \x01(\x0b\x32%.mend.interactions.v1.GenerationFacts\x12\x10\n\x08trace_id\x18\x07 \x01(\t\x12-\n\ttimestamp\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\t \x01(\x05\x12=\n\x0f\x66\x65\x65\x64\x62\x61\x63k_reason\x18\n \x01(\x0e\x32$.mend.interactions.v1.FeedbackReason\x12\x18\n\x10\x66\x65\x65\x64\x62\x61\x63k_comment\x18\x0b \x01(\t\x12\x31\n\rfeedback_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1e\n\x16processed_for_training\x18\r \x01(\x08\x12?\n\x10training_outcome\x18\x0e \x01(\x0e\x32%.mend.interactions.v1.TrainingOutcome\x12\x1a\n\x12knowledge_entry_id\x18\x0f \x01(\t\x12\x17\n\x0ftraining_run_id\x18\x10 \x01(\t\x12\x32\n\x0eprocessed_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"A\n\x0fKnowledgeSource\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\"\x95\x01\n\x0fGenerationFacts\x12\r\n\x05model\x18\x01 \x01(\t\x12\x14\n\x0cinput_tokens\x18\x02 \x01(\r\x12\x15\n\routput_tokens\x18\x03 \x01(\r\x12\x14\n\x0cretrieval_ms\x18\x04 \x01(\r\x12\x1e\n\x16time_to_first_token_ms\x18\x05 \x01(\r\x12\x10\n\x08total_ms\x18\x06 \x01(\r\"R\n\x18\x43reateInteractionRequest\x12\x36\n\x0binteraction\x18\x01 \x01(\x0b\x32!.mend.interactions.v1.Interaction\"S\n\x19\x43reateInteractionResponse\x12\x36\n\x0binteraction\x18\x01 \x01(\x0b\x32!.mend.interactions.v1.Interaction\"/\n\x15GetInteractionRequest\x12\x16\n\x0einteraction_id\x18\x01 \x01(\t\"P\n\x16GetInteractionResponse\x12\x36\n\x0binteraction\x18\x01 \x01(\x0b\x32!.mend.interactions.v1.Interaction\"\xaf\x02\n\x17ListInteractionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x36\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x03 \x01(\x0e\x32$.mend.interactions.v1.FeedbackFilter\x12#\n\x16processed_for_training\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63onversation_id\x18\x07 \x01(\tB\x19\n\x17_processed_for_training\"l\n\x18ListInteractionsResponse\x12\x37\n\x0cinteractions\x18\x01 \x03(\x0b\x32!.mend.interactions.v1.Interaction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc0\x01\n\x15SubmitFeedbackRequest\x12\x16\n\x0einteraction_id\x18\x01 \x01(\t\x12,\n\x06rating\x18\x02 \x01(\x0e\x32\x1c.mend.interactions.v1.Rating\x12\x34\n\x06reason\x18\x03 \x01(\x0e\x32$.mend.interactions.v1.FeedbackReason\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\x12\x1a\n\x12\x63onversation_token\x18\x05 \x01(\t\"P\n\x16SubmitFeedbackResponse\x12\x36\n\x0binteraction\x18\x01 \x01(\x0b\x32!.mend.interactions.v1.Interaction\"\x94\x01\n\rProcessedMark\x12\x16\n\x0einteraction_id\x18\x01 \x01(\t\x12\x36\n\x07outcome\x18\x02 \x01(\x0e\x32%.mend.interactions.v1.TrainingOutcome\x12\x1a\n\x12knowledge_entry_id\x18\x03 \x01(\t\x12\x17\n\x0ftraining_run_id\x18\x04 \x01(\t\"J\n\x14MarkProcessedRequest\x12\x32\n\x05marks\x18\x01 \x03(\x0b\x32#.mend.interactions.v1.ProcessedMark\"P\n\x15MarkProcessedResponse\x12\x37\n\x0cinteractions\x18\x01 \x03(\x0b\x32!.mend.interactions.v1.Interaction*E\n\x06Rating\x12\x16\n\x12RATING_UNSPECIFIED\x10\x00\x12\x0f\n\x0bRATING_LIKE\x10\x01\x12\x12\n\x0eRATING_DISLIKE\x10\x02*\xe8\x01\n\x0e\x46\x65\x65\x64\x62\x61\x63kReason\x12\x1f\n\x1b\x46\x45\x45\x44\x42\x41\x43K_REASON_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x46\x45\x45\x44\x42\x41\x43K_REASON_INCORRECT\x10\x01\x12\x1e\n\x1a\x46\x45\x45\x44\x42\x41\x43K_REASON_INCOMPLETE\x10\x02\x12 \n\x1c\x46\x45\x45\x44\x42\x41\x43K_REASON_NOT_RELEVANT\x10\x03\x12\x1b\n\x17\x46\x45\x45\x44\x42\x41\x43K_REASON_UNCLEAR\x10\x04\x12\x1c\n\x18\x46\x45\x45\x44\x42\x41\x43K_REASON_OUTDATED\x10\x05\x12\x19\n\x15\x46\x45\x45\x44\x42\x41\x43K_REASON_OTHER\x10\x06*\xea\x01\n\x0fTrainingOutcome\x12 \n\x1cTRAINING_OUTCOME_UNSPECIFIED\x10\x00\x12\x1c\n\x18TRAINING_OUTCOME_COVERED\x10\x01\x12\x1a\n\x16TRAINING_OUTCOME_FIXED\x10\x02\x12\x1d\n\x19TRAINING_OUTCOME_PROPOSED\x10\x03\x12\x1d\n\x19TRAINING_OUTCOME_REJECTED\x10\x04\x12 \n\x1cTRAINING_OUTCOME_ROLLED_BACK\x10\x05\x12\x1b\n\x17TRAINING_OUTCOME_FAILED\x10\x06*\x87\x01\n\x0e\x46\x65\x65\x64\x62\x61\x63kFilter\x12\x1f\n\x1b\x46\x45\x45\x44\x42\x41\x43K_FILTER_UNSPECIFIED\x10\x00\x12\x19\n\x15\x46\x45\x45\x44\x42\x41\x43K_FILTER_LIKED\x10\x01\x12\x1c\n\x18\x46\x45\x45\x44\x42\x41\x43K_FILTER_DISLIKED\x10\x02\x12\x1b\n\x17\x46\x45\x45\x44\x42\x41\x43K_FILTER_UNRATED\x10\x03\x32\xc2\x04\n\x13InteractionsService\x12t\n\x11\x43reateInteraction\x12..mend.interactions.v1.CreateInteractionRequest\x1a/.mend.interactions.v1.CreateInteractionResponse\x12k\n\x0eGetInteraction\x12+.mend.interactions.v1.GetInteractionRequest\x1a,.mend.interactions.v1.GetInteractionResponse\x12q\n\x10ListInteractions\x12-.mend.interactions.v1.ListInteractionsRequest\x1a..mend.interactions.v1.ListInteractionsResponse\x12k\n\x0eSubmitFeedback\x12+.mend.interactions.v1.SubmitFeedbackRequest\x1a,.mend.interactions.v1.SubmitFeedbackResponse\x12h\n\rMarkProcessed\x12*.mend.interactions.v1.MarkProcessedRequest\x1a+.mend.interactions.v1.MarkProcessedResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/mend/interactions/v1/interactions_service.proto\x12\x14mend.interactions.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x05\n\x0bInteraction\x12\x16\n\x0einteraction_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x12\n\nuser_query\x18\x03 \x01(\t\x12\x14\n\x0c\x62ot_response\x18\x04 \x01(\t\x12\x36\n\x07sources\x18\x05 \x03(\x0b\x32%.mend.interactions.v1.KnowledgeSource\x12\x39\n\ngeneration\x18\x06 \x01(\x0b\x32%.mend.interactions.v1.GenerationFacts\x12\x10\n\x08trace_id\x18\x07 \x01(\t\x12-\n\ttimestamp\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\t \x01(\x05\x12=\n\x0f\x66\x65\x65\x64\x62\x61\x63k_reason\x18\n \x01(\x0e\x32$.mend.interactions.v1.FeedbackReason\x12\x18\n\x10\x66\x65\x65\x64\x62\x61\x63k_comment\x18\x0b \x01(\t\x12\x31\n\rfeedback_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1e\n\x16processed_for_training\x18\r \x01(\x08\x12?\n\x10training_outcome\x18\x0e \x01(\x0e\x32%.mend.interactions.v1.TrainingOutcome\x12\x1a\n\x12knowledge_entry_id\x18\x0f \x01(\t\x12\x17\n\x0ftraining_run_id\x18\x10 \x01(\t\x12\x32\n\x0eprocessed_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06unsure\x18\x12 \x01(\x08\"A\n\x0fKnowledgeSource\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\"\x95\x01\n\x0fGenerationFacts\x12\r\n\x05model\x18\x01 \x01(\t\x12\x14\n\x0cinput_tokens\x18\x02 \x01(\r\x12\x15\n\routput_tokens\x18\x03 \x01(\r\x12\x14\n\x0cretrieval_ms\x18\x04 \x01(\r\x12\x1e\n\x16time_to_first_token_ms\x18\x05 \x01(\r\x12\x10\n\x08total_ms\x18\x06 \x01(\r\"R\n\x18\x43reateInteractionRequest\x12\x36\n\x0binteraction\x18\x01 \x01(\x0b\x32!.mend.interactions.v1.Interaction\"S\n\x19\x43reateInteractionResponse\x12\x36\n\x0binteraction\x18\x01 \x01(\x0b\x32!.mend.interactions.v1.Interaction\"/\n\x15GetInteractionRequest\x12\x16\n\x0einteraction_id\x18\x01 \x01(\t\"P\n\x16GetInteractionResponse\x12\x36\n\x0binteraction\x18\x01 \x01(\x0b\x32!.mend.interactions.v1.Interaction\"\xaf\x02\n\x17ListInteractionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x36\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x03 \x01(\x0e\x32$.mend.interactions.v1.FeedbackFilter\x12#\n\x16processed_for_training\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63onversation_id\x18\x07 \x01(\tB\x19\n\x17_processed_for_training\"l\n\x18ListInteractionsResponse\x12\x37\n\x0cinteractions\x18\x01 \x03(\x0b\x32!.mend.interactions.v1.Interaction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc0\x01\n\x15SubmitFeedbackRequest\x12\x16\n\x0einteraction_id\x18\x01 \x01(\t\x12,\n\x06rating\x18\x02 \x01(\x0e\x32\x1c.mend.interactions.v1.Rating\x12\x34\n\x06reason\x18\x03 \x01(\x0e\x32$.mend.interactions.v1.FeedbackReason\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\x12\x1a\n\x12\x63onversation_token\x18\x05 \x01(\t\"P\n\x16SubmitFeedbackResponse\x12\x36\n\x0binteraction\x18\x01 \x01(\x0b\x32!.mend.interactions.v1.Interaction\"\x94\x01\n\rProcessedMark\x12\x16\n\x0einteraction_id\x18\x01 \x01(\t\x12\x36\n\x07outcome\x18\x02 \x01(\x0e\x32%.mend.interactions.v1.TrainingOutcome\x12\x1a\n\x12knowledge_entry_id\x18\x03 \x01(\t\x12\x17\n\x0ftraining_run_id\x18\x04 \x01(\t\"J\n\x14MarkProcessedRequest\x12\x32\n\x05marks\x18\x01 \x03(\x0b\x32#.mend.interactions.v1.ProcessedMark\"P\n\x15MarkProcessedResponse\x12\x37\n\x0cinteractions\x18\x01 \x03(\x0b\x32!.mend.interactions.v1.Interaction*E\n\x06Rating\x12\x16\n\x12RATING_UNSPECIFIED\x10\x00\x12\x0f\n\x0bRATING_LIKE\x10\x01\x12\x12\n\x0eRATING_DISLIKE\x10\x02*\xe8\x01\n\x0e\x46\x65\x65\x64\x62\x61\x63kReason\x12\x1f\n\x1b\x46\x45\x45\x44\x42\x41\x43K_REASON_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x46\x45\x45\x44\x42\x41\x43K_REASON_INCORRECT\x10\x01\x12\x1e\n\x1a\x46\x45\x45\x44\x42\x41\x43K_REASON_INCOMPLETE\x10\x02\x12 \n\x1c\x46\x45\x45\x44\x42\x41\x43K_REASON_NOT_RELEVANT\x10\x03\x12\x1b\n\x17\x46\x45\x45\x44\x42\x41\x43K_REASON_UNCLEAR\x10\x04\x12\x1c\n\x18\x46\x45\x45\x44\x42\x41\x43K_REASON_OUTDATED\x10\x05\x12\x19\n\x15\x46\x45\x45\x44\x42\x41\x43K_REASON_OTHER\x10\x06*\xea\x01\n\x0fTrainingOutcome\x12 \n\x1cTRAINING_OUTCOME_UNSPECIFIED\x10\x00\x12\x1c\n\x18TRAINING_OUTCOME_COVERED\x10\x01\x12\x1a\n\x16TRAINING_OUTCOME_FIXED\x10\x02\x12\x1d\n\x19TRAINING_OUTCOME_PROPOSED\x10\x03\x12\x1d\n\x19TRAINING_OUTCOME_REJECTED\x10\x04\x12 \n\x1cTRAINING_OUTCOME_ROLLED_BACK\x10\x05\x12\x1b\n\x17TRAINING_OUTCOME_FAILED\x10\x06*\x87\x01\n\x0e\x46\x65\x65\x64\x62\x61\x63kFilter\x12\x1f\n\x1b\x46\x45\x45\x44\x42\x41\x43K_FILTER_UNSPECIFIED\x10\x00\x12\x19\n\x15\x46\x45\x45\x44\x42\x41\x43K_FILTER_LIKED\x10\x01\x12\x1c\n\x18\x46\x45\x45\x44\x42\x41\x43K_FILTER_DISLIKED\x10\x02\x12\x1b\n\x17\x46\x45\x45\x44\x42\x41\x43K_FILTER_UNRATED\x10\x03\x32\xc2\x04\n\x13InteractionsService\x12t\n\x11\x43reateInteraction\x12..mend.interactions.v1.CreateInteractionRequest\x1a/.mend.interactions.v1.CreateInteractionResponse\x12k\n\x0eGetInteraction\x12+.mend.interactions.v1.GetInteractionRequest\x1a,.mend.interactions.v1.GetInteractionResponse\x12q\n\x10ListInteractions\x12-.mend.interactions.v1.ListInteractionsRequest\x1a..mend.interactions.v1.ListInteractionsResponse\x12k\n\x0eSubmitFeedback\x12+.mend.interactions.v1.SubmitFeedbackRequest\x1a,.mend.interactions.v1.SubmitFeedbackResponse\x12h\n\rMarkProcessed\x12*.mend.interactions.v1.MarkProcessedRequest\x1a+.mend.interactions.v1.MarkProcessedResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mend.interactions.v1.interactions_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RATING']._serialized_start=2274
-  _globals['_RATING']._serialized_end=2343
-  _globals['_FEEDBACKREASON']._serialized_start=2346
-  _globals['_FEEDBACKREASON']._serialized_end=2578
-  _globals['_TRAININGOUTCOME']._serialized_start=2581
-  _globals['_TRAININGOUTCOME']._serialized_end=2815
-  _globals['_FEEDBACKFILTER']._serialized_start=2818
-  _globals['_FEEDBACKFILTER']._serialized_end=2953
+  _globals['_RATING']._serialized_start=2290
+  _globals['_RATING']._serialized_end=2359
+  _globals['_FEEDBACKREASON']._serialized_start=2362
+  _globals['_FEEDBACKREASON']._serialized_end=2594
+  _globals['_TRAININGOUTCOME']._serialized_start=2597
+  _globals['_TRAININGOUTCOME']._serialized_end=2831
+  _globals['_FEEDBACKFILTER']._serialized_start=2834
+  _globals['_FEEDBACKFILTER']._serialized_end=2969
   _globals['_INTERACTION']._serialized_start=107
-  _globals['_INTERACTION']._serialized_end=751
-  _globals['_KNOWLEDGESOURCE']._serialized_start=753
-  _globals['_KNOWLEDGESOURCE']._serialized_end=818
-  _globals['_GENERATIONFACTS']._serialized_start=821
-  _globals['_GENERATIONFACTS']._serialized_end=970
-  _globals['_CREATEINTERACTIONREQUEST']._serialized_start=972
-  _globals['_CREATEINTERACTIONREQUEST']._serialized_end=1054
-  _globals['_CREATEINTERACTIONRESPONSE']._serialized_start=1056
-  _globals['_CREATEINTERACTIONRESPONSE']._serialized_end=1139
-  _globals['_GETINTERACTIONREQUEST']._serialized_start=1141
-  _globals['_GETINTERACTIONREQUEST']._serialized_end=1188
-  _globals['_GETINTERACTIONRESPONSE']._serialized_start=1190
-  _globals['_GETINTERACTIONRESPONSE']._serialized_end=1270
-  _globals['_LISTINTERACTIONSREQUEST']._serialized_start=1273
-  _globals['_LISTINTERACTIONSREQUEST']._serialized_end=1576
-  _globals['_LISTINTERACTIONSRESPONSE']._serialized_start=1578
-  _globals['_LISTINTERACTIONSRESPONSE']._serialized_end=1686
-  _globals['_SUBMITFEEDBACKREQUEST']._serialized_start=1689
-  _globals['_SUBMITFEEDBACKREQUEST']._serialized_end=1881
-  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_start=1883
-  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_end=1963
-  _globals['_PROCESSEDMARK']._serialized_start=1966
-  _globals['_PROCESSEDMARK']._serialized_end=2114
-  _globals['_MARKPROCESSEDREQUEST']._serialized_start=2116
-  _globals['_MARKPROCESSEDREQUEST']._serialized_end=2190
-  _globals['_MARKPROCESSEDRESPONSE']._serialized_start=2192
-  _globals['_MARKPROCESSEDRESPONSE']._serialized_end=2272
-  _globals['_INTERACTIONSSERVICE']._serialized_start=2956
-  _globals['_INTERACTIONSSERVICE']._serialized_end=3534
+  _globals['_INTERACTION']._serialized_end=767
+  _globals['_KNOWLEDGESOURCE']._serialized_start=769
+  _globals['_KNOWLEDGESOURCE']._serialized_end=834
+  _globals['_GENERATIONFACTS']._serialized_start=837
+  _globals['_GENERATIONFACTS']._serialized_end=986
+  _globals['_CREATEINTERACTIONREQUEST']._serialized_start=988
+  _globals['_CREATEINTERACTIONREQUEST']._serialized_end=1070
+  _globals['_CREATEINTERACTIONRESPONSE']._serialized_start=1072
+  _globals['_CREATEINTERACTIONRESPONSE']._serialized_end=1155
+  _globals['_GETINTERACTIONREQUEST']._serialized_start=1157
+  _globals['_GETINTERACTIONREQUEST']._serialized_end=1204
+  _globals['_GETINTERACTIONRESPONSE']._serialized_start=1206
+  _globals['_GETINTERACTIONRESPONSE']._serialized_end=1286
+  _globals['_LISTINTERACTIONSREQUEST']._serialized_start=1289
+  _globals['_LISTINTERACTIONSREQUEST']._serialized_end=1592
+  _globals['_LISTINTERACTIONSRESPONSE']._serialized_start=1594
+  _globals['_LISTINTERACTIONSRESPONSE']._serialized_end=1702
+  _globals['_SUBMITFEEDBACKREQUEST']._serialized_start=1705
+  _globals['_SUBMITFEEDBACKREQUEST']._serialized_end=1897
+  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_start=1899
+  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_end=1979
+  _globals['_PROCESSEDMARK']._serialized_start=1982
+  _globals['_PROCESSEDMARK']._serialized_end=2130
+  _globals['_MARKPROCESSEDREQUEST']._serialized_start=2132
+  _globals['_MARKPROCESSEDREQUEST']._serialized_end=2206
+  _globals['_MARKPROCESSEDRESPONSE']._serialized_start=2208
+  _globals['_MARKPROCESSEDRESPONSE']._serialized_end=2288
+  _globals['_INTERACTIONSSERVICE']._serialized_start=2972
+  _globals['_INTERACTIONSSERVICE']._serialized_end=3550
 # @@protoc_insertion_point(module_scope)

@@ -65,7 +65,7 @@ FEEDBACK_FILTER_DISLIKED: FeedbackFilter
 FEEDBACK_FILTER_UNRATED: FeedbackFilter
 
 class Interaction(_message.Message):
-    __slots__ = ("interaction_id", "conversation_id", "user_query", "bot_response", "sources", "generation", "trace_id", "timestamp", "feedback", "feedback_reason", "feedback_comment", "feedback_time", "processed_for_training", "training_outcome", "knowledge_entry_id", "training_run_id", "processed_time")
+    __slots__ = ("interaction_id", "conversation_id", "user_query", "bot_response", "sources", "generation", "trace_id", "timestamp", "feedback", "feedback_reason", "feedback_comment", "feedback_time", "processed_for_training", "training_outcome", "knowledge_entry_id", "training_run_id", "processed_time", "unsure")
     INTERACTION_ID_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     USER_QUERY_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +83,7 @@ class Interaction(_message.Message):
     KNOWLEDGE_ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     TRAINING_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     PROCESSED_TIME_FIELD_NUMBER: _ClassVar[int]
+    UNSURE_FIELD_NUMBER: _ClassVar[int]
     interaction_id: str
     conversation_id: str
     user_query: str
@@ -100,7 +101,8 @@ class Interaction(_message.Message):
     knowledge_entry_id: str
     training_run_id: str
     processed_time: _timestamp_pb2.Timestamp
-    def __init__(self, interaction_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., user_query: _Optional[str] = ..., bot_response: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[KnowledgeSource, _Mapping]]] = ..., generation: _Optional[_Union[GenerationFacts, _Mapping]] = ..., trace_id: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., feedback: _Optional[int] = ..., feedback_reason: _Optional[_Union[FeedbackReason, str]] = ..., feedback_comment: _Optional[str] = ..., feedback_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., processed_for_training: _Optional[bool] = ..., training_outcome: _Optional[_Union[TrainingOutcome, str]] = ..., knowledge_entry_id: _Optional[str] = ..., training_run_id: _Optional[str] = ..., processed_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    unsure: bool
+    def __init__(self, interaction_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., user_query: _Optional[str] = ..., bot_response: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[KnowledgeSource, _Mapping]]] = ..., generation: _Optional[_Union[GenerationFacts, _Mapping]] = ..., trace_id: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., feedback: _Optional[int] = ..., feedback_reason: _Optional[_Union[FeedbackReason, str]] = ..., feedback_comment: _Optional[str] = ..., feedback_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., processed_for_training: _Optional[bool] = ..., training_outcome: _Optional[_Union[TrainingOutcome, str]] = ..., knowledge_entry_id: _Optional[str] = ..., training_run_id: _Optional[str] = ..., processed_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., unsure: _Optional[bool] = ...) -> None: ...
 
 class KnowledgeSource(_message.Message):
     __slots__ = ("entry_id", "title", "score")
