@@ -170,3 +170,59 @@ def test_a_fix_lists_each_nearby_entry_once_with_its_best_score_over_its_questio
     found = [[Hit(returns, 0.7), Hit(shipping, 0.5)], [Hit(shipping, 0.654321), Hit(returns, 0.6)]]
     assert nearby(found, 5) == [Nearby("faq-returns", "", 0.7), Nearby("faq-shipping", "", 0.6543)]
     assert nearby(found, 1) == [Nearby("faq-returns", "", 0.7)]
+
+
+def test_a_fix_id_is_short_readable_and_derived_from_its_first_question():
+    """What reviewers read and type in grpcurl calls: `fix-` and 16 hex digits,
+    the same for the same first interaction (a re-run rewrites the same entry)."""
+    import re
+
+    from trainer.fold import entry_id
+
+    first, other = question(1).interaction_id, question(2).interaction_id
+    assert re.fullmatch(r"fix-[0-9a-f]{16}", entry_id(first))
+    assert entry_id(first) == entry_id(first) != entry_id(other)
+
+
+def published_fix(entry_id_: str, interaction_ids: list[str]) -> bpb.KnowledgeEntry:
+    fix = entry(entry_id_, status=bpb.ENTRY_STATUS_PUBLISHED)
+    fix.provenance.interaction_ids.extend(interaction_ids)
+    return fix
+
+
+def test_a_question_a_killed_run_already_put_in_a_published_fix_stays_in_it():
+    """Under auto, a run that died before marking its page had published the fix:
+    each of its questions, the one that led it or not, is adopted back into it
+    however low it scores, and is left neither for the judge nor for a new fix."""
+    fold = fold_of([[], []])
+    held = published_fix("fix-0123456789abcdef", [fold.items[0].interaction_id, fold.items[1].interaction_id])
+    fold.hits = [[Hit(held, 0.2)], [Hit(held, 0.3)]]
+    assert fold.join_fixes() == []
+    assert fold.group_of[0] is fold.group_of[1] and fold.group_of[0].fix is not None
+    assert fold.group_of[0].fix.entry.entry_id == "fix-0123456789abcdef"
+    assert fold.fixes["fix-0123456789abcdef"].interaction_ids == held.provenance.interaction_ids
+
+
+def test_only_the_trainers_own_entries_are_adopted_by_their_provenance():
+    """An entry a person wrote that happens to list the interaction is not a fix of this run."""
+    fold = fold_of([[]])
+    theirs = published_fix("kb-returns", [fold.items[0].interaction_id])
+    theirs.source = "sample-kb"
+    fold.hits = [[Hit(theirs, 0.2)]]
+    assert fold.join_fixes() == [0]
+    assert fold.fixes == {}
+
+
+def test_the_judge_sees_only_published_entries_not_a_fix_waiting_below_the_threshold():
+    """An earlier run's fix still under review, too far to join, is no answer a customer gets."""
+    waiting, faq = entry("fix-waiting"), entry("faq-returns", source="sample-kb", status=bpb.ENTRY_STATUS_PUBLISHED)
+    fold = fold_of([[Hit(waiting, THRESHOLD - 0.1), Hit(faq, 0.5)]])
+    assert fold.join_fixes() == [0]
+    assert [hit.entry.entry_id for hit in fold.published(0)] == ["faq-returns"]
+
+
+def test_a_question_less_alike_than_the_threshold_to_an_earlier_one_of_the_page_leads_its_own_fix():
+    fold = fold_of([[], []])
+    fold.fold([0], [[], []])
+    fold.fold([1], [[], [(0, THRESHOLD - 0.05)]])
+    assert fold.group_of[1] is not fold.group_of[0] and len(fold.groups) == 2
