@@ -9,13 +9,14 @@ noticed."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.trainer.v1 import trainer_service_pb2 as pb
 from tests.support import BRAND, RETURNS, SHIPPING, Teacher, processed, upsert
-from tests.trainer.builders import disliked, forced_run, liked
+from tests.trainer.builders import PausingTeacher, disliked, finished, forced_run, liked
 from trainer import loop
 from trainer.loop import Policy, run_once
 
@@ -80,3 +81,100 @@ async def test_under_auto_a_question_that_grows_an_earlier_pages_fix_is_fixed_wi
     entry = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id=fix_id))).entry
     assert entry.content == "Yes, we rent tents for 15 euros a weekend."
     assert list(entry.provenance.interaction_ids) == ids
+
+
+async def test_under_auto_a_change_grows_over_its_runs_pages_and_a_later_run_starts_its_own(
+        trainer_setup, interactions, knowledge, monkeypatch):
+    """One misrouted question a page: under auto the first page publishes phrasings for the
+    returns entry, and the second page's question joins that change, which this run applies as
+    it grows. A later run's misrouted question does not grow the change an earlier run
+    published: it is a change of its own, which a reviewer can roll back alone."""
+    monkeypatch.setattr(loop, "PAGE", 1)
+    stub, trainer = trainer_setup
+    trainer.teacher, trainer.policy = Teacher(), replace(REVIEW, publish="auto")
+    await upsert(knowledge, RETURNS, SHIPPING)
+    shipped = ("faq-shipping", 0.5)
+    questions = ["How do I return an item I bought?", "How can I return something?", "What's the return policy?"]
+    first = [await disliked(interactions, question, source=shipped) for question in questions[:2]]
+    one = await forced_run(stub)
+    assert (one.state, one.counts.misrouted, one.counts.fixed) == (pb.RUN_STATE_SUCCEEDED, 2, 2), one.counts
+    (grown,) = (await stub.ListFixes(pb.ListFixesRequest(run_id=one.run_id))).fixes
+    assert (grown.kind, grown.state, grown.entry_id) == (pb.FIX_KIND_ADD_PHRASINGS, pb.FIX_STATE_PUBLISHED,
+                                                        "faq-returns")
+    assert (list(grown.interaction_ids), list(grown.added_questions)) == (first, questions[:2])
+    later = await disliked(interactions, questions[2], source=shipped)
+    two = await forced_run(stub)
+    assert (two.counts.misrouted, two.counts.fixed) == (1, 1), two.counts
+    (own,) = (await stub.ListFixes(pb.ListFixesRequest(run_id=two.run_id))).fixes
+    assert own.fix_id != grown.fix_id and list(own.interaction_ids) == [later]
+    assert list(own.added_questions) == questions[2:]
+    assert (await stub.GetFix(pb.GetFixRequest(fix_id=grown.fix_id))).fix == grown
+    returns = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-returns"))).entry
+    assert list(returns.questions) == [*RETURNS.questions, *questions]
+
+
+MISROUTED = ("How do I return an item I bought?", "How can I return something?")
+PAUSED = "Do you repair zips on jackets?"
+
+
+async def run_reviewed_between_pages(stub, trainer, interactions, knowledge, monkeypatch, policy, review) -> tuple:
+    """Two pages: a question the returns entry answers (the bot answered it from the
+    shipping entry) and a gap each; the second page's gap waits for the teacher while
+    `review` acts on the first page's change. The run's fixes by first question, and the ids."""
+    monkeypatch.setattr(loop, "PAGE", 2)
+    trainer.teacher, trainer.policy = PausingTeacher(PAUSED), policy
+    await upsert(knowledge, RETURNS, SHIPPING)
+    shipped = ("faq-shipping", 0.5)
+    ids = [await disliked(interactions, MISROUTED[0], source=shipped), await disliked(interactions, "Do you sell gift cards?"),
+           await disliked(interactions, MISROUTED[1], source=shipped), await disliked(interactions, PAUSED)]
+    run_id = (await stub.StartRun(pb.StartRunRequest(force=True))).run.run_id
+    for _ in range(300):
+        first = [f for f in (await stub.ListFixes(pb.ListFixesRequest(run_id=run_id))).fixes
+                 if f.kind == pb.FIX_KIND_ADD_PHRASINGS]
+        if first:
+            break
+        await asyncio.sleep(0.05)
+    (change,) = first
+    await review(change)
+    trainer.teacher.release.set()
+    run = await finished(stub, run_id)
+    assert run.state == pb.RUN_STATE_SUCCEEDED, run.error_message
+    fixes = [f for f in (await stub.ListFixes(pb.ListFixesRequest(run_id=run_id))).fixes
+             if f.kind == pb.FIX_KIND_ADD_PHRASINGS]
+    return {f.fix_id: f for f in fixes}, change.fix_id, ids
+
+
+async def test_a_change_a_reviewer_approved_during_the_run_takes_no_more_questions(
+        trainer_setup, interactions, knowledge, monkeypatch):
+    """Under review: the later page's question starts a new proposal instead of growing the approved change."""
+    stub, trainer = trainer_setup
+
+    async def approve(change):
+        await stub.ApproveFix(pb.ApproveFixRequest(fix_id=change.fix_id, reviewer="ana"))
+
+    fixes, approved, ids = await run_reviewed_between_pages(stub, trainer, interactions, knowledge, monkeypatch,
+                                                            REVIEW, approve)
+    assert (fixes[approved].state, list(fixes[approved].interaction_ids)) == (pb.FIX_STATE_PUBLISHED, [ids[0]])
+    (newer,) = [f for f in fixes.values() if f.fix_id != approved]
+    assert (newer.state, list(newer.interaction_ids), list(newer.added_questions)) == (
+        pb.FIX_STATE_PROPOSED, [ids[2]], [MISROUTED[1]])
+    returns = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-returns"))).entry
+    assert list(returns.questions) == [*RETURNS.questions, MISROUTED[0]]
+
+
+async def test_under_auto_a_change_rolled_back_during_the_run_takes_no_more_questions(
+        trainer_setup, interactions, knowledge, monkeypatch):
+    """The later page's question is applied as a change of its own, not hidden in the rolled-back one."""
+    stub, trainer = trainer_setup
+
+    async def roll_back(change):
+        await stub.RollbackFix(pb.RollbackFixRequest(fix_id=change.fix_id, reviewer="ana"))
+
+    fixes, rolled, ids = await run_reviewed_between_pages(stub, trainer, interactions, knowledge, monkeypatch,
+                                                          replace(REVIEW, publish="auto"), roll_back)
+    assert (fixes[rolled].state, list(fixes[rolled].interaction_ids)) == (pb.FIX_STATE_ROLLED_BACK, [ids[0]])
+    (newer,) = [f for f in fixes.values() if f.fix_id != rolled]
+    assert (newer.state, list(newer.interaction_ids), list(newer.added_questions)) == (
+        pb.FIX_STATE_PUBLISHED, [ids[2]], [MISROUTED[1]])
+    returns = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-returns"))).entry
+    assert list(returns.questions) == [*RETURNS.questions, MISROUTED[1]]
