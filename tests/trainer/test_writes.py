@@ -162,3 +162,44 @@ async def test_a_runs_fix_deleted_meanwhile_is_written_anew(knowledge):
     assert list(stored["tents"].questions) == ["Do you rent out tents?", "Can I hire a tent?"]
     now = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="fix-tents"))).entry
     assert list(now.questions) == list(grown.questions) and now.status == bpb.ENTRY_STATUS_PUBLISHED
+
+
+def test_an_entry_whose_interactions_are_full_takes_no_more():
+    """At the contract's 1,000 interaction ids (a reviewer's approvals filled it), the run adds none."""
+    full = tuple(f"i{n}" for n in range(1000))
+    base = entry(["a"], ids=full[:-5])
+    ours = entry(["a", "b"], ids=(*base.provenance.interaction_ids, "mine"))
+    result = writes.merged(base, ours, entry(["a"], ids=full))
+    assert list(result.questions) == ["a", "b"] and list(result.provenance.interaction_ids) == list(full)
+
+
+class Failing:
+    """The bot's KnowledgeService when GetEntry fails with a long message."""
+
+    def __init__(self, knowledge, error: Exception) -> None:
+        self.knowledge, self.error = knowledge, error
+
+    def __getattr__(self, name):
+        return getattr(self.knowledge, name)
+
+    async def GetEntry(self, request, **options):
+        raise self.error
+
+
+async def test_a_failed_write_says_what_kind_of_error_it_was_in_at_most_300_characters(knowledge):
+    """What the run's error message and log show for each failed write."""
+    await upsert(knowledge, RETURNS)
+    base, ours = await returns_and_a_phrasing_more(knowledge)
+    failures: list[str] = []
+    failed, _ = await writes.update(Failing(knowledge, RuntimeError("the index is gone " * 40)), [("key", base, ours)],
+                                    failures)
+    assert failed == {"key"} and failures == [("RuntimeError: " + "the index is gone " * 40)[:300]]
+    # Both changed the answer: the failure names the conflict.
+    stored = bpb.KnowledgeEntry()
+    stored.CopyFrom(base)
+    stored.content = "Edited by a reviewer."
+    await knowledge.UpdateEntry(bpb.UpdateEntryRequest(entry=stored, update_mask={"paths": ["content"]}))
+    ours.content = "The run's answer."
+    failures.clear()
+    await writes.update(knowledge, [("key", base, ours)], failures)
+    assert failures == ["Conflict: content of faq-returns was changed by another writer since the run read it"]
