@@ -242,3 +242,37 @@ async def test_counts_add_up_over_pages_and_a_question_with_no_words_is_covered_
             done.counts.proposed) == (4, 3, 1, 1, 3), done.counts
     marked = (await processed(interactions))[noise]
     assert (marked.training_outcome, marked.knowledge_entry_id) == (ipb.TRAINING_OUTCOME_COVERED, "")
+
+
+class NoNearbySearch:
+    """The knowledge service, except that the search for a new fix's nearby entries is unavailable."""
+
+    def __init__(self, knowledge) -> None:
+        self.knowledge = knowledge
+
+    def __getattr__(self, name):
+        return getattr(self.knowledge, name)
+
+    async def BatchSearchKnowledge(self, request, **options):
+        if all(query.k == loop.NEARBY for query in request.queries):
+            raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(),
+                                       details="the index is restarting")
+        return await self.knowledge.BatchSearchKnowledge(request, **options)
+
+
+async def test_a_fix_lists_no_nearby_entries_when_their_search_fails_and_the_log_says_why(
+        trainer_setup, interactions, knowledge, caplog):
+    """The nearby entries are a suggestion for the reviewer: the fix is still proposed."""
+    stub, trainer = trainer_setup
+    trainer.teacher, trainer.policy = Teacher(), REVIEW
+    trainer.knowledge = NoNearbySearch(trainer.knowledge)
+    await upsert(knowledge, RETURNS, SHIPPING)
+    await disliked(interactions, "Do you rent out tents?")
+    done = await finished(stub, (await stub.StartRun(pb.StartRunRequest(force=True))).run.run_id)
+    assert (done.state, done.counts.proposed) == (pb.RUN_STATE_SUCCEEDED, 1), done.error_message
+    (fix,) = (await stub.ListFixes(pb.ListFixesRequest(run_id=done.run_id))).fixes
+    assert fix.question == "Do you rent out tents?" and list(fix.nearby_entries) == []
+    (record,) = [r for r in caplog.records if r.name == "trainer" and r.levelname == "WARNING"
+                 and "nearby" in r.getMessage()]
+    assert record.getMessage() == "no nearby entries for this page's new fixes: UNAVAILABLE"
+    assert record.run_id == done.run_id
