@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mendkit.errors import ResourceExhausted
 from tests.support import BRAND, Teacher, dislike
 from trainer.loop import Policy, run_once
@@ -70,3 +71,19 @@ async def test_a_model_busy_beyond_the_backoff_fails_its_question_only(interacti
     counts = await run_once(interactions, knowledge, teacher, REVIEW, failures=failures)
     assert (counts.proposed, counts.failed) == (1, 1), counts
     assert failures == ["ResourceExhausted: the chat model is busy"]
+
+
+async def test_answer_edits_are_asked_of_the_teacher_at_its_own_concurrency_too(interactions, knowledge):
+    """Two entries' answers called out of date on one page: two revisions, one at a time for a one-at-a-time model."""
+    from tests.support import RETURNS, SHIPPING, upsert
+    from tests.trainer.builders import disliked
+
+    await upsert(knowledge, RETURNS, SHIPPING)
+    for question, entry_id in (("What is your return policy?", "faq-returns"),
+                               ("When will my parcel arrive?", "faq-shipping")):
+        await disliked(interactions, question, source=(entry_id, 0.9), answer="(the entry's answer)",
+                       reason=ipb.FEEDBACK_REASON_OUTDATED, comment="That changed last month.")
+    teacher = Busy(busy_calls=0, concurrency=1)
+    counts = await run_once(interactions, knowledge, teacher, REVIEW)
+    assert (counts.wrong, counts.proposed, counts.failed) == (2, 2, 0), counts
+    assert teacher.most == 1

@@ -125,7 +125,8 @@ async def run_reviewed_between_pages(stub, trainer, interactions, knowledge, mon
     trainer.teacher, trainer.policy = PausingTeacher(PAUSED), policy
     await upsert(knowledge, RETURNS, SHIPPING)
     shipped = ("faq-shipping", 0.5)
-    ids = [await disliked(interactions, MISROUTED[0], source=shipped), await disliked(interactions, "Do you sell gift cards?"),
+    ids = [await disliked(interactions, MISROUTED[0], source=shipped),
+           await disliked(interactions, "Do you sell gift cards?"),
            await disliked(interactions, MISROUTED[1], source=shipped), await disliked(interactions, PAUSED)]
     run_id = (await stub.StartRun(pb.StartRunRequest(force=True))).run.run_id
     for _ in range(300):
