@@ -30,3 +30,45 @@ async def test_a_topic_of_exactly_the_minimum_votes_is_added_to_the_entry_its_li
     assert (counts.misrouted, counts.gap) == (2, 0), counts
     (change,) = ledger.changes.values()
     assert (change.kind, change.entry_id, change.interaction_ids) == (ADD_PHRASINGS, "faq-shipping", ids)
+
+
+TENTS = ["Is tent hire available for a weekend?", "Can I hire a tent?", "Can I rent a tent from you?",
+         "Could I borrow a tent for a trip?"]
+
+
+async def test_a_topic_the_liked_answers_send_nowhere_does_not_stop_the_next_topic_being_weighed(
+        interactions, knowledge):
+    """Two new topics on one page: tents first (no liked neighbours: a new entry), then Norway."""
+    await upsert(knowledge, SHIPPING)
+    for question in LIKED:
+        await liked(interactions, question, "faq-shipping")
+    await dislike(interactions, *TENTS)
+    norway = await dislike(interactions, *DISLIKED)
+    ledger = MemoryLedger()
+    counts = await run_once(interactions, knowledge, Teacher(), REVIEW, ledger=ledger)
+    assert (counts.misrouted, counts.gap) == (2, 4), counts
+    (change,) = ledger.changes.values()
+    assert (change.entry_id, change.interaction_ids) == ("faq-shipping", norway)
+
+
+async def test_dislikes_that_join_a_fix_waiting_for_review_stay_in_it_whatever_the_liked_answers_say(
+        interactions, knowledge):
+    """An earlier run proposed a new entry for Norway (no liked answers then). Liked answers came
+    since; new Norway dislikes join the proposed fix, which a reviewer decides on: the fix's
+    questions are not weighed again as a topic of their own."""
+    from tests.support import processed
+
+    await upsert(knowledge, SHIPPING)
+    first = await dislike(interactions, *DISLIKED)
+    ledger = MemoryLedger()
+    counts = await run_once(interactions, knowledge, Teacher(), REVIEW, ledger=ledger)
+    assert (counts.gap, counts.proposed) == (2, 2), counts
+    stored = await processed(interactions)
+    (fix_id,) = {stored[i].knowledge_entry_id for i in first}
+    for question in LIKED:
+        await liked(interactions, question, "faq-shipping")
+    later = await dislike(interactions, "Can I get my order delivered in Norway?", "Do you send parcels to Norway?")
+    counts = await run_once(interactions, knowledge, Teacher(), REVIEW, ledger=ledger)
+    assert (counts.read, counts.misrouted, counts.failed) == (2, 0, 0), counts
+    stored = await processed(interactions)
+    assert {stored[i].knowledge_entry_id for i in later} == {fix_id} and ledger.changes == {}
