@@ -84,3 +84,34 @@ async def test_the_judge_is_asked_at_its_models_concurrency(interactions, knowle
     counts = await run_once(interactions, knowledge, Teacher(), policy, judge=ModelJudge(model))
     assert (counts.read, counts.failed) == (4, 0), counts
     assert model.calls == 4 and model.most == 1
+
+
+class OneAtATimeJudge:
+    """A judge of its own (no model behind it, as a library caller may give the trainer) that says
+    how many questions it takes at once; counts how many overlap."""
+
+    concurrency = 1
+
+    def __init__(self) -> None:
+        self.running = self.most = self.calls = 0
+
+    async def covering(self, question, candidates):
+        self.running += 1
+        self.calls += 1
+        self.most = max(self.most, self.running)
+        try:
+            await asyncio.sleep(0.02)
+            return None
+        finally:
+            self.running -= 1
+
+
+async def test_a_judge_without_a_model_is_asked_at_its_own_concurrency(interactions, knowledge):
+    await upsert(knowledge, RETURNS)
+    await dislike(interactions, "Do you rent out tents for a weekend?", "Can I pay with a gift card from another shop?",
+                  "Do you ship to Iceland?", "Is there a student discount?")
+    judge = OneAtATimeJudge()
+    policy = Policy(threshold=1, publish="review", covered_similarity=0.8, duplicate_similarity=0.8, brand=BRAND)
+    counts = await run_once(interactions, knowledge, Teacher(), policy, judge=judge)
+    assert (counts.read, counts.failed) == (4, 0), counts
+    assert judge.calls == 4 and judge.most == 1
