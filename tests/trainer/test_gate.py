@@ -247,3 +247,30 @@ async def test_a_liked_answer_of_an_entry_withdrawn_since_leaves_the_regression_
     await liked(interactions, "Do you sell gift cards?", "gift-cards")  # an entry that is gone
     evaluation = (await stub.EvaluateKnowledge(pb.EvaluateKnowledgeRequest())).evaluation
     assert (evaluation.questions, evaluation.liked, evaluation.right) == (2, 1, 2)
+
+
+async def test_a_phrasing_a_misrouted_question_would_add_is_withheld_when_it_would_take_a_liked_answer(
+        trainer_setup, interactions, knowledge):
+    """Under auto, two disliked questions that the exchanges entry answers (0.74 like its phrasing,
+    above this judge's 0.7): "I want a different size, can I exchange?" is added to it; the one 0.70
+    like the liked question would take that question from the returns entry (0.49), so it is
+    withheld from the change, and the liked question is still answered from returns."""
+    stub, trainer = trainer_setup
+    await seed(knowledge, interactions)
+    await upsert(knowledge, bpb.KnowledgeEntry(
+        entry_id="exchanges", kind=bpb.ENTRY_KIND_QA, title="Exchanges", source="faq",
+        questions=["Do you exchange items for a different size?"], content="Exchanges are free within 30 days."))
+    kept = "I want a different size, can I exchange?"
+    trainer.teacher = Teacher()
+    trainer.policy = replace(trainer.policy, publish="auto", reinforce=False, covered_similarity=0.7)
+    for question in (TAKES, kept):
+        await disliked(interactions, question)
+    done = await forced_run(stub)
+    assert (done.state, done.counts.misrouted) == (pb.RUN_STATE_SUCCEEDED, 2), done.counts
+    (change,) = (await stub.ListFixes(pb.ListFixesRequest(run_id=done.run_id))).fixes
+    assert (change.kind, change.entry_id, change.state) == (pb.FIX_KIND_ADD_PHRASINGS, "exchanges",
+                                                           pb.FIX_STATE_PUBLISHED)
+    assert (list(change.added_questions), list(change.withheld_questions)) == ([kept], [TAKES])
+    entry = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="exchanges"))).entry
+    assert list(entry.questions) == ["Do you exchange items for a different size?", kept]
+    assert await answered_from(knowledge, LIKED) == RETURNS
