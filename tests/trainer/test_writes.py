@@ -203,3 +203,44 @@ async def test_a_failed_write_says_what_kind_of_error_it_was_in_at_most_300_char
     failures.clear()
     await writes.update(knowledge, [("key", base, ours)], failures)
     assert failures == ["Conflict: content of faq-returns was changed by another writer since the run read it"]
+
+
+def sized(entry_id: str, size: int) -> bpb.KnowledgeEntry:
+    """A fix whose message is exactly `size` bytes."""
+    made = bpb.KnowledgeEntry(entry_id=entry_id, kind=bpb.ENTRY_KIND_QA, content="")
+    made.content = "x" * (size - made.ByteSize() - 4)
+    while made.ByteSize() < size:
+        made.content += "x"
+    assert made.ByteSize() == size
+    return made
+
+
+def test_a_batch_holds_as_many_bytes_as_the_limit_and_not_one_more():
+    """UpsertEntries stays well under gRPC's 4 MiB message limit however large the fixes."""
+    half = writes.UPSERT_BYTES // 2
+    exact = [("a", sized("a", half)), ("b", sized("b", half)), ("c", sized("c", 10))]
+    assert [[key for key, _ in batch] for batch in writes.batches(exact)] == [["a", "b"], ["c"]]
+    over = [("a", sized("a", half)), ("b", sized("b", half + 1)), ("c", sized("c", half - 1))]
+    assert [[key for key, _ in batch] for batch in writes.batches(over)] == [["a"], ["b", "c"]]
+    small = [(n, sized(f"e{n}", 100)) for n in range(writes.UPSERT_ENTRIES + 1)]
+    assert [len(batch) for batch in writes.batches(small)] == [writes.UPSERT_ENTRIES, 1]
+
+
+async def test_every_batch_is_written_and_a_refused_one_is_logged_then_written_one_by_one(
+        knowledge, monkeypatch, caplog):
+    """Three fixes, two a batch: the second batch holds one the bot refuses (no phrasing)."""
+    monkeypatch.setattr(writes, "UPSERT_ENTRIES", 2)
+
+    def fix(entry_id: str, questions: list[str]) -> bpb.KnowledgeEntry:
+        return bpb.KnowledgeEntry(entry_id=entry_id, kind=bpb.ENTRY_KIND_QA, source="self-healing-feedback",
+                                  content="We don't rent out tents.", questions=questions)
+
+    changes = [("one", fix("fix-one", ["Do you rent out tents?"])), ("two", fix("fix-two", ["Can I hire a tent?"])),
+               ("bad", fix("fix-bad", [])), ("four", fix("fix-four", ["Do you lend tents?"]))]
+    failures: list[str] = []
+    failed = await writes.upsert(knowledge, changes, failures)
+    assert failed == {"bad"} and len(failures) == 2
+    for entry_id in ("fix-one", "fix-two", "fix-four"):
+        assert (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id=entry_id))).entry.content
+    logged = [(r.getMessage(), getattr(r, "entries", None)) for r in caplog.records if r.name == "trainer"]
+    assert logged == [("could not write fixes", 2), ("could not write a fix", None)]
