@@ -53,6 +53,22 @@ async def test_a_new_entry_fix_lists_the_published_entries_nearest_its_questions
     assert (await stub.GetFix(pb.GetFixRequest(fix_id=fix.fix_id))).fix.nearby_entries == fix.nearby_entries
 
 
+async def test_a_fix_a_later_page_grows_keeps_the_nearby_entries_its_first_page_found(
+        trainer_setup, interactions, knowledge, monkeypatch):
+    from trainer import loop
+
+    monkeypatch.setattr(loop, "PAGE", 1)
+    stub, trainer = trainer_setup
+    await upsert(knowledge, RETURNS, SHIPPING)
+    trainer.teacher = Teacher()
+    trainer.policy = replace(trainer.policy, publish="review", reinforce=False)
+    ids = [await disliked(interactions, MONEY_BACK), await disliked(interactions, MONEY_BACK + ", please")]
+    done = await forced_run(stub)
+    [fix] = (await stub.ListFixes(pb.ListFixesRequest(run_id=done.run_id))).fixes
+    assert list(fix.interaction_ids) == ids  # grown on the second page
+    assert [n.entry_id for n in fix.nearby_entries] == ["faq-returns", "faq-shipping"]
+
+
 async def test_approved_into_an_existing_entry_the_fix_adds_its_phrasings_there_and_rolls_back_exactly(
         trainer_setup, interactions, knowledge):
     stub, trainer = trainer_setup

@@ -274,3 +274,18 @@ async def test_a_phrasing_a_misrouted_question_would_add_is_withheld_when_it_wou
     entry = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="exchanges"))).entry
     assert list(entry.questions) == ["Do you exchange items for a different size?", kept]
     assert await answered_from(knowledge, LIKED) == RETURNS
+
+
+async def test_a_phrasing_withheld_on_one_page_stays_withheld_when_a_later_page_grows_the_fix(
+        trainer_setup, interactions, knowledge, monkeypatch):
+    """One question a page: the fix starts with KEEPS, the next page's TAKES joins it and is
+    withheld, the last page's near-duplicate joins it and is withheld too (it would take the liked
+    question as well): TAKES is still listed as withheld beside it."""
+    from trainer import loop
+
+    monkeypatch.setattr(loop, "PAGE", 1)
+    stub, trainer = trainer_setup
+    await seed(knowledge, interactions)
+    _, [fix] = await run(stub, trainer, interactions, KEEPS, TAKES, "Can I swap a present for another size?")
+    assert len(fix.interaction_ids) == 3 and TAKES not in fix.questions
+    assert list(fix.withheld_questions) == [TAKES, "Can I swap a present for another size?"]
