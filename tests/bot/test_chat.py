@@ -551,6 +551,52 @@ async def test_an_exchange_interactions_refuses_is_parked_and_the_rest_are_still
         await channel.close()
 
 
+async def test_the_delivery_loop_delivers_what_is_pending_and_prunes_what_is_a_week_old(
+        knowledge_index, interactions, interactions_address, pool, caplog):
+    """What the bot runs in the background (bot/__main__.py): each pass delivers the pending
+    exchanges, says how many, and deletes those delivered or parked more than 7 days ago."""
+    await knowledge_index.pool.execute("TRUNCATE chat_log")
+    chatbot, channel = make_chatbot(knowledge_index, RecordingModel(), interactions_address)
+    delivery = None
+    try:
+        old_delivered, old_parked, recent = (_exchange(f"Old question {n}?", "An answer.")[1] for n in range(3))
+        for exchange in (old_delivered, old_parked, recent):
+            await chatbot.outbox.record(exchange)
+        await knowledge_index.pool.execute(
+            """UPDATE chat_log SET delivered_at = now() - CASE WHEN interaction_id = $1 THEN interval '8 days'
+                                                               ELSE interval '6 days' END
+               WHERE interaction_id = ANY($2::uuid[])""",
+            old_delivered.interaction_id, [old_delivered.interaction_id, recent.interaction_id])
+        await knowledge_index.pool.execute("UPDATE chat_log SET failed_at = now() - interval '8 days' "
+                                           "WHERE interaction_id = $1", old_parked.interaction_id)
+        pending = [_exchange(f"Question {n}?", f"Answer {n}.") for n in range(2)]
+        for _, exchange in pending:
+            await chatbot.outbox.record(exchange)
+        with caplog.at_level("INFO", logger="bot.outbox"):
+            delivery = asyncio.create_task(chatbot.outbox.run_delivery(interval_s=0.05))
+            for _ in range(200):
+                left = await knowledge_index.pool.fetchval("SELECT count(*) FROM chat_log")
+                if await chatbot.outbox.pending() == 0 and left == 3:
+                    break
+                await asyncio.sleep(0.05)
+        rows = await knowledge_index.pool.fetch("SELECT interaction_id FROM chat_log")
+        kept = {row["interaction_id"] for row in rows}
+        assert kept == {recent.interaction_id, *(exchange.interaction_id for _, exchange in pending)}
+        for request, _ in pending:
+            got = await interactions.GetInteraction(ipb.GetInteractionRequest(
+                interaction_id=request.interaction.interaction_id))
+            assert got.interaction.bot_response == request.interaction.bot_response
+        said = [(r.getMessage(), r.count) for r in caplog.records
+                if r.name == "bot.outbox" and r.getMessage() == "delivered pending exchanges"]
+        assert said == [("delivered pending exchanges", 2)]
+    finally:
+        if delivery is not None:
+            delivery.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await delivery
+        await channel.close()
+
+
 async def test_a_full_batch_of_parked_exchanges_does_not_hold_up_newer_ones(
         knowledge_index, interactions, interactions_address, pool):
     """However many exchanges are parked (a whole delivery batch of them, or
