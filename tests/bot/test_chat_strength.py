@@ -71,3 +71,31 @@ def test_a_source_exactly_at_its_own_cut_comes_along():
     assert rule.cut(at_cut) == 0.44  # one phrasing: the cut is min_score itself
     assert [h.entry.entry_id for h in rule.relevant([top, at_cut])] == ["kb-top", "kb-at-cut"]
     assert [h.entry.entry_id for h in rule.relevant([top, hit("kb-below", 0.4399)])] == ["kb-top"]
+
+
+async def test_a_request_id_claimed_while_the_bots_database_is_down_is_unavailable_and_says_whose(unreachable):
+    """The caller retries an UNAVAILABLE (Chat with a request_id is safe to retry); the message names the database."""
+    import pytest
+
+    from bot.dedup import Dedup
+    from mendkit.errors import Unavailable
+
+    with pytest.raises(Unavailable, match="^the bot database is unreachable: "):
+        await Dedup(unreachable).claim(uuid.uuid4())
+
+
+async def test_a_delivery_pass_takes_at_most_a_batch_of_exchanges(knowledge_index, interactions_address):
+    """A long outage leaves many exchanges: each pass sends at most DELIVERY_BATCH of them, oldest first."""
+    from bot.outbox import DELIVERY_BATCH
+    from tests.bot.test_chat import RecordingModel, _exchange
+
+    await knowledge_index.pool.execute("TRUNCATE chat_log")
+    chatbot, channel = make_chatbot(knowledge_index, RecordingModel(), interactions_address)
+    try:
+        for n in range(DELIVERY_BATCH + 1):
+            await chatbot.outbox.record(_exchange(f"Question {n}?", f"Answer {n}.")[1])
+        assert await chatbot.outbox.deliver_pending() == DELIVERY_BATCH
+        assert await chatbot.outbox.pending() == 1
+        assert await chatbot.outbox.deliver_pending() == 1
+    finally:
+        await channel.close()
