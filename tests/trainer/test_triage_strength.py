@@ -40,6 +40,7 @@ async def test_an_answer_the_teacher_could_not_revise_fails_alone_and_the_pages_
     assert (done.counts.wrong, done.counts.misrouted, done.counts.failed, done.counts.proposed) == (1, 1, 1, 1)
     stored = await processed(interactions)
     assert stored[wrong].training_outcome == ipb.TRAINING_OUTCOME_FAILED
+    assert stored[wrong].knowledge_entry_id == ""  # a failed question names no entry
     assert (stored[misrouted].training_outcome, stored[misrouted].knowledge_entry_id) == (
         ipb.TRAINING_OUTCOME_PROPOSED, "faq-returns")
     (added,) = (await stub.ListFixes(pb.ListFixesRequest(run_id=done.run_id))).fixes
@@ -179,3 +180,12 @@ async def test_under_auto_a_change_rolled_back_during_the_run_takes_no_more_ques
         pb.FIX_STATE_PUBLISHED, [ids[2]], [MISROUTED[1]])
     returns = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-returns"))).entry
     assert list(returns.questions) == [*RETURNS.questions, MISROUTED[1]]
+
+
+async def test_a_runs_failures_are_counted_over_all_its_pages(interactions, knowledge, monkeypatch):
+    """The first page's question fails (the teacher cannot answer it), the second page's does not."""
+    monkeypatch.setattr(loop, "PAGE", 1)
+    await disliked(interactions, "Do you rent out tents?")
+    await disliked(interactions, "Do you sell gift cards?")
+    counts = await run_once(interactions, knowledge, Teacher(fail_on="Do you rent out tents?"), REVIEW)
+    assert (counts.read, counts.failed, counts.proposed) == (2, 1, 1), counts

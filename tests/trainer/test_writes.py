@@ -242,5 +242,39 @@ async def test_every_batch_is_written_and_a_refused_one_is_logged_then_written_o
     assert failed == {"bad"} and len(failures) == 2
     for entry_id in ("fix-one", "fix-two", "fix-four"):
         assert (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id=entry_id))).entry.content
-    logged = [(r.getMessage(), getattr(r, "entries", None)) for r in caplog.records if r.name == "trainer"]
-    assert logged == [("could not write fixes", 2), ("could not write a fix", None)]
+    logged = [(r.getMessage(), getattr(r, "entries", None), getattr(r, "error", "")[:12]) for r in caplog.records
+              if r.name == "trainer"]
+    assert logged == [("could not write fixes", 2, "AioRpcError:"), ("could not write a fix", None, "AioRpcError:")]
+
+
+class Unavailable:
+    """The bot's KnowledgeService when the calls named in `failing` (1 for the first, ...) find it unavailable."""
+
+    def __init__(self, knowledge, failing: set[int]) -> None:
+        self.knowledge, self.failing, self.calls = knowledge, failing, 0
+
+    def __getattr__(self, name):
+        return getattr(self.knowledge, name)
+
+    async def UpsertEntries(self, request, **options):
+        self.calls += 1
+        if self.calls in self.failing:
+            raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(),
+                                       details="the index is restarting")
+        return await self.knowledge.UpsertEntries(request, **options)
+
+
+async def test_a_batch_the_bot_could_not_take_fails_whole_and_the_next_batches_are_still_written(
+        knowledge, monkeypatch):
+    """Unavailable is no verdict on the fixes: their batch fails whole (no one-by-one retry), and
+    the failures of every batch are kept."""
+    monkeypatch.setattr(writes, "UPSERT_ENTRIES", 2)
+    changes = [(n, bpb.KnowledgeEntry(entry_id=f"fix-{n}", kind=bpb.ENTRY_KIND_QA, source="self-healing-feedback",
+                                      content="We don't rent out tents.", questions=[f"Tent question {n}?"]))
+               for n in range(5)]
+    unavailable = Unavailable(knowledge, {1, 3})
+    failures: list[str] = []
+    failed = await writes.upsert(unavailable, changes, failures)
+    assert failed == {0, 1, 4} and unavailable.calls == 3 and len(failures) == 2
+    for n in (2, 3):
+        assert (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id=f"fix-{n}"))).entry.questions
