@@ -80,8 +80,30 @@ async def test_a_request_id_claimed_while_the_bots_database_is_down_is_unavailab
     from bot.dedup import Dedup
     from mendkit.errors import Unavailable
 
-    with pytest.raises(Unavailable, match="^the bot database is unreachable: "):
-        await Dedup(unreachable).claim(uuid.uuid4())
+    dedup = Dedup(unreachable)
+    for call in (dedup.claim, dedup.find, dedup.release):
+        with pytest.raises(Unavailable, match="^the bot database is unreachable: "):
+            await call(uuid.uuid4())
+
+
+async def test_a_claim_that_cannot_be_renewed_is_renewed_again_and_each_failure_logged(unreachable, monkeypatch,
+                                                                                      caplog):
+    """The answer goes on; if no renewal gets through, the lease lapses and a retry takes over."""
+    import asyncio
+
+    from bot import dedup
+
+    monkeypatch.setattr(dedup, "CLAIM_RENEW_S", 0.01)
+    renewing = asyncio.create_task(dedup.Dedup(unreachable)._renew(uuid.uuid4()))
+    for _ in range(200):
+        failed = [r for r in caplog.records if r.name == "bot.dedup" and r.levelname == "WARNING"]
+        if len(failed) >= 2:
+            break
+        await asyncio.sleep(0.02)
+    assert not renewing.done()
+    renewing.cancel()
+    said = [(r.getMessage(), r.error) for r in failed[:2]]
+    assert said == [("could not renew a claim", "ConnectionRefusedError")] * 2
 
 
 async def test_a_delivery_pass_takes_at_most_a_batch_of_exchanges(knowledge_index, interactions_address):
