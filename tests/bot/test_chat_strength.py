@@ -121,3 +121,37 @@ async def test_a_delivery_pass_takes_at_most_a_batch_of_exchanges(knowledge_inde
         assert await chatbot.outbox.deliver_pending() == 1
     finally:
         await channel.close()
+
+
+async def test_an_interactions_service_that_never_answers_holds_up_no_answer(knowledge_index, monkeypatch):
+    """A peer that takes the connection and never answers (a hung process): the customer's path
+    gives up after the delivery deadline, and the exchange stays in the outbox for the next pass."""
+    import asyncio
+
+    import grpc
+
+    from bot import outbox
+    from tests.bot.test_chat import RecordingModel, _exchange
+
+    monkeypatch.setattr(outbox, "DELIVERY_DEADLINE_S", 0.3)
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader, writer):
+        held.append(writer)  # accepted, never answered
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    await knowledge_index.pool.execute("TRUNCATE chat_log")
+    chatbot, channel = make_chatbot(knowledge_index, RecordingModel(), f"127.0.0.1:{port}")
+    try:
+        _, exchange = _exchange("Do you rent tents?", "No.")
+        await chatbot.outbox.send(exchange)
+        assert await chatbot.outbox.pending() == 1
+        error = await knowledge_index.pool.fetchval("SELECT last_error FROM chat_log WHERE interaction_id = $1",
+                                                    exchange.interaction_id)
+        assert error.startswith(grpc.StatusCode.DEADLINE_EXCEEDED.name)
+    finally:
+        await channel.close()
+        server.close()
+        for writer in held:
+            writer.close()
