@@ -316,6 +316,35 @@ def generating(chatbot, model):
     return Generating(model, chatbot.persona, Quoting(chatbot.knowledge.embedder, chatbot.persona))
 
 
+class RecordingModel:
+    """Records the prompt it is given and answers with a fixed sentence: for
+    checking what the bot sends a model, not what a model writes."""
+
+    model_id = "recording"
+    leaves_the_machine = False  # a model in this process: it sees what the customer wrote
+
+    def __init__(self) -> None:
+        self.prompts: list[list] = []
+
+    async def stream(self, messages, max_tokens):
+        self.prompts.append(list(messages))
+        for piece in ["You can ", "return ", "unused items."]:
+            yield piece
+
+
+def logged_exchange(query: str, answer: str, interaction_id=None):
+    """An answered exchange as the outbox stores it (an `Exchange`), and the
+    CreateInteractionRequest it delivers."""
+    import uuid
+
+    from bot import messages
+    from bot.exchange import Exchange, Facts
+
+    exchange = Exchange(interaction_id=interaction_id or uuid.uuid4(), conversation_id="conv-outbox", query=query,
+                        answer=answer, sources=(), grounded=False, facts=Facts())
+    return messages.interaction_request(exchange), exchange
+
+
 def make_chatbot(knowledge_index, chat_model, interactions_address: str):
     """A Chatbot over the given index, logging to interactions at the address (with the bot's token);
     it generates with `chat_model`, or quotes the knowledge (the embedded

@@ -76,14 +76,16 @@ class Liked:
 
 async def liked(interactions: ipb_grpc.InteractionsServiceAsyncStub, limit: int = LIKED_MAX) -> list[Liked]:
     """Liked, grounded interactions, one per distinct question (masked, as every
-    question the trainer reads), at most `limit`."""
+    question the trainer reads), at most `limit`. Not an answer the bot was unsure
+    of: a follow-up answered from the conversation's topic ("and what does that
+    cost?") says nothing of what its entry answers on its own."""
     found: dict[str, Liked] = {}
     token = ""
     while len(found) < limit:
         page = await interactions.ListInteractions(ipb.ListInteractionsRequest(
             feedback=ipb.FEEDBACK_FILTER_LIKED, page_size=BATCH, page_token=token))
         for item in map(masked, page.interactions):
-            if item.sources and item.user_query.strip():
+            if item.sources and item.user_query.strip() and not item.unsure:
                 found.setdefault(item.user_query, Liked(item.user_query, item.sources[0].entry_id,
                                                          item.interaction_id))
         token = page.next_page_token

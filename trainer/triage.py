@@ -10,7 +10,9 @@ entries nearest the question, best first):
 - wrong: the bot answered from the best published entry and the customer says
   its answer is wrong, outdated or incomplete, with a comment (the evidence the
   teacher revises the answer with) or about an entry matching `SURE`ly. The
-  fix edits that entry's answer;
+  fix edits that entry's answer. Never for an answer the bot said it was unsure
+  of (Interaction.unsure: a follow-up answered from the conversation's topic);
+  that complaint is triaged as a gap or a misrouted question;
 - misrouted: another published entry, not the one the customer disliked,
   answers the question (the judge says so: with the embedded model, a
   similarity threshold, `MEND_COVERED_SIMILARITY`). The fix adds the customer's
@@ -85,11 +87,12 @@ def decide(item: ipb.Interaction, published: Sequence[Hit]) -> Verdict:
         return Verdict(Kind.NO_ACTION)
     source = item.sources[0].entry_id if item.sources else ""
     best = published[0] if published else None
-    if best is not None and best.entry.entry_id == source and not item.unsure:
-        # The bot answered from what is still the best entry for the question (and
-        # not only because the question pointed back at it: an unsure answer).
+    if best is not None and best.entry.entry_id == source:
+        # The bot answered from what is still the best entry for the question.
         reason = item.feedback_reason
-        if reason in COMPLAINTS and (item.feedback_comment.strip() or best.score >= SURE):
+        # Not for an unsure answer: the entry was taken because the question pointed
+        # back at it, not as the answer to it, so its answer is no more wrong than before.
+        if reason in COMPLAINTS and (item.feedback_comment.strip() or best.score >= SURE) and not item.unsure:
             return Verdict(Kind.WRONG, best)
         unrelated = reason == ipb.FEEDBACK_REASON_NOT_RELEVANT
         if reason == ipb.FEEDBACK_REASON_OTHER or (reason not in COMPLAINTS and not unrelated and best.score >= SURE):

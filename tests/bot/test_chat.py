@@ -17,7 +17,6 @@ from bot import conversations, messages
 from bot.__main__ import INTERACTIONS_SERVICE
 from bot.chat import Retrieval
 from bot.conversations import Conversations
-from bot.exchange import Exchange, Facts
 from bot.outbox import DELIVERY_BATCH
 from bot.quoting import Quoting
 from bot.relevance import Relevance
@@ -28,7 +27,19 @@ from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
 from mendkit.page_tokens import PageTokens
 from mendkit.server import Registration
-from tests.support import ARTICLE, RETURNS, SHIPPING, expect_status, free_port, generating, make_chatbot, serve, upsert
+from tests.support import (
+    ARTICLE,
+    RETURNS,
+    SHIPPING,
+    RecordingModel,
+    expect_status,
+    free_port,
+    generating,
+    logged_exchange,
+    make_chatbot,
+    serve,
+    upsert,
+)
 from tests.support import channel as admin_channel
 
 OFF_TOPIC = "What is the capital city of Peru?"
@@ -206,22 +217,6 @@ async def test_answers_while_interactions_is_down_and_delivers_once_it_is_back(
             await running.stop(0)
     finally:
         await channel.close()
-
-
-class RecordingModel:
-    """Records the prompt it is given and answers with a fixed sentence: for
-    checking what the bot sends a model, not what a model writes."""
-
-    model_id = "recording"
-    leaves_the_machine = False  # a model in this process: it sees what the customer wrote
-
-    def __init__(self) -> None:
-        self.prompts: list[list] = []
-
-    async def stream(self, messages, max_tokens):
-        self.prompts.append(list(messages))
-        for piece in ["You can ", "return ", "unused items."]:
-            yield piece
 
 
 async def test_a_conversation_carries_its_earlier_turns_into_the_prompt(knowledge_index, knowledge, interactions):
@@ -503,12 +498,6 @@ async def test_chat_text_goes_into_the_generate_span_only_when_enabled(chat, kno
     assert generate.attributes["mend.chat.query"] == GROUNDED
 
 
-def _exchange(query: str, answer: str, interaction_id: uuid.UUID | None = None):
-    exchange = Exchange(interaction_id=interaction_id or uuid.uuid4(), conversation_id="conv-outbox", query=query,
-                        answer=answer, sources=(), grounded=False, facts=Facts())
-    return messages.interaction_request(exchange), exchange
-
-
 async def test_an_exchange_interactions_refuses_is_parked_and_the_rest_are_still_delivered(
         knowledge_index, interactions, interactions_address, pool, caplog):
     """A request id that names an interaction created elsewhere with other
@@ -516,11 +505,11 @@ async def test_an_exchange_interactions_refuses_is_parked_and_the_rest_are_still
     exchanges after it, whose feedback would otherwise be NOT_FOUND."""
     await knowledge_index.pool.execute("TRUNCATE chat_log")
     taken = uuid.uuid4()
-    await interactions.CreateInteraction(_exchange("Someone else's question", "Someone else's answer", taken)[0])
+    await interactions.CreateInteraction(logged_exchange("Someone else's question", "Someone else's answer", taken)[0])
     chatbot, channel = make_chatbot(knowledge_index, RecordingModel(), interactions_address)
     try:
-        poisoned = _exchange("Where is my order 4411?", "It left on Monday.", taken)
-        good = [_exchange(f"Question {n}?", f"Answer {n}.") for n in range(3)]
+        poisoned = logged_exchange("Where is my order 4411?", "It left on Monday.", taken)
+        good = [logged_exchange(f"Question {n}?", f"Answer {n}.") for n in range(3)]
         for _, exchange in [poisoned, *good]:  # the poisoned one is the oldest
             await chatbot.outbox.record(exchange)
         assert await chatbot.outbox.pending() == 4
@@ -552,14 +541,14 @@ async def test_an_exchange_interactions_refuses_is_parked_and_the_rest_are_still
 
 
 async def test_the_delivery_loop_delivers_what_is_pending_and_prunes_what_is_a_week_old(
-        knowledge_index, interactions, interactions_address, pool, caplog):
+        knowledge_index, interactions, interactions_address, caplog):
     """What the bot runs in the background (bot/__main__.py): each pass delivers the pending
     exchanges, says how many, and deletes those delivered or parked more than 7 days ago."""
     await knowledge_index.pool.execute("TRUNCATE chat_log")
     chatbot, channel = make_chatbot(knowledge_index, RecordingModel(), interactions_address)
     delivery = None
     try:
-        old_delivered, old_parked, recent = (_exchange(f"Old question {n}?", "An answer.")[1] for n in range(3))
+        old_delivered, old_parked, recent = (logged_exchange(f"Old question {n}?", "An answer.")[1] for n in range(3))
         for exchange in (old_delivered, old_parked, recent):
             await chatbot.outbox.record(exchange)
         await knowledge_index.pool.execute(
@@ -569,7 +558,7 @@ async def test_the_delivery_loop_delivers_what_is_pending_and_prunes_what_is_a_w
             old_delivered.interaction_id, [old_delivered.interaction_id, recent.interaction_id])
         await knowledge_index.pool.execute("UPDATE chat_log SET failed_at = now() - interval '8 days' "
                                            "WHERE interaction_id = $1", old_parked.interaction_id)
-        pending = [_exchange(f"Question {n}?", f"Answer {n}.") for n in range(2)]
+        pending = [logged_exchange(f"Question {n}?", f"Answer {n}.") for n in range(2)]
         for _, exchange in pending:
             await chatbot.outbox.record(exchange)
         with caplog.at_level("INFO", logger="bot.outbox"):
@@ -609,12 +598,13 @@ async def test_a_full_batch_of_parked_exchanges_does_not_hold_up_newer_ones(
     chatbot, channel = make_chatbot(knowledge_index, RecordingModel(), interactions_address)
     try:
         for n, interaction_id in enumerate(taken):
-            await chatbot.outbox.record(_exchange(f"Where is my order {n}?", "It left on Monday.", interaction_id)[1])
+            _, exchange = logged_exchange(f"Where is my order {n}?", "It left on Monday.", interaction_id)
+            await chatbot.outbox.record(exchange)
         assert await chatbot.outbox.deliver_pending() == 0
         assert await knowledge_index.pool.fetchval(
             "SELECT count(*) FROM chat_log WHERE failed_at IS NOT NULL") == DELIVERY_BATCH
 
-        request, newer = _exchange("Do you rent tents?", "Yes, for 15 euros a weekend.")
+        request, newer = logged_exchange("Do you rent tents?", "Yes, for 15 euros a weekend.")
         await chatbot.outbox.record(newer)
         assert await chatbot.outbox.pending() == 1
         assert await chatbot.outbox.deliver_pending() == 1, "the newer exchange was not delivered"

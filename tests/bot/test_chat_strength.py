@@ -5,14 +5,21 @@ and a source at exactly its own cut comes along. Pinned where the mutation run
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
+import grpc
+import pytest
+
+from bot import dedup, outbox
 from bot.catalog import Entry
 from bot.conversations import Conversations
 from bot.exchange import Exchange, Facts
 from bot.knowledge import Hit
+from bot.outbox import DELIVERY_BATCH
 from bot.relevance import Relevance
-from tests.support import RETURNS, generating, make_chatbot, upsert
+from mendkit.errors import Unavailable
+from tests.support import RETURNS, RecordingModel, generating, logged_exchange, make_chatbot, upsert
 
 
 class DecliningModel:
@@ -73,15 +80,10 @@ def test_a_source_exactly_at_its_own_cut_comes_along():
     assert [h.entry.entry_id for h in rule.relevant([top, hit("kb-below", 0.4399)])] == ["kb-top"]
 
 
-async def test_a_request_id_claimed_while_the_bots_database_is_down_is_unavailable_and_says_whose(unreachable):
+async def test_a_request_id_claimed_found_or_released_while_the_bots_database_is_down_is_unavailable(unreachable):
     """The caller retries an UNAVAILABLE (Chat with a request_id is safe to retry); the message names the database."""
-    import pytest
-
-    from bot.dedup import Dedup
-    from mendkit.errors import Unavailable
-
-    dedup = Dedup(unreachable)
-    for call in (dedup.claim, dedup.find, dedup.release):
+    claims = dedup.Dedup(unreachable)
+    for call in (claims.claim, claims.find, claims.release):
         with pytest.raises(Unavailable, match="^the bot database is unreachable: "):
             await call(uuid.uuid4())
 
@@ -89,33 +91,31 @@ async def test_a_request_id_claimed_while_the_bots_database_is_down_is_unavailab
 async def test_a_claim_that_cannot_be_renewed_is_renewed_again_and_each_failure_logged(unreachable, monkeypatch,
                                                                                       caplog):
     """The answer goes on; if no renewal gets through, the lease lapses and a retry takes over."""
-    import asyncio
-
-    from bot import dedup
-
     monkeypatch.setattr(dedup, "CLAIM_RENEW_S", 0.01)
-    renewing = asyncio.create_task(dedup.Dedup(unreachable)._renew(uuid.uuid4()))
-    for _ in range(200):
-        failed = [r for r in caplog.records if r.name == "bot.dedup" and r.levelname == "WARNING"]
-        if len(failed) >= 2:
-            break
-        await asyncio.sleep(0.02)
-    assert not renewing.done()
-    renewing.cancel()
+    with caplog.at_level("WARNING", logger="bot.dedup"):
+        renewing = asyncio.create_task(dedup.Dedup(unreachable)._renew(uuid.uuid4()))
+        try:
+            for _ in range(200):
+                failed = [r for r in caplog.records if r.name == "bot.dedup" and r.levelname == "WARNING"]
+                if len(failed) >= 2:
+                    break
+                await asyncio.sleep(0.02)
+            assert not renewing.done()
+        finally:
+            renewing.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await renewing
     said = [(r.getMessage(), r.error) for r in failed[:2]]
     assert said == [("could not renew a claim", "ConnectionRefusedError")] * 2
 
 
 async def test_a_delivery_pass_takes_at_most_a_batch_of_exchanges(knowledge_index, interactions_address):
-    """A long outage leaves many exchanges: each pass sends at most DELIVERY_BATCH of them, oldest first."""
-    from bot.outbox import DELIVERY_BATCH
-    from tests.bot.test_chat import RecordingModel, _exchange
-
+    """A long outage leaves many exchanges: each pass sends at most DELIVERY_BATCH of them."""
     await knowledge_index.pool.execute("TRUNCATE chat_log")
     chatbot, channel = make_chatbot(knowledge_index, RecordingModel(), interactions_address)
     try:
         for n in range(DELIVERY_BATCH + 1):
-            await chatbot.outbox.record(_exchange(f"Question {n}?", f"Answer {n}.")[1])
+            await chatbot.outbox.record(logged_exchange(f"Question {n}?", f"Answer {n}.")[1])
         assert await chatbot.outbox.deliver_pending() == DELIVERY_BATCH
         assert await chatbot.outbox.pending() == 1
         assert await chatbot.outbox.deliver_pending() == 1
@@ -126,13 +126,6 @@ async def test_a_delivery_pass_takes_at_most_a_batch_of_exchanges(knowledge_inde
 async def test_an_interactions_service_that_never_answers_holds_up_no_answer(knowledge_index, monkeypatch):
     """A peer that takes the connection and never answers (a hung process): the customer's path
     gives up after the delivery deadline, and the exchange stays in the outbox for the next pass."""
-    import asyncio
-
-    import grpc
-
-    from bot import outbox
-    from tests.bot.test_chat import RecordingModel, _exchange
-
     monkeypatch.setattr(outbox, "DELIVERY_DEADLINE_S", 0.3)
     held: list[asyncio.StreamWriter] = []
 
@@ -144,14 +137,15 @@ async def test_an_interactions_service_that_never_answers_holds_up_no_answer(kno
     await knowledge_index.pool.execute("TRUNCATE chat_log")
     chatbot, channel = make_chatbot(knowledge_index, RecordingModel(), f"127.0.0.1:{port}")
     try:
-        _, exchange = _exchange("Do you rent tents?", "No.")
-        await chatbot.outbox.send(exchange)
+        _, exchange = logged_exchange("Do you rent tents?", "No.")
+        await asyncio.wait_for(chatbot.outbox.send(exchange), 10)  # a regression fails here, not hangs
         assert await chatbot.outbox.pending() == 1
         error = await knowledge_index.pool.fetchval("SELECT last_error FROM chat_log WHERE interaction_id = $1",
                                                     exchange.interaction_id)
         assert error.startswith(grpc.StatusCode.DEADLINE_EXCEEDED.name)
     finally:
         await channel.close()
-        server.close()
         for writer in held:
             writer.close()
+        server.close()
+        await server.wait_closed()

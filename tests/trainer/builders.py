@@ -87,15 +87,18 @@ async def kinds_of_fix(stub, trainer, interactions, knowledge, policy, comment: 
 
 
 class PausingTeacher(Teacher):
-    """Answers at once, except for `question`, which waits for `release`."""
+    """Answers at once, except for `question`, which waits for `release`
+    (`waiting` is set once it does: the run is then inside that page)."""
 
     def __init__(self, question: str) -> None:
         super().__init__()
         self.question = question
         self.release = asyncio.Event()
+        self.waiting = asyncio.Event()
 
     async def stream(self, messages, max_tokens):
         if self.question in messages[-1].content:
+            self.waiting.set()
             await self.release.wait()
         async for piece in super().stream(messages, max_tokens):
             yield piece

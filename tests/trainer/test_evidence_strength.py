@@ -7,7 +7,8 @@ noticed."""
 
 from __future__ import annotations
 
-from tests.support import BRAND, SHIPPING, Teacher, dislike, upsert
+from mend.interactions.v1 import interactions_service_pb2 as ipb
+from tests.support import BRAND, SHIPPING, Teacher, dislike, processed, upsert
 from tests.trainer.builders import liked
 from trainer import evidence
 from trainer.changes import ADD_PHRASINGS, MemoryLedger
@@ -56,8 +57,6 @@ async def test_dislikes_that_join_a_fix_waiting_for_review_stay_in_it_whatever_t
     """An earlier run proposed a new entry for Norway (no liked answers then). Liked answers came
     since; new Norway dislikes join the proposed fix, which a reviewer decides on: the fix's
     questions are not weighed again as a topic of their own."""
-    from tests.support import processed
-
     await upsert(knowledge, SHIPPING)
     first = await dislike(interactions, *DISLIKED)
     ledger = MemoryLedger()
@@ -72,3 +71,14 @@ async def test_dislikes_that_join_a_fix_waiting_for_review_stay_in_it_whatever_t
     assert (counts.read, counts.misrouted, counts.gap, counts.failed) == (2, 0, 2, 0), counts
     stored = await processed(interactions)
     assert {stored[i].knowledge_entry_id for i in later} == {fix_id} and ledger.changes == {}
+
+
+async def test_a_liked_answer_the_bot_was_unsure_of_is_no_evidence(interactions):
+    """A follow-up answered from the conversation's topic and liked: it says nothing of what that entry answers."""
+    for question, unsure in (("and what does that cost?", True), ("How much is express delivery?", False)):
+        created = (await interactions.CreateInteraction(ipb.CreateInteractionRequest(interaction=ipb.Interaction(
+            user_query=question, bot_response="(the entry's answer)", unsure=unsure,
+            sources=[ipb.KnowledgeSource(entry_id="faq-shipping", title="Shipping", score=0.6)])))).interaction
+        await interactions.SubmitFeedback(ipb.SubmitFeedbackRequest(interaction_id=created.interaction_id,
+                                                                    rating=ipb.RATING_LIKE))
+    assert [like.question for like in await evidence.liked(interactions)] == ["How much is express delivery?"]

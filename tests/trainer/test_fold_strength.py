@@ -5,12 +5,14 @@ test noticed."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from trainer.changes import MemoryLedger
-from trainer.fold import MAX_INTERACTIONS, MAX_QUESTIONS, Fold, Group
+from trainer.fold import MAX_INTERACTIONS, MAX_QUESTIONS, Fold, Group, entry_id
 from trainer.judge import Hit
 from trainer.loop import Policy, _no_hold, _Run
 
@@ -172,13 +174,10 @@ def test_a_fix_lists_each_nearby_entry_once_with_its_best_score_over_its_questio
     assert nearby(found, 1) == [Nearby("faq-returns", "", 0.7)]
 
 
-def test_a_fix_id_is_short_readable_and_derived_from_its_first_question():
+def test_a_fix_id_is_short_readable_and_derived_from_its_first_interaction():
     """What reviewers read and type in grpcurl calls: `fix-` and 16 hex digits,
-    the same for the same first interaction (a re-run rewrites the same entry)."""
-    import re
-
-    from trainer.fold import entry_id
-
+    derived from its first interaction's id, the same for the same interaction (a
+    re-run rewrites the same entry)."""
     first, other = question(1).interaction_id, question(2).interaction_id
     assert re.fullmatch(r"fix-[0-9a-f]{16}", entry_id(first))
     assert entry_id(first) == entry_id(first) != entry_id(other)
@@ -192,8 +191,9 @@ def published_fix(entry_id_: str, interaction_ids: list[str]) -> bpb.KnowledgeEn
 
 def test_a_question_a_killed_run_already_put_in_a_published_fix_stays_in_it():
     """Under auto, a run that died before marking its page had published the fix:
-    each of its questions, the one that led it or not, is adopted back into it
-    however low it scores, and is left neither for the judge nor for a new fix."""
+    each question its provenance lists is adopted back into it however low it
+    scores, and is left neither for the judge nor for a new fix (the one whose id
+    it carries: tests/trainer/test_trainer_loop.py's killed runs)."""
     fold = fold_of([[], []])
     held = published_fix("fix-0123456789abcdef", [fold.items[0].interaction_id, fold.items[1].interaction_id])
     fold.hits = [[Hit(held, 0.2)], [Hit(held, 0.3)]]

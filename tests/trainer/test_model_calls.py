@@ -9,7 +9,8 @@ import asyncio
 
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mendkit.errors import ResourceExhausted
-from tests.support import BRAND, Teacher, dislike
+from tests.support import BRAND, RETURNS, SHIPPING, Teacher, dislike, upsert
+from tests.trainer.builders import disliked
 from trainer.loop import Policy, run_once
 
 REVIEW = Policy(threshold=1, publish="review", covered_similarity=0.8, duplicate_similarity=0.8, brand=BRAND)
@@ -75,9 +76,6 @@ async def test_a_model_busy_beyond_the_backoff_fails_its_question_only(interacti
 
 async def test_answer_edits_are_asked_of_the_teacher_at_its_own_concurrency_too(interactions, knowledge):
     """Two entries' answers called out of date on one page: two revisions, one at a time for a one-at-a-time model."""
-    from tests.support import RETURNS, SHIPPING, upsert
-    from tests.trainer.builders import disliked
-
     await upsert(knowledge, RETURNS, SHIPPING)
     for question, entry_id in (("What is your return policy?", "faq-returns"),
                                ("When will my parcel arrive?", "faq-shipping")):

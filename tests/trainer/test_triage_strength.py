@@ -118,10 +118,12 @@ MISROUTED = ("How do I return an item I bought?", "How can I return something?")
 PAUSED = "Do you repair zips on jackets?"
 
 
-async def run_reviewed_between_pages(stub, trainer, interactions, knowledge, monkeypatch, policy, review) -> tuple:
+async def run_reviewed_between_pages(stub, trainer, interactions, knowledge, monkeypatch, policy,
+                                     review) -> tuple[dict[str, pb.Fix], str, list[str]]:
     """Two pages: a question the returns entry answers (the bot answered it from the
-    shipping entry) and a gap each; the second page's gap waits for the teacher while
-    `review` acts on the first page's change. The run's fixes by first question, and the ids."""
+    shipping entry) and a gap each; the second page's gap waits for the teacher (after
+    that page read the changes on record) while `review` acts on the first page's change.
+    The run's ADD_PHRASINGS fixes by id, the reviewed one's id, and the interaction ids."""
     monkeypatch.setattr(loop, "PAGE", 2)
     trainer.teacher, trainer.policy = PausingTeacher(PAUSED), policy
     await upsert(knowledge, RETURNS, SHIPPING)
@@ -130,13 +132,9 @@ async def run_reviewed_between_pages(stub, trainer, interactions, knowledge, mon
            await disliked(interactions, "Do you sell gift cards?"),
            await disliked(interactions, MISROUTED[1], source=shipped), await disliked(interactions, PAUSED)]
     run_id = (await stub.StartRun(pb.StartRunRequest(force=True))).run.run_id
-    for _ in range(300):
-        first = [f for f in (await stub.ListFixes(pb.ListFixesRequest(run_id=run_id))).fixes
+    await asyncio.wait_for(trainer.teacher.waiting.wait(), 30)
+    (change,) = [f for f in (await stub.ListFixes(pb.ListFixesRequest(run_id=run_id))).fixes
                  if f.kind == pb.FIX_KIND_ADD_PHRASINGS]
-        if first:
-            break
-        await asyncio.sleep(0.05)
-    (change,) = first
     await review(change)
     trainer.teacher.release.set()
     run = await finished(stub, run_id)

@@ -228,7 +228,7 @@ def test_a_batch_holds_as_many_bytes_as_the_limit_and_not_one_more():
 
 async def test_every_batch_is_written_and_a_refused_one_is_logged_then_written_one_by_one(
         knowledge, monkeypatch, caplog):
-    """Three fixes, two a batch: the second batch holds one the bot refuses (no phrasing)."""
+    """Four fixes, two a batch: the second batch holds one the bot refuses (no phrasing)."""
     monkeypatch.setattr(writes, "UPSERT_ENTRIES", 2)
 
     def fix(entry_id: str, questions: list[str]) -> bpb.KnowledgeEntry:
