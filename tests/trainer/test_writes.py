@@ -186,7 +186,7 @@ class Failing:
         raise self.error
 
 
-async def test_a_failed_write_says_what_kind_of_error_it_was_in_at_most_300_characters(knowledge):
+async def test_a_failed_write_says_what_kind_of_error_it_was_in_at_most_300_characters(knowledge, caplog):
     """What the run's error message and log show for each failed write."""
     await upsert(knowledge, RETURNS)
     base, ours = await returns_and_a_phrasing_more(knowledge)
@@ -194,6 +194,8 @@ async def test_a_failed_write_says_what_kind_of_error_it_was_in_at_most_300_char
     failed, _ = await writes.update(Failing(knowledge, RuntimeError("the index is gone " * 40)), [("key", base, ours)],
                                     failures)
     assert failed == {"key"} and failures == [("RuntimeError: " + "the index is gone " * 40)[:300]]
+    (line,) = [r for r in caplog.records if r.name == "trainer"]
+    assert (line.getMessage(), line.error, line.entry_id) == ("could not write a fix", failures[0], "faq-returns")
     # Both changed the answer: the failure names the conflict.
     stored = bpb.KnowledgeEntry()
     stored.CopyFrom(base)

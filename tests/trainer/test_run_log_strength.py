@@ -1,0 +1,57 @@
+"""What a run tells its operator: the run's span and its counts, a log line per
+page, an ERROR naming the first failure when interactions failed, the closing
+line, and the line that says the run stopped below its threshold. Pinned where
+the mutation run (scripts/mutate, docs/testing.md) found that no test read them."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from tests.support import BRAND, Teacher, dislike
+from trainer import loop
+from trainer.loop import Policy, run_once
+
+TWO = Policy(threshold=2, publish="review", covered_similarity=0.8, duplicate_similarity=0.7, brand=BRAND)
+
+
+def said(caplog, level: int) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "trainer" and r.levelno == level]
+
+
+async def test_a_run_logs_each_page_its_failures_and_its_end_and_spans_its_counts(
+        interactions, knowledge, spans, caplog, monkeypatch):
+    """One question a page (the threshold is met only by the second), the first failing."""
+    caplog.set_level(logging.INFO, logger="trainer")
+    monkeypatch.setattr(loop, "PAGE", 1)
+    await dislike(interactions, "Do you rent out tents?", "Do you sell gift cards?")
+    failures: list[str] = []
+    counts = await run_once(interactions, knowledge, Teacher(fail_on="Do you rent out tents?"), TWO,
+                            failures=failures)
+    assert (counts.read, counts.failed, counts.proposed, counts.gated) == (2, 1, 1, 0), counts
+    infos = said(caplog, logging.INFO)
+    run_id = infos[-1].run_id
+    uuid.UUID(run_id)  # a run without an id gets a fresh one
+    pages = [r for r in infos if r.getMessage().startswith("page ")]
+    assert [(r.getMessage(), r.run_id, r.pages, r.read) for r in pages] == [
+        ("page 1 done: read 2, covered 0, fixed 0, proposed 0, failed 1", run_id, 1, 2),
+        ("page 2 done: read 2, covered 0, fixed 0, proposed 1, failed 1", run_id, 2, 2)]
+    (error,) = said(caplog, logging.ERROR)
+    assert error.getMessage() == "1 of 2 interactions failed; they stay in the queue for the next run"
+    assert (error.run_id, error.first_failure) == (run_id, failures[0]) and failures[0]
+    finished = infos[-1]
+    assert (finished.getMessage(), finished.read, finished.failed, finished.fixes) == ("run finished", 2, 1, 1)
+    (span,) = [s for s in spans.get_finished_spans() if s.name == "mend.trainer.run"]
+    assert (span.attributes["mend.trainer.read"], span.attributes["mend.trainer.failed"],
+            span.attributes["mend.trainer.proposed"]) == (2, 1, 1)
+
+
+async def test_a_run_below_its_threshold_says_so_and_spans_what_it_held_back(interactions, knowledge, spans, caplog):
+    caplog.set_level(logging.INFO, logger="trainer")
+    await dislike(interactions, "Do you rent out tents?")
+    counts = await run_once(interactions, knowledge, Teacher(), TWO)
+    assert (counts.read, counts.gated, counts.proposed) == (1, 1, 0), counts
+    (line,) = said(caplog, logging.INFO)
+    assert (line.getMessage(), line.read, line.threshold) == ("below the feedback threshold; nothing to do", 1, 2)
+    (span,) = [s for s in spans.get_finished_spans() if s.name == "mend.trainer.run"]
+    assert span.attributes["mend.trainer.gated"] == 1
