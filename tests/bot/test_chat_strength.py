@@ -86,6 +86,8 @@ async def test_a_request_id_claimed_found_or_released_while_the_bots_database_is
     for call in (claims.claim, claims.find, claims.release):
         with pytest.raises(Unavailable, match="^the bot database is unreachable: "):
             await call(uuid.uuid4())
+    with pytest.raises(Unavailable, match="^the bot database is unreachable: "):  # and recording an exchange
+        await outbox.Outbox(unreachable, None).record(logged_exchange("Do you rent tents?", "No.")[1])
 
 
 async def test_a_claim_that_cannot_be_renewed_is_renewed_again_and_each_failure_logged(unreachable, monkeypatch,
@@ -149,3 +151,33 @@ async def test_an_interactions_service_that_never_answers_holds_up_no_answer(kno
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+class FailingInteractions:
+    """An InteractionsService stub whose CreateInteraction fails with `code` and a long message."""
+
+    def __init__(self, code: grpc.StatusCode) -> None:
+        self.code = code
+
+    async def CreateInteraction(self, request, **options):
+        raise grpc.aio.AioRpcError(self.code, grpc.aio.Metadata(), grpc.aio.Metadata(), details="x" * 600)
+
+
+@pytest.mark.parametrize(("code", "parked"), [(grpc.StatusCode.INTERNAL, False),
+                                              (grpc.StatusCode.INVALID_ARGUMENT, True)])
+async def test_a_failed_delivery_is_logged_kept_with_its_cause_and_parked_only_when_refused_for_good(
+        knowledge_index, caplog, code, parked):
+    """INTERNAL is about the service: retried on the next pass. INVALID_ARGUMENT refuses the exchange itself."""
+    await knowledge_index.pool.execute("TRUNCATE chat_log")
+    box = outbox.Outbox(knowledge_index.pool, FailingInteractions(code))
+    _, exchange = logged_exchange("Do you rent tents?", "No.")
+    with caplog.at_level("ERROR", logger="bot.outbox"):
+        await box.send(exchange)
+    row = await knowledge_index.pool.fetchrow("SELECT last_error, failed_at FROM chat_log WHERE interaction_id = $1",
+                                              exchange.interaction_id)
+    assert row["last_error"] == f"{code.name}: {'x' * 600}"[:500] and (row["failed_at"] is not None) == parked
+    assert await box.pending() == (0 if parked else 1)
+    (line,) = [r for r in caplog.records if r.name == "bot.outbox"]
+    assert line.getMessage() == ("interactions refused an exchange for good; parked it (chat_log.failed_at)" if parked
+                                 else "interactions failed an exchange; retrying it on the next pass")
+    assert (line.interaction_id, line.code) == (str(exchange.interaction_id), code.name)
