@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+import pytest
+
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.trainer.v1 import trainer_service_pb2 as pb
 from tests.support import BRAND, RETURNS, SHIPPING, Teacher, processed, upsert
 from tests.trainer.builders import PausingTeacher, disliked, finished, forced_run, liked
-from trainer import loop
+from trainer import loop, triage
 from trainer.loop import Policy, run_once
 
 REVIEW = Policy(threshold=1, publish="review", covered_similarity=0.8, duplicate_similarity=0.7, brand=BRAND)
@@ -187,3 +189,27 @@ async def test_a_runs_failures_are_counted_over_all_its_pages(interactions, know
     await disliked(interactions, "Do you sell gift cards?")
     counts = await run_once(interactions, knowledge, Teacher(fail_on="Do you rent out tents?"), REVIEW)
     assert (counts.read, counts.failed, counts.proposed) == (2, 1, 1), counts
+
+
+def verdict_for(reason: int, score: float, comment: str = "") -> str:
+    """The triage of a dislike of an answer from the entry that is still the best for the question, at `score`."""
+    from trainer.judge import Hit
+    from trainer.triage import decide
+
+    returns = bpb.KnowledgeEntry(entry_id="faq-returns", questions=["How do I return something?"])
+    item = ipb.Interaction(user_query="How long do I have to return boots?", feedback_reason=reason,
+                           feedback_comment=comment,
+                           sources=[ipb.KnowledgeSource(entry_id="faq-returns", title="Returns", score=score)])
+    return decide(item, [Hit(returns, score)]).kind.value
+
+
+@pytest.mark.parametrize(("reason", "score", "comment", "kind"), [
+    (ipb.FEEDBACK_REASON_OTHER, 0.5, "", "no_action"),  # a policy the customer dislikes, however weak the match
+    (ipb.FEEDBACK_REASON_INCORRECT, triage.SURE, "", "wrong"),  # no comment, but exactly SURE a match
+    (ipb.FEEDBACK_REASON_INCORRECT, triage.SURE - 0.01, "", "gap"),  # no comment and not sure: a new entry
+    (ipb.FEEDBACK_REASON_UNSPECIFIED, triage.SURE, "", "no_action"),  # no reason, about its very entry
+    (ipb.FEEDBACK_REASON_NOT_RELEVANT, 0.95, "", "gap"),  # "about something else", however close the match
+])
+def test_a_dislike_of_the_best_entrys_answer_is_triaged_by_its_reason_and_how_sure_the_match_is(
+        reason, score, comment, kind):
+    assert verdict_for(reason, score, comment) == kind
