@@ -181,3 +181,22 @@ async def test_a_failed_delivery_is_logged_kept_with_its_cause_and_parked_only_w
     assert line.getMessage() == ("interactions refused an exchange for good; parked it (chat_log.failed_at)" if parked
                                  else "interactions failed an exchange; retrying it on the next pass")
     assert (line.interaction_id, line.code) == (str(exchange.interaction_id), code.name)
+
+
+async def test_a_delivery_pass_that_fails_is_logged_and_the_loop_goes_on(unreachable, caplog):
+    """The bot's own database down: each pass fails, says why, and the next one is tried."""
+    with caplog.at_level("WARNING", logger="bot.outbox"):
+        delivery = asyncio.create_task(outbox.Outbox(unreachable, None).run_delivery(interval_s=0.01))
+        try:
+            for _ in range(200):
+                failed = [r for r in caplog.records if r.name == "bot.outbox" and r.levelname == "WARNING"]
+                if len(failed) >= 2:
+                    break
+                await asyncio.sleep(0.02)
+            assert not delivery.done()
+        finally:
+            delivery.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await delivery
+    said = [(r.getMessage(), r.error) for r in failed[:2]]
+    assert said == [("delivery pass failed", "ConnectionRefusedError")] * 2
