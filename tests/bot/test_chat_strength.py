@@ -90,25 +90,31 @@ async def test_a_request_id_claimed_found_or_released_while_the_bots_database_is
         await outbox.Outbox(unreachable, None).record(logged_exchange("Do you rent tents?", "No.")[1])
 
 
+async def two_warnings_while_it_runs(loop, logger: str, caplog) -> list[tuple[str, str]]:
+    """Runs a background loop until `logger` has warned twice (it must still be running
+    then), stops it, and returns each warning's message and `error`."""
+    with caplog.at_level("WARNING", logger=logger):
+        task = asyncio.create_task(loop)
+        try:
+            for _ in range(200):
+                failed = [r for r in caplog.records if r.name == logger and r.levelname == "WARNING"]
+                if len(failed) >= 2:
+                    break
+                await asyncio.sleep(0.02)
+            assert not task.done()
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    return [(r.getMessage(), r.error) for r in failed[:2]]
+
+
 async def test_a_claim_that_cannot_be_renewed_is_renewed_again_and_each_failure_logged(unreachable, monkeypatch,
                                                                                       caplog):
     """The answer goes on; if no renewal gets through, the lease lapses and a retry takes over."""
     monkeypatch.setattr(dedup, "CLAIM_RENEW_S", 0.01)
-    with caplog.at_level("WARNING", logger="bot.dedup"):
-        renewing = asyncio.create_task(dedup.Dedup(unreachable)._renew(uuid.uuid4()))
-        try:
-            for _ in range(200):
-                failed = [r for r in caplog.records if r.name == "bot.dedup" and r.levelname == "WARNING"]
-                if len(failed) >= 2:
-                    break
-                await asyncio.sleep(0.02)
-            assert not renewing.done()
-        finally:
-            renewing.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await renewing
-    said = [(r.getMessage(), r.error) for r in failed[:2]]
-    assert said == [("could not renew a claim", "ConnectionRefusedError")] * 2
+    failed = await two_warnings_while_it_runs(dedup.Dedup(unreachable)._renew(uuid.uuid4()), "bot.dedup", caplog)
+    assert failed == [("could not renew a claim", "ConnectionRefusedError")] * 2
 
 
 async def test_a_delivery_pass_takes_at_most_a_batch_of_exchanges(knowledge_index, interactions_address):
@@ -185,18 +191,6 @@ async def test_a_failed_delivery_is_logged_kept_with_its_cause_and_parked_only_w
 
 async def test_a_delivery_pass_that_fails_is_logged_and_the_loop_goes_on(unreachable, caplog):
     """The bot's own database down: each pass fails, says why, and the next one is tried."""
-    with caplog.at_level("WARNING", logger="bot.outbox"):
-        delivery = asyncio.create_task(outbox.Outbox(unreachable, None).run_delivery(interval_s=0.01))
-        try:
-            for _ in range(200):
-                failed = [r for r in caplog.records if r.name == "bot.outbox" and r.levelname == "WARNING"]
-                if len(failed) >= 2:
-                    break
-                await asyncio.sleep(0.02)
-            assert not delivery.done()
-        finally:
-            delivery.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await delivery
-    said = [(r.getMessage(), r.error) for r in failed[:2]]
-    assert said == [("delivery pass failed", "ConnectionRefusedError")] * 2
+    failed = await two_warnings_while_it_runs(outbox.Outbox(unreachable, None).run_delivery(interval_s=0.01),
+                                              "bot.outbox", caplog)
+    assert failed == [("delivery pass failed", "ConnectionRefusedError")] * 2

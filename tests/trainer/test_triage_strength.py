@@ -146,40 +146,27 @@ async def run_reviewed_between_pages(stub, trainer, interactions, knowledge, mon
     return {f.fix_id: f for f in fixes}, change.fix_id, ids
 
 
-async def test_a_change_a_reviewer_approved_during_the_run_takes_no_more_questions(
-        trainer_setup, interactions, knowledge, monkeypatch):
-    """Under review: the later page's question starts a new proposal instead of growing the approved change."""
+@pytest.mark.parametrize(("publish", "review", "reviewed", "newer", "listed"), [
+    # Under review: the later page's question starts a new proposal instead of growing the approved change.
+    ("review", "ApproveFix", pb.FIX_STATE_PUBLISHED, pb.FIX_STATE_PROPOSED, MISROUTED[0]),
+    # Under auto: it is applied as a change of its own, not hidden in the rolled-back one.
+    ("auto", "RollbackFix", pb.FIX_STATE_ROLLED_BACK, pb.FIX_STATE_PUBLISHED, MISROUTED[1]),
+])
+async def test_a_change_a_reviewer_approved_or_rolled_back_during_the_run_takes_no_more_questions(
+        trainer_setup, interactions, knowledge, monkeypatch, publish, review, reviewed, newer, listed):
     stub, trainer = trainer_setup
+    request = pb.ApproveFixRequest if review == "ApproveFix" else pb.RollbackFixRequest
 
-    async def approve(change):
-        await stub.ApproveFix(pb.ApproveFixRequest(fix_id=change.fix_id, reviewer="ana"))
+    async def act(change):
+        await getattr(stub, review)(request(fix_id=change.fix_id, reviewer="ana"))
 
-    fixes, approved, ids = await run_reviewed_between_pages(stub, trainer, interactions, knowledge, monkeypatch,
-                                                            REVIEW, approve)
-    assert (fixes[approved].state, list(fixes[approved].interaction_ids)) == (pb.FIX_STATE_PUBLISHED, [ids[0]])
-    (newer,) = [f for f in fixes.values() if f.fix_id != approved]
-    assert (newer.state, list(newer.interaction_ids), list(newer.added_questions)) == (
-        pb.FIX_STATE_PROPOSED, [ids[2]], [MISROUTED[1]])
+    fixes, acted, ids = await run_reviewed_between_pages(stub, trainer, interactions, knowledge, monkeypatch,
+                                                         replace(REVIEW, publish=publish), act)
+    assert (fixes[acted].state, list(fixes[acted].interaction_ids)) == (reviewed, [ids[0]])
+    (later,) = [f for f in fixes.values() if f.fix_id != acted]
+    assert (later.state, list(later.interaction_ids), list(later.added_questions)) == (newer, [ids[2]], [MISROUTED[1]])
     returns = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-returns"))).entry
-    assert list(returns.questions) == [*RETURNS.questions, MISROUTED[0]]
-
-
-async def test_under_auto_a_change_rolled_back_during_the_run_takes_no_more_questions(
-        trainer_setup, interactions, knowledge, monkeypatch):
-    """The later page's question is applied as a change of its own, not hidden in the rolled-back one."""
-    stub, trainer = trainer_setup
-
-    async def roll_back(change):
-        await stub.RollbackFix(pb.RollbackFixRequest(fix_id=change.fix_id, reviewer="ana"))
-
-    fixes, rolled, ids = await run_reviewed_between_pages(stub, trainer, interactions, knowledge, monkeypatch,
-                                                          replace(REVIEW, publish="auto"), roll_back)
-    assert (fixes[rolled].state, list(fixes[rolled].interaction_ids)) == (pb.FIX_STATE_ROLLED_BACK, [ids[0]])
-    (newer,) = [f for f in fixes.values() if f.fix_id != rolled]
-    assert (newer.state, list(newer.interaction_ids), list(newer.added_questions)) == (
-        pb.FIX_STATE_PUBLISHED, [ids[2]], [MISROUTED[1]])
-    returns = (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id="faq-returns"))).entry
-    assert list(returns.questions) == [*RETURNS.questions, MISROUTED[1]]
+    assert list(returns.questions) == [*RETURNS.questions, listed]
 
 
 async def test_a_runs_failures_are_counted_over_all_its_pages(interactions, knowledge, monkeypatch):
