@@ -66,15 +66,12 @@ class Outbox:
             )
         return request
 
-    async def deliver(self, interaction_id: uuid.UUID, request: bytes | None = None, *,
+    async def deliver(self, interaction_id: uuid.UUID, request: bytes, *,
                       patient: bool = False) -> grpc.StatusCode:
         """Sends one exchange to interactions; OK once it is there, otherwise
         the refusal's code (an exchange refused for good is parked). The
         customer's path is impatient (fail fast while interactions is down);
         the background pass is patient (waits for the channel to reconnect)."""
-        if request is None:
-            request = await self._pool.fetchval("SELECT request FROM chat_log WHERE interaction_id = $1",
-                                                interaction_id)
         try:
             await self._interactions.CreateInteraction(pb.CreateInteractionRequest.FromString(request),
                                                        timeout=DELIVERY_DEADLINE_S, wait_for_ready=patient)
