@@ -70,7 +70,7 @@ from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.interactions.v1 import interactions_service_pb2_grpc as ipb_grpc
 from mendkit.errors import ResourceExhausted
 from mendmodels.chat.base import ChatModel, Message
-from trainer import changes, evidence, regressions, triage, writes
+from trainer import changes, evidence, follow_ups, regressions, triage, writes
 from trainer.changes import ADD_PHRASINGS, EDIT_ANSWER, Change, Ledger, MemoryLedger
 from trainer.fold import Fix, Fold, Group, Nearby, entry_id, nearby
 from trainer.judge import Hit, Judge, SimilarityJudge
@@ -165,15 +165,16 @@ class Policy:
 
 
 async def pages(interactions: ipb_grpc.InteractionsServiceAsyncStub) -> AsyncIterator[list[ipb.Interaction]]:
-    """Disliked, unprocessed interactions, oldest first, a page at a time, the
-    customers' words masked (trainer/privacy.py). The page token is a cursor, so
-    marking a page before reading the next skips nothing."""
+    """Disliked, unprocessed interactions, oldest first, a page at a time, an
+    unsure follow-up read after the question it followed (trainer/follow_ups.py),
+    the customers' words masked (trainer/privacy.py). The page token is a cursor,
+    so marking a page before reading the next skips nothing."""
     token = ""
     while True:
         page = await interactions.ListInteractions(ipb.ListInteractionsRequest(
             feedback=ipb.FEEDBACK_FILTER_DISLIKED, processed_for_training=False, page_size=PAGE, page_token=token))
         if page.interactions:
-            yield [masked(item) for item in page.interactions]
+            yield [masked(item) for item in await follow_ups.in_context(interactions, page.interactions)]
         token = page.next_page_token
         if not token:
             return

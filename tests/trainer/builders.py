@@ -21,12 +21,15 @@ DONT_KNOW = "I don't know that one; please contact our care team."
 
 
 async def disliked(interactions, question: str, *, answer: str = DONT_KNOW, source: tuple[str, float] | None = None,
-                   reason: int = ipb.FEEDBACK_REASON_NOT_RELEVANT, comment: str = "", unsure: bool = False) -> str:
+                   reason: int = ipb.FEEDBACK_REASON_NOT_RELEVANT, comment: str = "", unsure: bool = False,
+                   conversation_id: str = "") -> str:
     """Logs `question` answered with `answer` from `source` (entry id, score; None: the bot did not
-    know; `unsure`: a hedged answer), disliked with `reason` and `comment`; returns the interaction id."""
+    know; `unsure`: a hedged answer) in `conversation_id`, disliked with `reason` and `comment`;
+    returns the interaction id."""
     sources = [ipb.KnowledgeSource(entry_id=source[0], title=source[0], score=source[1])] if source else []
     created = (await interactions.CreateInteraction(ipb.CreateInteractionRequest(interaction=ipb.Interaction(
-        user_query=question, bot_response=answer, sources=sources, unsure=unsure)))).interaction
+        user_query=question, bot_response=answer, sources=sources, unsure=unsure,
+        conversation_id=conversation_id)))).interaction
     await interactions.SubmitFeedback(ipb.SubmitFeedbackRequest(
         interaction_id=created.interaction_id, rating=ipb.RATING_DISLIKE, reason=reason, comment=comment))
     return created.interaction_id
