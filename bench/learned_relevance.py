@@ -1,5 +1,6 @@
 """Tried for issue 13 and not adopted: a learned answer-or-"don't know" rule over
-the embedder's own features. `python -m bench.learned_relevance [--features prod] [--label in_scope]`.
+the embedder's own features. `python -m bench.learned_relevance [--features scalar|prod] [--label right|in_scope]`
+(defaults: prod, in_scope).
 
     .venv/bin/python -m bench.learned_relevance --features scalar --label right
     .venv/bin/python -m bench.learned_relevance --features prod --label in_scope
@@ -20,7 +21,8 @@ base. Reported like bench/scope_bench.py (whose numbers the `cut` and `chosen`
 columns reproduce, computed here in numpy from the same embeddings): the best
 in-scope top-1 accuracy at <= 10% of out-of-scope questions answered, for the
 plain cut and for the head, on clinc150 val and test and on banking77 test (a
-domain the head never saw). Embeddings are cached in --cache.
+domain the head never saw). Both are best cases: each threshold is picked on the
+split it is scored on. Embeddings are cached in --cache.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import argparse
 import csv
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +84,8 @@ def design(found: dict[str, np.ndarray], features: str) -> np.ndarray:
     return np.hstack(columns).astype(np.float64)
 
 
-def fit(x: np.ndarray, y: np.ndarray, l2: float, steps: int = 600, rate: float = 0.5):
+def fit(x: np.ndarray, y: np.ndarray, l2: float, steps: int = 600,
+        rate: float = 0.5) -> Callable[[np.ndarray], np.ndarray]:
     """Class-balanced logistic regression by gradient descent on standardised features."""
     mean, scale = x.mean(0), x.std(0) + 1e-9
     z = (x - mean) / scale

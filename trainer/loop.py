@@ -165,16 +165,16 @@ class Policy:
 
 
 async def pages(interactions: ipb_grpc.InteractionsServiceAsyncStub) -> AsyncIterator[list[ipb.Interaction]]:
-    """Disliked, unprocessed interactions, oldest first, a page at a time, an
-    unsure follow-up read after the question it followed (trainer/follow_ups.py),
-    the customers' words masked (trainer/privacy.py). The page token is a cursor,
-    so marking a page before reading the next skips nothing."""
+    """Disliked, unprocessed interactions, oldest first, a page at a time, the
+    customers' words masked (trainer/privacy.py) and an unsure follow-up read
+    after the question it pointed back at (trainer/follow_ups.py). The page token
+    is a cursor, so marking a page before reading the next skips nothing."""
     token = ""
     while True:
         page = await interactions.ListInteractions(ipb.ListInteractionsRequest(
             feedback=ipb.FEEDBACK_FILTER_DISLIKED, processed_for_training=False, page_size=PAGE, page_token=token))
         if page.interactions:
-            yield [masked(item) for item in await follow_ups.in_context(interactions, page.interactions)]
+            yield await follow_ups.in_context(interactions, [masked(item) for item in page.interactions])
         token = page.next_page_token
         if not token:
             return

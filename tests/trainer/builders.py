@@ -10,12 +10,16 @@ import asyncio
 from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.trainer.v1 import trainer_service_pb2 as pb
-from tests.support import RETURNS, SHIPPING, Teacher, upsert
+from tests.support import BRAND, RETURNS, SHIPPING, Teacher, upsert
+from trainer.loop import Policy
 
 # An entry beside the returns entries of the gate tests, whose liked questions sit close to theirs.
 GIFT_CARDS_ENTRY = bpb.KnowledgeEntry(
     entry_id="gift-cards", kind=bpb.ENTRY_KIND_QA, title="Gift cards", questions=["Can I buy a gift card?"],
     content="Gift cards of 25 to 200 euros are sold in every shop and online.", source="faq")
+
+# Every fix proposed, none published until a reviewer approves it.
+REVIEW = Policy(threshold=1, publish="review", covered_similarity=0.8, duplicate_similarity=0.7, brand=BRAND)
 
 DONT_KNOW = "I don't know that one; please contact our care team."
 
@@ -105,3 +109,19 @@ class PausingTeacher(Teacher):
             await self.release.wait()
         async for piece in super().stream(messages, max_tokens):
             yield piece
+
+
+async def fixes_by_kind(stub, run_id: str = "") -> dict[int, list[pb.Fix]]:
+    """The fixes (of one run, or all), by kind."""
+    found: dict[int, list[pb.Fix]] = {}
+    for fix in (await stub.ListFixes(pb.ListFixesRequest(run_id=run_id, page_size=100))).fixes:
+        found.setdefault(fix.kind, []).append(fix)
+    return found
+
+
+async def turn(interactions, question: str, conversation_id: str, source: str = "", unsure: bool = False) -> str:
+    """A turn of a conversation answered from entry `source` (none: the bot did not know), not rated."""
+    sources = [ipb.KnowledgeSource(entry_id=source, title=source, score=0.6)] if source else []
+    return (await interactions.CreateInteraction(ipb.CreateInteractionRequest(interaction=ipb.Interaction(
+        user_query=question, bot_response="(an answer)", sources=sources, unsure=unsure,
+        conversation_id=conversation_id)))).interaction.interaction_id

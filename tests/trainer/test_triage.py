@@ -11,10 +11,9 @@ from mend.bot.v1 import bot_service_pb2 as bpb
 from mend.interactions.v1 import interactions_service_pb2 as ipb
 from mend.trainer.v1 import trainer_service_pb2 as pb
 from tests.support import BRAND, RETURNS, SHIPPING, Teacher, expect_status, processed, upsert
-from tests.trainer.builders import disliked, forced_run
+from tests.trainer.builders import REVIEW, disliked, fixes_by_kind, forced_run
 from trainer.loop import Policy
 
-REVIEW = Policy(threshold=1, publish="review", covered_similarity=0.8, duplicate_similarity=0.7, brand=BRAND)
 AUTO = Policy(threshold=1, publish="auto", covered_similarity=0.8, duplicate_similarity=0.7, brand=BRAND)
 SHIPPED_FROM = ("faq-shipping", 0.5)  # the bot answered from the shipping entry
 STALE = "Delivery takes 1-2 business days now, and is free over 50 euros."
@@ -22,13 +21,6 @@ STALE = "Delivery takes 1-2 business days now, and is free over 50 euros."
 
 async def entry(knowledge, entry_id: str) -> bpb.KnowledgeEntry:
     return (await knowledge.GetEntry(bpb.GetEntryRequest(entry_id=entry_id))).entry
-
-
-async def fixes_by_kind(stub, run_id: str = "") -> dict[int, list[pb.Fix]]:
-    found: dict[int, list[pb.Fix]] = {}
-    for fix in (await stub.ListFixes(pb.ListFixesRequest(run_id=run_id, page_size=100))).fixes:
-        found.setdefault(fix.kind, []).append(fix)
-    return found
 
 
 async def one_of_each(interactions) -> dict[str, str]:
