@@ -6,9 +6,12 @@ know what it is."""
 
 from __future__ import annotations
 
+import asyncio
+
 from mend.trainer.v1 import trainer_service_pb2 as pb
 from tests.support import RETURNS, SHIPPING, Teacher, upsert
 from tests.trainer.builders import REVIEW, disliked, fixes_by_kind, forced_run, turn
+from trainer import follow_ups
 
 POLE = "faq-tent-pole-repair"
 FOLLOW_UP = "can I rent one while it's being repaired?"
@@ -54,15 +57,34 @@ async def test_a_confident_follow_up_and_an_unsure_one_without_its_turn_keep_the
     trainer.teacher, trainer.policy = Teacher(), REVIEW
     await upsert(knowledge, RETURNS, SHIPPING)
     await turn(interactions, "My tent pole broke, can you fix it?", "conv-pole", source=POLE)
-    confident = await disliked(interactions, "Do you rent out tents?", conversation_id="conv-pole")
+    confident = await disliked(interactions, "Do you rent out tents?", source=(POLE, 0.6), conversation_id="conv-pole")
     await turn(interactions, "Do you sell kayaks?", "conv-kayak", source="faq-kayaks")
     alone = await disliked(interactions, "Can I hire one for the weekend?", unsure=True, source=(POLE, 0.5),
                            conversation_id="conv-kayak")
+    no_conversation = await disliked(interactions, "Is that covered by the warranty?", unsure=True,
+                                     source=(POLE, 0.5))
     done = await forced_run(stub)
     assert done.state == pb.RUN_STATE_SUCCEEDED, done.error_message
     questions = {fix.interaction_ids[0]: fix.question
                  for fix in (await fixes_by_kind(stub, done.run_id))[pb.FIX_KIND_NEW_ENTRY]}
-    assert questions == {confident: "Do you rent out tents?", alone: "Can I hire one for the weekend?"}
+    assert questions == {confident: "Do you rent out tents?", alone: "Can I hire one for the weekend?",
+                         no_conversation: "Is that covered by the warranty?"}
+
+
+async def test_a_long_conversation_is_read_page_by_page_for_the_last_turn_it_pointed_back_at(
+        trainer_setup, interactions, knowledge, monkeypatch):
+    stub, trainer = trainer_setup
+    trainer.teacher, trainer.policy = Teacher(), REVIEW
+    await upsert(knowledge, RETURNS, SHIPPING)
+    monkeypatch.setattr(follow_ups, "TURNS_PAGE", 2)
+    await turn(interactions, "Do you repair tents?", "conv-long", source=POLE)
+    for number in range(3):
+        await turn(interactions, f"Do you sell tent number {number}?", "conv-long", source="faq-tents")
+    await turn(interactions, "My tent pole broke, can you fix it?", "conv-long", source=POLE)  # the fifth of six
+    await turn(interactions, "And sleeping mats?", "conv-long", source="faq-mats")
+    await disliked(interactions, FOLLOW_UP, unsure=True, source=(POLE, 0.5), conversation_id="conv-long")
+    fix = await asyncio.wait_for(only_new_entry(stub), 60)  # a listing that never moves on would hang
+    assert fix.question == f"My tent pole broke, can you fix it? {FOLLOW_UP}"
 
 
 async def test_the_earlier_question_is_cut_after_masking_at_a_word_within_the_bots_limit(
@@ -90,6 +112,13 @@ async def test_the_earlier_question_is_cut_after_masking_at_a_word_within_the_bo
     assert not any(digits in question for digits in ("3704", "0044", "0532", "0130")), question
     # The phrasing is still a question the bot takes (4,000 characters): what is left
     # of the earlier question in the room there is, whole words only, and nothing without room.
+    exactly = "Which size of tent pole do I need? " * 7 + "Mine is a 2019 Alder & Finch Trailhead two-person tent."
+    assert len(exactly) == 300 and await read(FOLLOW_UP, exactly, "conv-300") == f"{exactly} {FOLLOW_UP}"
     pole = "My tent pole broke, can you fix it?"
-    assert await read("x" * 3_985, pole, "conv-14") == "you fix it? " + "x" * 3_985  # 14 characters of room
-    assert await read("y" * 3_999, pole, "conv-0") == "y" * 3_999
+    # Each a question of its own (the fold joins near-duplicates to the fix of an earlier run).
+    for asked, room, left in (("How long does that take? ", 22, "broke, can you fix it?"),
+                              ("Is it covered by the warranty? ", 14, "you fix it?"),
+                              ("Do you have it in blue? ", 1, "L"), ("What does that cost me? ", 0, "")):
+        follow_up = asked + "x" * (4_000 - 1 - room - len(asked))
+        earlier = "Have you got that pole in size L" if left == "L" else pole
+        assert await read(follow_up, earlier, f"conv-{room}") == f"{left} {follow_up}".strip(), room
