@@ -267,8 +267,8 @@ async def train(mesh: Mesh, quiet: bool) -> tpb.Run:
         now = time.perf_counter()
         if not quiet and (counts != last or now - shown > 30):
             shown, last = now, counts
-            print(f"  trainer, {now - started:.0f} s: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v),
-                  flush=True)
+            done = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+            print(f"  trainer, {now - started:.0f} s: {done or 'no page done yet'}", flush=True)
     return run
 
 

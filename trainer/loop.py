@@ -53,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -99,6 +100,8 @@ BUSY_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 # A page's search embeds 1,000 questions: longer than the channel's default deadline.
 SEARCH_TIMEOUT_S = 120
 MAX_ANSWER_TOKENS = 300
+# While a page's model calls run, a progress line at most this often (seconds).
+PROGRESS_S = 30.0
 # Phrasings a new-entry fix starts with (trainer/fold.py `phrasings`: the page's
 # questions of the topic most like the others; every question still joins the
 # fix, in its provenance). Each phrasing makes the fix a closer match for other
@@ -235,12 +238,16 @@ async def _patiently(call: Callable[[], Awaitable[T]]) -> T:
 
 
 async def _few_at_a_time(calls: Sequence[Callable[[], Awaitable[T]]], concurrency: int,
-                         failures: list[str]) -> list[T | Exception]:
+                         failures: list[str], what: str) -> list[T | Exception]:
     """Each call's result or exception, in order, with at most `concurrency`
-    running; a failure's text is added to `failures`."""
+    running; a failure's text is added to `failures`. Every PROGRESS_S while
+    calls remain, a line says how many of `what` are done: the embedded teacher
+    takes 15-60 s an answer, so a page of them is hours between its page lines."""
     slots = asyncio.Semaphore(concurrency)
+    done, shown = 0, time.monotonic()
 
     async def one(call: Callable[[], Awaitable[T]]) -> T | Exception:
+        nonlocal done, shown
         async with slots:
             try:
                 return await _patiently(call)
@@ -249,6 +256,11 @@ async def _few_at_a_time(calls: Sequence[Callable[[], Awaitable[T]]], concurrenc
                 _log.warning("a model call failed", extra={"error": failure})
                 failures.append(failure)
                 return error
+            finally:
+                done += 1
+                if done < len(calls) and time.monotonic() - shown >= PROGRESS_S:
+                    shown = time.monotonic()
+                    _log.info(f"{what}: {done} of {len(calls)} done", extra={"done": done, "calls": len(calls)})
 
     return list(await asyncio.gather(*(one(call) for call in calls)))
 
@@ -371,7 +383,7 @@ class _Run:
         ask = [index for index in left if verdicts[index].kind is Kind.GAP and verdicts[index].candidates]
         judged = await _few_at_a_time(
             [partial(self.judge.covering, items[i].user_query, verdicts[i].candidates) for i in ask],
-            concurrency_of(getattr(self.judge, "model", self.judge)), self.failures)
+            concurrency_of(getattr(self.judge, "model", self.judge)), self.failures, "judged questions")
         for index, hit in zip(ask, judged, strict=True):
             if isinstance(hit, Exception):
                 marks[index] = self._mark(items[index], ipb.TRAINING_OUTCOME_FAILED)
@@ -425,7 +437,7 @@ class _Run:
         new = [group for group in groups if group.kind == EDIT_ANSWER and group.change is None]
         answers = await _few_at_a_time(
             [partial(revise, self.teacher, self.policy.brand, g.entry, [items[i] for i in g.members]) for g in new],
-            concurrency_of(self.teacher), self.failures)
+            concurrency_of(self.teacher), self.failures, "revised answers")
         return {group: answer for group, answer in zip(new, answers, strict=True) if not isinstance(answer, Exception)}
 
     def _settle(self, items: list[ipb.Interaction], groups: list[ChangeGroup], revised: dict[ChangeGroup, str],
@@ -490,7 +502,7 @@ class _Run:
         new = [group for group in fold.groups if group.fix is None]
         answers = await _few_at_a_time(
             [partial(teach, self.teacher, self.policy.brand, items[g.members[0]], fold.published(g.members[0]))
-             for g in new], concurrency_of(self.teacher), self.failures)
+             for g in new], concurrency_of(self.teacher), self.failures, "drafted answers")
         return {group: self._new_entry(group, items[group.members[0]], answer, fold.phrasings(group, NEW_PHRASINGS))
                 for group, answer in zip(new, answers, strict=True) if not isinstance(answer, Exception)}
 

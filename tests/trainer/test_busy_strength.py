@@ -44,7 +44,7 @@ async def test_a_failed_model_call_is_logged_and_its_cause_kept_for_the_run(capl
     async def works():
         return "an answer"
 
-    results = await loop._few_at_a_time([fails, works], 2, failures)
+    results = await loop._few_at_a_time([fails, works], 2, failures, "drafted answers")
     assert isinstance(results[0], RuntimeError) and results[1] == "an answer"
     assert failures == [("RuntimeError: teacher unavailable " + "x" * 400)[:300]]
     (record,) = [r for r in caplog.records if r.name == "trainer" and r.levelno == logging.WARNING]

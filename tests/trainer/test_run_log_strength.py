@@ -55,3 +55,23 @@ async def test_a_run_below_its_threshold_says_so_and_spans_what_it_held_back(int
     assert (line.getMessage(), line.read, line.threshold) == ("below the feedback threshold; nothing to do", 1, 2)
     (span,) = [s for s in spans.get_finished_spans() if s.name == "mend.trainer.run"]
     assert span.attributes["mend.trainer.gated"] == 1
+
+
+async def test_a_page_of_slow_model_calls_says_how_many_are_done_while_it_runs(interactions, knowledge, caplog,
+                                                                               monkeypatch):
+    """The embedded teacher takes 15-60 s an answer: between two page lines a
+    page of them is hours, so the run says how far its model calls are (here at
+    every call; in a run at most every PROGRESS_S), and not after the last one,
+    which the page's own line follows."""
+    caplog.set_level(logging.INFO, logger="trainer")
+    monkeypatch.setattr(loop, "PROGRESS_S", 0.0)
+    await dislike(interactions, "Do you rent out tents?", "Do you sell gift cards?", "Can I pay with Bitcoin?")
+    counts = await run_once(interactions, knowledge, Teacher(), TWO)
+    assert counts.proposed == 3, counts
+    progress = [(r.getMessage(), r.done, r.calls) for r in said(caplog, logging.INFO) if "answers:" in r.getMessage()]
+    assert progress == [("drafted answers: 1 of 3 done", 1, 3), ("drafted answers: 2 of 3 done", 2, 3)]
+    monkeypatch.setattr(loop, "PROGRESS_S", 3600.0)
+    caplog.clear()
+    await dislike(interactions, "Do you repair bikes?", "Can I hire a kayak?")
+    await run_once(interactions, knowledge, Teacher(), TWO)
+    assert not [r for r in said(caplog, logging.INFO) if "answers:" in r.getMessage()]  # not more often than that
