@@ -100,8 +100,10 @@ BUSY_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 # A page's search embeds 1,000 questions: longer than the channel's default deadline.
 SEARCH_TIMEOUT_S = 120
 MAX_ANSWER_TOKENS = 300
-# While a page's model calls run, a progress line at most this often (seconds).
+# While a page's model calls run, a progress line at most this often (seconds),
+# timed by `_clock` (a seam for the tests: patching time.monotonic would move asyncio's clock too).
 PROGRESS_S = 30.0
+_clock = time.monotonic
 # Phrasings a new-entry fix starts with (trainer/fold.py `phrasings`: the page's
 # questions of the topic most like the others; every question still joins the
 # fix, in its provenance). Each phrasing makes the fix a closer match for other
@@ -240,27 +242,31 @@ async def _patiently(call: Callable[[], Awaitable[T]]) -> T:
 async def _few_at_a_time(calls: Sequence[Callable[[], Awaitable[T]]], concurrency: int,
                          failures: list[str], what: str) -> list[T | Exception]:
     """Each call's result or exception, in order, with at most `concurrency`
-    running; a failure's text is added to `failures`. Every PROGRESS_S while
-    calls remain, a line says how many of `what` are done: the embedded teacher
-    takes 15-60 s an answer, so a page of them is hours between its page lines."""
+    running; a failure's text is added to `failures`. As calls end, at most every
+    PROGRESS_S and not after the last, a line says how many of `what` are done
+    and how many of those failed: the embedded teacher takes 17-66 s an answer
+    (docs/benchmarks.md), so a page of them is hours between its page lines."""
     slots = asyncio.Semaphore(concurrency)
-    done, shown = 0, time.monotonic()
+    done, failed, shown = 0, 0, _clock()
 
     async def one(call: Callable[[], Awaitable[T]]) -> T | Exception:
-        nonlocal done, shown
+        nonlocal done, failed, shown
         async with slots:
+            result: T | Exception
             try:
-                return await _patiently(call)
+                result = await _patiently(call)
             except Exception as error:  # noqa: BLE001 - one bad question must not stop the run
                 failure = f"{type(error).__name__}: {error}"[:300]
                 _log.warning("a model call failed", extra={"error": failure})
                 failures.append(failure)
-                return error
-            finally:
-                done += 1
-                if done < len(calls) and time.monotonic() - shown >= PROGRESS_S:
-                    shown = time.monotonic()
-                    _log.info(f"{what}: {done} of {len(calls)} done", extra={"done": done, "calls": len(calls)})
+                failed += 1
+                result = error
+            done += 1
+            if done < len(calls) and _clock() - shown >= PROGRESS_S:
+                shown = _clock()
+                _log.info(f"{what}: {done} of {len(calls)} done, {failed} failed",
+                          extra={"done": done, "failed": failed, "calls": len(calls)})
+            return result
 
     return list(await asyncio.gather(*(one(call) for call in calls)))
 

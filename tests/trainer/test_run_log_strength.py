@@ -59,19 +59,43 @@ async def test_a_run_below_its_threshold_says_so_and_spans_what_it_held_back(int
 
 async def test_a_page_of_slow_model_calls_says_how_many_are_done_while_it_runs(interactions, knowledge, caplog,
                                                                                monkeypatch):
-    """The embedded teacher takes 15-60 s an answer: between two page lines a
+    """The embedded teacher takes 17-66 s an answer: between two page lines a
     page of them is hours, so the run says how far its model calls are (here at
-    every call; in a run at most every PROGRESS_S), and not after the last one,
-    which the page's own line follows."""
+    every call: PROGRESS_S 0), and not after the last one, which the page's own
+    line follows."""
     caplog.set_level(logging.INFO, logger="trainer")
     monkeypatch.setattr(loop, "PROGRESS_S", 0.0)
     await dislike(interactions, "Do you rent out tents?", "Do you sell gift cards?", "Can I pay with Bitcoin?")
-    counts = await run_once(interactions, knowledge, Teacher(), TWO)
-    assert counts.proposed == 3, counts
-    progress = [(r.getMessage(), r.done, r.calls) for r in said(caplog, logging.INFO) if "answers:" in r.getMessage()]
-    assert progress == [("drafted answers: 1 of 3 done", 1, 3), ("drafted answers: 2 of 3 done", 2, 3)]
-    monkeypatch.setattr(loop, "PROGRESS_S", 3600.0)
-    caplog.clear()
-    await dislike(interactions, "Do you repair bikes?", "Can I hire a kayak?")
-    await run_once(interactions, knowledge, Teacher(), TWO)
-    assert not [r for r in said(caplog, logging.INFO) if "answers:" in r.getMessage()]  # not more often than that
+    counts = await run_once(interactions, knowledge, Teacher(fail_on="Bitcoin"), TWO)
+    assert (counts.proposed, counts.failed) == (2, 1), counts
+    progress = [(r.getMessage(), r.done, r.failed, r.calls) for r in said(caplog, logging.INFO)
+                if r.getMessage().startswith("drafted answers:")]
+    assert len(progress) == 2 and progress[-1][1:] in {(2, 0, 3), (2, 1, 3)}, progress
+    assert [message for message, *_ in progress] == [f"drafted answers: {d} of 3 done, {f} failed"
+                                                     for _, d, f, _ in progress]
+
+
+async def test_the_progress_line_comes_at_most_every_progress_s_as_calls_end(caplog, monkeypatch):
+    """Five calls one at a time, each ending 15 s after the one before (a fake
+    clock): with PROGRESS_S 30 the line comes after the second and the fourth,
+    exactly 30 s apart, and not after the fifth and last; a failed call is done
+    and counted failed."""
+    caplog.set_level(logging.INFO, logger="trainer")
+    now = [0.0]
+    monkeypatch.setattr(loop, "_clock", lambda: now[0])
+    monkeypatch.setattr(loop, "PROGRESS_S", 30.0)
+
+    def call(number: int):
+        async def answered() -> str:
+            now[0] += 15.0
+            if number == 1:
+                raise RuntimeError("teacher unavailable")
+            return f"answer {number}"
+        return answered
+
+    failures: list[str] = []
+    results = await loop._few_at_a_time([call(n) for n in range(5)], 1, failures, "revised answers")
+    assert results[0] == "answer 0" and isinstance(results[1], RuntimeError) and results[4] == "answer 4"
+    lines = [(r.getMessage(), r.done, r.failed, r.calls) for r in said(caplog, logging.INFO)]
+    assert lines == [("revised answers: 2 of 5 done, 1 failed", 2, 1, 5),
+                     ("revised answers: 4 of 5 done, 1 failed", 4, 1, 5)]
