@@ -8,7 +8,10 @@ from __future__ import annotations
 import logging
 import uuid
 
-from tests.support import BRAND, Teacher, dislike
+from mend.interactions.v1 import interactions_service_pb2 as ipb
+from mend.trainer.v1 import trainer_service_pb2 as pb
+from tests.support import BRAND, RETURNS, SHIPPING, Teacher, dislike, upsert
+from tests.trainer.builders import REVIEW, disliked, forced_run
 from trainer import loop
 from trainer.loop import Policy, run_once
 
@@ -78,8 +81,8 @@ async def test_a_page_of_slow_model_calls_says_how_many_are_done_while_it_runs(i
 async def test_the_progress_line_comes_at_most_every_progress_s_as_calls_end(caplog, monkeypatch):
     """Five calls one at a time, each ending 15 s after the one before (a fake
     clock): with PROGRESS_S 30 the line comes after the second and the fourth,
-    exactly 30 s apart, and not after the fifth and last; a failed call is done
-    and counted failed."""
+    exactly 30 s apart, and not after the fifth and last; a failed call (the
+    second and third) is done and counted failed."""
     caplog.set_level(logging.INFO, logger="trainer")
     now = [0.0]
     monkeypatch.setattr(loop, "_clock", lambda: now[0])
@@ -88,14 +91,34 @@ async def test_the_progress_line_comes_at_most_every_progress_s_as_calls_end(cap
     def call(number: int):
         async def answered() -> str:
             now[0] += 15.0
-            if number == 1:
+            if number in (1, 2):
                 raise RuntimeError("teacher unavailable")
             return f"answer {number}"
         return answered
 
     failures: list[str] = []
     results = await loop._few_at_a_time([call(n) for n in range(5)], 1, failures, "revised answers")
-    assert results[0] == "answer 0" and isinstance(results[1], RuntimeError) and results[4] == "answer 4"
+    assert results[0] == "answer 0" and isinstance(results[2], RuntimeError) and results[4] == "answer 4"
     lines = [(r.getMessage(), r.done, r.failed, r.calls) for r in said(caplog, logging.INFO)]
     assert lines == [("revised answers: 2 of 5 done, 1 failed", 2, 1, 5),
-                     ("revised answers: 4 of 5 done, 1 failed", 4, 1, 5)]
+                     ("revised answers: 4 of 5 done, 2 failed", 4, 2, 5)]
+
+
+async def test_each_kind_of_model_call_names_itself_in_the_progress_line(trainer_setup, interactions, knowledge,
+                                                                         caplog, monkeypatch):
+    """Drafted answers (new entries), revised answers (edits of wrong ones) and
+    judged questions (whether a published entry covers a gap), each by name."""
+    stub, trainer = trainer_setup
+    trainer.teacher, trainer.policy = Teacher(), REVIEW
+    caplog.set_level(logging.INFO, logger="trainer")
+    monkeypatch.setattr(loop, "PROGRESS_S", 0.0)
+    await upsert(knowledge, RETURNS, SHIPPING)
+    for entry, question in (("faq-shipping", "How long does shipping take?"), ("faq-returns", "Can I return it?")):
+        await disliked(interactions, question, source=(entry, 0.9), reason=ipb.FEEDBACK_REASON_OUTDATED,
+                       comment="That changed last month.")
+    await disliked(interactions, "How do I send back shoes that do not fit?")
+    await disliked(interactions, "Do you ship parcels to Norway?")
+    done = await forced_run(stub)
+    assert done.state == pb.RUN_STATE_SUCCEEDED and done.counts.wrong == 2, done.counts
+    kinds = {r.getMessage().split(":")[0] for r in said(caplog, logging.INFO) if r.getMessage().endswith("failed")}
+    assert kinds == {"revised answers", "judged questions", "drafted answers"}, kinds
