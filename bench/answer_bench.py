@@ -186,7 +186,7 @@ async def ask(stub: Any, query: str, conversation_id: str, token: str) -> tuple[
 
 def _response(response: Any, wall_s: float) -> dict[str, Any]:
     facts = response.generation
-    return {"answer": response.answer, "grounded": response.grounded,
+    return {"answer": response.answer, "grounded": response.grounded, "unsure": response.unsure,
             "sources": [{"entry_id": s.entry_id, "title": s.title, "score": round(s.score, 4)}
                         for s in response.sources],
             "model": facts.model, "first_words_ms": facts.time_to_first_token_ms, "total_ms": facts.total_ms,
@@ -237,11 +237,14 @@ async def run_items(stub: Any, items: Sequence[Item], known_numbers: set[str], c
 
 
 def tally(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    counts = {category: {"items": 0, **dict.fromkeys(OUTCOMES, 0)} for category in (*CATEGORIES, "all")}
+    counts = {category: {"items": 0, **dict.fromkeys(OUTCOMES, 0), "right_unsure": 0}
+              for category in (*CATEGORIES, "all")}
     for row in rows:
         for category in (row["category"], "all"):
             counts[category]["items"] += 1
             counts[category][row["outcome"]] += 1
+            # Right, but said it might not be what was asked (a loose match): the hedge's cost.
+            counts[category]["right_unsure"] += row["outcome"] == "right" and bool(row.get("unsure"))
     return counts
 
 
@@ -331,7 +334,7 @@ def result(run: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _cell(counts: dict[str, int], outcome: str) -> str:
     # Results measured before an outcome existed have none of it.
-    return f"{counts.get(outcome, 0)}" if counts["items"] else "-"
+    return f"{counts[outcome]}" if counts["items"] and outcome in counts else "-"
 
 
 def report(results: Iterable[dict[str, Any]]) -> str:
@@ -345,23 +348,24 @@ def report(results: Iterable[dict[str, Any]]) -> str:
         "questions are asked first in the same conversation. Outcomes: **right** (every required fact, no wrong",
         "claim), **claim** (a phrase the item lists as a wrong claim, or a number no knowledge text states),",
         "**don't know** (the honest answer for out-of-scope items), **hedged** (not right, no claim, and the answer",
-        "says it is not sure and how to reach a person: a follow-up answered from the conversation's topic, which",
-        "nothing covers on its own), **wrong source** (answered, not right, no claim found; for an out-of-scope item,",
-        "answered from an entry that does not cover it).",
+        "says it is not sure and how to reach a person: its entry matched the question only loosely, or a follow-up",
+        "was answered from the conversation's topic, which nothing covers on its own), **wrong source** (answered,",
+        "not right, no claim found; for an out-of-scope item, answered from an entry that does not cover it). **right,",
+        "said unsure**: right answers that also said they might not be what was asked (the hedge's cost).",
         "",
         "```",
         ".venv/bin/python -m bench.answer_bench --mode quote",
         ".venv/bin/python -m bench.answer_bench --mode generate",
         "```",
         "",
-        "| mode | model | category | items | right | claim | don't know | hedged | wrong source |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| mode | model | category | items | right | claim | don't know | hedged | wrong source | right, said unsure |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for result in results:
         for category in (*CATEGORIES, "all"):
             counts = result["counts"][category]
             lines.append(f"| {result['mode']} | {result['model']} | {category.replace('_', '-')} | {counts['items']} | "
-                         + " | ".join(_cell(counts, outcome) for outcome in OUTCOMES) + " |")
+                         + " | ".join(_cell(counts, outcome) for outcome in (*OUTCOMES, "right_unsure")) + " |")
     lines += ["", "| mode | answers | first words p50 | p95 | grounded p50 | total p50 | answering | load average "
               "(1 min, min / median / max) | commit |",
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]

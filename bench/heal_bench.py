@@ -521,7 +521,7 @@ def score(options: Options, topics: dict[str, Topic], before: Sequence[Reply], v
                      "right_after": sum(a.right() for _, a in pairs),
                      "pct_before": pct(sum(b.right() for b, _ in pairs), len(pairs)),
                      "pct_after": pct(sum(a.right() for _, a in pairs), len(pairs)),
-                     "answer_text_is_the_entry": pct(sum(a.answer.strip() == a.snippet.strip()
+                     "answer_text_is_the_entry": pct(sum(a.snippet.strip() in a.answer  # whole, hedged or not
                                                          for a in after if a.entry_id),
                                                      sum(1 for a in after if a.entry_id))},
         "duplicate_fixes": {"new_entry_fixes": len(new_entries), "for_seeded_topics": len(duplicates),

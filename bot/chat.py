@@ -59,6 +59,9 @@ class Retrieved:
     # The relevant hit is the last answer's entry, taken because the question
     # points back at it, not because anything covers the question on its own.
     pointed_back: bool = False
+    # The best relevant hit passes the cut but not `Relevance.sure`: about as
+    # likely wrong as right, so the answer says so and how to reach a person.
+    loose: bool = False
 
 
 class Answerer(Protocol):
@@ -181,7 +184,8 @@ class Chatbot:
         statuses = ["published"]
         if not history.turns:
             found = await self.knowledge.search(query, self.retrieval.k, statuses, None)
-            return Retrieved(found, self.relevant(found))
+            relevant = self.relevant(found)
+            return Retrieved(found, relevant, loose=bool(relevant) and not self.retrieval.relevance.sure(relevant[0]))
         # In a conversation the question is searched on its own and with its earlier
         # questions before it (one embedding call), and each entry scores the mean
         # of the two: a follow-up ("and do you pay for the return shipping?") finds
@@ -205,7 +209,10 @@ class Chatbot:
 
         relevant = self.relevant(found)
         if relevant and covered_alone(relevant[0]):
-            return Retrieved(found, [hit for hit in relevant if covered_alone(hit)])
+            # Sure with the conversation or on its own words alone.
+            best = relevant[0]
+            sure = any(self.retrieval.relevance.sure(hit) for hit in (best, own.get(best.entry.entry_id)) if hit)
+            return Retrieved(found, [hit for hit in relevant if covered_alone(hit)], loose=not sure)
         pointed_at = self.pointed_at(query, history.turns[-1], in_context)
         return Retrieved(found, pointed_at, pointed_back=bool(pointed_at))
 
@@ -240,6 +247,7 @@ class Chatbot:
         yield Start(interaction_id, conversation_id, sources)
 
         pieces: list[str] = []
+        hedged = retrieved.pointed_back or retrieved.loose
         first_token_ms = 0
         tally = Tally()
         if hits:
@@ -251,12 +259,12 @@ class Chatbot:
                         continue
                     if not pieces:
                         first_token_ms = _ms(started)
-                        if retrieved.pointed_back:
+                        if hedged:
                             pieces.append(self.persona.unsure(hits[0].entry.title))
                             yield Delta(pieces[-1])
                     pieces.append(piece)
                     yield Delta(piece)
-                if pieces and retrieved.pointed_back:
+                if pieces and hedged:
                     pieces.append(self.persona.or_ask_a_person())
                     yield Delta(pieces[-1])
                 span.set_attribute("mend.llm.model", tally.model)
@@ -273,6 +281,6 @@ class Chatbot:
                       time_to_first_token_ms=first_token_ms, total_ms=_ms(started))
         exchange = Exchange(interaction_id=interaction_id, conversation_id=conversation_id, query=query,
                             answer=answer, sources=sources if grounded else (), grounded=grounded, facts=facts,
-                            unsure=grounded and retrieved.pointed_back)
+                            unsure=grounded and hedged, from_topic=grounded and retrieved.pointed_back)
         await self.outbox.send(exchange, _trace_id())
         yield End(exchange)

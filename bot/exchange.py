@@ -54,9 +54,13 @@ class Exchange:
     sources: tuple[Source, ...]
     grounded: bool
     facts: Facts
-    # Answered from the conversation's topic, which may not be what was asked
-    # (bot/chat.py, `pointed_at`): the answer says so, and clients offer a person.
+    # The answer may not be what was asked: it says so, and clients offer a
+    # person. Either the best entry matched only loosely (Relevance.sure) or,
+    # `from_topic`, the answer came from the conversation's topic (bot/chat.py,
+    # `pointed_at`), not from an entry chosen for the question itself: the
+    # trainer reads only that (Interaction.unsure).
     unsure: bool = False
+    from_topic: bool = False
 
 
 @dataclass(frozen=True)

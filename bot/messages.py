@@ -69,5 +69,5 @@ def interaction_request(exchange: Exchange, trace_id: str = "") -> ipb.CreateInt
         generation=ipb.GenerationFacts(model=facts.model, input_tokens=facts.input_tokens,
                                        output_tokens=facts.output_tokens, retrieval_ms=facts.retrieval_ms,
                                        time_to_first_token_ms=facts.time_to_first_token_ms, total_ms=facts.total_ms),
-        trace_id=trace_id, unsure=exchange.unsure,
+        trace_id=trace_id, unsure=exchange.from_topic,
     ))

@@ -37,7 +37,7 @@ async def exchange_of(chatbot, model: ScriptedModel, query: str):
 async def test_the_customers_own_words_count_as_known(bot):
     """Two of the five content words are the question's (kayak, paddle): with them
     known, the sentence passes; they are no evidence, the sources' words are."""
-    bot.retrieval = Retrieval(relevance=Relevance(min_score=0.0))  # answered from the returns entry
+    bot.retrieval = Retrieval(relevance=Relevance(min_score=0.0, sure_score=0.0))  # answered from the returns entry
     answer = "Yes, you can return your kayak paddle within 60 days."
     end = await exchange_of(bot, ScriptedModel(answer), "Can I return my kayak paddle?")
     assert end.answer == answer and end.facts.model == "scripted"
@@ -50,7 +50,7 @@ async def test_each_piece_the_model_streams_counts_as_an_output_token(bot):
 
 
 async def test_the_brands_name_counts_as_known(bot):
-    bot.retrieval = Retrieval(relevance=Relevance(min_score=0.0))
+    bot.retrieval = Retrieval(relevance=Relevance(min_score=0.0, sure_score=0.0))
     answer = "At Alder & Finch, refunds take 60 days."
     end = await exchange_of(bot, ScriptedModel(answer), "How long does a refund take?")
     assert end.answer == answer and end.facts.model == "scripted"

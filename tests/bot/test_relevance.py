@@ -29,6 +29,16 @@ def test_the_measured_constants():
     assert (RULE.min_score, RULE.per_ln_phrasing, RULE.min_margin) == (0.44, 0.015, 0.0)
 
 
+def test_an_answer_is_sure_from_the_sure_score_which_rises_as_the_cut_does():
+    # bench/results/scope.md: the lowest at which clinc150 val's unhedged answers are 90% right.
+    assert RULE.sure_score == 0.66
+    assert RULE.sure(hit(0.66)) and not RULE.sure(hit(math.nextafter(0.66, 0)))
+    assert RULE.sure(article(0.66)) and not RULE.sure(article(0.659))
+    sure = 0.66 + 0.015 * math.log(10)
+    assert RULE.sure(hit(sure, phrasings=10)) and not RULE.sure(hit(math.nextafter(sure, 0), phrasings=10))
+    assert RULE.sure(hit(0.67)) and not RULE.sure(hit(0.67, phrasings=10))
+
+
 def test_a_hit_exactly_at_the_cut_answers_and_just_below_does_not():
     assert RULE.relevant([hit(0.44)]) == [hit(0.44)]
     assert RULE.relevant([hit(math.nextafter(0.44, 0))]) == []

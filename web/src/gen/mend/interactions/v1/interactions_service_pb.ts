@@ -144,9 +144,10 @@ export type Interaction = Message<"mend.interactions.v1.Interaction"> & {
   processedTime?: Timestamp | undefined;
 
   /**
-   * True when the bot said it was not sure the answer fits the question: a
-   * follow-up that nothing covers on its own, answered from the entry of the
-   * conversation's last answer (ChatResponse.unsure). The trainer never edits
+   * True when the answer came from the conversation's topic: a follow-up that
+   * nothing covers on its own, answered from the entry of the conversation's
+   * last answer (one case of ChatResponse.unsure; an answer that is unsure only
+   * because its entry matched loosely is not marked). The trainer never edits
    * that entry's answer for such a question: it was not chosen as the answer to it.
    *
    * @generated from field: bool unsure = 18;
