@@ -21,7 +21,8 @@ question (answered from another entry than the disliked one) names an entry.
 Per question, and per topic (a topic's disliked questions: the fold's groups at
 their best), precision (the named entry is the question's own) and recall (of
 the misrouted questions) for a few similarities and shares (`... 5 liked`);
-and the fold of the gap questions at a few similarities (`... 3 fold`).
+the fold of the gap questions at a few similarities (`... 3 fold`); and label
+propagation from liked to disliked questions, per question (`... 5 propagate`).
 """
 
 from __future__ import annotations
@@ -118,11 +119,9 @@ async def main(seeds: int) -> None:
                   f"   recall {right[name] / max(1, true):6.1%} ({right[name]}/{true})")
 
 
-def liked_evidence(seed: int, vectors: np.ndarray, intents: list[str]):
-    """Per disliked question of `seed`'s scenario (no stale entries, no noise:
-    liked = answered right): (truth, intent, (similarity, entry) of its nearest
-    liked question not answered from the entry it was answered from, or None),
-    and the similarity matrix of the disliked questions."""
+def answered(seed: int, vectors: np.ndarray, intents: list[str]):
+    """`seed`'s scenario without stale entries or noise: the liked (row, intent)
+    (answered right) and the disliked (row, intent, source, truth)."""
     rng = np.random.default_rng(seed)
     names = sorted(set(intents))
     order = list(rng.permutation(names))
@@ -139,6 +138,59 @@ def liked_evidence(seed: int, vectors: np.ndarray, intents: list[str]):
                 liked.append((row, name))
             else:
                 disliked.append((row, name, source, "misrouted" if name in seeded else "gap"))
+    return liked, disliked
+
+
+def report_propagated(seeds: int, vectors: np.ndarray, intents: list[str]) -> None:
+    """Label propagation from liked to disliked questions, per question: among a
+    disliked question's k most similar questions, liked ones (labelled with the
+    entry they were liked for) and the other disliked ones (unlabelled, or, when
+    iterated, labelled by the round before), the entry with at least `share` of
+    the k votes, not the one it was answered from, is the one it is misrouted to.
+    A gap topic's neighbours are its own disliked questions; a misrouted one's
+    include its entry's liked ones. Means over the seeds (worst seed)."""
+    rules: dict[str, list[tuple[float, float]]] = {}
+    for seed in range(seeds):
+        liked, disliked = answered(seed, vectors, intents)
+        to_liked = np.stack([vectors[r] for r, *_ in disliked]) @ np.stack([vectors[r] for r, _ in liked]).T
+        to_disliked = np.stack([vectors[r] for r, *_ in disliked]) @ np.stack([vectors[r] for r, *_ in disliked]).T
+        np.fill_diagonal(to_disliked, -np.inf)
+        misrouted = sum(1 for *_, truth in disliked if truth == "misrouted")
+        for k in (5, 10, 15):
+            for share in (0.4, 0.5, 0.6):
+                for rounds in (1, 3):
+                    labels: list[str | None] = [None] * len(disliked)
+                    for _ in range(rounds):
+                        labels = [_vote(i, source, k, share, liked, labels, to_liked, to_disliked)
+                                  for i, (_, _, source, _) in enumerate(disliked)]
+                    said = [(label, disliked[i][1]) for i, label in enumerate(labels) if label]
+                    right = sum(1 for label, name in said if label == name)
+                    rules.setdefault(f"k={k}, share >= {share}, {rounds} round(s)", []).append(
+                        (right / max(1, len(said)), right / max(1, misrouted)))
+    print(f"label propagation, {seeds} seeds: mean precision (worst seed), mean recall of misrouted")
+    for rule, values in rules.items():
+        precision = [p for p, _ in values]
+        print(f"  {rule:40} {np.mean(precision):6.1%} ({min(precision):6.1%})  {np.mean([r for _, r in values]):6.1%}")
+
+
+def _vote(i: int, source: str, k: int, share: float, liked: list, labels: list, to_liked: np.ndarray,
+          to_disliked: np.ndarray) -> str | None:
+    near = sorted([(float(to_liked[i, j]), name) for j, (_, name) in enumerate(liked) if name != source]
+                  + [(float(to_disliked[i, j]), label or "") for j, label in enumerate(labels) if j != i],
+                  key=lambda pair: -pair[0])[:k]
+    votes = Counter(label for _, label in near if label)
+    if not votes:
+        return None
+    entry, count = votes.most_common(1)[0]
+    return entry if count >= share * k and entry != source else None
+
+
+def liked_evidence(seed: int, vectors: np.ndarray, intents: list[str]):
+    """Per disliked question of `seed`'s scenario (no stale entries, no noise:
+    liked = answered right): (truth, intent, (similarity, entry) of its nearest
+    liked question not answered from the entry it was answered from, or None),
+    and the similarity matrix of the disliked questions."""
+    liked, disliked = answered(seed, vectors, intents)
     liked_vectors = np.stack([vectors[row] for row, _ in liked])
     disliked_vectors = np.stack([vectors[row] for row, *_ in disliked])
     found = []
@@ -195,15 +247,34 @@ def report_liked(seeds: int, vectors: np.ndarray, intents: list[str]) -> None:
         print(f"  {rule:70} {np.mean(precision):6.1%} ({min(precision):6.1%})  {np.mean([r for _, r in values]):6.1%}")
 
 
+def _agglomerated(similar: np.ndarray, threshold: float) -> list[list[int]]:
+    """Complete-linkage clustering of a whole page at once (not in the page's
+    order, as the fold must): groups merge while every pair across two of them
+    is at least `threshold` similar. An upper bound on what re-grouping buys."""
+    linked = similar.astype(float).copy()
+    np.fill_diagonal(linked, -np.inf)
+    members = {i: [i] for i in range(len(similar))}
+    while members:
+        a, b = divmod(int(np.argmax(linked)), len(linked))
+        if linked[a, b] < threshold:
+            break
+        linked[a, :] = np.minimum(linked[a, :], linked[b, :])
+        linked[:, a] = linked[a, :]
+        linked[a, a] = linked[b, :] = linked[:, b] = -np.inf
+        members[a] += members.pop(b)
+    return list(members.values())
+
+
 def report_fold(seeds: int, vectors: np.ndarray, intents: list[str]) -> None:
     """The fold of trainer/fold.py on the gap questions (shuffled): each joins the
     group of its most similar earlier question among its 3 peers at >= threshold
     (single linkage, as the batch search's peers give it), or the group of the
-    most similar group by mean similarity (average linkage); fixes per topic and
-    the share of questions in a group whose majority topic is another."""
+    most similar group by mean similarity (average linkage); or the whole page
+    is clustered at once (complete linkage); fixes per topic and the share of
+    questions in a group whose majority topic is another."""
     names = sorted(set(intents))
-    for linkage in ("single", "average"):
-        for threshold in (0.5, 0.6, 0.65, 0.7, 0.75, 0.8):
+    for linkage in ("single", "average", "complete, whole page"):
+        for threshold in (0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8):
             per_topic, foreign = [], []
             for seed in range(seeds):
                 rng = np.random.default_rng(seed)
@@ -215,7 +286,9 @@ def report_fold(seeds: int, vectors: np.ndarray, intents: list[str]) -> None:
                 similar = matrix @ matrix.T
                 group: list[int] = []
                 members: list[list[int]] = []
-                for i in range(len(asked)):
+                if linkage.startswith("complete"):
+                    members = _agglomerated(similar, threshold)
+                for i in range(len(asked) if not members else 0):
                     earlier = similar[i, :i]
                     close = [int(j) for j in np.argsort(-earlier)[:3 if linkage == "single" else 10]
                              if earlier[j] >= (threshold if linkage == "single" else 0.3)]
@@ -247,6 +320,10 @@ if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[2] == "fold":
         found, _, labels = embedded()
         report_fold(int(sys.argv[1]), found, labels)
+        sys.exit(0)
+    if len(sys.argv) > 2 and sys.argv[2] == "propagate":
+        found, _, labels = embedded()
+        report_propagated(int(sys.argv[1]), found, labels)
         sys.exit(0)
     if len(sys.argv) > 2 and sys.argv[2] == "liked":
         found, _, labels = embedded()
