@@ -290,7 +290,7 @@ class _Run:
                  knowledge: bpb_grpc.KnowledgeServiceAsyncStub, teacher: ChatModel, judge: Judge, policy: Policy,
                  run_id: str,
                  on_fixes: Callable[[list[Fix]], Awaitable[None]] | None, hold: Hold, failures: list[str],
-                 ledger: Ledger) -> None:
+                 ledger: Ledger, on_progress: Callable[[Counts], Awaitable[None]] | None = None) -> None:
         self.interactions = interactions
         self.knowledge = knowledge
         self.teacher = teacher
@@ -298,6 +298,9 @@ class _Run:
         self.policy = policy
         self.run_id = run_id
         self.on_fixes = on_fixes
+        # Told the counts as soon as a page is triaged, before its model calls
+        # (hours with the embedded teacher), and again when it is written.
+        self.on_progress = on_progress
         self.hold = hold
         self.ledger = ledger
         self.liked: list[evidence.Liked] = []  # read once the run passes its threshold
@@ -341,6 +344,8 @@ class _Run:
                 if verdict.kind is Kind.NO_ACTION:
                     target = verdict.target.entry.entry_id if verdict.target is not None else ""
                     marks[index] = self._mark(items[index], ipb.TRAINING_OUTCOME_COVERED, target)
+            if self.on_progress is not None:
+                await self.on_progress(self.counts)
             edits = await self._change_groups(verdicts)
             # The teacher may take minutes: reviews go on meanwhile, and only what follows is held.
             taught = await self._teach(items, fold)
@@ -811,7 +816,9 @@ async def run_once(interactions: ipb_grpc.InteractionsServiceAsyncStub, knowledg
     """One run. `on_fixes` records a page's fixes before any of its interactions is
     marked, so that every marked interaction's fix is on record for review and undo.
     After each page the counts so far are logged and passed to `on_progress`: a
-    large run takes minutes, and its Job log and GetRun show how far it is.
+    large run takes minutes, and its Job log and GetRun show how far it is. They
+    are passed also once the run is past its threshold (how many it read) and
+    as each page is triaged (how many of each class), before its model calls.
     `hold` (see `Hold`) keeps reviews of a page's earlier fixes out while it grows
     and marks them; without it, the entries' status decides their questions' outcome.
     `failures` collects why questions failed (a model call, a write), for the run's record.
@@ -820,7 +827,7 @@ async def run_once(interactions: ipb_grpc.InteractionsServiceAsyncStub, knowledg
     page and after the last ("before", "after"; trainer/regressions.py)."""
     run = _Run(interactions, knowledge, teacher, judge or SimilarityJudge(policy.covered_similarity), policy,
                run_id or str(uuid.uuid4()), on_fixes, hold or _no_hold, [] if failures is None else failures,
-               MemoryLedger() if ledger is None else ledger)
+               MemoryLedger() if ledger is None else ledger, on_progress)
     counts = run.counts
     with _tracer.start_as_current_span("mend.trainer.run") as span:
         stream = pages(interactions)
@@ -837,6 +844,8 @@ async def run_once(interactions: ipb_grpc.InteractionsServiceAsyncStub, knowledg
             _log.info("below the feedback threshold; nothing to do",
                       extra={"read": counts.read, "threshold": policy.threshold})
             return counts
+        if on_progress is not None:
+            await on_progress(counts)
         run.liked = await evidence.liked(interactions)
         entries = await regressions.published_entries(knowledge)
         run.cases = await regressions.regression_set(interactions, knowledge, run.liked, entries)

@@ -164,6 +164,16 @@ async def test_bad_admin_input(trainer_setup):
                         "request_id")
 
 
+async def running(stub, run_id: str, ready) -> pb.Run:
+    """The run as GetRun shows it once `ready(run)` (polled)."""
+    for _ in range(300):
+        run = (await stub.GetRun(pb.GetRunRequest(run_id=run_id))).run
+        if ready(run):
+            return run
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"GetRun never showed it: {run}")
+
+
 async def test_a_running_run_shows_its_progress_page_by_page(trainer_setup, interactions, monkeypatch, caplog):
     from trainer import loop
 
@@ -173,20 +183,59 @@ async def test_a_running_run_shows_its_progress_page_by_page(trainer_setup, inte
     await dislike(interactions, "Do you rent out tents?", "Do you sell gift cards?", "Do you repair zips on jackets?")
     with caplog.at_level("INFO", logger="trainer"):
         run_id = (await stub.StartRun(pb.StartRunRequest())).run.run_id
-        for _ in range(300):
-            run = (await stub.GetRun(pb.GetRunRequest(run_id=run_id))).run
-            if run.counts.read:
-                break
-            await asyncio.sleep(0.05)
-        # The first page is done and on record; the second waits on the teacher.
-        assert run.state == pb.RUN_STATE_RUNNING
-        assert (run.counts.read, run.counts.proposed) == (2, 2)
+        run = await running(stub, run_id, lambda run: run.counts.gap == 3)
+        # The first page is done and on record; the second is triaged and waits on the teacher.
+        assert run.state == pb.RUN_STATE_RUNNING and trainer.teacher.waiting.is_set()
+        assert (run.counts.read, run.counts.proposed) == (3, 2)
         trainer.teacher.release.set()
         run = await finished(stub, run_id)
     assert (run.counts.read, run.counts.proposed) == (3, 3)
     pages = [r.getMessage() for r in caplog.records if r.getMessage().startswith("page ")]
     assert pages == ["page 1 done: read 2, covered 0, fixed 0, proposed 2, failed 0",
                      "page 2 done: read 3, covered 0, fixed 0, proposed 3, failed 0"]
+
+
+async def test_a_page_shows_what_it_read_and_how_it_triaged_it_before_the_teacher_answers(
+        trainer_setup, interactions):
+    """With the embedded teacher a page's answers take minutes to hours: GetRun
+    shows the page's triage while they are written, and the fixes once done."""
+    stub, trainer = trainer_setup
+    trainer.teacher = PausingTeacher("Do you rent out tents?")
+    await dislike(interactions, "Do you rent out tents?", "Do you sell gift cards?")
+    run_id = (await stub.StartRun(pb.StartRunRequest())).run.run_id
+    run = await running(stub, run_id, lambda run: run.counts.read)
+    await asyncio.wait_for(trainer.teacher.waiting.wait(), 30)
+    run = await running(stub, run_id, lambda run: run.counts.gap)
+    assert run.state == pb.RUN_STATE_RUNNING
+    assert (run.counts.read, run.counts.gap, run.counts.proposed, run.counts.failed) == (2, 2, 0, 0)
+    trainer.teacher.release.set()
+    run = await finished(stub, run_id)
+    assert (run.state, run.counts.read, run.counts.gap, run.counts.proposed) == (pb.RUN_STATE_SUCCEEDED, 2, 2, 2)
+
+
+async def test_a_run_past_its_threshold_shows_what_it_read_before_it_replays_the_regression_set(
+        trainer_setup, interactions, monkeypatch):
+    """Replaying the regression set can take a minute (5,000 liked questions
+    embedded cold): GetRun already says how many dislikes the run read."""
+    from trainer import loop
+
+    stub, trainer = trainer_setup
+    trainer.teacher = Teacher()
+    release, replaying, replay = asyncio.Event(), asyncio.Event(), loop.regressions.replay
+
+    async def slow_replay(*args, **kwargs):
+        replaying.set()
+        await release.wait()
+        return await replay(*args, **kwargs)
+
+    monkeypatch.setattr(loop.regressions, "replay", slow_replay)
+    await dislike(interactions, "Do you rent out tents?", "Do you sell gift cards?")
+    run_id = (await stub.StartRun(pb.StartRunRequest())).run.run_id
+    await asyncio.wait_for(replaying.wait(), 30)
+    run = await running(stub, run_id, lambda run: run.counts.read)
+    assert (run.state, run.counts.read, run.counts.gap, run.counts.proposed) == (pb.RUN_STATE_RUNNING, 2, 0, 0)
+    release.set()
+    assert (await finished(stub, run_id)).counts.proposed == 2
 
 
 @pytest.mark.parametrize("action", ["approve", "reject"])
@@ -201,10 +250,7 @@ async def test_a_review_made_while_a_run_is_on_a_later_page_stands(trainer_setup
     ids = await dislike(interactions, "Do you rent out tents?", "Do you sell gift cards?",
                         "Can I rent a tent from you?", "Do you repair zips on jackets?")
     run_id = (await stub.StartRun(pb.StartRunRequest())).run.run_id
-    for _ in range(300):
-        if (await stub.GetRun(pb.GetRunRequest(run_id=run_id))).run.counts.read:
-            break
-        await asyncio.sleep(0.05)
+    await asyncio.wait_for(trainer.teacher.waiting.wait(), 30)  # page 1 is written, page 2 is being taught
     fixes = (await stub.ListFixes(pb.ListFixesRequest(run_id=run_id))).fixes
     tents = next(f for f in fixes if f.question == "Do you rent out tents?")
     edited = "Yes: tents rent for 15 euros a weekend, poles included."
