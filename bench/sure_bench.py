@@ -1,60 +1,86 @@
 """When an answer should say it may not be what was asked: `python -m bench.sure_bench`.
 
     .venv/bin/python -m bench.scope_bench --dataset clinc150 --phrasings 1 5 10   # the searches, once
-    .venv/bin/python -m bench.sure_bench --dataset clinc150 --choose               # choose Relevance.sure_score
+    .venv/bin/python -m bench.sure_bench --dataset clinc150 --choose               # choose Relevance's sure rule
     .venv/bin/python -m bench.sure_bench --dataset banking77                       # report with it
 
 Reads the hits bench/scope_bench.py saved (.mend/scope_bench/rows_<dataset>.json:
-the real index and embedder, through the bot's RPCs) and applies bot/relevance.py
-to them: a question is *answered* when `Relevance.relevant` keeps a hit, and
-answered *sure* when its best hit also passes `Relevance.sure`; the others it
-answers are hedged (bot/chat.py: "I'm not sure I understood ..." and the way to
-a person). Per run (phrasings per entry P, split):
+the real index and embedder, through the bot's RPCs). A question is *answered*
+when bot/relevance.py's `Relevance.relevant` keeps a hit, and answered *sure*
+when `Relevance.sure` holds for its hits too; the others it answers are hedged
+(bot/chat.py: "I'm not sure I understood ..." and the way to a person). Per run
+(phrasings per entry P, split):
 
 - precision by score: of the answers with a top score in each 0.05 band, the
   share from the question's own entry (out-of-scope questions count as wrong);
-- per candidate sure_score (0.01 steps, the rule's own rise per phrasing): the
-  precision of the sure answers, the share of right answers hedged, and the
+- per candidate rule, sure when the top score reaches `sure_score`, or
+  `sure_score_apart` with the runner-up entry `sure_margin` behind (each with
+  the cut's rise per ln(phrasings); the grid includes the margin switched off):
+  the precision of the sure answers, the share of right answers hedged, and the
   share of out-of-scope questions answered sure / answered at all.
 
-`--choose` picks the lowest candidate whose sure answers are from the right
-entry at least `PRECISION` of the time on every val run at once (clinc150:
-val + oos_val + oos_train), the way `Relevance.min_score` was chosen; test and
-banking77 only report. Results: bench/results/scope_sure_<dataset>.json.
+`--choose` picks, among the candidates whose sure answers are from the right
+entry at least `PRECISION` of the time on every val run at once (clinc150: val +
+oos_val + oos_train), the one that hedges the fewest right answers on val (mean
+over the runs), the way `Relevance.min_score` was chosen; test and banking77
+only report. The grid is scored with array arithmetic; the reported rule is
+then checked against `Relevance.sure` itself, question by question.
+Results: bench/results/scope_sure_<dataset>.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import sys
 
 import numpy as np
 
-from bench.scope_bench import REPO, RESULTS, Dataset, load_banking77, load_clinc150, scores_of
+from bench.scope_bench import REPO, RESULTS, Dataset, Scores, load_banking77, load_clinc150, scores_of
 from bot.catalog import Entry
 from bot.knowledge import Hit
 from bot.relevance import Relevance
 
 # Sure answers must be right this often: 9 times in 10, as trainer/triage.py's SURE.
 PRECISION = 0.90
-CANDIDATES = [round(0.55 + 0.01 * n, 2) for n in range(31)]  # 0.55 .. 0.85
+SCORES = [round(0.60 + 0.02 * n, 2) for n in range(11)]  # sure_score 0.60 .. 0.80
+APART = [round(0.50 + 0.02 * n, 2) for n in range(9)]  # sure_score_apart 0.50 .. 0.66
+MARGINS = [round(0.04 + 0.02 * n, 2) for n in range(11)]  # 0.04 .. 0.24
+# (sure_score, sure_score_apart, sure_margin); apart = sure_score with no margin: the score alone.
+CANDIDATES = sorted({(a, b, m) for a, b, m in itertools.product(SCORES, APART, MARGINS) if b < a}
+                    | {(a, a, 0.0) for a in SCORES})
 BANDS = [round(0.40 + 0.05 * n, 2) for n in range(12)]  # 0.40 .. 0.95
 
 
-def masks(dataset: Dataset, phrasings: int, rows: list[dict], relevance: Relevance) -> tuple[np.ndarray, np.ndarray]:
-    """Which questions bot/relevance.py answers, and which of those it answers sure."""
-    answered = np.zeros(len(rows), bool)
-    sure = np.zeros(len(rows), bool)
-    for n, row in enumerate(rows):
-        hits = [Hit(Entry(intent, "qa", "", "", tuple(dataset.phrasings[intent][:phrasings]), "bench", "published"),
-                    score, "")
-                for intent, score in zip(row["intents"], row["scores"], strict=True)]
-        relevant = relevance.relevant(hits)
-        answered[n] = bool(relevant)
-        sure[n] = bool(relevant) and relevance.sure(relevant[0])
-    return answered, sure
+def hits_of(dataset: Dataset, phrasings: int, row: dict) -> list[Hit]:
+    return [Hit(Entry(intent, "qa", "", "", tuple(dataset.phrasings[intent][:phrasings]), "bench", "published"),
+                score, "")
+            for intent, score in zip(row["intents"], row["scores"], strict=True)]
+
+
+def answered_mask(dataset: Dataset, phrasings: int, rows: list[dict], relevance: Relevance) -> np.ndarray:
+    return np.array([bool(relevance.relevant(hits_of(dataset, phrasings, row))) for row in rows])
+
+
+def sure_mask(scores: Scores, relevance: Relevance) -> np.ndarray:
+    """`Relevance.sure` over a whole split at once (checked against it in `check`)."""
+    rise = relevance.per_ln_phrasing * np.log(np.maximum(1, scores.keys))
+    top = scores.top[:, 0]
+    return (top >= relevance.sure_score + rise) | (
+        (top >= relevance.sure_score_apart + rise) & (scores.margin >= relevance.sure_margin))
+
+
+def check(dataset: Dataset, runs: dict, relevance: Relevance) -> int:
+    """Questions where `sure_mask` and `Relevance.sure` itself disagree (0 expected)."""
+    differing = 0
+    for p, run in runs.items():
+        for split, data in run.items():
+            fast = sure_mask(scores_of(data["rows"], dataset.splits[split]), relevance)
+            exact = [relevance.sure(hits_of(dataset, int(p), row)) for row in data["rows"]]
+            differing += int(np.sum(fast != np.array(exact, bool)))
+    return differing
 
 
 def share(part: np.ndarray, whole: np.ndarray) -> float:
@@ -66,19 +92,20 @@ def analyse(dataset: Dataset, runs: dict) -> dict:
     result: dict[str, dict] = {}
     for p, run in runs.items():
         for split, data in run.items():
-            questions = dataset.splits[split]
-            scores = scores_of(data["rows"], questions)
+            scores = scores_of(data["rows"], dataset.splits[split])
             top, right, oos = scores.top[:, 0], scores.right, ~scores.in_scope
-            answered, _ = masks(dataset, int(p), data["rows"], base)
+            answered = answered_mask(dataset, int(p), data["rows"], base)
             bands = []
             for low in BANDS:
                 band = answered & (top >= low) & (top < low + 0.05)
                 if band.any():
                     bands.append({"from": low, "answers": int(band.sum()), "right": share(band & right, band)})
             candidates = []
-            for value in CANDIDATES:
-                _, sure = masks(dataset, int(p), data["rows"], dataclasses.replace(base, sure_score=value))
-                candidates.append({"sure_score": value, "sure_precision": share(sure & right, sure),
+            for a, b, m in CANDIDATES:
+                rule = dataclasses.replace(base, sure_score=a, sure_score_apart=b, sure_margin=m)
+                sure = answered & sure_mask(scores, rule)
+                candidates.append({"sure_score": a, "sure_score_apart": b, "sure_margin": m,
+                                   "sure_precision": share(sure & right, sure),
                                    "right_hedged": share(answered & ~sure & right, answered & right),
                                    "oos_answered_sure": share(sure & oos, oos),
                                    "oos_answered": share(answered & oos, oos),
@@ -87,18 +114,28 @@ def analyse(dataset: Dataset, runs: dict) -> dict:
     return result
 
 
-def choose(analysis: dict) -> float | None:
+Rule = tuple[float, float, float]  # sure_score, sure_score_apart, sure_margin
+
+
+def choose(analysis: dict) -> Rule | None:
+    """The candidate that hedges the fewest right answers on val (mean over the
+    val runs) among those whose sure answers are right often enough on each."""
     val = [run for label, run in analysis.items() if label.endswith(" val")]
-    for n, value in enumerate(CANDIDATES):
-        if all(run["candidates"][n]["sure_precision"] >= PRECISION for run in val):
-            return value
-    return None
+    fitting = [(float(np.mean([run["candidates"][n]["right_hedged"] for run in val])), rule)
+               for n, rule in enumerate(CANDIDATES)
+               if all(run["candidates"][n]["sure_precision"] >= PRECISION for run in val)]
+    return min(fitting)[1] if fitting else None
 
 
-def report(analysis: dict, value: float) -> str:
-    n = CANDIDATES.index(value)
-    lines = [f"sure_score {value}: | run | sure answers right | right answers hedged | wrong answers hedged "
-             "| OOS answered sure | OOS answered (hedged too) |"]
+def rule_of(relevance: Relevance) -> Rule:
+    return (relevance.sure_score, relevance.sure_score_apart, relevance.sure_margin)
+
+
+def report(analysis: dict, rule: Rule) -> str:
+    n = CANDIDATES.index(rule)
+    lines = [f"sure_score, sure_score_apart, sure_margin = {rule}:",
+             "| run | sure answers right | right answers hedged | wrong answers hedged | OOS answered sure "
+             "| OOS answered (hedged too) |"]
     for label, run in analysis.items():
         c = run["candidates"][n]
         lines.append(f"| {label} | {c['sure_precision']:.1%} | {c['right_hedged']:.1%} | {c['wrong_hedged']:.1%} "
@@ -116,21 +153,38 @@ def main(args: argparse.Namespace) -> int:
     if not rows_path.exists():
         raise SystemExit(f"no saved searches at {rows_path}: run "
                          f"`python -m bench.scope_bench --dataset {dataset.name} --phrasings 1 5 10` first")
-    analysis = analyse(dataset, json.loads(rows_path.read_text())["runs"])
+    runs = json.loads(rows_path.read_text())["runs"]
+    analysis = analyse(dataset, runs)
     chosen = choose(analysis) if args.choose else None
     if args.choose:
-        print(f"lowest sure_score with sure answers >= {PRECISION:.0%} right on every val run: {chosen}")
-    value = chosen if chosen is not None else Relevance().sure_score
-    print(report(analysis, value))
+        print(f"fewest right answers hedged on val with sure answers >= {PRECISION:.0%} right on every val run: "
+              f"{chosen}")
+        score_only = [rule for rule in CANDIDATES if rule[2] == 0.0]
+        for rule in score_only:
+            n = CANDIDATES.index(rule)
+            if all(analysis[label]["candidates"][n]["sure_precision"] >= PRECISION
+                   for label in analysis if label.endswith(" val")):
+                print(f"  the score alone: {rule[0]} at the least")
+                break
+    rule = chosen or rule_of(Relevance())
+    print(report(analysis, rule))
+    relevance = dataclasses.replace(Relevance(), sure_score=rule[0], sure_score_apart=rule[1], sure_margin=rule[2])
+    differing = check(dataset, runs, relevance)
+    print(f"questions where the arrays and Relevance.sure disagree: {differing}")
     path = RESULTS / f"scope_sure_{dataset.name}.json"
-    path.write_text(json.dumps({"precision_aim": PRECISION, "chosen_on_val": chosen, "reported": value,
-                                "relevance": Relevance().describe(), "runs": analysis}, indent=1) + "\n")
+    n = CANDIDATES.index(rule)
+    path.write_text(json.dumps({
+        "precision_aim": PRECISION, "chosen_on_val": chosen, "reported": rule, "relevance": Relevance().describe(),
+        "checked_against_relevance_sure": {"differing": differing},
+        "runs": {label: {"bands": run["bands"], "reported": run["candidates"][n],
+                         "score_alone": [c for c in run["candidates"] if c["sure_margin"] == 0.0]}
+                 for label, run in analysis.items()}}, indent=1) + "\n")
     print(f"wrote {path.relative_to(REPO)}")
-    return 0
+    return 1 if differing else 0
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=["clinc150", "banking77"], required=True)
-    parser.add_argument("--choose", action="store_true", help="choose the sure score on the val runs")
+    parser.add_argument("--choose", action="store_true", help="choose the sure rule on the val runs")
     sys.exit(main(parser.parse_args()))

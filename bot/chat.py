@@ -185,7 +185,7 @@ class Chatbot:
         if not history.turns:
             found = await self.knowledge.search(query, self.retrieval.k, statuses, None)
             relevant = self.relevant(found)
-            return Retrieved(found, relevant, loose=bool(relevant) and not self.retrieval.relevance.sure(relevant[0]))
+            return Retrieved(found, relevant, loose=bool(relevant) and not self.retrieval.relevance.sure(found))
         # In a conversation the question is searched on its own and with its earlier
         # questions before it (one embedding call), and each entry scores the mean
         # of the two: a follow-up ("and do you pay for the return shipping?") finds
@@ -209,9 +209,9 @@ class Chatbot:
 
         relevant = self.relevant(found)
         if relevant and covered_alone(relevant[0]):
-            # Sure with the conversation or on its own words alone.
-            best = relevant[0]
-            sure = any(self.retrieval.relevance.sure(hit) for hit in (best, own.get(best.entry.entry_id)) if hit)
+            # Sure with the conversation, or on its own words alone about the same entry.
+            same = bool(alone) and max(alone, key=lambda hit: hit.score).entry.entry_id == relevant[0].entry.entry_id
+            sure = self.retrieval.relevance.sure(found) or (same and self.retrieval.relevance.sure(alone))
             return Retrieved(found, [hit for hit in relevant if covered_alone(hit)], loose=not sure)
         pointed_at = self.pointed_at(query, history.turns[-1], in_context)
         return Retrieved(found, pointed_at, pointed_back=bool(pointed_at))
