@@ -148,7 +148,7 @@ def classify(item: Item, answer: str, grounded: bool, known_numbers: set[str]) -
         return Verdict("right")
     if "don't know" in said or "do not know" in said:
         return Verdict("dont_know", missing)
-    if "not sure" in said:  # bot/chat.py's answer to a follow-up only its topic covers
+    if "not sure" in said:  # bot/chat.py's hedge: a loose match, or a follow-up only its topic covers
         return Verdict("hedged", missing)
     return Verdict("wrong_source", missing)
 
@@ -243,7 +243,8 @@ def tally(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
         for category in (row["category"], "all"):
             counts[category]["items"] += 1
             counts[category][row["outcome"]] += 1
-            # Right, but said it might not be what was asked (a loose match): the hedge's cost.
+            # Right, but said it might not be what was asked (a loose match, or a follow-up
+            # answered from the conversation's topic): what hedging costs.
             counts[category]["right_unsure"] += row["outcome"] == "right" and bool(row.get("unsure"))
     return counts
 

@@ -59,8 +59,8 @@ class Retrieved:
     # The relevant hit is the last answer's entry, taken because the question
     # points back at it, not because anything covers the question on its own.
     pointed_back: bool = False
-    # The best relevant hit passes the cut but not `Relevance.sure`: about as
-    # likely wrong as right, so the answer says so and how to reach a person.
+    # The best relevant hit passes the cut but not `Relevance.sure`: right half
+    # the time or less, so the answer says so and how to reach a person.
     loose: bool = False
 
 
@@ -248,6 +248,9 @@ class Chatbot:
 
         pieces: list[str] = []
         hedged = retrieved.pointed_back or retrieved.loose
+        # The hedge goes before the answer's first words, after the persona's greeting.
+        greeting = f"{self.persona.greeting} " if self.persona.greeting else None
+        hedge_said = False
         first_token_ms = 0
         tally = Tally()
         if hits:
@@ -259,9 +262,10 @@ class Chatbot:
                         continue
                     if not pieces:
                         first_token_ms = _ms(started)
-                        if hedged:
-                            pieces.append(self.persona.unsure(hits[0].entry.title))
-                            yield Delta(pieces[-1])
+                    if hedged and not hedge_said and piece != greeting:
+                        hedge_said = True
+                        pieces.append(self.persona.unsure(hits[0].entry.title))
+                        yield Delta(pieces[-1])
                     pieces.append(piece)
                     yield Delta(piece)
                 if pieces and hedged:

@@ -36,13 +36,15 @@ class Persona:
         )
 
     def unsure(self, title: str) -> str:
-        """Before an answer from the entry the conversation was about, given to a
-        follow-up nothing covers on its own (bot/chat.py, `pointed_at`)."""
+        """Before an answer that may not be what was asked: from an entry that
+        matches the question only loosely (Relevance.sure), or from the entry the
+        conversation was about, given to a follow-up nothing covers on its own
+        (bot/chat.py, `pointed_at`)."""
         about = f' about "{title}"' if title else ""
         return f"I'm not sure I understood, but this is what I know{about}: "
 
     def or_ask_a_person(self) -> str:
-        """After such an answer: it may not be what the customer asked."""
+        """After such an answer (`unsure`): it may not be what the customer asked."""
         return (f" If that doesn't answer your question, you can {self.handoff}, "
                 "and a person from our team will help you.")
 

@@ -54,6 +54,18 @@ async def test_a_qa_entry_is_served_as_written_with_no_model(quoting_bot, knowle
     assert exchange.facts.time_to_first_token_ms <= exchange.facts.total_ms
 
 
+async def test_a_hedged_first_answer_greets_first_then_hedges(quoting_bot, knowledge):
+    await upsert(knowledge, RETURNS)
+    quoting_bot.answerer.persona = quoting_bot.persona = Persona(
+        brand="Alder & Finch", bot_name="Finch", tone="warm", handoff="email us", greeting="Hi, I'm Finch!")
+    quoting_bot.retrieval = Retrieval(relevance=Relevance(sure_score=2.0, sure_score_apart=2.0))  # nothing is sure
+    text, _, exchange = await answer(quoting_bot, "How do I return something?", "conv-greet-hedge")
+    persona = quoting_bot.persona
+    assert exchange.unsure and not exchange.from_topic
+    assert text == "Hi, I'm Finch! " + persona.unsure(exchange.sources[0].title) + RETURNS.content + \
+        persona.or_ask_a_person()
+
+
 async def test_the_greeting_opens_a_conversation_only(quoting_bot, knowledge):
     await upsert(knowledge, RETURNS)
     quoting_bot.answerer.persona = quoting_bot.persona = Persona(
@@ -271,3 +283,4 @@ async def test_a_model_that_finds_no_answer_in_the_pointed_at_entry_says_it_does
     quoting_bot.answerer = generating(quoting_bot, ScriptedModel("I'm sorry, I don't know that."))
     text, deltas, cost = await answer(quoting_bot, "can I rent one while it's being repaired?", "conv-pole")
     assert not cost.grounded and text == cost.answer == quoting_bot.persona.dont_know() and deltas == 1
+    assert not cost.unsure and not cost.from_topic  # no answer came: nothing to be unsure of, nor logged so

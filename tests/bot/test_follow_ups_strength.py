@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from bot.catalog import Entry
-from bot.chat import combined, context_query, mentions, points_back
+from bot.chat import Chatbot, combined, context_query, mentions, points_back
 from bot.conversations import History, Turn
 from bot.exchange import Source
 from bot.knowledge import Hit
@@ -138,3 +138,33 @@ def test_the_summary_says_whether_each_earlier_question_was_answered_and_from_wh
                                Turn("Do you rent kayaks?", "")))
     assert history.summary() == ('"Can I send it back?" (answered from: Returns); "How do I wash it?" (answered); '
                                  '"Do you rent kayaks?" (not answered)')
+
+
+class Searched:
+    """A knowledge index whose two follow-up searches (the question alone, then
+    with the conversation) return the given hits."""
+
+    def __init__(self, alone: list, in_context: list) -> None:
+        self.found = [alone, in_context]
+
+    async def search_many(self, queries):
+        return self.found, None
+
+
+def scored(entry_id: str, score: float) -> Hit:
+    return Hit(Entry(entry_id, "qa", entry_id, "An answer.", (f"{entry_id}?",), "tests", "published"), score,
+               f"{entry_id}?")
+
+
+@pytest.mark.parametrize(("alone", "in_context", "loose"), [
+    # With the conversation "a" is not sure (0.55, 0.09 ahead); on its own words it is (0.70).
+    ([("a", 0.70), ("b", 0.30)], [("b", 0.62), ("a", 0.40)], False),
+    # On its own words another entry is sure, not "a": that says nothing of "a".
+    ([("b", 0.70), ("a", 0.50)], [("a", 0.80), ("b", 0.30)], True),
+])
+async def test_a_follow_up_is_sure_with_the_conversation_or_alone_about_its_own_entry(alone, in_context, loose):
+    index = Searched([scored(*pair) for pair in alone], [scored(*pair) for pair in in_context])
+    bot = Chatbot(index, None, None, None, None, None)  # type: ignore[arg-type]  # retrieval needs the index only
+    retrieved = await bot.retrieve("and that?", History(turns=(Turn("earlier", "An answer."),)))
+    assert [hit.entry.entry_id for hit in retrieved.relevant][:1] == ["a"]
+    assert retrieved.loose is loose and not retrieved.pointed_back

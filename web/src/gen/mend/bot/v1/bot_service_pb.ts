@@ -232,7 +232,7 @@ export type ChatResponse = Message<"mend.bot.v1.ChatResponse"> & {
 
   /**
    * True when the answer may not be what was asked: its best entry matches the
-   * question only loosely (right about as often as not), or it is a follow-up
+   * question only loosely (right half the time or less), or it is a follow-up
    * that no entry covers on its own ("how much will that cost me?"), answered
    * from the entry the last answer came from. The answer says so and how to
    * reach a person; offer that way as an action, as when `grounded` is false.
