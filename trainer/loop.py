@@ -84,7 +84,9 @@ _log = logging.getLogger("trainer")
 _tracer = trace.get_tracer("mend.trainer")
 T = TypeVar("T")
 SOURCE = "self-healing-feedback"
-PROMPT_VERSION = "fix-v1"
+# fix-v2: a disliked answer that quoted a known fact is named, not repeated (the
+# prompt is what the embedded teacher spends most of a call reading).
+PROMPT_VERSION = "fix-v2"
 # Interactions per page: also the queries of one batch search and the marks of
 # one MarkProcessed (both at most 1,000 by contract).
 PAGE = 1000
@@ -185,6 +187,16 @@ async def pages(interactions: ipb_grpc.InteractionsServiceAsyncStub) -> AsyncIte
             return
 
 
+def _disliked_answer(item: ipb.Interaction, context: Sequence[Hit]) -> str:
+    """What the bot said, as the teacher is told it: a known fact it quoted is
+    named (its text follows among the facts), a "don't know" said in a few words."""
+    if not item.sources:
+        return "we said we did not know"
+    quoted = next((hit for hit in context if hit.entry.entry_id == item.sources[0].entry_id
+                   and hit.entry.title and hit.entry.content and hit.entry.content in item.bot_response), None)
+    return f'the known fact "{quoted.entry.title}" below' if quoted is not None else item.bot_response
+
+
 async def teach(teacher: ChatModel, brand: str, item: ipb.Interaction, context: Sequence[Hit]) -> str:
     known = "\n".join(f"- {hit.entry.title}: {hit.entry.content}" for hit in context) or "- (nothing relevant)"
     complaint = item.feedback_comment or "no comment"
@@ -192,7 +204,8 @@ async def teach(teacher: ChatModel, brand: str, item: ipb.Interaction, context: 
         Message("system", f"You write customer-care answers for {brand}: warm, clear, practical, at most four "
                           "sentences. Use the known facts; where they do not cover the question, say what the "
                           "customer should do to get help rather than inventing policies, prices or dates."),
-        Message("user", f"A customer asked: {item.user_query}\nOur answer was disliked: {item.bot_response}\n"
+        Message("user", f"A customer asked: {item.user_query}\nOur answer was disliked: "
+                        f"{_disliked_answer(item, context)}\n"
                         f"The customer's comment: {complaint}\nKnown facts:\n{known}\n\nWrite the improved answer."),
     ]
     return await _written(teacher, messages)

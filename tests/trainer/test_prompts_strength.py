@@ -1,4 +1,4 @@
-"""What the teacher is asked, word for word, under PROMPT_VERSION "fix-v1".
+"""What the teacher is asked, word for word, under PROMPT_VERSION "fix-v2".
 
 Every fix records the prompt version it was written with (its provenance), so
 that a reviewer can tell which instructions produced an answer: the prompts of a
@@ -33,13 +33,14 @@ class Recording:
             yield word + " "
 
 
-def disliked(question: str, comment: str = "", reason: int = ipb.FEEDBACK_REASON_OUTDATED) -> ipb.Interaction:
-    return ipb.Interaction(user_query=question, bot_response="Delivery costs 5 euros.", feedback_comment=comment,
-                           feedback_reason=reason)
+def disliked(question: str, comment: str = "", reason: int = ipb.FEEDBACK_REASON_OUTDATED,
+             answer: str = "Delivery costs 5 euros.", source: str = "kb-generated") -> ipb.Interaction:
+    return ipb.Interaction(user_query=question, bot_response=answer, feedback_comment=comment,
+                           feedback_reason=reason, sources=[ipb.KnowledgeSource(entry_id=source)] if source else [])
 
 
-def test_the_prompt_version_is_fix_v1():
-    assert loop.PROMPT_VERSION == "fix-v1"
+def test_the_prompt_version_is_fix_v2():
+    assert loop.PROMPT_VERSION == "fix-v2"
 
 
 async def test_a_new_answer_is_asked_for_with_the_question_the_answer_disliked_and_the_known_facts():
@@ -59,6 +60,36 @@ async def test_a_new_answer_is_asked_for_with_the_question_the_answer_disliked_a
                         "- Shipping: Standard delivery takes 3 days.\n- Returns: Returns are free within 60 days.\n\n"
                         "Write the improved answer."),
     ]
+
+
+SHIPPING = Hit(bpb.KnowledgeEntry(entry_id="kb-shipping", title="Shipping", content="Standard delivery takes 3 days."),
+               0.7)
+
+
+@pytest.mark.parametrize(("answer", "source", "said"), [
+    # Quoted (here with the hedge around it): named, its text is among the facts.
+    ("I'm not sure I understood: Standard delivery takes 3 days. Ask a person.", "kb-shipping",
+     'the known fact "Shipping" below'),
+    # From that entry but not its text (a generated answer): as it was.
+    ("Delivery is quick.", "kb-shipping", "Delivery is quick."),
+    # Another entry's text, not among the facts: as it was.
+    ("Standard delivery takes 3 days.", "kb-other", "Standard delivery takes 3 days."),
+    ("I'm sorry, I don't know the answer to that. You can email us.", "", "we said we did not know"),
+])
+async def test_the_disliked_answer_is_named_when_it_quoted_a_known_fact(answer, source, said):
+    teacher = Recording()
+    await loop.teach(teacher, BRAND, disliked("Do you rent tents?", answer=answer, source=source), [SHIPPING])
+    user = teacher.asked[0][0][1].content
+    assert f"\nOur answer was disliked: {said}\nThe customer's comment:" in user
+    assert user.count("Standard delivery takes 3 days.") == 1 + (said == answer and "Standard" in answer)
+
+
+async def test_an_untitled_fact_is_not_named():
+    teacher = Recording()
+    untitled = Hit(bpb.KnowledgeEntry(entry_id="kb-shipping", content="Standard delivery takes 3 days."), 0.7)
+    await loop.teach(teacher, BRAND, disliked("Do you rent tents?", answer="Standard delivery takes 3 days.",
+                                              source="kb-shipping"), [untitled])
+    assert "Our answer was disliked: Standard delivery takes 3 days.\n" in teacher.asked[0][0][1].content
 
 
 async def test_with_no_facts_and_no_comment_the_prompt_says_so():

@@ -33,9 +33,9 @@ async def test_each_kind_of_fix_records_what_made_it(trainer_setup, interactions
     stub, trainer = trainer_setup
     fixes = await three_kinds(stub, trainer, interactions, knowledge)
     made = {kind: (fix.teacher_model, fix.prompt_version, fix.previous_answer) for kind, fix in fixes.items()}
-    assert made == {pb.FIX_KIND_NEW_ENTRY: ("teacher-double", "fix-v1", ""),
+    assert made == {pb.FIX_KIND_NEW_ENTRY: ("teacher-double", "fix-v2", ""),
                     pb.FIX_KIND_ADD_PHRASINGS: ("", "", ""),
-                    pb.FIX_KIND_EDIT_ANSWER: ("teacher-double", "fix-v1", SHIPPING.content)}
+                    pb.FIX_KIND_EDIT_ANSWER: ("teacher-double", "fix-v2", SHIPPING.content)}
 
 
 async def test_approving_a_change_to_an_entry_deleted_since_says_to_reject_it(trainer_setup, interactions, knowledge):

@@ -49,7 +49,7 @@ async def test_covered_questions_are_skipped_and_new_ones_fixed_and_published(in
     assert stored[fixed_id].knowledge_entry_id == fix.entry_id and stored[fixed_id].training_run_id == "run-1"
     assert fix.status == bpb.ENTRY_STATUS_PUBLISHED and fix.source == SOURCE
     assert list(fix.provenance.interaction_ids) == [fixed_id]
-    assert (fix.provenance.teacher_model, fix.provenance.prompt_version) == ("teacher-double", "fix-v1")
+    assert (fix.provenance.teacher_model, fix.provenance.prompt_version) == ("teacher-double", "fix-v2")
     # The bot now finds the fix for a paraphrase of the disliked question.
     hits = (await knowledge.SearchKnowledge(bpb.SearchKnowledgeRequest(query="Can I hire a tent from you?", k=1))).hits
     assert hits[0].entry.entry_id == fix.entry_id and "rent tents" in hits[0].entry.content
