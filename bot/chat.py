@@ -248,8 +248,9 @@ class Chatbot:
 
         pieces: list[str] = []
         hedged = retrieved.pointed_back or retrieved.loose
-        # The hedge goes before the answer's first words, after the persona's greeting.
-        greeting = f"{self.persona.greeting} " if self.persona.greeting else None
+        # The hedge goes before the answer's first words, after the persona's greeting
+        # (as bot/quoting.py yields it).
+        greeting = f"{self.persona.greeting} "
         hedge_said = False
         first_token_ms = 0
         tally = Tally()

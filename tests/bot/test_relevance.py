@@ -48,6 +48,10 @@ def test_a_lower_score_is_sure_when_the_runner_up_is_far_enough_behind():
     assert RULE.sure([top])  # no runner-up at all
     assert not RULE.sure([top, hit(0.37, entry_id="second")])
     assert not RULE.sure([hit(math.nextafter(0.52, 0), entry_id="low"), hit(0.2, entry_id="far")])
+    # Exactly the margin is enough (dyadic scores: the difference is exact).
+    dyadic = Relevance(sure_margin=0.125)
+    assert dyadic.sure([hit(0.625, entry_id="top"), hit(0.5, entry_id="second")])
+    assert not dyadic.sure([hit(0.625, entry_id="top"), hit(math.nextafter(0.5, 1), entry_id="second")])
     # The score it needs rises with the entry's phrasings, as the cut does.
     assert not RULE.sure([hit(0.53, phrasings=10, entry_id="many"), hit(0.2, entry_id="far")])
     assert RULE.sure([hit(0.52 + 0.015 * math.log(10), phrasings=10, entry_id="many"), hit(0.2, entry_id="far")])
