@@ -330,18 +330,19 @@ def frontier(points: list[dict]) -> list[dict]:
     return list(thinned.values())
 
 
+def hits_of(dataset: Dataset, phrasings: int, row: dict) -> list[Hit]:
+    """A saved search row as the bot's hits: the entries with their seeded
+    phrasings and the phrasing that matched."""
+    return [Hit(Entry(intent, "qa", "", "", tuple(dataset.phrasings[intent][:phrasings]), "bench", "published"),
+                score, matched)
+            for intent, score, matched in zip(row["intents"], row["scores"], row.get("matched") or
+                                              [""] * len(row["intents"]), strict=True)]
+
+
 def chosen_mask(dataset: Dataset, phrasings: int, rows: list[dict], questions: list[Question],
                 relevance: Relevance) -> np.ndarray:
-    """`bot.relevance` itself, over Hit objects built from the search rows: the
-    entries with their seeded phrasings and the phrasing that matched."""
-    answered = np.zeros(len(rows), bool)
-    for n, row in enumerate(rows):
-        hits = [Hit(Entry(intent, "qa", "", "", tuple(dataset.phrasings[intent][:phrasings]), "bench", "published"),
-                    score, matched)
-                for intent, score, matched in zip(row["intents"], row["scores"], row.get("matched") or
-                                                  [""] * len(row["intents"]), strict=True)]
-        answered[n] = bool(relevance.relevant(hits))
-    return answered
+    """`bot.relevance` itself, over the hits of the search rows."""
+    return np.array([bool(relevance.relevant(hits_of(dataset, phrasings, row))) for row in rows], bool)
 
 
 def evaluate(dataset: Dataset, runs: dict, found: list[Rule]) -> dict[str, dict]:

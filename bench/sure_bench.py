@@ -38,9 +38,17 @@ import sys
 
 import numpy as np
 
-from bench.scope_bench import REPO, RESULTS, Dataset, Scores, load_banking77, load_clinc150, scores_of
-from bot.catalog import Entry
-from bot.knowledge import Hit
+from bench.scope_bench import (
+    REPO,
+    RESULTS,
+    Dataset,
+    Scores,
+    chosen_mask,
+    hits_of,
+    load_banking77,
+    load_clinc150,
+    scores_of,
+)
 from bot.relevance import Relevance
 
 # Sure answers must be right this often: 9 times in 10, as trainer/triage.py's SURE.
@@ -52,16 +60,6 @@ MARGINS = [round(0.04 + 0.02 * n, 2) for n in range(11)]  # 0.04 .. 0.24
 CANDIDATES = sorted({(a, b, m) for a, b, m in itertools.product(SCORES, APART, MARGINS) if b < a}
                     | {(a, a, 0.0) for a in SCORES})
 BANDS = [round(0.40 + 0.05 * n, 2) for n in range(12)]  # 0.40 .. 0.95
-
-
-def hits_of(dataset: Dataset, phrasings: int, row: dict) -> list[Hit]:
-    return [Hit(Entry(intent, "qa", "", "", tuple(dataset.phrasings[intent][:phrasings]), "bench", "published"),
-                score, "")
-            for intent, score in zip(row["intents"], row["scores"], strict=True)]
-
-
-def answered_mask(dataset: Dataset, phrasings: int, rows: list[dict], relevance: Relevance) -> np.ndarray:
-    return np.array([bool(relevance.relevant(hits_of(dataset, phrasings, row))) for row in rows])
 
 
 def sure_mask(scores: Scores, relevance: Relevance) -> np.ndarray:
@@ -94,7 +92,7 @@ def analyse(dataset: Dataset, runs: dict) -> dict:
         for split, data in run.items():
             scores = scores_of(data["rows"], dataset.splits[split])
             top, right, oos = scores.top[:, 0], scores.right, ~scores.in_scope
-            answered = answered_mask(dataset, int(p), data["rows"], base)
+            answered = chosen_mask(dataset, int(p), data["rows"], dataset.splits[split], base)
             bands = []
             for low in BANDS:
                 band = answered & (top >= low) & (top < low + 0.05)

@@ -248,9 +248,6 @@ class Chatbot:
 
         pieces: list[str] = []
         hedged = retrieved.pointed_back or retrieved.loose
-        # The hedge goes before the answer's first words, after the persona's greeting
-        # (as bot/quoting.py yields it).
-        greeting = f"{self.persona.greeting} "
         hedge_said = False
         first_token_ms = 0
         tally = Tally()
@@ -263,7 +260,8 @@ class Chatbot:
                         continue
                     if not pieces:
                         first_token_ms = _ms(started)
-                    if hedged and not hedge_said and piece != greeting:
+                    # The hedge goes before the answer's first words, after the greeting.
+                    if hedged and not hedge_said and piece != self.persona.opening():
                         hedge_said = True
                         pieces.append(self.persona.unsure(hits[0].entry.title))
                         yield Delta(pieces[-1])

@@ -35,6 +35,10 @@ class Persona:
             "Never invent order numbers, prices, dates or policies."
         )
 
+    def opening(self) -> str:
+        """What a conversation's first answer starts with: the greeting, if any."""
+        return f"{self.greeting} " if self.greeting else ""
+
     def unsure(self, title: str) -> str:
         """Before an answer that may not be what was asked: from an entry that
         matches the question only loosely (Relevance.sure), or from the entry the

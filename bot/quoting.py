@@ -81,7 +81,7 @@ class Quoting:
 
     async def pieces(self, query: str, hits: Sequence[Hit], history: History,
                      tally: Tally | None = None) -> AsyncIterator[str]:
-        if self.persona.greeting and not history.turns:
-            yield self.persona.greeting + " "
+        if not history.turns and self.persona.opening():
+            yield self.persona.opening()
         for sentence in sentences(await self.text(query, hits[0])):
             yield sentence

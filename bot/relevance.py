@@ -21,8 +21,8 @@ out-of-scope questions are sibling intents of covered ones).
 A margin over the runner-up entry is supported (`min_margin`) but off: on the
 benchmark it cost more right answers than it saved wrong ones at every cut.
 
-Between the cut and a higher one the top hit is right about as often as not
-(clinc150 val: 51-82% per 0.05 of score below 0.7), so an answer that is not
+Between the cut and a higher one the top hit is often wrong (clinc150 val:
+51-82% right per 0.05 of score below 0.7), so an answer that is not
 `sure` says it is not sure and how to reach a person (bot/chat.py). Sure is a
 score of `sure_score`, or of `sure_score_apart` with the runner-up entry at
 least `sure_margin` behind (each rising per phrasing as the cut does): of the
