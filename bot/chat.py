@@ -83,21 +83,20 @@ def context_query(query: str, history: Sequence[Turn], chars: int) -> str:
 
 
 def combined(alone: Sequence[Hit], in_context: Sequence[Hit]) -> list[Hit]:
-    """Each entry either search found, scored the mean of its two scores, best
-    first. An entry one search did not return scores there as that search's
-    last hit (an upper bound on its score)."""
-    floor_alone = alone[-1].score if alone else 0.0
-    floor_context = in_context[-1].score if in_context else 0.0
-    scores_alone = {hit.entry.entry_id: hit for hit in alone}
-    scores_context = {hit.entry.entry_id: hit for hit in in_context}
+    """Each entry either search found, scored the mean of its two scores (and of
+    its two supports), best first. An entry one search did not return scores
+    there as that search's last hit (an upper bound on its score), or 0 when
+    that search found nothing."""
+    floor_alone = (alone[-1].score, alone[-1].support) if alone else (0.0, 0.0)
+    floor_context = (in_context[-1].score, in_context[-1].support) if in_context else (0.0, 0.0)
+    scores_alone = {hit.entry.entry_id: (hit.score, hit.support) for hit in alone}
+    scores_context = {hit.entry.entry_id: (hit.score, hit.support) for hit in in_context}
+    hits = {hit.entry.entry_id: hit for hit in [*in_context, *alone]}
     merged = []
-    for entry_id in scores_alone.keys() | scores_context.keys():
-        one, other = scores_alone.get(entry_id), scores_context.get(entry_id)
-        hit = one or other
-        assert hit is not None
-        score = ((one.score if one else floor_alone) + (other.score if other else floor_context)) / 2
-        merged.append(Hit(hit.entry, score, hit.matched_key))
-    return sorted(merged, key=lambda hit: (-hit.score, hit.entry.entry_id))
+    for entry_id, hit in hits.items():
+        one, other = scores_alone.get(entry_id, floor_alone), scores_context.get(entry_id, floor_context)
+        merged.append(Hit(hit.entry, (one[0] + other[0]) / 2, hit.matched_key, (one[1] + other[1]) / 2))
+    return sorted(merged, key=lambda hit: (-hit.support, hit.entry.entry_id))
 
 
 def mentions(hit: Hit, query: str) -> float:
@@ -210,7 +209,7 @@ class Chatbot:
         relevant = self.relevant(found)
         if relevant and covered_alone(relevant[0]):
             # Sure with the conversation, or on its own words alone about the same entry.
-            same = bool(alone) and max(alone, key=lambda hit: hit.score).entry.entry_id == relevant[0].entry.entry_id
+            same = bool(alone) and max(alone, key=lambda hit: hit.support).entry.entry_id == relevant[0].entry.entry_id
             sure = self.retrieval.relevance.sure(found) or (same and self.retrieval.relevance.sure(alone))
             return Retrieved(found, [hit for hit in relevant if covered_alone(hit)], loose=not sure)
         pointed_at = self.pointed_at(query, history.turns[-1], in_context)

@@ -29,8 +29,11 @@ WRITE_CONCURRENCY = 4
 @dataclass(frozen=True)
 class Hit:
     entry: Entry
-    score: float
+    score: float  # the similarity of the entry's best key, `matched_key`
     matched_key: str
+    # The mean similarity of its two best keys: what a search ranks by and what
+    # the relevance rule judges (bot/vectorstores/base.py says why).
+    support: float
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,7 @@ class Knowledge:
         entries = await catalog.get_many(self.pool, list({h.entry_id for hits in found for h in hits}))
         # The catalogue has the final word: a vector whose entry changed status
         # (or vanished) since it was written never answers.
-        return [[Hit(entries[h.entry_id], h.score, h.key_text) for h in hits
+        return [[Hit(entries[h.entry_id], h.score, h.key_text, h.support) for h in hits
                  if h.entry_id in entries and entries[h.entry_id].status in wanted]
                 for hits, wanted in zip(found, statuses, strict=True)]
 

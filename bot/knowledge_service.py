@@ -195,7 +195,8 @@ class KnowledgeService(pb_grpc.KnowledgeServiceServicer):
         query = search_query(request, "")
         hits = await self._knowledge.search(query.text, query.k, query.statuses, query.source)
         return pb.SearchKnowledgeResponse(hits=[
-            pb.KnowledgeHit(entry=to_message(hit.entry), score=hit.score, matched_question=_matched(hit))
+            pb.KnowledgeHit(entry=to_message(hit.entry), score=hit.score, matched_question=_matched(hit),
+                            support=hit.support)
             for hit in hits
         ])
 
@@ -210,7 +211,8 @@ class KnowledgeService(pb_grpc.KnowledgeServiceServicer):
         entries = {hit.entry.entry_id: hit.entry for found in hits for hit in found}
         return pb.BatchSearchKnowledgeResponse(
             results=[pb.BatchSearchResult(
-                hits=[pb.BatchSearchHit(entry_id=hit.entry.entry_id, score=hit.score, matched_question=_matched(hit))
+                hits=[pb.BatchSearchHit(entry_id=hit.entry.entry_id, score=hit.score, matched_question=_matched(hit),
+                                        support=hit.support)
                       for hit in found],
                 peers=[pb.PeerQuery(query_index=peer.index, score=peer.score) for peer in similar])
                 for found, similar in zip(hits, peers, strict=True)],

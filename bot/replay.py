@@ -4,8 +4,8 @@ answer. The regression gate's primitive (trainer/regressions.py): a fix is
 replayed against the questions customers were answered right before it goes
 live. Nothing is written, and the changed entries are never embedded into the
 index: their keys are compared with the questions directly, which is exactly
-what a search would do once they were published (an entry's score is its
-best key's cosine, bot/vectorstores)."""
+what a search would do once they were published (an entry's rank is its
+support, the mean cosine of its two best keys, bot/vectorstores)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import numpy as np
 from bot.catalog import Entry
 from bot.knowledge import Knowledge, Query
 from bot.relevance import Relevance
+from bot.vectorstores.base import SUPPORT_KEYS, VERBATIM
 
 # Questions searched per store batch (the index's batch search takes 1,000).
 BATCH = 1_000
@@ -30,6 +31,19 @@ class Overtake:
     entry_id: str
     key: str
     score: float
+
+
+def supports(similarity: np.ndarray, entry_of_key: np.ndarray, entries: int) -> np.ndarray:
+    """Each entry's support for each question (rows), as a search scores it
+    (bot/vectorstores/base.py `support_of`)."""
+    found = np.zeros((similarity.shape[0], entries), np.float32)
+    for entry in range(entries):
+        own = similarity[:, entry_of_key == entry]
+        best = min(SUPPORT_KEYS, own.shape[1])
+        top = own.max(axis=1)
+        mean = -np.partition(-own, best - 1, axis=1)[:, :best].mean(axis=1)
+        found[:, entry] = np.where(top >= VERBATIM, top, mean)
+    return found
 
 
 @dataclass(frozen=True)
@@ -57,18 +71,22 @@ async def replay(knowledge: Knowledge, relevance: Relevance, queries: Sequence[s
         # Cached: the questions were embedded for the search just above.
         questions = await knowledge.embedder.embed(list(queries))
         similarity = questions @ (await knowledge.embedder.embed([key for _, key in keys])).T
+    support = supports(similarity, entry_of_key, len(number))
     results = []
     for row, hits in enumerate(found):
         top = hits[0] if hits else None
         now = top.entry.entry_id if top else ""
         others = entry_of_key != number.get(now, -1)
-        # A key must reach what answers the question now (with that entry's own
-        # changed keys, if it is among the changes: a grown entry holds on to
-        # its questions better), and at least the lowest cut any entry has:
-        # below that it would answer nothing.
-        own = similarity[row, ~others] if not each_alone else similarity[row, :0]
-        floor = max(top.score if top else 0.0, float(own.max()) if own.size else 0.0, relevance.min_score)
-        taking = np.flatnonzero(others & (similarity[row] >= floor))
+        # A changed entry takes the question when its support reaches what answers
+        # it now (with that entry's own changed keys, if it is among the changes: a
+        # grown entry holds on to its questions better), and at least the lowest
+        # cut any entry has: below that it would answer nothing. Its keys that
+        # reach that floor are the ones reported: without them the rest average
+        # below it, so withholding them is enough.
+        own = support[row, number[now]] if now in number and not each_alone else 0.0
+        floor = max(top.support if top else 0.0, float(own), relevance.min_score)
+        takes = support[row, entry_of_key] >= floor
+        taking = np.flatnonzero(others & takes & (similarity[row] >= floor))
         taking = taking[np.argsort(-similarity[row, taking], kind="stable")][:MAX_OVERTAKES]
         results.append(Replayed(
             entry_id=now, score=top.score if top else 0.0, answered=bool(relevance.relevant(hits)),

@@ -20,14 +20,14 @@ import asyncio
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from bot.vectorstores.base import KeyVector, VectorHit, VectorQuery, best_per_entry
+from bot.vectorstores.base import KeyHit, KeyVector, VectorHit, VectorQuery, ranked
 from mendkit.errors import FailedPrecondition, MendError, ResourceExhausted, Unavailable
 
 T = TypeVar("T")
 
 # One entry can own many keys; fetch more keys than k so that k distinct entries remain.
 KEYS_PER_ENTRY_HEADROOM = 4
-# The service's ceiling on top_k.
+# The service's ceiling on top_k; without metadata and values (with them: 1,000).
 MAX_TOP_K = 10_000
 # Vectors per upsert request: Pinecone caps a request at 1000 vectors and 2 MB;
 # 100 x 384 floats plus metadata stays well under both.
@@ -148,12 +148,25 @@ class PineconeStore:
             vector=[float(x) for x in vector], top_k=min(k * KEYS_PER_ENTRY_HEADROOM, MAX_TOP_K), filter=conditions,
             include_metadata=True, namespace=self._namespace,
         )
-        hits = []
+        text_of = {}
         for match in response.matches:
             metadata = match.metadata or {}
             entry_id = str(metadata.get("entry_id") or _owner(match.id) or match.id)
-            hits.append(VectorHit(entry_id, str(metadata.get("key_text", "")), float(match.score)))
-        return best_per_entry(hits, k)
+            text_of[match.id] = (entry_id, str(metadata.get("key_text", "")))
+        if not text_of:
+            return []
+        # Every key of the candidates, for their support: scores only, so that the
+        # service allows the larger top_k; the texts of the best keys came above.
+        candidates = sorted({entry_id for entry_id, _ in text_of.values()})
+        every = self._index.query(
+            vector=[float(x) for x in vector], top_k=MAX_TOP_K, filter={**conditions, "entry_id": {"$in": candidates}},
+            include_metadata=False, namespace=self._namespace,
+        )
+        keys = []
+        for match in every.matches:
+            entry_id, text = text_of.get(match.id) or (_owner(match.id) or match.id, "")
+            keys.append(KeyHit(entry_id, text, float(match.score)))
+        return ranked(keys, k)
 
     async def _call(self, blocking: Callable[..., T], *args: Any) -> T:
         """A blocking SDK call in a worker thread; its failures become domain errors."""

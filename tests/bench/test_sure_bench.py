@@ -15,16 +15,17 @@ DATASET = Dataset("tiny", ["a", "b"], {"a": ["a one", "a two"], "b": ["b one"]},
 def row(*hits: tuple[str, float]) -> dict:
     # As the index reports them: "a" has two phrasings, "b" one.
     return {"intents": [intent for intent, _ in hits], "scores": [score for _, score in hits],
-            "keys": [2 if intent == "a" else 1 for intent, _ in hits]}
+            "keys": [2 if intent == "a" else 1 for intent, _ in hits], "matched": [f"{i} one" for i, _ in hits],
+            "key_scores": [score for _, score in hits]}
 
 
 ROWS = [row(("b", 0.66), ("a", 0.2)), row(("b", 0.60), ("a", 0.5)), row(("b", 0.60), ("a", 0.40)),
-        row(("b", 0.60)), row(("a", 0.67), ("b", 0.6)), row(("a", 0.6704), ("b", 0.6))]
+        row(("b", 0.60)), row(("a", 0.67), ("b", 0.6)), row(("a", 0.7339), ("b", 0.6))]
 
 
 def test_the_fast_mask_is_relevance_sure_question_by_question():
     rule = Relevance()
-    # Entry "a" has two phrasings at P=2: it needs 0.66 + 0.015 ln 2 = 0.6704 (or 0.5304 well ahead).
+    # Entry "a" has two phrasings at P=2: it needs 0.72 + 0.02 ln 2 = 0.7339 (or 0.5339 well ahead).
     assert sure_mask(scores_of(ROWS, QUESTIONS), rule).tolist() == [True, False, True, True, False, True]
     assert check(DATASET, {"2": {"val": {"rows": ROWS}}}, rule) == 0
     strict = dataclasses.replace(rule, sure_score=0.9, sure_margin=0.5)

@@ -418,13 +418,13 @@ async def test_a_hit_scoring_exactly_the_threshold_answers(chat, knowledge, know
     model = RecordingModel()
     monkeypatch.setattr(chatbot, "answerer", generating(chatbot, model))
     monkeypatch.setattr(chatbot, "retrieval", Retrieval(
-        relevance=Relevance(min_score=best.score, per_ln_phrasing=0.0, sure_score=0.0)))
+        relevance=Relevance(min_score=best.support, per_ln_phrasing=0.0, sure_score=0.0)))
     at = await stub.Chat(pb.ChatRequest(query=GROUNDED))
-    assert at.grounded, f"a hit scoring exactly the threshold ({best.score!r}) did not answer"
+    assert at.grounded, f"a hit supported exactly at the threshold ({best.support!r}) did not answer"
     assert at.answer == "You can return unused items." and [s.entry_id for s in at.sources] == ["faq-returns"]
     # The least bit above that score, and the same question is not answered from it.
     monkeypatch.setattr(chatbot, "retrieval", Retrieval(
-        relevance=Relevance(min_score=math.nextafter(best.score, math.inf), per_ln_phrasing=0.0, sure_score=0.0)))
+        relevance=Relevance(min_score=math.nextafter(best.support, math.inf), per_ln_phrasing=0.0, sure_score=0.0)))
     above = await stub.Chat(pb.ChatRequest(query=GROUNDED))
     assert not above.grounded and list(above.sources) == [] and "don't know" in above.answer
     assert len(model.prompts) == 1
@@ -442,7 +442,7 @@ async def test_an_answer_whose_entry_matches_loosely_says_so_but_is_not_logged_a
     [best, *_] = await knowledge_index.search(GROUNDED, chatbot.retrieval.k, ["published"], None)
     assert best.entry.entry_id == "faq-returns"
     monkeypatch.setattr(chatbot, "retrieval", Retrieval(relevance=Relevance(
-        min_score=0.0, per_ln_phrasing=0.0, sure_score=math.nextafter(best.score, math.inf), sure_score_apart=2.0)))
+        min_score=0.0, per_ln_phrasing=0.0, sure_score=math.nextafter(best.support, math.inf), sure_score_apart=2.0)))
     asked = pb.ChatRequest(query=GROUNDED, request_id=str(uuid.uuid4()))
     loose = await stub.Chat(asked)
     assert loose.grounded and loose.unsure and [s.entry_id for s in loose.sources][:1] == ["faq-returns"]
@@ -452,7 +452,7 @@ async def test_an_answer_whose_entry_matches_loosely_says_so_but_is_not_logged_a
     streamed = [event async for event in stub.ChatStream(pb.ChatStreamRequest(query=GROUNDED))]
     assert streamed[-1].end.unsure and "".join(e.delta.text for e in streamed).startswith("I'm not sure")
     monkeypatch.setattr(chatbot, "retrieval", Retrieval(relevance=Relevance(
-        min_score=0.0, per_ln_phrasing=0.0, sure_score=best.score, sure_score_apart=2.0)))
+        min_score=0.0, per_ln_phrasing=0.0, sure_score=best.support, sure_score_apart=2.0)))
     sure = await stub.Chat(pb.ChatRequest(query=GROUNDED))
     assert sure.grounded and not sure.unsure and sure.answer == RETURNS.content
     logged = dict(await pool.fetch("SELECT interaction_id::text, unsure FROM interactions"))

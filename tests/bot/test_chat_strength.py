@@ -71,13 +71,13 @@ async def test_a_conversations_history_is_its_last_turns_oldest_first(knowledge_
 def test_a_source_exactly_at_its_own_cut_comes_along():
     def hit(entry_id: str, score: float) -> Hit:
         entry = Entry(entry_id, "qa", "", "An answer.", (f"{entry_id} question",), "tests", "published")
-        return Hit(entry, score, entry.questions[0])
+        return Hit(entry, score, entry.questions[0], score)
 
     rule = Relevance()
-    top, at_cut = hit("kb-top", 0.9), hit("kb-at-cut", 0.44)
-    assert rule.cut(at_cut) == 0.44  # one phrasing: the cut is min_score itself
+    top, at_cut = hit("kb-top", 0.9), hit("kb-at-cut", 0.42)
+    assert rule.cut(at_cut) == 0.42  # one phrasing: the cut is min_score itself
     assert [h.entry.entry_id for h in rule.relevant([top, at_cut])] == ["kb-top", "kb-at-cut"]
-    assert [h.entry.entry_id for h in rule.relevant([top, hit("kb-below", 0.4399)])] == ["kb-top"]
+    assert [h.entry.entry_id for h in rule.relevant([top, hit("kb-below", 0.4199)])] == ["kb-top"]
 
 
 async def test_a_request_id_claimed_found_or_released_while_the_bots_database_is_down_is_unavailable(unreachable):

@@ -21,7 +21,7 @@ from tests.support import RETURNS, make_chatbot, upsert
 def hit(entry_id: str, score: float, *, title: str = "", content: str = "", questions: tuple[str, ...] = ()) -> Hit:
     entry = Entry(entry_id=entry_id, kind="qa", title=title, content=content or f"{entry_id} answer",
                   questions=questions or (f"{entry_id} question",), source="s", status="published")
-    return Hit(entry, score, entry.questions[0])
+    return Hit(entry, score, entry.questions[0], score)
 
 
 def turns(*queries: str) -> list[Turn]:
@@ -153,14 +153,14 @@ class Searched:
 
 def scored(entry_id: str, score: float) -> Hit:
     return Hit(Entry(entry_id, "qa", entry_id, "An answer.", (f"{entry_id}?",), "tests", "published"), score,
-               f"{entry_id}?")
+               f"{entry_id}?", score)
 
 
 @pytest.mark.parametrize(("alone", "in_context", "loose"), [
     # With the conversation "a" is not sure (0.55, 0.09 ahead); on its own words it is (0.70).
     ([("a", 0.70), ("b", 0.30)], [("b", 0.62), ("a", 0.40)], False),
-    # On its own words another entry is sure, not "a": that says nothing of "a".
-    ([("b", 0.70), ("a", 0.50)], [("a", 0.80), ("b", 0.30)], True),
+    # On its own words another entry is sure, not "a": that says nothing of "a" (0.64, 0.13 ahead).
+    ([("b", 0.70), ("a", 0.50)], [("a", 0.78), ("b", 0.32)], True),
 ])
 async def test_a_follow_up_is_sure_with_the_conversation_or_alone_about_its_own_entry(alone, in_context, loose):
     index = Searched([scored(*pair) for pair in alone], [scored(*pair) for pair in in_context])

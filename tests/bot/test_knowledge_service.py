@@ -457,3 +457,32 @@ async def test_a_search_source_of_64_characters_is_fine(knowledge):
     await upsert(knowledge, entry)
     hits = await search(knowledge, "What is your return policy?", source="s" * 64)
     assert [h.entry.entry_id for h in hits] == ["faq-returns"]
+
+
+async def test_hits_rank_by_the_mean_of_each_entrys_two_best_phrasings(knowledge, knowledge_index):
+    """One phrasing of many can be close to a question by chance; an entry that
+    answers it has several close ones (bot/vectorstores/base.py)."""
+    lucky = pb.KnowledgeEntry(
+        entry_id="faq-lucky", kind=pb.ENTRY_KIND_QA, source="test-kb", content="Gift cards.",
+        questions=["Do you sell tents?", "Can I buy a gift card?", "Is there a student discount?"])
+    steady = pb.KnowledgeEntry(entry_id="faq-steady", kind=pb.ENTRY_KIND_QA, source="test-kb", content="Rentals.",
+                               questions=["Can I hire a tent from you?", "Do you have tents to borrow for a weekend?"])
+    await upsert(knowledge, lucky, steady)
+    question = "Do you rent out tents?"
+    vectors = await knowledge_index.embedder.embed([question, *lucky.questions, *steady.questions])
+    similarity = vectors[1:] @ vectors[0]
+    expected = {}
+    for entry, own in ((lucky, similarity[:3]), (steady, similarity[3:])):
+        best = sorted(own.tolist(), reverse=True)
+        expected[entry.entry_id] = (best[0], (best[0] + best[1]) / 2, entry.questions[int(own.argmax())])
+    by_support = sorted(expected, key=lambda entry_id: -expected[entry_id][1])
+    # What the test is about: the best phrasing alone would rank them the other way.
+    assert by_support != sorted(expected, key=lambda entry_id: -expected[entry_id][0])
+    hits = (await knowledge.SearchKnowledge(pb.SearchKnowledgeRequest(query=question, k=2))).hits
+    assert [hit.entry.entry_id for hit in hits] == by_support
+    for hit in hits:
+        score, support, matched = expected[hit.entry.entry_id]
+        assert (hit.score, hit.support, hit.matched_question) == (pytest.approx(score, abs=1e-4),
+                                                                 pytest.approx(support, abs=1e-4), matched)
+    [batched] = (await knowledge.BatchSearchKnowledge(batch(question, k=2))).results
+    assert [(h.entry_id, h.support) for h in batched.hits] == [(h.entry.entry_id, h.support) for h in hits]

@@ -212,3 +212,35 @@ async def test_an_unreachable_pinecone_is_unavailable() -> None:
             await store.search(E[0], 3, ["published"], None)
     finally:
         await store.close()
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True)) / (sum(x * x for x in a) * sum(y * y for y in b)) ** 0.5
+
+
+async def test_entries_rank_by_the_mean_of_their_two_best_keys(store: PineconeStore, fake: FakePinecone) -> None:
+    # "lucky" has the closest key and two unrelated ones; "steady" two keys that are
+    # each fairly close; "single" one key, whose similarity is its support too.
+    lucky, steady, single = ([blend(1, 0.3, 0, 0), E[3], E[2]],
+                             [blend(1, 0, 0.5, 0), blend(1, 0, 0, 0.5), E[1]], [blend(1, 0, 1, 0)])
+    await store.replace_keys("lucky", keys(*lucky), "published", "faq")
+    await store.replace_keys("steady", keys(*steady), "published", "faq")
+    await store.replace_keys("single", keys(*single), "published", "faq")
+    asked = blend(1, 0.3, 0.3, 0)
+    hits = await store.search(asked, 5, ["published"], None)
+    assert [(h.entry_id, h.key_text) for h in hits] == [("steady", "key 0"), ("single", "key 0"), ("lucky", "key 0")]
+    assert [h.score for h in hits] == pytest.approx([cosine(asked, steady[0]), cosine(asked, single[0]),
+                                                     cosine(asked, lucky[0])])
+    assert hits[2].score > hits[0].score  # by its best key alone, lucky would come first
+    assert [h.support for h in hits] == pytest.approx([(cosine(asked, steady[0]) + cosine(asked, steady[1])) / 2,
+                                                       cosine(asked, single[0]),
+                                                       (cosine(asked, lucky[0]) + cosine(asked, lucky[2])) / 2])
+    # The candidates' every key is scored in a second query: scores only (the service's
+    # top_k ceiling is 1,000 with metadata), filtered as the first and to those entries.
+    first, every = bodies(fake, "/query")[-2:]
+    assert first["includeMetadata"] is True and first["topK"] == 5 * 4
+    assert every["filter"] == {"status": {"$in": ["published"]}, "entry_id": {"$in": ["lucky", "single", "steady"]}}
+    assert not every.get("includeMetadata") and every["topK"] == 10_000
+    # A key that is the question itself: the entry lists it, its other keys (0 and 0 here) do not count.
+    [verbatim, *_] = await store.search(E[3], 1, ["published"], None)
+    assert (verbatim.entry_id, verbatim.score, verbatim.support) == ("lucky", pytest.approx(1.0), pytest.approx(1.0))

@@ -4,7 +4,7 @@ must not take a liked answer from the entry that answered it right.
 
 The questions were chosen by their MiniLM similarities (cosine):
 - the liked "Can I send back a gift I bought online?" is answered by the
-  returns entry's one phrasing at 0.49 (above the bot's 0.44 cut);
+  returns entry's one phrasing at 0.49 (above the bot's 0.42 cut);
 - "Can I exchange a gift for another size?" is 0.70 similar to it (a fix
   phrased so would take it), "Can I swap a present for a different size?"
   0.47 (it would not); the two are 0.78 similar, so they fold into one fix;
@@ -30,6 +30,7 @@ LIKED = "Can I send back a gift I bought online?"
 TAKES = "Can I exchange a gift for another size?"
 KEEPS = "Can I swap a present for a different size?"
 ONLY_TAKES = "Can I send back a gift?"
+NEAR_KEEPS = "Can I swap a gift I got for a different size?"  # 0.89 like KEEPS, 0.63 like LIKED
 
 
 async def seed(knowledge, interactions) -> None:
@@ -191,7 +192,9 @@ async def test_under_review_the_liked_phrasings_are_proposed_and_the_fix_waits_f
 
 GIFT_CARDS = GIFT_CARDS_ENTRY.entry_id
 RETURN_A_CARD = "Can I return a gift card?"  # liked, answered from the gift cards entry
-RETURN_A_GIFT = "How do I return a gift?"  # liked later, answered from returns; the card phrasing would take it
+RETURN_A_CARD_TOO = "Can I give back a gift card?"  # liked, answered from the gift cards entry
+# Liked later, answered from returns (0.69); the two card phrasings (0.78 and 0.69 like it) would take it.
+RETURN_A_GIFT = "How do I return a gift?"
 
 
 async def test_approving_added_phrasings_that_would_take_a_liked_answer_needs_the_override(
@@ -201,9 +204,10 @@ async def test_approving_added_phrasings_that_would_take_a_liked_answer_needs_th
     await seed(knowledge, interactions)
     await upsert(knowledge, GIFT_CARDS_ENTRY)
     await liked(interactions, RETURN_A_CARD, GIFT_CARDS)
+    await liked(interactions, RETURN_A_CARD_TOO, GIFT_CARDS)
     _, fixes = await run(stub, trainer, interactions, "Do you rent out tents?", reinforce=True)
     [added] = [f for f in fixes if f.kind == pb.FIX_KIND_ADD_PHRASINGS and f.entry_id == GIFT_CARDS]
-    assert list(added.questions) == [RETURN_A_CARD] and not added.regressions
+    assert sorted(added.questions) == sorted([RETURN_A_CARD, RETURN_A_CARD_TOO]) and not added.regressions
     await liked(interactions, RETURN_A_GIFT, RETURNS)
     assert await answered_from(knowledge, RETURN_A_GIFT) == RETURNS
     await expect_status(stub.ApproveFix(pb.ApproveFixRequest(fix_id=added.fix_id, reviewer="ana")),
@@ -279,13 +283,14 @@ async def test_a_phrasing_a_misrouted_question_would_add_is_withheld_when_it_wou
 async def test_a_phrasing_withheld_on_one_page_stays_withheld_when_a_later_page_grows_the_fix(
         trainer_setup, interactions, knowledge, monkeypatch):
     """One question a page: the fix starts with KEEPS, the next page's TAKES joins it and is
-    withheld, the last page's near-duplicate joins it and is withheld too (it would take the liked
-    question as well): TAKES is still listed as withheld beside it."""
+    withheld, the last page's near-duplicate of KEEPS joins it and is withheld too (0.63 like the liked
+    question: with KEEPS, at 0.48, it would take it from returns' 0.49): TAKES is still listed as
+    withheld beside it."""
     from trainer import loop
 
     monkeypatch.setattr(loop, "PAGE", 1)
     stub, trainer = trainer_setup
     await seed(knowledge, interactions)
-    _, [fix] = await run(stub, trainer, interactions, KEEPS, TAKES, "Can I swap a present for another size?")
+    _, [fix] = await run(stub, trainer, interactions, KEEPS, TAKES, NEAR_KEEPS)
     assert len(fix.interaction_ids) == 3 and TAKES not in fix.questions
-    assert list(fix.withheld_questions) == [TAKES, "Can I swap a present for another size?"]
+    assert list(fix.withheld_questions) == [TAKES, NEAR_KEEPS]

@@ -19,6 +19,7 @@ RETURNS = "returns"
 GIFT_CARDS = GIFT_CARDS_ENTRY.entry_id
 LIKED = "Can I send back a gift I bought online?"  # liked, answered from returns
 RETURN_A_CARD = "Can I return a gift card?"  # liked, answered from gift cards
+RETURN_A_CARD_TOO = "Can I give back a gift card?"  # liked, answered from gift cards
 RETURN_A_GIFT = "How do I return a gift?"  # liked, answered from returns; the card phrasing would take it
 
 
@@ -40,18 +41,19 @@ async def reinforcing_run(stub, trainer, interactions, question: str, publish: s
 
 async def test_a_liked_question_that_would_take_another_liked_answer_is_not_proposed_as_a_phrasing(
         trainer_setup, interactions, knowledge, caplog):
-    """The gift cards' one addition would take a liked answer of returns: it is
-    withheld, and no change of gift cards is proposed. The run's log counts
-    what it proposed."""
+    """The gift cards' two additions would take a liked answer of returns
+    (0.78 and 0.69 like it, against returns' 0.69): they are withheld, and no
+    change of gift cards is proposed. The run's log counts what it proposed."""
     stub, trainer = trainer_setup
     await seed(knowledge, interactions)
     await upsert(knowledge, GIFT_CARDS_ENTRY)
     await liked(interactions, RETURN_A_CARD, GIFT_CARDS)
+    await liked(interactions, RETURN_A_CARD_TOO, GIFT_CARDS)
     gift = await liked(interactions, RETURN_A_GIFT, RETURNS)
     with caplog.at_level("INFO", logger="trainer"):
         fixes = await reinforcing_run(stub, trainer, interactions, "Do you rent out tents?")
     added = {f.entry_id: f for f in fixes if f.kind == pb.FIX_KIND_ADD_PHRASINGS}
-    assert GIFT_CARDS not in added  # its one addition would take RETURN_A_GIFT from returns: withheld
+    assert GIFT_CARDS not in added  # its additions would take RETURN_A_GIFT from returns: withheld
     assert (list(added[RETURNS].questions), list(added[RETURNS].interaction_ids)) == ([RETURN_A_GIFT], [gift])
     [logged] = [r for r in caplog.records if r.getMessage() == "liked questions added to their entries"]
     assert (logged.run_id, logged.entries, logged.phrasings, logged.published) == (

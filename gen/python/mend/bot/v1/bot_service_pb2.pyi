@@ -228,14 +228,16 @@ class SearchKnowledgeResponse(_message.Message):
     def __init__(self, hits: _Optional[_Iterable[_Union[KnowledgeHit, _Mapping]]] = ...) -> None: ...
 
 class KnowledgeHit(_message.Message):
-    __slots__ = ("entry", "score", "matched_question")
+    __slots__ = ("entry", "score", "matched_question", "support")
     ENTRY_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     MATCHED_QUESTION_FIELD_NUMBER: _ClassVar[int]
+    SUPPORT_FIELD_NUMBER: _ClassVar[int]
     entry: KnowledgeEntry
     score: float
     matched_question: str
-    def __init__(self, entry: _Optional[_Union[KnowledgeEntry, _Mapping]] = ..., score: _Optional[float] = ..., matched_question: _Optional[str] = ...) -> None: ...
+    support: float
+    def __init__(self, entry: _Optional[_Union[KnowledgeEntry, _Mapping]] = ..., score: _Optional[float] = ..., matched_question: _Optional[str] = ..., support: _Optional[float] = ...) -> None: ...
 
 class BatchSearchKnowledgeRequest(_message.Message):
     __slots__ = ("queries", "peer_similarity")
@@ -262,14 +264,16 @@ class BatchSearchResult(_message.Message):
     def __init__(self, hits: _Optional[_Iterable[_Union[BatchSearchHit, _Mapping]]] = ..., peers: _Optional[_Iterable[_Union[PeerQuery, _Mapping]]] = ...) -> None: ...
 
 class BatchSearchHit(_message.Message):
-    __slots__ = ("entry_id", "score", "matched_question")
+    __slots__ = ("entry_id", "score", "matched_question", "support")
     ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     MATCHED_QUESTION_FIELD_NUMBER: _ClassVar[int]
+    SUPPORT_FIELD_NUMBER: _ClassVar[int]
     entry_id: str
     score: float
     matched_question: str
-    def __init__(self, entry_id: _Optional[str] = ..., score: _Optional[float] = ..., matched_question: _Optional[str] = ...) -> None: ...
+    support: float
+    def __init__(self, entry_id: _Optional[str] = ..., score: _Optional[float] = ..., matched_question: _Optional[str] = ..., support: _Optional[float] = ...) -> None: ...
 
 class PeerQuery(_message.Message):
     __slots__ = ("query_index", "score")
