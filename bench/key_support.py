@@ -21,13 +21,12 @@ are chosen on val through the bot's RPCs by bench/scope_bench.py.
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 
-from bench.learned_relevance import DATASETS, embedded
+from bench.learned_relevance import DATASETS, banking77, embedded
 
 CUTS = np.arange(0.20, 0.95, 0.0025)
 TODAY = 0.45
@@ -78,19 +77,7 @@ def main() -> None:
     rows_of: dict[str, list[int]] = {}
     for row, (_, intent) in enumerate(clinc["train"]):
         rows_of.setdefault(intent, []).append(row)
-    folder = DATASETS / "banking77"
-    categories = json.loads((folder / "categories.json").read_text())
-    held_out = set(categories[0::3])
-    in_scope = [category for category in categories if category not in held_out]
-    with open(folder / "train.csv", newline="") as handle:
-        train = [(row["text"], row["category"]) for row in csv.DictReader(handle)]
-    with open(folder / "test.csv", newline="") as handle:
-        test = [(row["text"], row["category"]) for row in csv.DictReader(handle)]
-    bank_train = embedded(cache, "banking77_train", [text for text, _ in train])
-    bank_test = embedded(cache, "banking77_test", [text for text, _ in test])
-    where: dict[str, list[int]] = {}
-    for row, (_, category) in enumerate(train):
-        where.setdefault(category, []).append(row)
+    in_scope, test, bank_train, bank_test, where = banking77(cache)
     bank_truth = np.array([in_scope.index(c) if c in in_scope else -1 for _, c in test])
     print("| run | entry score | ranked by | top-1 | best accuracy at OOS <= 10% (OOS at cut) "
           "| least OOS at accuracy >= best-key 0.45 - 2 pts (accuracy at cut) |")

@@ -53,6 +53,26 @@ def embedded(cache: Path, name: str, texts: list[str]) -> np.ndarray:
     return vectors
 
 
+def banking77(cache: Path) -> tuple[list[str], list[tuple[str, str]], np.ndarray, np.ndarray, dict[str, list[int]]]:
+    """banking77 as bench/scope_bench.py splits it (every third intent of
+    categories.json held out as out of scope): the intents in scope, the test
+    rows, the train and test embeddings, and each intent's train rows."""
+    folder = DATASETS / "banking77"
+    categories = json.loads((folder / "categories.json").read_text())
+    held_out = set(categories[0::3])
+    in_scope = [category for category in categories if category not in held_out]
+    with open(folder / "train.csv", newline="") as handle:
+        train = [(row["text"], row["category"]) for row in csv.DictReader(handle)]
+    with open(folder / "test.csv", newline="") as handle:
+        test = [(row["text"], row["category"]) for row in csv.DictReader(handle)]
+    train_vectors = embedded(cache, "banking77_train", [text for text, _ in train])
+    test_vectors = embedded(cache, "banking77_test", [text for text, _ in test])
+    where: dict[str, list[int]] = {}
+    for row, (_, category) in enumerate(train):
+        where.setdefault(category, []).append(row)
+    return in_scope, test, train_vectors, test_vectors, where
+
+
 class Knowledge:
     """Entries as sets of key embeddings; a question's top entry is its best key's."""
 
@@ -173,19 +193,7 @@ def main() -> None:
         for split, oos in (("val", "oos_val"), ("test", "oos_test")):
             report(f"clinc150 P={phrasings} {split}", kb, np.vstack([vectors[split], vectors[oos]]),
                    [index[intent] for _, intent in clinc[split]] + [None] * len(clinc[oos]))
-    folder = DATASETS / "banking77"
-    categories = json.loads((folder / "categories.json").read_text())
-    held_out = set(categories[0::3])
-    in_scope = [category for category in categories if category not in held_out]
-    with open(folder / "train.csv", newline="") as handle:
-        train = [(row["text"], row["category"]) for row in csv.DictReader(handle)]
-    with open(folder / "test.csv", newline="") as handle:
-        test = [(row["text"], row["category"]) for row in csv.DictReader(handle)]
-    train_vectors = embedded(arguments.cache, "banking77_train", [text for text, _ in train])
-    test_vectors = embedded(arguments.cache, "banking77_test", [text for text, _ in test])
-    where: dict[str, list[int]] = {}
-    for row, (_, category) in enumerate(train):
-        where.setdefault(category, []).append(row)
+    in_scope, test, train_vectors, test_vectors, where = banking77(arguments.cache)
     banking_index = {category: n for n, category in enumerate(in_scope)}
     for phrasings in (1, 5, 10):
         rows = [(row, n) for n, category in enumerate(in_scope) for row in where[category][:phrasings]]

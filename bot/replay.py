@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bot.catalog import Entry
-from bot.knowledge import Knowledge, Query
+from bot.knowledge import Hit, Knowledge, Query
 from bot.relevance import Relevance
 from bot.vectorstores.base import SUPPORT_KEYS, VERBATIM
 
@@ -56,14 +56,16 @@ class Replayed:
 
 async def replay(knowledge: Knowledge, relevance: Relevance, queries: Sequence[str],
                  changes: Sequence[Entry], each_alone: bool = False) -> list[Replayed]:
-    # k=2 covers the relevance rule's runner-up margin when one is set.
-    k = 2 if relevance.min_margin > 0 else 1
+    # k=2: the runner-up entry, for the relevance rule's margin when one is set and
+    # for an entry its own new keys weaken (below).
+    k = 2
     found = []
     for first in range(0, len(queries), BATCH):
         chunk = queries[first:first + BATCH]
         batch, _ = await knowledge.search_many([Query(text, k, ["published"], None) for text in chunk])
         found.extend(batch)
     keys = [(entry.entry_id, key) for entry in changes for key in entry.retrieval_keys]
+    changed = {entry.entry_id: entry for entry in changes}
     number = {entry_id: n for n, entry_id in enumerate(dict.fromkeys(entry_id for entry_id, _ in keys))}
     entry_of_key = np.array([number[entry_id] for entry_id, _ in keys], dtype=np.int64)
     similarity = np.zeros((len(queries), 0), np.float32)
@@ -77,16 +79,26 @@ async def replay(knowledge: Knowledge, relevance: Relevance, queries: Sequence[s
         top = hits[0] if hits else None
         now = top.entry.entry_id if top else ""
         others = entry_of_key != number.get(now, -1)
-        # A changed entry takes the question when its support reaches what answers
-        # it now (with that entry's own changed keys, if it is among the changes: a
-        # grown entry holds on to its questions better), and at least the lowest
-        # cut any entry has: below that it would answer nothing. Its keys that
-        # reach that floor are the ones reported: without them the rest average
-        # below it, so withholding them is enough.
-        own = support[row, number[now]] if now in number and not each_alone else 0.0
-        floor = max(top.support if top else 0.0, float(own), relevance.min_score)
+        # A changed entry takes the question when its support reaches that of what
+        # answers it now (with that entry's own changed keys, if it is among the
+        # changes), and at least the lowest cut any entry has: below that it would
+        # answer nothing. Its keys that reach that floor are the ones reported:
+        # without them the rest average below it, so withholding them is enough.
+        grown = now in number and not each_alone
+        own = float(support[row, number[now]]) if grown else 0.0
+        floor = max(own if grown else (top.support if top else 0.0), relevance.min_score)
         takes = support[row, entry_of_key] >= floor
         taking = np.flatnonzero(others & takes & (similarity[row] >= floor))
+        if grown and top is not None and own < top.support:
+            # A phrasing added to an entry of one can lower its support (one key
+            # becomes the mean of two): if the question then falls below the entry's
+            # cut or behind the runner-up, the phrasings it gained take it away.
+            runner = hits[1] if len(hits) > 1 and hits[1].entry.entry_id not in number else None
+            entry = changed[now]
+            if own < relevance.cut(Hit(entry, own, "", own)) or (runner is not None and own < runner.support):
+                had = set(top.entry.retrieval_keys)
+                taking = np.concatenate([taking, [c for c in np.flatnonzero(entry_of_key == number[now])
+                                                  if keys[c][1] not in had]]).astype(np.int64)
         taking = taking[np.argsort(-similarity[row, taking], kind="stable")][:MAX_OVERTAKES]
         results.append(Replayed(
             entry_id=now, score=top.score if top else 0.0, answered=bool(relevance.relevant(hits)),

@@ -41,6 +41,18 @@ class VectorQuery:
 
 # How many of an entry's best keys its support averages.
 SUPPORT_KEYS = 2
+# The entries of a query's nearest keys are its candidates: k * KEYS_PER_ENTRY keys
+# (an entry can own many), and never fewer than CANDIDATE_KEYS, so that which entry
+# ranks first does not depend on how many hits a caller asks for (chat asks 3, the
+# gate's replay 2, the benchmarks 10): an entry ranks by all its keys once it is a
+# candidate, but becomes one only through a near key.
+KEYS_PER_ENTRY = 4
+CANDIDATE_KEYS = 40
+
+
+def candidate_keys(k: int) -> int:
+    """How many nearest keys name the candidates of a search for `k` entries."""
+    return max(k * KEYS_PER_ENTRY, CANDIDATE_KEYS) if k > 0 else 0
 # A key at least this similar is the question itself, up to case and punctuation:
 # the entry lists it, so its support is that key's, whatever its other keys say
 # (a phrasing added to the right entry, a liked question, must find that entry).

@@ -11,14 +11,11 @@ import asyncpg
 import numpy as np
 from pgvector import Vector
 
-from bot.vectorstores.base import KeyHit, KeyVector, VectorHit, VectorQuery, ranked
+from bot.vectorstores.base import KeyHit, KeyVector, VectorHit, VectorQuery, candidate_keys, ranked
 
 # HNSW build parameters: pgvector's defaults (m=16, ef_construction=64) give
 # recall@5 >= 0.95 on our benchmark; ef_search is raised per query instead.
 EF_SEARCH = 100
-# One entry can own many keys; fetch more keys than k so that k distinct entries remain.
-# The entries of those nearest keys are the candidates, whose every key is then scored.
-KEYS_PER_ENTRY_HEADROOM = 4
 
 
 def _index_name(space: str) -> str:
@@ -140,7 +137,7 @@ class PgVectorStore:
                 self._space,
                 # Vector objects, not arrays: asyncpg would read an array as one more dimension.
                 [Vector(np.asarray(q.vector, np.float32)) for q in queries],
-                [q.k * KEYS_PER_ENTRY_HEADROOM for q in queries],
+                [candidate_keys(q.k) for q in queries],
                 # Statuses are fixed words ('published', ...): a comma list avoids ragged arrays.
                 [",".join(q.statuses) for q in queries],
                 [q.source or None for q in queries],

@@ -20,15 +20,14 @@ import asyncio
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from bot.vectorstores.base import KeyHit, KeyVector, VectorHit, VectorQuery, ranked
+from bot.vectorstores.base import KeyHit, KeyVector, VectorHit, VectorQuery, candidate_keys, ranked
 from mendkit.errors import FailedPrecondition, MendError, ResourceExhausted, Unavailable
 
 T = TypeVar("T")
 
-# One entry can own many keys; fetch more keys than k so that k distinct entries remain.
-KEYS_PER_ENTRY_HEADROOM = 4
-# The service's ceiling on top_k; without metadata and values (with them: 1,000).
+# The service's ceilings on top_k: without metadata and values, and with them.
 MAX_TOP_K = 10_000
+MAX_TOP_K_WITH_METADATA = 1_000
 # Vectors per upsert request: Pinecone caps a request at 1000 vectors and 2 MB;
 # 100 x 384 floats plus metadata stays well under both.
 UPSERT_BATCH = 100
@@ -145,28 +144,31 @@ class PineconeStore:
         if source:
             conditions["source"] = {"$eq": source}
         response = self._index.query(
-            vector=[float(x) for x in vector], top_k=min(k * KEYS_PER_ENTRY_HEADROOM, MAX_TOP_K), filter=conditions,
+            vector=[float(x) for x in vector], top_k=min(candidate_keys(k), MAX_TOP_K_WITH_METADATA), filter=conditions,
             include_metadata=True, namespace=self._namespace,
         )
-        text_of = {}
+        near = {}
         for match in response.matches:
             metadata = match.metadata or {}
             entry_id = str(metadata.get("entry_id") or _owner(match.id) or match.id)
-            text_of[match.id] = (entry_id, str(metadata.get("key_text", "")))
-        if not text_of:
+            near[match.id] = KeyHit(entry_id, str(metadata.get("key_text", "")), float(match.score))
+        if not near:
             return []
         # Every key of the candidates, for their support: scores only, so that the
-        # service allows the larger top_k; the texts of the best keys came above.
-        candidates = sorted({entry_id for entry_id, _ in text_of.values()})
+        # service allows the larger top_k (the texts of the best keys came above).
+        # Merged into the nearest keys, not instead of them: a key the second query
+        # does not return (no entry_id in its metadata, a write not yet visible)
+        # still counts.
+        candidates = sorted({key.entry_id for key in near.values()})
         every = self._index.query(
             vector=[float(x) for x in vector], top_k=MAX_TOP_K, filter={**conditions, "entry_id": {"$in": candidates}},
             include_metadata=False, namespace=self._namespace,
         )
-        keys = []
+        keys = dict(near)
         for match in every.matches:
-            entry_id, text = text_of.get(match.id) or (_owner(match.id) or match.id, "")
-            keys.append(KeyHit(entry_id, text, float(match.score)))
-        return ranked(keys, k)
+            if match.id not in keys:
+                keys[match.id] = KeyHit(_owner(match.id) or match.id, "", float(match.score))
+        return ranked(keys.values(), k)
 
     async def _call(self, blocking: Callable[..., T], *args: Any) -> T:
         """A blocking SDK call in a worker thread; its failures become domain errors."""

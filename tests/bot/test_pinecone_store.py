@@ -119,7 +119,7 @@ async def test_the_sdk_request_shapes_were_accepted(store: PineconeStore, fake: 
         "entry_id": "returns", "key_no": 0, "key_text": "key 0", "status": "published", "source": "faq"}}]}
     query = bodies(fake, "/query")[0]
     assert query["includeMetadata"] is True and query["includeValues"] is False
-    assert query["topK"] == 12
+    assert query["topK"] == 40  # at least CANDIDATE_KEYS nearest keys, whatever k
     assert query["filter"] == {"status": {"$in": ["published", "proposed"]}, "source": {"$eq": "docs"}}
     listing = [r for r in fake.requests if r["path"] == "/vectors/list"][0]
     assert listing["method"] == "GET" and listing["params"]["prefix"] == ["returns#"]
@@ -238,7 +238,7 @@ async def test_entries_rank_by_the_mean_of_their_two_best_keys(store: PineconeSt
     # The candidates' every key is scored in a second query: scores only (the service's
     # top_k ceiling is 1,000 with metadata), filtered as the first and to those entries.
     first, every = bodies(fake, "/query")[-2:]
-    assert first["includeMetadata"] is True and first["topK"] == 5 * 4
+    assert first["includeMetadata"] is True and first["topK"] == 40
     assert every["filter"] == {"status": {"$in": ["published"]}, "entry_id": {"$in": ["lucky", "single", "steady"]}}
     assert not every.get("includeMetadata") and every["topK"] == 10_000
     # A key that is the question itself: the entry lists it, its other keys (0 and 0 here) do not count.

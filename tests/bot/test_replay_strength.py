@@ -140,3 +140,28 @@ async def test_a_change_takes_a_question_by_its_support_as_a_search_would(knowle
         [top, *_] = await knowledge_index.search(GIFT_QUESTION, 3, ["published"], None)
         assert top.entry.entry_id == answered_by
         await knowledge.DeleteEntry(pb.DeleteEntryRequest(entry_id=change.entry_id))
+
+
+async def test_phrasings_that_weaken_their_own_entry_are_reported_as_taking_its_question(knowledge, knowledge_index):
+    """An entry of one phrasing that gains another is ranked by the mean of the
+    two: a far phrasing can drop a question it answered below its cut or behind
+    the runner-up. The replay lists that phrasing (as its own entry's); a close
+    one it does not; and publishing each does what the replay said."""
+    question = "How do I return a gift?"  # 0.69 on returns' one phrasing, 0.53 on the gift cards'
+    cards = pb.KnowledgeEntry(entry_id="cards", kind=pb.ENTRY_KIND_QA, title="Gift cards", source="faq",
+                              questions=["Can I buy a gift card?"], content="From 25 euros.")
+    await upsert(knowledge, RETURN_ITEM, cards)
+    far = fix("returns", "How do I return an item?", "Do you sell tents?")
+    close = fix("returns", "How do I return an item?", "Can I send back a gift?")
+    [weakened] = await results(knowledge, [question], [far])
+    [held] = await results(knowledge, [question], [close])
+    assert weakened.entry_id == held.entry_id == "returns"
+    assert [(o.entry_id, o.question) for o in weakened.overtaken_by] == [("returns", "Do you sell tents?")]
+    assert list(held.overtaken_by) == []
+    for change, still_answers in ((far, False), (close, True)):
+        published = pb.KnowledgeEntry()
+        published.CopyFrom(change)
+        published.status = pb.ENTRY_STATUS_PUBLISHED
+        await upsert(knowledge, published)
+        [now] = await results(knowledge, [question], [])
+        assert (now.entry_id == "returns" and now.answered) is still_answers

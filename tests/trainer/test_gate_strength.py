@@ -61,14 +61,15 @@ def test_an_existing_phrasing_of_a_changed_entry_is_never_withheld():
         {"shipping": Verdict([], [Regression(GIFT.question, "returns", 0.5, "shipping", 0.5625)])}
 
 
-def test_only_right_answers_taken_by_a_change_of_another_entry_count():
+def test_only_right_answers_taken_by_a_change_count():
     overtake = ("gifts", "Can I exchange a gift?", 0.75)
     assert gate([GIFT], [result("returns", 0.5, overtake, answered=False)], [FIX], {"gifts": set()}) == {}
     assert gate([GIFT], [result("shipping", 0.5, overtake)], [FIX], {"gifts": set()}) == {}
-    # The question's own entry among the changes (grown), or an entry that is no change.
+    # An entry that is no change takes nothing from a fix. The question's own entry among the
+    # changes is listed when a phrasing it gains weakens it (bot/replay.py): that phrasing is withheld.
     grown = qa("returns", "How do I return it?", "Can I exchange a gift?")
     assert gate([GIFT], [result("returns", 0.5, ("returns", "Can I exchange a gift?", 0.875))], [grown],
-                {"returns": {"Can I exchange a gift?"}}) == {}
+                {"returns": {"Can I exchange a gift?"}}) == {"returns": Verdict(["Can I exchange a gift?"], [])}
     assert gate([GIFT], [result("returns", 0.5, ("elsewhere", "Can I exchange a gift?", 0.875))], [FIX],
                 {"gifts": set()}) == {}
 

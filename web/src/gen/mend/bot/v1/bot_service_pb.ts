@@ -998,11 +998,13 @@ export type ReplayResult = Message<"mend.bot.v1.ReplayResult"> & {
   answered: boolean;
 
   /**
-   * Keys of `changes` whose entry is not `entry_id` and that score at least
-   * `score`, at least the relevance rule's lowest cut, and (unless
-   * `each_alone`) at least the best changed key of `entry_id` itself: each
-   * would take the question from its answer now. Best first, at most 20: a
-   * full list may leave some out.
+   * Keys of `changes` that would take the question from its answer now, best
+   * first, at most 20 (a full list may leave some out): of an entry other
+   * than `entry_id` whose support (as a search ranks) reaches that of
+   * `entry_id` (with its changed keys, unless `each_alone`) and the relevance
+   * rule's lowest cut, its keys that reach it too; and (unless `each_alone`)
+   * the keys a change adds to `entry_id` itself when they lower its support
+   * below its cut or below the runner-up entry's.
    *
    * @generated from field: repeated mend.bot.v1.ReplayOvertake overtaken_by = 4;
    */
