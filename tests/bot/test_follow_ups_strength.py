@@ -6,6 +6,8 @@ that no test noticed."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from bot.catalog import Entry
@@ -55,6 +57,18 @@ def test_an_entry_one_search_missed_scores_that_searchs_last_hit_there():
 def test_a_search_that_found_nothing_counts_as_zero():
     assert [(h.entry.entry_id, h.score) for h in combined([], [hit("kb-c", 0.9)])] == [("kb-c", pytest.approx(0.45))]
     assert [(h.entry.entry_id, h.score) for h in combined([hit("kb-a", 0.8)], [])] == [("kb-a", pytest.approx(0.4))]
+    # The supports alike, each merged with its own kind.
+    lucky = replace(hit("kb-a", 0.8), support=0.5)
+    assert [(h.score, h.support) for h in combined([lucky], [])] == [(pytest.approx(0.4), pytest.approx(0.25))]
+    assert [(h.score, h.support) for h in combined([], [lucky])] == [(pytest.approx(0.4), pytest.approx(0.25))]
+
+
+def test_the_merged_entries_rank_by_support_and_keep_their_scores_apart():
+    alone = [replace(hit("kb-a", 0.9), support=0.5), replace(hit("kb-b", 0.6), support=0.6)]
+    in_context = [replace(hit("kb-a", 0.7), support=0.4), replace(hit("kb-b", 0.5), support=0.5)]
+    merged = combined(alone, in_context)
+    assert [(h.entry.entry_id, h.score, h.support) for h in merged] == [
+        ("kb-b", pytest.approx(0.55), pytest.approx(0.55)), ("kb-a", pytest.approx(0.8), pytest.approx(0.45))]
 
 
 def test_how_much_of_a_follow_up_an_entry_mentions():
