@@ -89,10 +89,11 @@ async def replay(knowledge: Knowledge, relevance: Relevance, queries: Sequence[s
         floor = max(own if grown else (top.support if top else 0.0), relevance.min_score)
         takes = support[row, entry_of_key] >= floor
         taking = np.flatnonzero(others & takes & (similarity[row] >= floor))
-        if grown and top is not None and own < top.support:
+        if grown and top is not None:
             # A phrasing added to an entry of one can lower its support (one key
-            # becomes the mean of two): if the question then falls below the entry's
-            # cut or behind the runner-up, the phrasings it gained take it away.
+            # becomes the mean of two), and every phrasing raises its cut: if the
+            # question then falls below that cut or behind the runner-up, the
+            # phrasings it gained take it away.
             runner = hits[1] if len(hits) > 1 and hits[1].entry.entry_id not in number else None
             entry = changed[now]
             if own < relevance.cut(Hit(entry, own, "", own)) or (runner is not None and own < runner.support):

@@ -78,6 +78,13 @@ async def test_a_phrasing_that_drops_its_entry_below_its_cut_takes_the_question(
     assert await overtakes([hit(ONE, 0.75)], [grown], {"far": 0.25}, Relevance(0.5, 0.0)) == []  # at the cut
 
 
+async def test_phrasings_that_raise_their_entrys_cut_above_its_support_take_the_question():
+    # Its support stays 0.75, but with two phrasings the cut is 0.75 + 0.5 ln 2.
+    grown = entry("one", "its phrasing", "same")
+    assert await overtakes([hit(ONE, 0.75)], [grown], {"same": 0.75}, Relevance(0.75, 0.5)) == [("one", "same")]
+    assert await overtakes([hit(ONE, 0.75)], [grown], {"same": 0.75}, Relevance(0.75, 0.0)) == []
+
+
 async def test_a_change_whose_support_ties_the_answer_takes_it_with_its_keys_at_the_tie():
     # Another entry-to-be at (0.75 + 0.75) / 2 ties "one" (0.75): a tie is a take.
     tie = entry("tie", "tie a", "tie b")
@@ -93,6 +100,9 @@ def test_supports_are_each_entrys_two_best_keys_question_by_question():
     similarity = np.array([[0.25, 0.5, 0.75, 0.125], [0.5, 0.25, 0.125, 0.375]], np.float32)
     found = supports(similarity, np.array([0, 0, 0, 1]), 2)
     assert found.tolist() == [[(0.5 + 0.75) / 2, 0.125], [(0.5 + 0.25) / 2, 0.375]]
+    # The two best of many keys in any order (a partition, not a sort, finds them).
+    many = np.random.default_rng(0).permutation(np.arange(1, 41, dtype=np.float32) / 64)
+    assert supports(many[None, :], np.zeros(40, np.int64), 1).tolist() == [[(40 / 64 + 39 / 64) / 2]]
     # A key that is the question itself counts alone, for that question only.
     verbatim = supports(np.array([[0.99, 0.25], [0.5, 0.25]], np.float32), np.array([0, 0]), 1)
     assert verbatim.tolist() == [[np.float32(0.99)], [0.375]]
