@@ -256,6 +256,9 @@ class Scores:
     in_scope: np.ndarray
     best_key: np.ndarray
     best_key_right: np.ndarray
+    # The top entry's best key over the runner-up's (the runner-up by support): the
+    # margin of `Relevance.sure`; +inf when there is no runner-up.
+    key_margin: np.ndarray
 
     @property
     def margin(self) -> np.ndarray:
@@ -277,6 +280,7 @@ def scores_of(rows: list[dict], questions: list[Question]) -> Scores:
     right = np.zeros(len(rows), bool)
     best_key = np.full(len(rows), -np.inf)
     best_key_right = np.zeros(len(rows), bool)
+    key_margin = np.full(len(rows), np.inf)
     for n, (row, question) in enumerate(zip(rows, questions, strict=True)):
         top[n, :len(row["scores"])] = row["scores"]
         if row["intents"]:
@@ -284,7 +288,10 @@ def scores_of(rows: list[dict], questions: list[Question]) -> Scores:
             right[n] = row["intents"][0] == question.intent
             first = int(np.argmax(row["key_scores"]))
             best_key[n], best_key_right[n] = row["key_scores"][first], row["intents"][first] == question.intent
-    return Scores(top, keys, right, np.array([q.intent is not None for q in questions]), best_key, best_key_right)
+            if len(row["key_scores"]) > 1:
+                key_margin[n] = row["key_scores"][0] - row["key_scores"][1]
+    return Scores(top, keys, right, np.array([q.intent is not None for q in questions]), best_key, best_key_right,
+                  key_margin)
 
 
 def today_point(scores: Scores) -> dict:

@@ -13,8 +13,9 @@ when `Relevance.sure` holds for its hits too; the others it answers are hedged
 
 - precision by score: of the answers with a top score in each 0.05 band, the
   share from the question's own entry (out-of-scope questions count as wrong);
-- per candidate rule, sure when the top score reaches `sure_score`, or
-  `sure_score_apart` with the runner-up entry `sure_margin` behind (each with
+- per candidate rule, sure when the top support reaches `sure_score`, or
+  `sure_score_apart` with the runner-up entry's best phrasing `sure_margin`
+  behind the top entry's (each with
   the cut's rise per ln(phrasings); the grid includes the margin switched off):
   the precision of the sure answers, the share of right answers hedged, and the
   share of out-of-scope questions answered sure / answered at all.
@@ -67,7 +68,7 @@ def sure_mask(scores: Scores, relevance: Relevance) -> np.ndarray:
     rise = relevance.per_ln_phrasing * np.log(np.maximum(1, scores.keys))
     top = scores.top[:, 0]
     return (top >= relevance.sure_score + rise) | (
-        (top >= relevance.sure_score_apart + rise) & (scores.margin >= relevance.sure_margin))
+        (top >= relevance.sure_score_apart + rise) & (scores.key_margin >= relevance.sure_margin))
 
 
 def check(dataset: Dataset, runs: dict, relevance: Relevance) -> int:
