@@ -207,18 +207,29 @@ class Chatbot:
                     or mentions(hit, query) >= FOLLOW_UP_WORDS)
 
         relevant = self.relevant(found)
+        pointed_at = self.pointed_at(query, history.turns[-1], in_context)
         if relevant and covered_alone(relevant[0]):
+            if pointed_at and pointed_at[0].entry.entry_id != relevant[0].entry.entry_id:
+                said = mentions(pointed_at[0], query)
+                if said >= FOLLOW_UP_WORDS and said >= mentions(relevant[0], query):
+                    # "how long does that take to arrive?" after shipping to Japan finds
+                    # standard delivery on its own; but "that" is the Japan shipping just
+                    # answered, whose entry has as many of the question's words: answer
+                    # from it, and say it may not be what was meant. A question on a new
+                    # topic ("will they charge me customs on it?") has words the other
+                    # entry has and the earlier one lacks, and goes on as below.
+                    return Retrieved(found, pointed_at, pointed_back=True)
             # Sure with the conversation, or on its own words alone about the same entry.
             same = bool(alone) and max(alone, key=lambda hit: hit.support).entry.entry_id == relevant[0].entry.entry_id
             sure = self.retrieval.relevance.sure(found) or (same and self.retrieval.relevance.sure(alone))
             return Retrieved(found, [hit for hit in relevant if covered_alone(hit)], loose=not sure)
-        pointed_at = self.pointed_at(query, history.turns[-1], in_context)
         return Retrieved(found, pointed_at, pointed_back=bool(pointed_at))
 
     def pointed_at(self, query: str, last: Turn, in_context: Sequence[Hit]) -> list[Hit]:
         """The entry the last answer came from, for a question that points back at
         it ("how much will that cost me?" after a broken tent pole) and that
-        nothing answers on its own: what "that" is, is what was just answered.
+        nothing answers on its own, or that this entry also answers in the
+        question's own words: what "that" is, is what was just answered.
         It must still pass its cut searched with the conversation. A question
         without such a word ("can you tune my bicycle?") does not point back, but
         one with it may name a new topic all the same ("can you tune my bike? it

@@ -257,6 +257,26 @@ async def test_a_follow_up_points_back_only_at_an_answer_and_only_when_nothing_e
     assert pole.grounded and fees.grounded and not fees.from_topic, fees.sources
 
 
+async def test_what_a_follow_up_points_back_at_wins_over_another_topic_it_finds_alone_in_as_many_words(
+        quoting_bot, knowledge_index, knowledge):
+    """"how long does that take to arrive?" after shipping to Australia finds
+    standard delivery (3-5 business days, within the EU) on its own, but "that"
+    is the international shipping just answered, whose entry has as many of the
+    question's words: its delivery time, hedged. A follow-up whose words another
+    entry has and the earlier one lacks ("customs") keeps the entry that answers
+    it alone."""
+    await ingest(knowledge_index, [SAMPLE])
+    _, _, australia = await answer(quoting_bot, "Do you ship to Australia?", "conv-australia")
+    _, _, alone = await answer(quoting_bot, "how long does that take to arrive?")
+    _, _, how_long = await answer(quoting_bot, "how long does that take to arrive?", "conv-australia")
+    assert australia.grounded and australia.sources[0].entry_id == "faq-international-shipping"
+    assert alone.grounded and alone.sources[0].entry_id == "faq-standard-shipping"
+    assert how_long.grounded and [source.entry_id for source in how_long.sources] == ["faq-international-shipping"]
+    assert "5-10 business days" in how_long.answer and how_long.unsure and how_long.from_topic
+    _, _, customs = await answer(quoting_bot, "will they charge me customs on it?", "conv-australia")
+    assert customs.grounded and customs.sources[0].entry_id == "faq-duties-taxes" and not customs.from_topic
+
+
 async def test_on_the_sample_a_loose_match_is_hedged_and_a_close_one_is_not(quoting_bot, knowledge_index, knowledge):
     """The default rule on the sample knowledge and the real embedder: renting
     tents, which the brand never mentions, finds the broken tent pole entry only
