@@ -15,8 +15,8 @@ when `Relevance.sure` holds for its hits too; the others it answers are hedged
   share from the question's own entry (out-of-scope questions count as wrong);
 - per candidate rule, sure when the top support reaches `sure_score`, or
   `sure_score_apart` with the runner-up entry's best phrasing `sure_margin`
-  behind the top entry's (each with
-  the cut's rise per ln(phrasings); the grid includes the margin switched off):
+  behind the top entry's (each with the cut's rise per ln(phrasings); the grid
+  includes the margin switched off):
   the precision of the sure answers, the share of right answers hedged, and the
   share of out-of-scope questions answered sure / answered at all.
 

@@ -57,7 +57,8 @@ class Retrieved:
     found: list[Hit]
     relevant: list[Hit]
     # The relevant hit is the last answer's entry, taken because the question
-    # points back at it, not because anything covers the question on its own.
+    # points back at it: nothing covers the question on its own, or what does
+    # has no more of its words than that entry (Chatbot.retrieve).
     pointed_back: bool = False
     # The best relevant hit passes the cut but not `Relevance.sure`: right half
     # the time or less, so the answer says so and how to reach a person.
